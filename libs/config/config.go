@@ -1,0 +1,223 @@
+// Package config reads a service's typed configuration from environment variables. Each service
+// declares one Config struct and fills it with a Loader; every bad value is collected and reported
+// at once, naming the variable and what it accepts, and the process exits with status 2.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Env is the deployment environment, CP_ENV. It picks default intervals and which loops run.
+type Env string
+
+const (
+	EnvDev     Env = "dev"
+	EnvStaging Env = "staging"
+	EnvProd    Env = "prod"
+)
+
+// ExitInvalidConfig is the exit status for a configuration error.
+const ExitInvalidConfig = 2
+
+// Loader reads variables from a lookup function (os.LookupEnv by default) and collects errors.
+type Loader struct {
+	lookup func(string) (string, bool)
+	errs   []error
+	// Env is CP_ENV, read first so that callers can pick profile defaults.
+	Env Env
+}
+
+// NewLoader reads CP_ENV from lookup (nil: the process environment).
+func NewLoader(lookup func(string) (string, bool)) *Loader {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	l := &Loader{lookup: lookup}
+	l.Env = Env(l.Enum("CP_ENV", string(EnvDev), string(EnvDev), string(EnvStaging), string(EnvProd)))
+	return l
+}
+
+// Pick returns the value for the loader's environment.
+func Pick[T any](l *Loader, dev, staging, prod T) T {
+	switch l.Env {
+	case EnvProd:
+		return prod
+	case EnvStaging:
+		return staging
+	default:
+		return dev
+	}
+}
+
+// Err returns every problem found, joined, or nil.
+func (l *Loader) Err() error { return errors.Join(l.errs...) }
+
+func (l *Loader) fail(name, value, accepts string) {
+	l.errs = append(l.errs, fmt.Errorf("invalid %s=%q: want %s", name, value, accepts))
+}
+
+func (l *Loader) get(name string) (string, bool) {
+	v, ok := l.lookup(name)
+	if !ok || strings.TrimSpace(v) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(v), true
+}
+
+// String returns the variable or def when unset or empty.
+func (l *Loader) String(name, def string) string {
+	if v, ok := l.get(name); ok {
+		return v
+	}
+	return def
+}
+
+// Secret is String for values that must never be printed; the loader never echoes them in errors.
+func (l *Loader) Secret(name string) string {
+	v, _ := l.get(name)
+	return v
+}
+
+// Required returns the variable or records an error when it is unset.
+func (l *Loader) Required(name, accepts string) string {
+	v, ok := l.get(name)
+	if !ok {
+		l.errs = append(l.errs, fmt.Errorf("missing %s: want %s", name, accepts))
+	}
+	return v
+}
+
+// Enum returns the variable when it is one of allowed, def when unset.
+func (l *Loader) Enum(name, def string, allowed ...string) string {
+	v, ok := l.get(name)
+	if !ok {
+		return def
+	}
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	l.fail(name, v, "one of "+strings.Join(allowed, ", "))
+	return def
+}
+
+// Bool accepts 1/0, true/false, yes/no, on/off.
+func (l *Loader) Bool(name string, def bool) bool {
+	v, ok := l.get(name)
+	if !ok {
+		return def
+	}
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "on":
+		return true
+	case "0", "false", "no", "off":
+		return false
+	}
+	l.fail(name, v, "1 or 0 (true/false, yes/no, on/off)")
+	return def
+}
+
+// Int returns an integer in [min, max].
+func (l *Loader) Int(name string, def, min, max int) int {
+	v, ok := l.get(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		l.fail(name, v, fmt.Sprintf("an integer from %d to %d", min, max))
+		return def
+	}
+	return n
+}
+
+// Millis reads a duration given in milliseconds (the seed's *_MS variables), as a positive integer.
+func (l *Loader) Millis(name string, def time.Duration) time.Duration {
+	v, ok := l.get(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		l.fail(name, v, "a positive whole number of milliseconds")
+		return def
+	}
+	return time.Duration(n) * time.Millisecond
+}
+
+// Duration reads a Go duration ("30s", "5m").
+func (l *Loader) Duration(name string, def time.Duration) time.Duration {
+	v, ok := l.get(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		l.fail(name, v, `a positive duration such as "30s" or "5m"`)
+		return def
+	}
+	return d
+}
+
+// List reads a comma-separated list, trimming blanks.
+func (l *Loader) List(name string, def []string) []string {
+	v, ok := l.get(name)
+	if !ok {
+		return def
+	}
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		if p := strings.TrimSpace(part); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Check records an error for name when ok is false; for cross-field rules.
+func (l *Loader) Check(ok bool, name, value, accepts string) {
+	if !ok {
+		l.fail(name, value, accepts)
+	}
+}
+
+// Exit prints err and exits with ExitInvalidConfig. Mains call it when loading fails.
+func Exit(service string, err error) {
+	fmt.Fprintf(os.Stderr, "%s: configuration error:\n", service)
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(os.Stderr, "  %s\n", line)
+	}
+	os.Exit(ExitInvalidConfig)
+}
+
+// Common holds the settings every service shares.
+type Common struct {
+	Env            Env
+	DatabaseURL    string        // DATABASE_URL
+	NATSURL        string        // NATS_URL, default nats://127.0.0.1:4222
+	HTTPAddr       string        // HTTP_ADDR for /healthz, /readyz, /metrics
+	LogLevel       string        // LOG_LEVEL: debug, info, warn, error
+	MigrateOnStart bool          // MIGRATE_ON_START
+	ShutdownGrace  time.Duration // SHUTDOWN_GRACE, how long in-flight work may take to finish
+	OTLPEndpoint   string        // OTEL_EXPORTER_OTLP_ENDPOINT; empty keeps traces in-process
+}
+
+// LoadCommon reads the shared settings. defaultHTTP is the service's own /metrics address.
+func (l *Loader) LoadCommon(defaultHTTP string) Common {
+	return Common{
+		Env:            l.Env,
+		DatabaseURL:    l.Required("DATABASE_URL", "a postgres:// URL"),
+		NATSURL:        l.String("NATS_URL", "nats://127.0.0.1:4222"),
+		HTTPAddr:       l.String("HTTP_ADDR", defaultHTTP),
+		LogLevel:       l.Enum("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		MigrateOnStart: l.Bool("MIGRATE_ON_START", l.Env == EnvDev),
+		ShutdownGrace:  l.Duration("SHUTDOWN_GRACE", 30*time.Second),
+		OTLPEndpoint:   l.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+	}
+}

@@ -1,0 +1,156 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+)
+
+//go:embed migrations/*.sql
+var embedded embed.FS
+
+// Migrations returns the embedded migration files, in the order goose applies them.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(embedded, "migrations")
+	if err != nil {
+		panic(err) // the directory is embedded at build time; its absence is a build bug
+	}
+	return sub
+}
+
+// Open connects a pool to url and checks it with a ping.
+func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", Redact(err, url))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres %s: %w", SafeURL(url), Redact(err, url))
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("ping postgres %s: %w", SafeURL(url), Redact(err, url))
+	}
+	return pool, nil
+}
+
+// MigrationStatus is one migration and whether it is applied.
+type MigrationStatus struct {
+	Version int64
+	Source  string
+	Applied bool
+}
+
+func provider(ctx context.Context, url string) (*goose.Provider, *sql.DB, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse database url: %w", Redact(err, url))
+	}
+	sqlDB := stdlib.OpenDB(*cfg)
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, Migrations(),
+		goose.WithTableName("ops.goose_db_version"))
+	if err != nil {
+		sqlDB.Close()
+		return nil, nil, fmt.Errorf("load migrations: %w", err)
+	}
+	// goose creates its version table before the first migration runs, so its schema must exist.
+	if _, err := sqlDB.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS ops"); err != nil {
+		sqlDB.Close()
+		return nil, nil, fmt.Errorf("create schema ops on %s: %w", SafeURL(url), Redact(err, url))
+	}
+	return p, sqlDB, nil
+}
+
+// MigrateUp applies every pending migration and returns the versions it applied.
+func MigrateUp(ctx context.Context, url string) ([]int64, error) {
+	p, sqlDB, err := provider(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer sqlDB.Close()
+	results, err := p.Up(ctx)
+	var applied []int64
+	for _, r := range results {
+		if r.Error == nil {
+			applied = append(applied, r.Source.Version)
+		}
+	}
+	if err != nil {
+		return applied, fmt.Errorf("migrate up: %w", err)
+	}
+	return applied, nil
+}
+
+// MigrateStatus lists every embedded migration and whether the database has it.
+func MigrateStatus(ctx context.Context, url string) ([]MigrationStatus, error) {
+	p, sqlDB, err := provider(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer sqlDB.Close()
+	st, err := p.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migration status: %w", err)
+	}
+	out := make([]MigrationStatus, 0, len(st))
+	for _, s := range st {
+		out = append(out, MigrationStatus{Version: s.Source.Version, Source: s.Source.Path, Applied: s.State == goose.StateApplied})
+	}
+	return out, nil
+}
+
+// SafeURL returns url with its password masked, for logs and errors.
+func SafeURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		if err != nil {
+			return "<unparseable database url>"
+		}
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// Redact replaces the password of url wherever it appears in err's message.
+func Redact(err error, raw string) error {
+	if err == nil {
+		return nil
+	}
+	u, perr := url.Parse(raw)
+	if perr != nil || u.User == nil {
+		return err
+	}
+	pw, ok := u.User.Password()
+	if !ok || pw == "" {
+		return err
+	}
+	return redactedError{err: err, secret: pw}
+}
+
+type redactedError struct {
+	err    error
+	secret string
+}
+
+func (e redactedError) Error() string {
+	return strings.ReplaceAll(e.err.Error(), e.secret, "xxxxx")
+}
+
+func (e redactedError) Unwrap() error { return e.err }
+
+// ErrNotMigrated is returned by services that find the schema missing and were not asked to migrate.
+var ErrNotMigrated = errors.New("database schema is not migrated (run `cpctl migrate up` or set MIGRATE_ON_START=1)")

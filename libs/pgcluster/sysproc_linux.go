@@ -1,0 +1,5 @@
+package pgcluster
+
+import "syscall"
+
+func detached() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }

@@ -1,0 +1,3 @@
+module cryptopill.dev/jobs/proto
+
+go 1.26.0
