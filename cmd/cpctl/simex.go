@@ -1,0 +1,13 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+)
+
+// TODO(foundation): replaced by the real implementation.
+func runSimex(ctx context.Context, args []string) int {
+	fmt.Fprintln(os.Stderr, "cpctl: not implemented yet")
+	return 1
+}
