@@ -7,6 +7,8 @@ require (
 	cryptopill.dev/jobs/proto v0.0.0
 )
 
+require github.com/compose-spec/compose-go/v2 v2.16.2 // indirect
+
 replace (
 	cryptopill.dev/jobs/libs => ../../libs
 	cryptopill.dev/jobs/proto => ../../proto
