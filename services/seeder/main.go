@@ -1,0 +1,25 @@
+// Command seeder keeps ingest.jobs in step with the coin universe. See README.md and docs/events.md.
+package main
+
+import (
+	"context"
+	"os"
+
+	"cryptopill.dev/jobs/libs/config"
+	"cryptopill.dev/jobs/libs/service"
+)
+
+func main() {
+	cfg, err := LoadConfig(os.LookupEnv)
+	if err != nil {
+		config.Exit("seeder", err)
+	}
+	os.Exit(service.Main(service.Options{Name: "seeder", Common: cfg.Common}, func(ctx context.Context, p *service.Process) error {
+		return run(ctx, p, cfg)
+	}))
+}
+
+func run(ctx context.Context, p *service.Process, cfg Config) error {
+	<-ctx.Done()
+	return nil
+}
