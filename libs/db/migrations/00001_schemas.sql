@@ -7,7 +7,7 @@ CREATE SCHEMA IF NOT EXISTS cin_aux;
 CREATE SCHEMA IF NOT EXISTS ops;
 
 -- +goose Down
-DROP SCHEMA IF EXISTS ops CASCADE;
+-- ops stays: it holds goose's own version table, which must outlive every migration.
 DROP SCHEMA IF EXISTS cin_aux CASCADE;
 DROP SCHEMA IF EXISTS ingest CASCADE;
 DROP SCHEMA IF EXISTS str_aux CASCADE;
