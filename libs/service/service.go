@@ -1,0 +1,252 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"cryptopill.dev/jobs/libs/config"
+	"cryptopill.dev/jobs/libs/db"
+)
+
+// version is set at build time with -ldflags "-X cryptopill.dev/jobs/libs/service.version=…".
+var version string
+
+// Version is the build's version: the ldflags value, else the VCS revision, else "dev".
+func Version() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return s.Value[:12]
+			}
+		}
+	}
+	return "dev"
+}
+
+// Options says what a service needs from its process.
+type Options struct {
+	// Name is the service name, used in logs, ce-source, metrics and ops.session_log.
+	Name string
+	// Common is the shared configuration.
+	Common config.Common
+	// NoDatabase skips Postgres (a service that needs none).
+	NoDatabase bool
+	// NoNATS skips the NATS connection.
+	NoNATS bool
+	// Logger overrides the JSON logger on stderr (tests).
+	Logger *slog.Logger
+}
+
+// Process is what a running service gets: its connections, logger and metrics registry.
+type Process struct {
+	Name      string
+	Env       config.Env
+	Logger    *slog.Logger
+	Pool      *pgxpool.Pool
+	NC        *nats.Conn
+	JS        jetstream.JetStream
+	Registry  *prometheus.Registry
+	SessionID int64
+	// HTTPAddr is where /healthz, /readyz and /metrics listen (resolved, with the real port).
+	HTTPAddr string
+
+	mu     sync.Mutex
+	checks map[string]func(context.Context) error
+}
+
+// AddReadyCheck adds a named check to /readyz.
+func (p *Process) AddReadyCheck(name string, check func(context.Context) error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.checks[name] = check
+}
+
+// Run is a service's body: it returns when ctx is cancelled and its work has drained.
+type Run func(ctx context.Context, p *Process) error
+
+// Main runs a service and returns the process exit status: 0 after a clean shutdown, 1 on error.
+func Main(opts Options, run Run) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := opts.Logger
+	if logger == nil {
+		logger = NewLogger(opts.Common.LogLevel)
+	}
+	logger = logger.With("service", opts.Name)
+	if err := Start(ctx, opts, logger, run); err != nil {
+		logger.Error("service failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// Start is Main without signal handling and exit codes, for tests and embedding: it runs until
+// ctx is cancelled and run returns.
+func Start(ctx context.Context, opts Options, logger *slog.Logger, run Run) (err error) {
+	p := &Process{
+		Name:     opts.Name,
+		Env:      opts.Common.Env,
+		Logger:   logger,
+		Registry: prometheus.NewRegistry(),
+		checks:   map[string]func(context.Context) error{},
+	}
+	p.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	logger.Info("starting", "version", Version(), "env", opts.Common.Env, "pid", os.Getpid())
+
+	shutdownTracing, err := setupTracing(ctx, opts.Name, opts.Common.OTLPEndpoint)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdownTracing(sctx)
+	}()
+
+	if !opts.NoDatabase {
+		if opts.Common.MigrateOnStart {
+			applied, err := db.MigrateUp(ctx, opts.Common.DatabaseURL)
+			if err != nil {
+				return err
+			}
+			logger.Info("migrations applied", "versions", applied)
+		}
+		if p.Pool, err = db.Open(ctx, opts.Common.DatabaseURL); err != nil {
+			return err
+		}
+		defer p.Pool.Close()
+		p.SessionID, err = db.StampSession(ctx, p.Pool, db.SessionStamp{Service: opts.Name, Version: Version(), Env: string(opts.Common.Env)})
+		if err != nil {
+			return fmt.Errorf("stamp ops.session_log (is the schema migrated? run `cpctl migrate up` or set MIGRATE_ON_START=1): %w", err)
+		}
+		logger = logger.With("session_id", p.SessionID)
+		p.Logger = logger
+		pool := p.Pool
+		p.AddReadyCheck("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
+	}
+	if !opts.NoNATS {
+		if p.NC, err = connectNATS(opts.Name, opts.Common.NATSURL, logger); err != nil {
+			return err
+		}
+		defer p.NC.Close()
+		if p.JS, err = jetstream.New(p.NC); err != nil {
+			return fmt.Errorf("jetstream on %s: %w", opts.Common.NATSURL, err)
+		}
+		nc := p.NC
+		p.AddReadyCheck("nats", func(context.Context) error {
+			if !nc.IsConnected() {
+				return fmt.Errorf("nats %s", nc.Status())
+			}
+			return nil
+		})
+	}
+
+	srv, err := p.serveHTTP(opts.Common.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	logger.Info("ready", "http", p.HTTPAddr)
+
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, p) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		logger.Info("shutting down: draining in-flight work", "grace", opts.Common.ShutdownGrace)
+		select {
+		case err = <-done:
+		case <-time.After(opts.Common.ShutdownGrace):
+			err = fmt.Errorf("shutdown grace %s exceeded; in-flight work abandoned (it will be redelivered)", opts.Common.ShutdownGrace)
+		}
+	}
+	if p.NC != nil {
+		// Drain flushes what is buffered and unsubscribes before the connection closes.
+		_ = p.NC.Drain()
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+func connectNATS(name, url string, logger *slog.Logger) (*nats.Conn, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			logger.Warn("nats disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect nats %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+func (p *Process) serveHTTP(addr string) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		p.mu.Lock()
+		checks := make(map[string]func(context.Context) error, len(p.checks))
+		for k, v := range p.checks {
+			checks[k] = v
+		}
+		p.mu.Unlock()
+		status, body := http.StatusOK, ""
+		for name, check := range checks {
+			if err := check(ctx); err != nil {
+				status = http.StatusServiceUnavailable
+				body += fmt.Sprintf("%s: %v\n", name, err)
+			} else {
+				body += name + ": ok\n"
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(p.Registry, promhttp.HandlerOpts{Registry: p.Registry}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen HTTP_ADDR=%s: %w", addr, err)
+	}
+	p.HTTPAddr = ln.Addr().String()
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
+}
