@@ -1,0 +1,91 @@
+// Package eventstest gives tests a ready event bus: an embedded JetStream server with the
+// platform's streams and consumers applied, and helpers to read what landed in a stream.
+package eventstest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"cryptopill.dev/jobs/libs/events"
+	"cryptopill.dev/jobs/libs/testkit/natstest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bus is an embedded JetStream server with the topology applied.
+type Bus struct {
+	Server   *natstest.Server
+	Conn     *nats.Conn
+	JS       jetstream.JetStream
+	Topology events.Topology
+}
+
+// NewBus starts a server for t, connects (reconnecting quickly, for Restart), and applies
+// events.NewTopology(events.TopologyConfig{}) plus any extra consumer declarations.
+func NewBus(t testing.TB, extra ...events.ConsumerDecl) *Bus {
+	t.Helper()
+	srv := natstest.NewServer(t)
+	nc := srv.Connect(t, nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("eventstest: jetstream: %v", err)
+	}
+	topo := events.NewTopology(events.TopologyConfig{})
+	topo.Consumers = append(topo.Consumers, extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := topo.Apply(ctx, js); err != nil {
+		t.Fatalf("eventstest: apply topology: %v", err)
+	}
+	return &Bus{Server: srv, Conn: nc, JS: js, Topology: topo}
+}
+
+// Events decodes every message of stream whose subject matches filter (">" for all), in stream
+// order. It fails the test on a message that does not decode.
+func Events(t testing.TB, js jetstream.JetStream, stream, filter string) []events.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("eventstest: stream %s: %v", stream, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		t.Fatalf("eventstest: stream %s info: %v", stream, err)
+	}
+	var out []events.Event
+	if info.State.Msgs == 0 {
+		return out
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		t.Fatalf("eventstest: ordered consumer on %s: %v", stream, err)
+	}
+	for {
+		batch, err := cons.FetchNoWait(256)
+		if err != nil {
+			t.Fatalf("eventstest: fetch %s: %v", stream, err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			_, ev, err := events.Decode(ctx, &nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
+			if err != nil {
+				t.Fatalf("eventstest: decode %s message: %v", stream, err)
+			}
+			ev.Metadata, _ = msg.Metadata()
+			out = append(out, ev)
+			if ev.Metadata != nil && ev.Metadata.NumPending == 0 {
+				return out
+			}
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatalf("eventstest: fetch %s: %v", stream, err)
+		}
+		if n == 0 {
+			return out
+		}
+	}
+}
