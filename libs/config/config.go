@@ -201,6 +201,7 @@ type Common struct {
 	Env            Env
 	DatabaseURL    string        // DATABASE_URL
 	NATSURL        string        // NATS_URL, default nats://127.0.0.1:4222
+	NATSReplicas   int           // NATS_REPLICAS, stream replicas: 1 in dev, 3 in staging and prod
 	HTTPAddr       string        // HTTP_ADDR for /healthz, /readyz, /metrics
 	LogLevel       string        // LOG_LEVEL: debug, info, warn, error
 	MigrateOnStart bool          // MIGRATE_ON_START
@@ -214,6 +215,7 @@ func (l *Loader) LoadCommon(defaultHTTP string) Common {
 		Env:            l.Env,
 		DatabaseURL:    l.Required("DATABASE_URL", "a postgres:// URL"),
 		NATSURL:        l.String("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSReplicas:   l.Int("NATS_REPLICAS", Pick(l, 1, 3, 3), 1, 5),
 		HTTPAddr:       l.String("HTTP_ADDR", defaultHTTP),
 		LogLevel:       l.Enum("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		MigrateOnStart: l.Bool("MIGRATE_ON_START", l.Env == EnvDev),

@@ -23,6 +23,7 @@ import (
 
 	"cryptopill.dev/jobs/libs/config"
 	"cryptopill.dev/jobs/libs/db"
+	"cryptopill.dev/jobs/libs/events"
 )
 
 // version is set at build time with -ldflags "-X cryptopill.dev/jobs/libs/service.version=…".
@@ -55,6 +56,9 @@ type Options struct {
 	NoNATS bool
 	// Logger overrides the JSON logger on stderr (tests).
 	Logger *slog.Logger
+	// Topology is applied (created or updated, idempotently) once NATS is connected. The zero
+	// value is events.NewTopology with Common.NATSReplicas.
+	Topology *events.Topology
 }
 
 // Process is what a running service gets: its connections, logger and metrics registry.
@@ -88,13 +92,11 @@ type Run func(ctx context.Context, p *Process) error
 func Main(opts Options, run Run) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := opts.Logger
-	if logger == nil {
-		logger = NewLogger(opts.Common.LogLevel)
+	if opts.Logger == nil {
+		opts.Logger = NewLogger(opts.Common.LogLevel).With("service", opts.Name)
 	}
-	logger = logger.With("service", opts.Name)
-	if err := Start(ctx, opts, logger, run); err != nil {
-		logger.Error("service failed", "err", err)
+	if err := Start(ctx, opts, run); err != nil {
+		opts.Logger.Error("service failed", "err", err)
 		return 1
 	}
 	return 0
@@ -102,7 +104,11 @@ func Main(opts Options, run Run) int {
 
 // Start is Main without signal handling and exit codes, for tests and embedding: it runs until
 // ctx is cancelled and run returns.
-func Start(ctx context.Context, opts Options, logger *slog.Logger, run Run) (err error) {
+func Start(ctx context.Context, opts Options, run Run) (err error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = NewLogger(opts.Common.LogLevel).With("service", opts.Name)
+	}
 	p := &Process{
 		Name:     opts.Name,
 		Env:      opts.Common.Env,
@@ -152,6 +158,14 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger, run Run) (err
 		if p.JS, err = jetstream.New(p.NC); err != nil {
 			return fmt.Errorf("jetstream on %s: %w", opts.Common.NATSURL, err)
 		}
+		topo := opts.Topology
+		if topo == nil {
+			t := events.NewTopology(events.TopologyConfig{Replicas: opts.Common.NATSReplicas})
+			topo = &t
+		}
+		if err := applyTopology(ctx, p.JS, topo, logger); err != nil {
+			return err
+		}
 		nc := p.NC
 		p.AddReadyCheck("nats", func(context.Context) error {
 			if !nc.IsConnected() {
@@ -193,6 +207,28 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger, run Run) (err
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// applyTopology declares the streams and durable consumers, retrying while NATS is unreachable
+// (the connection retries in the background) until ctx ends.
+func applyTopology(ctx context.Context, js jetstream.JetStream, topo *events.Topology, logger *slog.Logger) error {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := topo.Apply(actx, js)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("declare streams and consumers: %w", err)
+		}
+		logger.Warn("declaring streams and consumers failed; retrying", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("declare streams and consumers: %w", err)
+		case <-time.After(min(time.Duration(attempt)*time.Second, 10*time.Second)):
+		}
+	}
 }
 
 func connectNATS(name, url string, logger *slog.Logger) (*nats.Conn, error) {

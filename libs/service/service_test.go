@@ -1,0 +1,96 @@
+package service_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"cryptopill.dev/jobs/libs/config"
+	"cryptopill.dev/jobs/libs/events"
+	"cryptopill.dev/jobs/libs/service"
+	"cryptopill.dev/jobs/libs/testkit/natstest"
+	"cryptopill.dev/jobs/libs/testkit/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func TestServiceLifecycle(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewEmptyDB(t)
+	ns := natstest.NewServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	ready := make(chan *service.Process, 1)
+	drained := false
+	errc := make(chan error, 1)
+	go func() {
+		errc <- service.Start(ctx, service.Options{
+			Name: "lifecycle",
+			Common: config.Common{
+				Env: config.EnvDev, DatabaseURL: d.URL, NATSURL: ns.URL, HTTPAddr: "127.0.0.1:0",
+				MigrateOnStart: true, ShutdownGrace: 5 * time.Second,
+			},
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		}, func(ctx context.Context, p *service.Process) error {
+			ready <- p
+			<-ctx.Done()
+			time.Sleep(50 * time.Millisecond) // in-flight work finishing
+			drained = true
+			return nil
+		})
+	}()
+	var p *service.Process
+	select {
+	case p = <-ready:
+	case err := <-errc:
+		t.Fatalf("service stopped early: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("service did not start")
+	}
+
+	// Migrated at start, stamped in ops.session_log.
+	var service, env string
+	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT service, env FROM ops.session_log WHERE id = $1`, p.SessionID).Scan(&service, &env))
+	require.Equal(t, "lifecycle", service)
+	require.Equal(t, "dev", env)
+
+	// Streams and consumers declared.
+	js, err := jetstream.New(ns.Connect(t))
+	require.NoError(t, err)
+	for _, name := range []string{events.StreamTicks, events.StreamCDC, events.StreamDLQ} {
+		_, err := js.Stream(ctx, name)
+		require.NoError(t, err, name)
+	}
+
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "postgres: ok", "/metrics": "go_goroutines"} {
+		resp, err := http.Get("http://" + p.HTTPAddr + path)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		require.Contains(t, string(body), want, path)
+	}
+
+	cancel()
+	require.NoError(t, <-errc)
+	require.True(t, drained, "run returned before shutdown completed")
+}
+
+func TestServiceReportsUnreachableDatabase(t *testing.T) {
+	t.Parallel()
+	err := service.Start(context.Background(), service.Options{
+		Name:   "nodb",
+		Common: config.Common{DatabaseURL: "postgres://u:hunter2@127.0.0.1:1/x?sslmode=disable&connect_timeout=2", HTTPAddr: "127.0.0.1:0", ShutdownGrace: time.Second},
+		NoNATS: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, func(context.Context, *service.Process) error { return nil })
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "hunter2", "secrets never appear in errors")
+}
