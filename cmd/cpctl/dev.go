@@ -17,8 +17,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"cryptopill.dev/jobs/libs/db"
+	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/pgcluster"
 )
 
@@ -99,6 +102,9 @@ func (s *devStack) up(ctx context.Context, natsPort, pgPort, simexPort int) erro
 		return fmt.Errorf("nats: not ready on port %d (is it in use? set CP_DEV_NATS_PORT)", natsPort)
 	}
 	natsURL := s.nats.ClientURL()
+	if err := declareTopology(ctx, natsURL); err != nil {
+		return err
+	}
 
 	// Postgres, initialised on first run and reused after.
 	s.pg, err = pgcluster.New(pgcluster.Config{Dir: filepath.Join(abs, "pg"), Port: pgPort, Durable: true})
@@ -292,6 +298,24 @@ func (c *devChild) stop(grace time.Duration) {
 		_ = cmd.Process.Kill()
 		<-exited
 	}
+}
+
+// declareTopology creates the streams and durable consumers up front, so they exist (and can be
+// inspected with the nats CLI) even before the first service starts.
+func declareTopology(ctx context.Context, natsURL string) error {
+	nc, err := nats.Connect(natsURL, nats.Name("cpctl dev"))
+	if err != nil {
+		return fmt.Errorf("connect nats %s: %w", natsURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := events.NewTopology(events.TopologyConfig{}).Apply(ctx, js); err != nil {
+		return fmt.Errorf("declare streams: %w", err)
+	}
+	return nil
 }
 
 func ensureDatabase(ctx context.Context, adminURL, name string) error {
