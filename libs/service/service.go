@@ -117,7 +117,7 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		checks:   map[string]func(context.Context) error{},
 	}
 	p.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	logger.Info("starting", "version", Version(), "env", opts.Common.Env, "pid", os.Getpid())
+	logger.Info("starting", "version", Version(), "env", opts.Common.Env, "pid", os.Getpid(), "nats", opts.Common.NATSURL, "database", db.SafeURL(opts.Common.DatabaseURL))
 
 	shutdownTracing, err := setupTracing(ctx, opts.Name, opts.Common.OTLPEndpoint)
 	if err != nil {
@@ -191,7 +191,7 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		logger.Info("shutting down: draining in-flight work", "grace", opts.Common.ShutdownGrace)
+		logger.Info("shutting down: draining in-flight work", "grace", opts.Common.ShutdownGrace.String())
 		select {
 		case err = <-done:
 		case <-time.After(opts.Common.ShutdownGrace):
@@ -238,7 +238,9 @@ func connectNATS(name, url string, logger *slog.Logger) (*nats.Conn, error) {
 		nats.ReconnectWait(time.Second),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			logger.Warn("nats disconnected", "err", err)
+			if err != nil { // nil: our own Drain/Close at shutdown
+				logger.Warn("nats disconnected; reconnecting", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
 	)
