@@ -1,0 +1,117 @@
+package jobs
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Config configures an [Engine]. The zero value of every field is a sensible default; the
+// defaults are what `make bench-jobs` measures.
+type Config struct {
+	// Workers is how many handlers run at once. Default 100.
+	Workers int
+	// BatchSize is the most jobs one claim statement takes and one completion statement records.
+	// Default 1000. An engine holds at most Workers jobs running plus a prefetch of claimed jobs
+	// that grows with its measured throughput (about 100 ms of work, at most BatchSize), so fast
+	// jobs are claimed in large batches while slow ones are not hoarded away from other engines.
+	BatchSize int
+	// Lease is how long a claim stays valid without being renewed. Default 30s. An engine renews
+	// the leases of the jobs it holds every Lease/3 and looks for expired leases every Lease/2;
+	// a job whose worker died is back in the queue within about 1.5 × Lease.
+	Lease time.Duration
+	// BackoffBase is the retry delay after the first failed attempt. Default 1s. The delay after
+	// attempt n is drawn uniformly from [d/2, d] with d = min(BackoffCap, BackoffBase·2^(n−1)):
+	// it grows with every attempt, never exceeds BackoffCap, and retries of jobs that failed
+	// together spread out.
+	BackoffBase time.Duration
+	// BackoffCap is the longest retry delay. Default 5m.
+	BackoffCap time.Duration
+	// PollInterval is the fallback check for due work when no notification, Wake or known
+	// schedule woke the engine earlier (a notification lost while the listener reconnected, a
+	// job made due by another engine's retry). Default 5s.
+	PollInterval time.Duration
+	// JobTimeout bounds one handler run: its context is cancelled after it and the run counts as
+	// a failed attempt. Default 1m; negative: no limit.
+	JobTimeout time.Duration
+	// WorkerID prefixes the identity the engine writes to locked_by; each Start appends a random
+	// suffix. Default: host name and process id.
+	WorkerID string
+	// Logger receives the engine's logs (retries, failures, rescues, database errors). Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults of Config's zero-valued fields.
+const (
+	DefaultWorkers      = 100
+	DefaultBatchSize    = 1000
+	DefaultLease        = 30 * time.Second
+	DefaultBackoffBase  = time.Second
+	DefaultBackoffCap   = 5 * time.Minute
+	DefaultPollInterval = 5 * time.Second
+	DefaultJobTimeout   = time.Minute
+)
+
+// withDefaults validates c and fills in its zero fields.
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	neg := func(name string, bad bool) {
+		if bad {
+			errs = append(errs, fmt.Errorf("jobs: Config.%s must not be negative", name))
+		}
+	}
+	neg("Workers", c.Workers < 0)
+	neg("BatchSize", c.BatchSize < 0)
+	neg("Lease", c.Lease < 0)
+	neg("BackoffBase", c.BackoffBase < 0)
+	neg("BackoffCap", c.BackoffCap < 0)
+	neg("PollInterval", c.PollInterval < 0)
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.Lease == 0 {
+		c.Lease = DefaultLease
+	}
+	if c.Lease > 0 && c.Lease < 30*time.Millisecond {
+		errs = append(errs, fmt.Errorf("jobs: Config.Lease %s is shorter than 30ms", c.Lease))
+	}
+	if c.BackoffBase == 0 {
+		c.BackoffBase = DefaultBackoffBase
+	}
+	if c.BackoffCap == 0 {
+		c.BackoffCap = DefaultBackoffCap
+	}
+	if c.BackoffCap < c.BackoffBase {
+		errs = append(errs, fmt.Errorf("jobs: Config.BackoffCap %s is below BackoffBase %s", c.BackoffCap, c.BackoffBase))
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.JobTimeout == 0 {
+		c.JobTimeout = DefaultJobTimeout
+	}
+	if c.WorkerID == "" {
+		host, _ := os.Hostname()
+		c.WorkerID = fmt.Sprintf("%s/%d", host, os.Getpid())
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, errors.Join(errs...)
+}
+
+// runID is the locked_by identity of one Start: the configured prefix and a random suffix, so
+// a restarted engine never mistakes its predecessor's claims for its own.
+func (c Config) runID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return c.WorkerID + "/" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,24 @@
+// Package jobs is the job engine over ingest.jobs: the table of market-data work the seeder fills
+// and the services work down.
+//
+// Producers call [Enqueue] or [EnqueueMany] (inside their own transaction if they like). A job is
+// identified by its kind and a dedup key; enqueueing work that is already queued or running is a
+// no-op, so re-seeding never duplicates work. [Cancel] withdraws live jobs by kind, key or payload.
+//
+// Workers run an [Engine]: [Engine.Register] a [Handler] per kind, [Engine.Start], and
+// [Engine.Stop] at shutdown. The engine claims due jobs in batches (one UPDATE … FOR UPDATE SKIP
+// LOCKED … RETURNING), runs their handlers with bounded concurrency, and records outcomes in
+// batches from an asynchronous completer:
+//
+//   - success: one-shot jobs are done; periodic jobs go back to the queue for their next period;
+//   - error: retried after a capped exponential backoff with jitter, until the job's attempts are
+//     used up; then the job is failed with the error (at once for [Permanent] errors);
+//   - no handler: jobs of kinds an engine has no handler for are never claimed by it.
+//
+// A claimed job is leased to its worker, which renews the lease while it holds the job. Jobs left
+// running by a dead worker are rescued by any live engine once their lease has expired.
+//
+// Engines never busy-poll. They sleep until a notification on the ingest_jobs channel (sent by the
+// table's insert trigger), an explicit [Engine.Wake] (services call it on tick events), the next
+// scheduled_for they know of, or a slow fallback poll.
+package jobs

@@ -1,0 +1,676 @@
+package jobs
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// A run is one Start-to-Stop life of an engine. Its goroutines:
+//
+//	produce   claims due jobs in batches and queues them (the only claimer; it sleeps when idle)
+//	execute   Workers goroutines running handlers from the queue
+//	complete  records outcomes in batches, then hands back whatever is still held at the end
+//	listen    LISTEN ingest_jobs on a dedicated connection, waking produce
+//	maintain  renews the leases of held jobs and rescues expired ones
+//
+// Shutdown flows down that pipeline: produce returns and closes the queue, the executors hand
+// back jobs they have not started and finish the ones they have, the completer flushes the last
+// outcomes, and listen and maintain stop last.
+type run struct {
+	e        *Engine
+	cfg      Config
+	log      *slog.Logger
+	id       string // locked_by of every job this run claims
+	kinds    []string
+	handlers map[Kind]Handler
+
+	loopCtx     context.Context // cancelled when a stop is requested
+	workCtx     context.Context // parent of handler contexts; cancelled when Stop's deadline passes
+	cancelWork  context.CancelFunc
+	interrupted atomic.Bool // jobs were released because Stop's deadline cut their handlers short
+
+	listener *pgx.Conn // connected by newRun, owned by listen afterwards
+
+	queue   chan Job      // claimed jobs waiting for an executor
+	results chan result   // outcomes waiting for the completer
+	slot    chan struct{} // capacity 1: an executor finished a job
+	done    atomic.Int64  // handler runs finished, for the throughput estimate
+
+	ownedMu sync.Mutex
+	owned   map[int64]struct{} // claimed and not yet recorded: the jobs whose leases we renew
+}
+
+type outcome string
+
+const (
+	outcomeSucceeded outcome = "succeeded"
+	outcomeRetry     outcome = "retry"
+	outcomeFailed    outcome = "failed"
+	outcomeRelease   outcome = "release"
+)
+
+type result struct {
+	id       int64
+	outcome  outcome
+	delay    time.Duration // before the retry
+	err      string
+	periodic bool
+}
+
+const (
+	// claimCooldown is the least time between claims other than back-to-back full batches, so a
+	// busy engine whose workers free up one at a time claims in small batches, not one by one.
+	claimCooldown = 10 * time.Millisecond
+	// prefetchHorizon is how much work, at the measured rate, an engine claims beyond its free
+	// workers.
+	prefetchHorizon = 100 * time.Millisecond
+	// statementTimeout bounds the engine's own statements.
+	statementTimeout = 30 * time.Second
+	// maxErrorLen bounds the error text stored with a job.
+	maxErrorLen = 4000
+)
+
+func newRun(loopCtx context.Context, e *Engine, handlers map[Kind]Handler) (*run, error) {
+	cfg := e.cfg
+	r := &run{
+		e:        e,
+		cfg:      cfg,
+		id:       cfg.runID(),
+		kinds:    kindNames(handlers),
+		handlers: handlers,
+		loopCtx:  loopCtx,
+		queue:    make(chan Job, cfg.Workers+cfg.BatchSize),
+		results:  make(chan result, cfg.Workers+cfg.BatchSize),
+		slot:     make(chan struct{}, 1),
+		owned:    map[int64]struct{}{},
+	}
+	r.log = e.log.With("worker", r.id)
+	r.workCtx, r.cancelWork = context.WithCancel(context.WithoutCancel(loopCtx))
+	conn, err := r.connectListener(loopCtx)
+	if err != nil {
+		r.cancelWork()
+		return nil, err
+	}
+	r.listener = conn
+	return r, nil
+}
+
+// interrupt cancels the handlers still running; their jobs are handed back to the queue.
+func (r *run) interrupt() { r.cancelWork() }
+
+func (r *run) loop() {
+	defer r.cancelWork()
+	bgCtx, bgCancel := context.WithCancel(context.WithoutCancel(r.loopCtx))
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); r.listen() }()
+	go func() { defer bg.Done(); r.maintain(bgCtx) }()
+
+	var workers sync.WaitGroup
+	for range r.cfg.Workers {
+		workers.Add(1)
+		go func() { defer workers.Done(); r.execute() }()
+	}
+	completed := make(chan struct{})
+	go func() { defer close(completed); r.complete() }()
+
+	r.produce()
+	workers.Wait()
+	close(r.results)
+	<-completed
+	bgCancel()
+	bg.Wait()
+}
+
+// produce is the claim loop. It claims again at once after a full batch; after a short one it
+// sleeps until a wake-up (notification, Wake, a result that rescheduled work), the next known
+// scheduled_for, or the poll fallback.
+func (r *run) produce() {
+	defer close(r.queue)
+	ctx := r.loopCtx
+	var (
+		idle      bool
+		wait      time.Duration
+		lastClaim time.Time
+		lastFull  bool
+		failures  int
+		rate      float64 // handler runs per second, smoothed
+		rateAt    = time.Now()
+		rateDone  int64
+	)
+	for {
+		if idle && !r.sleep(ctx, wait) {
+			return
+		}
+		idle = false
+		if !lastFull {
+			if d := claimCooldown - time.Since(lastClaim); d > 0 && !sleepCtx(ctx, d) {
+				return
+			}
+		}
+		limit, least := r.claimLimit(rate)
+		if limit < least {
+			select {
+			case <-r.slot:
+			case <-ctx.Done():
+				return
+			}
+			lastFull = false
+			continue
+		}
+		jobs, err := r.claim(ctx, limit)
+		now := time.Now()
+		lastClaim = now
+		if dt := now.Sub(rateAt).Seconds(); dt >= 0.005 {
+			d := r.done.Load()
+			rate = 0.5*rate + 0.5*float64(d-rateDone)/dt
+			rateDone, rateAt = d, now
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			wait = min(r.cfg.PollInterval, 100*time.Millisecond<<min(failures, 8))
+			r.log.Error("claim jobs", "err", err, "retry_in", wait)
+			idle, lastFull = true, false
+			continue
+		}
+		failures = 0
+		for _, j := range jobs {
+			r.queue <- j // never blocks: the queue holds Workers+BatchSize, more than can be held
+		}
+		lastFull = len(jobs) == r.cfg.BatchSize
+		if len(jobs) == limit {
+			continue // more may be due
+		}
+		wait = r.untilNextDue(ctx)
+		idle = true
+	}
+}
+
+// claimLimit is how many jobs to claim now: enough to fill the free workers plus a prefetch of
+// about prefetchHorizon of work at the measured rate, at most one batch. least is the smallest
+// claim worth a statement while jobs are held: half the prefetch, so fast jobs are claimed in
+// large batches while slow ones are topped up a few at a time and keep every worker busy.
+func (r *run) claimLimit(rate float64) (limit, least int) {
+	prefetch := min(max(int(rate*prefetchHorizon.Seconds()), 0), r.cfg.BatchSize)
+	held := int(r.e.stats.inFlight.Load())
+	limit = min(r.cfg.Workers+prefetch-held, r.cfg.BatchSize)
+	if held == 0 {
+		return limit, 1
+	}
+	return limit, max(1, prefetch/2)
+}
+
+func (r *run) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.e.wake:
+		return true
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (r *run) claim(ctx context.Context, limit int) ([]Job, error) {
+	ctx, cancel := context.WithTimeout(ctx, statementTimeout)
+	defer cancel()
+	r.e.stats.claimQueries.Add(1)
+	defer func(t time.Time) { r.e.stats.claimNanos.Add(int64(time.Since(t))) }(time.Now())
+	var jobs []Job
+	err := r.inOrderedScan(ctx, claimSQL, []any{r.kinds, limit, r.id, r.cfg.Lease.Microseconds()}, func(rows pgx.Rows) error {
+		jobs = make([]Job, 0, limit)
+		for rows.Next() {
+			var (
+				j        Job
+				periodUS *int64
+			)
+			if err := rows.Scan(&j.ID, &j.Kind, &j.Key, &j.Payload, &j.Attempt, &j.MaxAttempts,
+				&j.ScheduledFor, &periodUS, &j.CreatedAt); err != nil {
+				return fmt.Errorf("scan: %w", err)
+			}
+			if periodUS != nil {
+				j.Period = time.Duration(*periodUS) * time.Microsecond
+			}
+			jobs = append(jobs, j)
+		}
+		return rows.Err()
+	})
+	// Jobs claimed but lost to an error are not in owned: nobody renews their leases and they are
+	// rescued once those expire (or released when this run stops).
+	if err != nil {
+		return nil, fmt.Errorf("claim up to %d jobs: %w", limit, err)
+	}
+	r.ownedMu.Lock()
+	for _, j := range jobs {
+		r.owned[j.ID] = struct{}{}
+	}
+	r.ownedMu.Unlock()
+	r.e.stats.inFlight.Add(int64(len(jobs)))
+	r.e.stats.claimed.Add(int64(len(jobs)))
+	return jobs, nil
+}
+
+// inOrderedScan runs query in one batch (one implicit transaction, one round trip) after
+// ordered_scan.sql, which keeps the planner on jobs_due's ordered index scan, and hands its rows
+// to read.
+func (r *run) inOrderedScan(ctx context.Context, query string, args []any, read func(pgx.Rows) error) error {
+	b := &pgx.Batch{}
+	b.Queue(orderedScanSQL)
+	b.Queue(query, args...)
+	br := r.e.pool.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return err
+	}
+	rows, err := br.Query()
+	if err == nil {
+		err = read(rows)
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	return errors.Join(err, br.Close())
+}
+
+// untilNextDue is how long produce may sleep: until the next queued job of its kinds is due, at
+// most PollInterval.
+func (r *run) untilNextDue(ctx context.Context) time.Duration {
+	ctx, cancel := context.WithTimeout(ctx, statementTimeout)
+	defer cancel()
+	var secs *float64
+	err := r.inOrderedScan(ctx, nextDueSQL, []any{r.kinds}, func(rows pgx.Rows) error {
+		for rows.Next() {
+			if err := rows.Scan(&secs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("find next due job", "err", err)
+		}
+		return r.cfg.PollInterval
+	}
+	if secs == nil {
+		return r.cfg.PollInterval
+	}
+	d := time.Duration(*secs * float64(time.Second))
+	return min(max(d, time.Millisecond), r.cfg.PollInterval)
+}
+
+// execute runs handlers for queued jobs until the queue is closed. Once a stop is requested it
+// hands back the jobs it has not started instead of running them.
+func (r *run) execute() {
+	for job := range r.queue {
+		res := result{id: job.ID, outcome: outcomeRelease}
+		if r.loopCtx.Err() == nil {
+			res = r.work(job)
+		}
+		r.results <- res
+		r.e.stats.inFlight.Add(-1)
+		r.done.Add(1)
+		select {
+		case r.slot <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (r *run) work(job Job) result {
+	ctx := r.workCtx
+	if r.cfg.JobTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.cfg.JobTimeout)
+		defer cancel()
+	}
+	err := call(ctx, r.handlers[job.Kind], job)
+	res := result{id: job.ID, periodic: job.Period > 0}
+	switch {
+	case err == nil:
+		res.outcome = outcomeSucceeded
+	case r.workCtx.Err() != nil:
+		// Stop's deadline cut the handler short: not the job's fault, not an attempt.
+		res.outcome = outcomeRelease
+		r.interrupted.Store(true)
+	case IsPermanent(err) || job.Attempt >= job.MaxAttempts:
+		res.outcome = outcomeFailed
+		res.err = truncate(err.Error())
+		r.log.Error("job failed", "job_id", job.ID, "kind", job.Kind, "key", job.Key,
+			"attempt", job.Attempt, "max_attempts", job.MaxAttempts, "permanent", IsPermanent(err),
+			"err", fmt.Errorf("job %d (%s): %w", job.ID, job.Kind, err))
+	default:
+		res.outcome = outcomeRetry
+		res.delay = backoff(job.Attempt, r.cfg.BackoffBase, r.cfg.BackoffCap)
+		res.err = truncate(err.Error())
+		r.log.Warn("job attempt failed, will retry", "job_id", job.ID, "kind", job.Kind, "key", job.Key,
+			"attempt", job.Attempt, "max_attempts", job.MaxAttempts, "retry_in", res.delay,
+			"err", fmt.Errorf("job %d (%s): %w", job.ID, job.Kind, err))
+	}
+	return res
+}
+
+// call runs the handler, turning a panic into an error so one bad job cannot take the worker
+// down with it.
+func call(ctx context.Context, h Handler, job Job) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return h.Work(ctx, job)
+}
+
+func truncate(s string) string {
+	if len(s) <= maxErrorLen {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxErrorLen], "") + "…"
+}
+
+// complete records outcomes in batches: it blocks for one, takes whatever else is waiting (up to
+// BatchSize), and writes them in one statement. While a write is in flight the next batch
+// gathers, so the batch size follows the load. When the results channel closes it hands back
+// every job the run still holds.
+func (r *run) complete() {
+	batch := make([]result, 0, r.cfg.BatchSize)
+	for closed := false; !closed; {
+		res, ok := <-r.results
+		if !ok {
+			break
+		}
+		batch = append(batch[:0], res)
+	gather:
+		for len(batch) < r.cfg.BatchSize {
+			select {
+			case res, ok := <-r.results:
+				if !ok {
+					closed = true
+					break gather
+				}
+				batch = append(batch, res)
+			default:
+				break gather
+			}
+		}
+		r.flush(batch)
+	}
+	r.releaseAll()
+}
+
+func (r *run) flush(batch []result) {
+	// In id order: rows are locked in that order, as Cancel locks them.
+	slices.SortFunc(batch, func(a, b result) int { return cmp.Compare(a.id, b.id) })
+	n := len(batch)
+	ids := make([]int64, n)
+	outcomes := make([]string, n)
+	delays := make([]int64, n)
+	errs := make([]string, n)
+	rescheduled := false
+	for i, res := range batch {
+		ids[i], outcomes[i], delays[i], errs[i] = res.id, string(res.outcome), res.delay.Microseconds(), res.err
+		rescheduled = rescheduled || res.outcome == outcomeRetry || (res.outcome == outcomeSucceeded && res.periodic)
+	}
+	for attempt := 1; ; attempt++ {
+		counts, err := r.record(ids, outcomes, delays, errs)
+		if err == nil {
+			var applied int64
+			for o, c := range counts {
+				applied += c
+				switch o {
+				case outcomeSucceeded:
+					r.e.stats.succeeded.Add(c)
+				case outcomeRetry:
+					r.e.stats.retried.Add(c)
+				case outcomeFailed:
+					r.e.stats.failed.Add(c)
+				case outcomeRelease:
+					r.e.stats.released.Add(c)
+				}
+			}
+			r.e.stats.stale.Add(int64(n) - applied)
+			break
+		}
+		// While running, keep trying: the executors wait meanwhile, so nothing new is claimed.
+		// When stopping, give up after a few tries; the leases return these jobs to the queue.
+		if r.loopCtx.Err() != nil && attempt >= 3 {
+			r.log.Error("record job outcomes; giving up, their leases will expire", "jobs", n, "err", err)
+			break
+		}
+		delay := min(5*time.Second, 100*time.Millisecond<<min(attempt, 6))
+		r.log.Warn("record job outcomes", "jobs", n, "err", err, "retry_in", delay)
+		time.Sleep(delay)
+	}
+	r.ownedMu.Lock()
+	for _, id := range ids {
+		delete(r.owned, id)
+	}
+	r.ownedMu.Unlock()
+	if rescheduled {
+		r.e.Wake() // the claim loop re-reads the next due time
+	}
+}
+
+func (r *run) record(ids []int64, outcomes []string, delays []int64, errs []string) (map[outcome]int64, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.loopCtx), statementTimeout)
+	defer cancel()
+	r.e.stats.completeQueries.Add(1)
+	defer func(t time.Time) { r.e.stats.completeNanos.Add(int64(time.Since(t))) }(time.Now())
+	rows, err := r.e.pool.Query(ctx, completeSQL, ids, outcomes, delays, errs, r.id)
+	if err != nil {
+		return nil, fmt.Errorf("record %d outcomes: %w", len(ids), err)
+	}
+	counts := map[outcome]int64{}
+	var (
+		o string
+		c int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&o, &c}, func() error {
+		counts[outcome(o)] = c
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record %d outcomes: %w", len(ids), err)
+	}
+	return counts, nil
+}
+
+// releaseAll hands back every job still running under this run's identity: outcomes that could
+// not be written, and claims whose results were lost.
+func (r *run) releaseAll() {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.loopCtx), 10*time.Second)
+	defer cancel()
+	tag, err := r.e.pool.Exec(ctx, releaseSQL, r.id)
+	if err != nil {
+		r.log.Error("release held jobs at stop; their leases will expire", "err", err)
+		return
+	}
+	if n := tag.RowsAffected(); n > 0 {
+		r.e.stats.released.Add(n)
+		r.log.Info("released held jobs at stop", "jobs", n)
+	}
+}
+
+// maintain renews the leases of held jobs every Lease/3 and rescues expired ones every Lease/2
+// (and once at start, for jobs left by this worker's previous life).
+func (r *run) maintain(ctx context.Context) {
+	heartbeat := time.NewTicker(r.cfg.Lease / 3)
+	defer heartbeat.Stop()
+	rescue := time.NewTicker(r.cfg.Lease / 2)
+	defer rescue.Stop()
+	r.rescue(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-heartbeat.C:
+			r.heartbeat(ctx)
+		case <-rescue.C:
+			r.rescue(ctx)
+		}
+	}
+}
+
+func (r *run) heartbeat(ctx context.Context) {
+	r.ownedMu.Lock()
+	ids := make([]int64, 0, len(r.owned))
+	for id := range r.owned {
+		ids = append(ids, id)
+	}
+	r.ownedMu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, statementTimeout)
+	defer cancel()
+	if _, err := r.e.pool.Exec(ctx, heartbeatSQL, ids, r.id, r.cfg.Lease.Microseconds()); err != nil && ctx.Err() == nil {
+		r.log.Warn("renew job leases", "jobs", len(ids), "err", err)
+	}
+}
+
+func (r *run) rescue(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, statementTimeout)
+	defer cancel()
+	rows, err := r.e.pool.Query(ctx, rescueSQL)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("rescue expired jobs", "err", err)
+		}
+		return
+	}
+	var (
+		id        int64
+		kind      Kind
+		status    Status
+		requeued  int64
+		failedIDs []int64
+	)
+	tag, err := pgx.ForEachRow(rows, []any{&id, &kind, &status}, func() error {
+		if status == StatusFailed {
+			failedIDs = append(failedIDs, id)
+			r.log.Error("job failed: lease expired on its last attempt", "job_id", id, "kind", kind)
+		} else {
+			requeued++
+		}
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("rescue expired jobs", "err", err)
+		}
+		return
+	}
+	n := tag.RowsAffected()
+	if n == 0 {
+		return
+	}
+	r.e.stats.rescued.Add(n)
+	r.log.Warn("rescued jobs with expired leases", "requeued", requeued, "failed", len(failedIDs))
+	if requeued > 0 {
+		r.e.Wake()
+	}
+}
+
+// listen waits for notifications of inserted work on a dedicated connection and wakes produce
+// for the kinds it handles. A lost connection is re-established with backoff; produce is woken
+// after each reconnect, as notifications sent meanwhile are lost.
+func (r *run) listen() {
+	ctx := r.loopCtx
+	conn := r.listener
+	defer func() {
+		if conn != nil {
+			closeConn(conn)
+		}
+	}()
+	failures := 0
+	for {
+		if conn == nil {
+			if !sleepCtx(ctx, min(r.cfg.PollInterval, 100*time.Millisecond<<min(failures, 8))) {
+				return
+			}
+			c, err := r.connectListener(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				failures++
+				r.log.Warn("reconnect job listener", "err", err)
+				continue
+			}
+			conn, failures = c, 0
+			r.e.Wake()
+		}
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.log.Warn("job listener lost its connection", "err", err)
+			closeConn(conn)
+			conn = nil
+			failures++
+			continue
+		}
+		if r.handles(n.Payload) {
+			r.e.Wake()
+		}
+	}
+}
+
+func (r *run) connectListener(ctx context.Context) (*pgx.Conn, error) {
+	cfg := r.e.pool.Config().ConnConfig.Copy()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: connect listener: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		closeConn(conn)
+		return nil, fmt.Errorf("jobs: listen %s: %w", notifyChannel, err)
+	}
+	return conn, nil
+}
+
+func closeConn(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
+}
+
+// handles reports whether a notification payload (comma-separated kinds) names a kind this run
+// has a handler for.
+func (r *run) handles(payload string) bool {
+	for k := range strings.SplitSeq(payload, ",") {
+		if _, ok := r.handlers[Kind(k)]; ok {
+			return true
+		}
+	}
+	return false
+}
