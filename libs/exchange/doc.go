@@ -1,0 +1,21 @@
+// Package exchange is the Binance Spot REST client the services share: public market data (server
+// time, exchangeInfo, klines, 24h tickers, prices, order books) and the signed account call
+// myTrades.
+//
+// Every price and quantity is a decimal.Decimal (github.com/shopspring/decimal), never a float64.
+//
+// All Clients in one process that talk to the same host share one Limiter, because the exchange
+// counts REQUEST_WEIGHT per IP, not per client: each call's weight is reserved before it is sent,
+// the exchange's X-MBX-USED-WEIGHT-* header corrects the local count, a call that would exceed
+// the budget (the limit read from exchangeInfo less a safety margin) waits for the window to roll,
+// and a 429 or 418 stops every call to that host until its Retry-After has passed. Only network
+// errors and 5xx answers are retried (capped exponential backoff with jitter); a -1021 answer
+// (timestamp outside recvWindow) resyncs the clock offset and retries once.
+//
+// Errors are typed: *APIError carries the HTTP status and Binance's code and message, and
+// matches sentinels such as ErrRateLimited, ErrBanned or ErrInvalidSignature with errors.Is. The
+// API secret is held as a Secret, which never formats; error messages and log lines name the
+// request without its signature.
+//
+// The simulated exchange in package simex speaks the same protocol, for tests and the dev stack.
+package exchange

@@ -1,0 +1,97 @@
+package exchange
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Binance's documented signing example (DOMAIN.md §6).
+func TestSignatureExample(t *testing.T) {
+	t.Parallel()
+	sign := signer("NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j")
+	require.Equal(t, "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71",
+		sign("symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559"))
+}
+
+func TestWeights(t *testing.T) {
+	t.Parallel()
+	for n, w := range map[int]int{0: 80, 1: 2, 20: 2, 21: 40, 100: 40, 101: 80, 500: 80} {
+		require.Equal(t, w, ticker24hWeight(n), "ticker/24hr with %d symbols", n)
+	}
+	for limit, w := range map[int]int{0: 5, 5: 5, 100: 5, 101: 25, 500: 25, 501: 50, 1000: 50, 1001: 250, 5000: 250} {
+		require.Equal(t, w, depthWeight(limit), "depth limit %d", limit)
+	}
+	require.Equal(t, 2, tickerPriceWeight(true))
+	require.Equal(t, 4, tickerPriceWeight(false))
+	require.Equal(t, "X-Mbx-Used-Weight-1m", usedWeightHeader(time.Minute))
+	require.Equal(t, "X-Mbx-Used-Weight-10s", usedWeightHeader(10*time.Second))
+	require.Equal(t, "X-Mbx-Used-Weight-1d", usedWeightHeader(24*time.Hour))
+	w, ok := rateLimitWindow("MINUTE", 1)
+	require.True(t, ok)
+	require.Equal(t, time.Minute, w)
+	_, ok = rateLimitWindow("FORTNIGHT", 1)
+	require.False(t, ok)
+}
+
+func TestLimiterWaitsForTheNextWindow(t *testing.T) {
+	t.Parallel()
+	l := newLimiter("test")
+	l.configure(100, time.Second) // budget 90
+	ctx := context.Background()
+	// Start just after a window boundary so the first 90 fit in one window.
+	time.Sleep(time.Until(l.windowStart(l.windowOf(time.Now()) + 1).Add(l.guard + 5*time.Millisecond)))
+	k := l.windowOf(time.Now())
+	for range 9 {
+		r, err := l.acquire(ctx, 10)
+		require.NoError(t, err)
+		l.finish(r, http.StatusOK, http.Header{})
+	}
+	require.Equal(t, 90, l.Stats().Used)
+	r, err := l.acquire(ctx, 10)
+	require.NoError(t, err)
+	require.Equal(t, k+1, l.windowOf(r.sent), "the tenth call waited for the next window")
+	require.Equal(t, uint64(1), l.Stats().Waits)
+	l.finish(r, http.StatusOK, http.Header{})
+
+	// The exchange's count raises the local one.
+	r, err = l.acquire(ctx, 1)
+	require.NoError(t, err)
+	l.finish(r, http.StatusOK, http.Header{"X-Mbx-Used-Weight-1s": {"80"}})
+	if l.windowOf(time.Now().Add(l.guard)) == l.windowOf(r.sent.Add(-l.guard)) {
+		require.Equal(t, 80, l.Stats().Used)
+	}
+
+	// A wait past the deadline fails at once.
+	l = newLimiter("test")
+	l.configure(100, time.Minute)
+	l.mu.Lock()
+	l.used[l.windowOf(time.Now())] = 90
+	l.used[l.windowOf(time.Now())+1] = 90
+	l.mu.Unlock()
+	dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = l.acquire(dctx, 10)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(start), 150*time.Millisecond)
+}
+
+func TestLimiterCountsCallsInFlightAcrossWindows(t *testing.T) {
+	t.Parallel()
+	l := newLimiter("test")
+	l.configure(100, time.Second)
+	ctx := context.Background()
+	r, err := l.acquire(ctx, 50)
+	require.NoError(t, err)
+	// Still in flight when the next window starts: it may land there.
+	time.Sleep(time.Until(l.windowStart(l.windowOf(time.Now()) + 1).Add(l.guard)))
+	require.GreaterOrEqual(t, l.Stats().Used, 50)
+	require.Equal(t, 50, l.Stats().InFlight)
+	l.finish(r, http.StatusOK, http.Header{})
+	require.Equal(t, 0, l.Stats().InFlight)
+	require.GreaterOrEqual(t, l.Stats().Used, 50)
+}

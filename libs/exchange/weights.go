@@ -1,0 +1,56 @@
+package exchange
+
+// Request weights of the calls, from Binance's Spot API documentation.
+const (
+	weightTime         = 1
+	weightExchangeInfo = 20
+	weightKlines       = 2
+	weightMyTrades     = 20
+)
+
+// ticker24hWeight is the weight of GET /api/v3/ticker/24hr for n symbols (0: all of them).
+func ticker24hWeight(n int) int {
+	switch {
+	case n == 0:
+		return 80
+	case n <= 20:
+		return 2
+	case n <= 100:
+		return 40
+	default:
+		return 80
+	}
+}
+
+// tickerPriceWeight is the weight of GET /api/v3/ticker/price: 2 with the symbol parameter, 4
+// with symbols or without either.
+func tickerPriceWeight(single bool) int {
+	if single {
+		return 2
+	}
+	return 4
+}
+
+// depthWeight is the weight of GET /api/v3/depth for a limit (0: the default 100).
+func depthWeight(limit int) int {
+	switch {
+	case limit <= 100:
+		return 5
+	case limit <= 500:
+		return 25
+	case limit <= 1000:
+		return 50
+	default:
+		return 250
+	}
+}
+
+// ValidInterval reports whether s is a Binance kline interval: 1s, 1m, 3m, 5m, 15m, 30m, 1h,
+// 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w or 1M. (3h is not one.)
+func ValidInterval(s string) bool {
+	switch s {
+	case "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M":
+		return true
+	}
+	return false
+}

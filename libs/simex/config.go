@@ -1,0 +1,121 @@
+package simex
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures an Exchange. The zero value is a six-symbol market, seed 0, Binance's weight
+// limit, no credentials and no faults.
+type Config struct {
+	// Symbols are the markets, e.g. "BTCUSDT", "ETHBTC": upper-case, quoted in USDT, USDC,
+	// FDUSD, BTC, ETH or BNB. Default DefaultSymbols().
+	Symbols []string
+	// Seed picks the market's price paths; the same seed gives the same market everywhere.
+	Seed int64
+	// APIKey and APISecret are the one account myTrades serves. Empty: every signed call is
+	// refused with -2015.
+	APIKey    string
+	APISecret string
+	// WeightLimit is the REQUEST_WEIGHT each client (remote IP) may use per WeightWindow.
+	// Default 6000 (Binance's); negative: no limit (benchmarks).
+	WeightLimit int
+	// WeightWindow is the weight-accounting window, a whole number of seconds, reported in
+	// exchangeInfo.rateLimits and the X-MBX-USED-WEIGHT-<n><unit> header. Default one minute
+	// (Binance's); tests use a few seconds.
+	WeightWindow time.Duration
+	// BanAfter is how many requests a client may send while a 429 is in force before it is
+	// banned with 418. Default 10.
+	BanAfter int
+	// BanDuration is a client's first ban; each further ban doubles it, up to three days.
+	// Default two minutes (Binance's).
+	BanDuration time.Duration
+	// TradesSince is when the account's trading began: myTrades has trades from then on.
+	// Default: midnight UTC of the day before the Exchange was created.
+	TradesSince time.Time
+	// TradeEvery is the mean spacing of the account's trades in each symbol (each symbol's
+	// spacing is between half and one and a half of it). Default two minutes.
+	TradeEvery time.Duration
+	// Faults are switched on from the start; see SetFaults.
+	Faults Faults
+	// Now is the exchange's clock. Default time.Now. Tests skew it to provoke -1021.
+	Now func() time.Time
+	// Logger receives one line per refused or faulted request at debug level. Default: discard.
+	Logger *slog.Logger
+}
+
+// Faults are failures the exchange injects, switchable at runtime with SetFaults.
+type Faults struct {
+	// Latency delays every answer.
+	Latency time.Duration
+	// ErrorRate is the share of requests (0..1) answered 503 with a -1001 body.
+	ErrorRate float64
+	// MalformedRate is the share of 2xx answers (0..1) whose body is cut in half.
+	MalformedRate float64
+}
+
+func (f Faults) validate() error {
+	if f.Latency < 0 || f.ErrorRate < 0 || f.ErrorRate > 1 || f.MalformedRate < 0 || f.MalformedRate > 1 {
+		return fmt.Errorf("simex: faults %+v: want latency >= 0 and rates in 0..1", f)
+	}
+	return nil
+}
+
+// DefaultSymbols is the market of a zero Config: the dev universe's USDT pairs and two crosses.
+func DefaultSymbols() []string {
+	return []string{"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "ETHBTC", "BNBBTC"}
+}
+
+// GeneratedSymbols returns n synthetic USDT symbols (S0001USDT, S0002USDT, …) for benchmarks
+// over a large universe.
+func GeneratedSymbols(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("S%04dUSDT", i+1)
+	}
+	return out
+}
+
+const (
+	defaultWeightLimit = 6000
+	defaultBanAfter    = 10
+	maxBan             = 72 * time.Hour
+)
+
+func (c Config) withDefaults() (Config, error) {
+	if len(c.Symbols) == 0 {
+		c.Symbols = DefaultSymbols()
+	}
+	if (c.APIKey == "") != (c.APISecret == "") {
+		return c, fmt.Errorf("simex: APIKey and APISecret go together")
+	}
+	if c.WeightLimit == 0 {
+		c.WeightLimit = defaultWeightLimit
+	}
+	if c.WeightWindow == 0 {
+		c.WeightWindow = time.Minute
+	}
+	if c.WeightWindow < time.Second || c.WeightWindow%time.Second != 0 {
+		return c, fmt.Errorf("simex: WeightWindow %s: want a whole number of seconds", c.WeightWindow)
+	}
+	if c.BanAfter <= 0 {
+		c.BanAfter = defaultBanAfter
+	}
+	if c.BanDuration <= 0 {
+		c.BanDuration = 2 * time.Minute
+	}
+	if c.TradeEvery <= 0 {
+		c.TradeEvery = 2 * time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.TradesSince.IsZero() {
+		c.TradesSince = c.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, c.Faults.validate()
+}

@@ -1,0 +1,17 @@
+// Package simex is the simulated exchange: a Binance-compatible Spot REST server for tests, the
+// dev stack (cpctl simex) and benchmarks, so nothing in this repository needs the real exchange.
+//
+// It serves the paths the exchange client uses (/api/v3/time, exchangeInfo, klines, ticker/24hr,
+// ticker/price, depth, myTrades) with Binance's parameters, JSON shapes and error bodies. The
+// market is a deterministic random walk: every price is a pure function of (seed, symbol, time),
+// so replicas and tests agree, and any time can be evaluated without history. Cross pairs are
+// consistent (ETHBTC = ETHUSDT / BTCUSDT) because each asset walks against the dollar.
+//
+// myTrades serves a configured key and secret, verifies the HMAC-SHA256 signature and the
+// timestamp/recvWindow, and produces new account trades over time with increasing ids.
+//
+// Each client (remote IP) has a REQUEST_WEIGHT budget per window (6000 per minute by default),
+// reported in X-MBX-USED-WEIGHT-* headers; a client over it gets 429 with Retry-After, and one
+// that keeps calling after 429s gets 418 with an escalating ban. Latency, 5xx answers and
+// malformed bodies can be switched on at runtime, and a 429 or 418 forced, for tests.
+package simex

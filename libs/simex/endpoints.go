@@ -1,0 +1,403 @@
+package simex
+
+import (
+	"encoding/json"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+)
+
+func (e *Exchange) ping(*http.Request, url.Values, time.Time) (int, []byte) {
+	return http.StatusOK, []byte("{}")
+}
+
+func (e *Exchange) serverTime(_ *http.Request, _ url.Values, now time.Time) (int, []byte) {
+	b := append([]byte(`{"serverTime":`), appendInt(nil, now.UnixMilli())...)
+	return http.StatusOK, append(b, '}')
+}
+
+type rateLimitJSON struct {
+	RateLimitType string `json:"rateLimitType"`
+	Interval      string `json:"interval"`
+	IntervalNum   int    `json:"intervalNum"`
+	Limit         int    `json:"limit"`
+}
+
+type filterJSON struct {
+	FilterType string `json:"filterType"`
+	MinPrice   string `json:"minPrice,omitempty"`
+	MaxPrice   string `json:"maxPrice,omitempty"`
+	TickSize   string `json:"tickSize,omitempty"`
+	MinQty     string `json:"minQty,omitempty"`
+	MaxQty     string `json:"maxQty,omitempty"`
+	StepSize   string `json:"stepSize,omitempty"`
+}
+
+type symbolJSON struct {
+	Symbol                     string       `json:"symbol"`
+	Status                     string       `json:"status"`
+	BaseAsset                  string       `json:"baseAsset"`
+	BaseAssetPrecision         int          `json:"baseAssetPrecision"`
+	QuoteAsset                 string       `json:"quoteAsset"`
+	QuotePrecision             int          `json:"quotePrecision"`
+	QuoteAssetPrecision        int          `json:"quoteAssetPrecision"`
+	BaseCommissionPrecision    int          `json:"baseCommissionPrecision"`
+	QuoteCommissionPrecision   int          `json:"quoteCommissionPrecision"`
+	OrderTypes                 []string     `json:"orderTypes"`
+	IcebergAllowed             bool         `json:"icebergAllowed"`
+	OcoAllowed                 bool         `json:"ocoAllowed"`
+	QuoteOrderQtyMarketAllowed bool         `json:"quoteOrderQtyMarketAllowed"`
+	IsSpotTradingAllowed       bool         `json:"isSpotTradingAllowed"`
+	IsMarginTradingAllowed     bool         `json:"isMarginTradingAllowed"`
+	Filters                    []filterJSON `json:"filters"`
+	Permissions                []string     `json:"permissions"`
+	PermissionSets             [][]string   `json:"permissionSets"`
+}
+
+func (e *Exchange) exchangeInfo(_ *http.Request, q url.Values, now time.Time) (int, []byte) {
+	ms, _, err := e.marketsParam(q)
+	if err != nil {
+		return err.reply()
+	}
+	iv, n := rateLimitInterval(e.cfg.WeightWindow)
+	out := struct {
+		Timezone        string          `json:"timezone"`
+		ServerTime      int64           `json:"serverTime"`
+		RateLimits      []rateLimitJSON `json:"rateLimits"`
+		ExchangeFilters []any           `json:"exchangeFilters"`
+		Symbols         []symbolJSON    `json:"symbols"`
+	}{
+		Timezone: "UTC", ServerTime: now.UnixMilli(),
+		RateLimits: []rateLimitJSON{
+			{"REQUEST_WEIGHT", iv, n, e.weights.reportedLimit()},
+			{"ORDERS", "SECOND", 10, 100},
+			{"ORDERS", "DAY", 1, 200000},
+			{"RAW_REQUESTS", "MINUTE", 5, 61000},
+		},
+		ExchangeFilters: []any{},
+		Symbols:         make([]symbolJSON, len(ms)),
+	}
+	for i, m := range ms {
+		out.Symbols[i] = symbolJSON{
+			Symbol: m.symbol, Status: "TRADING", BaseAsset: m.base, BaseAssetPrecision: 8,
+			QuoteAsset: m.quote, QuotePrecision: 8, QuoteAssetPrecision: 8,
+			BaseCommissionPrecision: 8, QuoteCommissionPrecision: 8,
+			OrderTypes:     []string{"LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"},
+			IcebergAllowed: true, OcoAllowed: true, QuoteOrderQtyMarketAllowed: true, IsSpotTradingAllowed: true,
+			Filters: []filterJSON{
+				{FilterType: "PRICE_FILTER", MinPrice: fixed(1, m.priceDec), MaxPrice: "1000000.00000000", TickSize: fixed(1, m.priceDec)},
+				{FilterType: "LOT_SIZE", MinQty: fixed(1, m.qtyDec), MaxQty: "9000000.00000000", StepSize: fixed(1, m.qtyDec)},
+			},
+			Permissions:    []string{},
+			PermissionSets: [][]string{{"SPOT"}},
+		}
+	}
+	b, _ := json.Marshal(out)
+	return http.StatusOK, b
+}
+
+// klineSamples is how many interior points of a candle are sampled for its high and low.
+const klineSamples = 16
+
+func (e *Exchange) klines(_ *http.Request, q url.Values, now time.Time) (int, []byte) {
+	m, err := e.marketParam(q)
+	if err != nil {
+		return err.reply()
+	}
+	ivs := q.Get("interval")
+	if ivs == "" {
+		return mandatory("interval").reply()
+	}
+	iv, ok := parseInterval(ivs)
+	if !ok {
+		return badRequest(-1120, "Invalid interval.").reply()
+	}
+	start, hasStart, err := intParam(q, "startTime")
+	if err != nil {
+		return err.reply()
+	}
+	end, hasEnd, err := intParam(q, "endTime")
+	if err != nil {
+		return err.reply()
+	}
+	limit, err := limitParam(q, 500, 1000)
+	if err != nil {
+		return err.reply()
+	}
+	if hasStart && hasEnd && start > end {
+		return badRequest(-1023, "Start time is greater than end time.").reply()
+	}
+	nowMs := now.UnixMilli()
+	last := nowMs
+	if hasEnd && end < last {
+		last = end
+	}
+	// Open times of the candles: from startTime forward, or back from the last one.
+	opens := make([]int64, 0, limit)
+	if hasStart {
+		o := iv.openOf(start)
+		if o < start {
+			o = iv.next(o)
+		}
+		for ; o <= last && int64(len(opens)) < limit; o = iv.next(o) {
+			opens = append(opens, o)
+		}
+	} else {
+		for o := iv.openOf(last); int64(len(opens)) < limit; o = iv.prev(o) {
+			opens = append(opens, o)
+		}
+		slices.Reverse(opens)
+	}
+	b := make([]byte, 0, 64+len(opens)*200)
+	b = append(b, '[')
+	for i, o := range opens {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = m.appendKline(b, iv, o, nowMs)
+	}
+	return http.StatusOK, append(b, ']')
+}
+
+// appendKline appends one 12-element kline; a candle still open at nowMs ends at nowMs.
+func (m *market) appendKline(b []byte, iv interval, open, nowMs int64) []byte {
+	closeT := iv.next(open) - 1
+	end := min(closeT, nowMs)
+	o, c := m.ticks(open), m.ticks(end)
+	hi, lo := max(o, c), min(o, c)
+	span := end - open
+	for i := int64(1); i <= klineSamples && span > 1; i++ {
+		t := m.ticks(open + span*i/(klineSamples+1))
+		hi, lo = max(hi, t), min(lo, t)
+	}
+	full := float64(closeT+1-open) / 1000
+	elapsed := float64(end+1-open) / 1000
+	vol := m.volPerSec * full * (0.5 + unit(hash3(m.key, iv.idx, uint64(open)))) * (elapsed / full)
+	volUnits := int64(math.Round(vol * pow10[m.qtyDec]))
+	vol = float64(volUnits) / pow10[m.qtyDec]
+	avg := float64(o+c) / 2 / pow10[m.priceDec]
+	taker := 0.35 + 0.3*unit(hash3(m.key, iv.idx^0xabc, uint64(open)))
+	trades := int64(0)
+	if volUnits > 0 {
+		trades = max(1, int64(vol/(m.levelQty*0.02)))
+	}
+	b = append(b, '[')
+	b = appendInt(b, open)
+	for _, t := range []int64{o, hi, lo, c} {
+		b = append(b, ',', '"')
+		b = appendFixed(b, t, m.priceDec)
+		b = append(b, '"')
+	}
+	b = append(b, ',', '"')
+	b = appendFixed(b, volUnits, m.qtyDec)
+	b = append(b, '"', ',')
+	b = appendInt(b, closeT)
+	b = append(b, ",\""...)
+	b = append(b, fixedFloat(vol*avg)...)
+	b = append(b, "\","...)
+	b = appendInt(b, trades)
+	b = append(b, ",\""...)
+	b = appendFixed(b, int64(float64(volUnits)*taker), m.qtyDec)
+	b = append(b, "\",\""...)
+	b = append(b, fixedFloat(float64(int64(float64(volUnits)*taker))/pow10[m.qtyDec]*avg)...)
+	return append(b, "\",\"0\"]"...)
+}
+
+func (e *Exchange) depth(_ *http.Request, q url.Values, now time.Time) (int, []byte) {
+	m, err := e.marketParam(q)
+	if err != nil {
+		return err.reply()
+	}
+	limit, err := limitParam(q, 100, 5000)
+	if err != nil {
+		return err.reply()
+	}
+	bk := m.book(now.UnixMilli())
+	b := make([]byte, 0, 64+limit*2*40)
+	b = append(b, `{"lastUpdateId":`...)
+	b = appendInt(b, bk.updateID)
+	b = append(b, `,"bids":[`...)
+	b = bk.appendSide(b, m, false, int(limit))
+	b = append(b, `],"asks":[`...)
+	b = bk.appendSide(b, m, true, int(limit))
+	return http.StatusOK, append(b, "]}"...)
+}
+
+// bookState is an order book snapshot: the best prices each side in ticks; deeper levels and
+// all sizes are derived on demand from the snapshot's hash. Books change every 100 ms.
+type bookState struct {
+	snap     uint64
+	updateID int64
+	bestBid  int64
+	bestAsk  int64
+	midTicks float64
+}
+
+func (m *market) book(ms int64) bookState {
+	snap := ms / 100
+	midF := m.price(ms) * pow10[m.priceDec]
+	ask := int64(math.Floor(midF)) + 1
+	bid := max(1, ask-1-int64(hash2(m.key, uint64(snap))%2))
+	return bookState{snap: uint64(snap), updateID: ms/10 + int64(m.key%1_000_000), bestBid: bid, bestAsk: ask, midTicks: midF}
+}
+
+// appendSide appends up to n [price, qty] levels of one side, best first.
+func (bk bookState) appendSide(b []byte, m *market, asks bool, n int) []byte {
+	side := uint64(1)
+	if asks {
+		side = 2
+	}
+	p := bk.bestBid
+	if asks {
+		p = bk.bestAsk
+	}
+	wide := bk.midTicks > 10000 // room for gaps between levels
+	for i := 0; i < n && p > 0; i++ {
+		h := hash3(m.key^side, bk.snap, uint64(i))
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[', '"')
+		b = appendFixed(b, p, m.priceDec)
+		b = append(b, '"', ',', '"')
+		u := unit(h)
+		b = appendFixed(b, m.qtyUnits(m.levelQty*(0.05+3*u*u)), m.qtyDec)
+		b = append(b, '"', ']')
+		step := int64(1)
+		if wide {
+			step += int64(h>>60) % 3
+		}
+		if asks {
+			p += step
+		} else {
+			p -= step
+		}
+	}
+	return b
+}
+
+// levelQtyUnits is the size of the best level of a side, for tickers.
+func (bk bookState) levelQtyUnits(m *market, asks bool) int64 {
+	side := uint64(1)
+	if asks {
+		side = 2
+	}
+	u := unit(hash3(m.key^side, bk.snap, 0))
+	return m.qtyUnits(m.levelQty * (0.05 + 3*u*u))
+}
+
+func (e *Exchange) tickerPrice(_ *http.Request, q url.Values, now time.Time) (int, []byte) {
+	ms, single, err := e.marketsParam(q)
+	if err != nil {
+		return err.reply()
+	}
+	nowMs := now.UnixMilli()
+	b := make([]byte, 0, 16+len(ms)*48)
+	if !single {
+		b = append(b, '[')
+	}
+	for i, m := range ms {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"symbol":"`...)
+		b = append(b, m.symbol...)
+		b = append(b, `","price":"`...)
+		b = appendFixed(b, m.ticks(nowMs), m.priceDec)
+		b = append(b, `"}`...)
+	}
+	if !single {
+		b = append(b, ']')
+	}
+	return http.StatusOK, b
+}
+
+// tickerSamples is how many points of the last 24 hours are sampled for high and low.
+const tickerSamples = 96
+
+func (e *Exchange) ticker24h(_ *http.Request, q url.Values, now time.Time) (int, []byte) {
+	ms, single, err := e.marketsParam(q)
+	if err != nil {
+		return err.reply()
+	}
+	nowMs := now.UnixMilli()
+	b := make([]byte, 0, 16+len(ms)*640)
+	if !single {
+		b = append(b, '[')
+	}
+	for i, m := range ms {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = m.appendTicker24h(b, nowMs)
+	}
+	if !single {
+		b = append(b, ']')
+	}
+	return http.StatusOK, b
+}
+
+func (m *market) appendTicker24h(b []byte, nowMs int64) []byte {
+	openMs := nowMs - msDay
+	o, last := m.ticks(openMs), m.ticks(nowMs)
+	hi, lo := max(o, last), min(o, last)
+	var sum float64
+	for i := int64(1); i <= tickerSamples; i++ {
+		t := m.ticks(openMs + msDay*i/(tickerSamples+1))
+		hi, lo = max(hi, t), min(lo, t)
+		sum += float64(t)
+	}
+	avgTicks := (sum + float64(o+last)) / (tickerSamples + 2)
+	vol := m.volPerSec * 86400 * (0.8 + 0.4*unit(hash2(m.key, uint64(nowMs/msHour))))
+	volUnits := int64(math.Round(vol * pow10[m.qtyDec]))
+	vol = float64(volUnits) / pow10[m.qtyDec]
+	avg := avgTicks / pow10[m.priceDec]
+	bk := m.book(nowMs)
+	lastID := nowMs / m.marketTradeMs
+	firstID := openMs/m.marketTradeMs + 1
+	lastQty := m.qtyUnits(m.levelQty * 0.02 * (0.1 + 2*unit(hash2(m.key, uint64(lastID)))))
+
+	str := func(b []byte, key string, v string) []byte {
+		b = append(b, ",\""...)
+		b = append(b, key...)
+		b = append(b, "\":\""...)
+		b = append(b, v...)
+		return append(b, '"')
+	}
+	num := func(b []byte, key string, v int64) []byte {
+		b = append(b, ",\""...)
+		b = append(b, key...)
+		b = append(b, "\":"...)
+		return appendInt(b, v)
+	}
+	pr := func(t int64) string { return fixed(t, m.priceDec) }
+	qt := func(u int64) string { return fixed(u, m.qtyDec) }
+
+	b = append(b, `{"symbol":"`...)
+	b = append(b, m.symbol...)
+	b = append(b, '"')
+	b = str(b, "priceChange", pr(last-o))
+	b = str(b, "priceChangePercent", strconv.FormatFloat(100*float64(last-o)/float64(o), 'f', 3, 64))
+	b = str(b, "weightedAvgPrice", fixedFloat(avg))
+	b = str(b, "prevClosePrice", pr(m.ticks(openMs-1)))
+	b = str(b, "lastPrice", pr(last))
+	b = str(b, "lastQty", qt(lastQty))
+	b = str(b, "bidPrice", pr(bk.bestBid))
+	b = str(b, "bidQty", qt(bk.levelQtyUnits(m, false)))
+	b = str(b, "askPrice", pr(bk.bestAsk))
+	b = str(b, "askQty", qt(bk.levelQtyUnits(m, true)))
+	b = str(b, "openPrice", pr(o))
+	b = str(b, "highPrice", pr(hi))
+	b = str(b, "lowPrice", pr(lo))
+	b = str(b, "volume", qt(volUnits))
+	b = str(b, "quoteVolume", fixedFloat(vol*avg))
+	b = num(b, "openTime", openMs)
+	b = num(b, "closeTime", nowMs)
+	b = num(b, "firstId", firstID)
+	b = num(b, "lastId", lastID)
+	b = num(b, "count", lastID-firstID+1)
+	return append(b, '}')
+}

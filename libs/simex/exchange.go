@@ -1,0 +1,233 @@
+package simex
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Exchange is the simulated exchange, an http.Handler. Serve it with httptest.NewServer in
+// tests or with Listen.
+type Exchange struct {
+	cfg     Config
+	now     func() time.Time
+	markets map[string]*market
+	symbols []*market // in Config order
+	weights *weightBook
+
+	mu       sync.Mutex
+	faults   Faults
+	requests map[string]int64
+	statuses map[int]int64
+}
+
+// Stats counts what the exchange has seen.
+type Stats struct {
+	// Requests counts requests by path, including refused ones.
+	Requests map[string]int64
+	// Statuses counts answers by HTTP status.
+	Statuses map[int]int64
+}
+
+// New validates cfg and builds the market.
+func New(cfg Config) (*Exchange, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	e := &Exchange{
+		cfg: cfg, now: cfg.Now, faults: cfg.Faults,
+		markets:  make(map[string]*market, len(cfg.Symbols)),
+		requests: map[string]int64{}, statuses: map[int]int64{},
+	}
+	e.weights = newWeightBook(cfg)
+	walks := map[string]*walk{}
+	for _, s := range cfg.Symbols {
+		if e.markets[s] != nil {
+			return nil, fmt.Errorf("simex: symbol %s listed twice", s)
+		}
+		m, err := newMarket(uint64(cfg.Seed), s, walks, cfg.TradeEvery)
+		if err != nil {
+			return nil, fmt.Errorf("simex: %w", err)
+		}
+		e.markets[s] = m
+		e.symbols = append(e.symbols, m)
+	}
+	return e, nil
+}
+
+// SetFaults switches the injected faults.
+func (e *Exchange) SetFaults(f Faults) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.faults = f
+	return nil
+}
+
+// SetWeightLimit changes the REQUEST_WEIGHT limit per window (negative: none).
+func (e *Exchange) SetWeightLimit(n int) { e.weights.setLimit(n) }
+
+// ForceRateLimit answers the next request 429 with this Retry-After (whole seconds, rounded
+// up), as if its client had spent its weight; requests from that client before it passes count
+// towards a ban.
+func (e *Exchange) ForceRateLimit(retryAfter time.Duration) {
+	e.weights.force(http.StatusTooManyRequests, retryAfter)
+}
+
+// ForceBan answers the next request 418 and bans its client for this long.
+func (e *Exchange) ForceBan(d time.Duration) { e.weights.force(http.StatusTeapot, d) }
+
+// Stats returns a copy of the counters.
+func (e *Exchange) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := Stats{Requests: make(map[string]int64, len(e.requests)), Statuses: make(map[int]int64, len(e.statuses))}
+	for k, v := range e.requests {
+		s.Requests[k] = v
+	}
+	for k, v := range e.statuses {
+		s.Statuses[k] = v
+	}
+	return s
+}
+
+// Symbols returns the configured symbols.
+func (e *Exchange) Symbols() []string { return slices.Clone(e.cfg.Symbols) }
+
+// endpoint is one path: its weight for a query and its handler.
+type endpoint struct {
+	weight func(q url.Values) int
+	handle func(e *Exchange, r *http.Request, q url.Values, now time.Time) (int, []byte)
+}
+
+var endpoints = map[string]endpoint{
+	"/api/v3/ping":         {constWeight(1), (*Exchange).ping},
+	"/api/v3/time":         {constWeight(1), (*Exchange).serverTime},
+	"/api/v3/exchangeInfo": {constWeight(20), (*Exchange).exchangeInfo},
+	"/api/v3/klines":       {constWeight(2), (*Exchange).klines},
+	"/api/v3/ticker/24hr":  {ticker24hWeight, (*Exchange).ticker24h},
+	"/api/v3/ticker/price": {tickerPriceWeight, (*Exchange).tickerPrice},
+	"/api/v3/depth":        {depthWeight, (*Exchange).depth},
+	"/api/v3/myTrades":     {constWeight(20), (*Exchange).myTrades},
+}
+
+// ServeHTTP answers one request: weight accounting, then faults, then the endpoint.
+func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	ep, ok := endpoints[path]
+	if !ok {
+		path = "(unknown)"
+	}
+	e.mu.Lock()
+	e.requests[path]++
+	faults := e.faults
+	e.mu.Unlock()
+	if !ok {
+		e.reply(w, r, http.StatusNotFound, errBody(-1000, "Unknown path "+r.URL.Path+"."))
+		return
+	}
+	if r.Method != http.MethodGet {
+		e.reply(w, r, http.StatusMethodNotAllowed, errBody(-1000, "Method "+r.Method+" not allowed."))
+		return
+	}
+	q := r.URL.Query()
+	adm := e.weights.admit(clientIP(r), ep.weight(q), e.now)
+	for name, v := range adm.headers {
+		w.Header()[name] = []string{v}
+	}
+	if adm.status != 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((adm.retryAfter+time.Second-1)/time.Second), 10))
+		e.reply(w, r, adm.status, adm.body)
+		return
+	}
+	if faults.Latency > 0 {
+		t := time.NewTimer(faults.Latency)
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+	if faults.ErrorRate > 0 && rand.Float64() < faults.ErrorRate {
+		e.reply(w, r, http.StatusServiceUnavailable,
+			errBody(-1001, "Internal error; unable to process your request. Please try again."))
+		return
+	}
+	status, body := ep.handle(e, r, q, e.now())
+	if status/100 == 2 && faults.MalformedRate > 0 && rand.Float64() < faults.MalformedRate {
+		body = body[:len(body)/2]
+	}
+	e.reply(w, r, status, body)
+}
+
+func (e *Exchange) reply(w http.ResponseWriter, r *http.Request, status int, body []byte) {
+	e.mu.Lock()
+	e.statuses[status]++
+	e.mu.Unlock()
+	if status/100 != 2 {
+		e.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "simex refused request",
+			slog.String("path", r.URL.Path), slog.Int("status", status), slog.String("body", string(body)))
+	}
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// clientIP is the remote IP weight is counted against.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// Server runs an Exchange on a TCP listener.
+type Server struct {
+	ln net.Listener
+	hs *http.Server
+}
+
+// Listen binds addr (e.g. "127.0.0.1:8090"; port 0 picks one) for ex; Serve runs it.
+func Listen(addr string, ex *Exchange) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("simex: listen %s: %w", addr, err)
+	}
+	return &Server{ln: ln, hs: &http.Server{Handler: ex, ReadHeaderTimeout: 10 * time.Second}}, nil
+}
+
+// URL is the base URL clients use, e.g. "http://127.0.0.1:8090".
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Serve answers requests until ctx is done, then shuts down, letting requests in flight finish
+// for up to five seconds.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.hs.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("simex: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("simex: shutdown: %w", err)
+	}
+	<-errc
+	return nil
+}
