@@ -15,10 +15,16 @@
 //     used up; then the job is failed with the error (at once for [Permanent] errors);
 //   - no handler: jobs of kinds an engine has no handler for are never claimed by it.
 //
+// A periodic job that runs out of attempts is failed like a one-shot job and stops; enqueueing it
+// again (a re-seed) brings it back, since only queued and running jobs hold their key.
+//
 // A claimed job is leased to its worker, which renews the lease while it holds the job. Jobs left
 // running by a dead worker are rescued by any live engine once their lease has expired.
 //
 // Engines never busy-poll. They sleep until a notification on the ingest_jobs channel (sent by the
 // table's insert trigger), an explicit [Engine.Wake] (services call it on tick events), the next
 // scheduled_for they know of, or a slow fallback poll.
+//
+// An engine uses up to three connections of its pool at a time (claiming, recording outcomes,
+// lease upkeep) plus one dedicated connection for LISTEN; size the pool for the handlers on top.
 package jobs
