@@ -45,11 +45,13 @@ type Limiter struct {
 	used       map[int64]int // window index → weight counted in it
 	inflight   map[*reservation]struct{}
 	blocked    time.Time // local clock: no call before this (429/418 Retry-After)
+	blockedBy  error     // ErrRateLimited or ErrBanned
 	// The latest answer's headers and when its call was sent and answered: a lower bound for
 	// the exchange's count when the window changes.
 	lastHeader         http.Header
 	lastSent, lastRecv time.Time
-	blockedBy  error     // ErrRateLimited or ErrBanned
+
+	// Counters for Stats.
 	waits      uint64
 	waitTime   time.Duration
 	limited429 uint64
