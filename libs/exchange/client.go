@@ -92,8 +92,10 @@ func (c *Client) Init(ctx context.Context) error {
 	if c.fixedLimit {
 		return nil
 	}
-	c.lim.initMu.Lock()
-	defer c.lim.initMu.Unlock()
+	if err := c.lim.lockInit(ctx); err != nil {
+		return err
+	}
+	defer c.lim.unlockInit()
 	_, err := c.ExchangeInfo(ctx)
 	return err
 }
@@ -121,8 +123,10 @@ func (c *Client) ensureLimit(ctx context.Context) error {
 	if c.lim.isConfigured() {
 		return nil
 	}
-	c.lim.initMu.Lock()
-	defer c.lim.initMu.Unlock()
+	if err := c.lim.lockInit(ctx); err != nil {
+		return err
+	}
+	defer c.lim.unlockInit()
 	if c.lim.isConfigured() {
 		return nil
 	}

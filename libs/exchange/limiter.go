@@ -30,8 +30,9 @@ const (
 type Limiter struct {
 	host string
 
-	// initMu serialises the lazy read of exchangeInfo by the clients sharing this limiter.
-	initMu sync.Mutex
+	// initLock (a one-slot semaphore, so waiting for it can be cancelled) serialises the lazy
+	// read of exchangeInfo by the clients sharing this limiter.
+	initLock chan struct{}
 
 	mu         sync.Mutex
 	configured bool
@@ -97,7 +98,8 @@ func limiterFor(host string) *Limiter {
 }
 
 func newLimiter(host string) *Limiter {
-	l := &Limiter{host: host, used: map[int64]int{}, inflight: map[*reservation]struct{}{}}
+	l := &Limiter{host: host, used: map[int64]int{}, inflight: map[*reservation]struct{}{},
+		initLock: make(chan struct{}, 1)}
 	l.setLimitLocked(defaultWeightLimit, defaultWeightWindow)
 	return l
 }
@@ -120,6 +122,18 @@ func (l *Limiter) Stats() LimiterStats {
 	}
 	return s
 }
+
+// lockInit takes the init lock, or fails when ctx is done first.
+func (l *Limiter) lockInit(ctx context.Context) error {
+	select {
+	case l.initLock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for another call to read the weight limit: %w", context.Cause(ctx))
+	}
+}
+
+func (l *Limiter) unlockInit() { <-l.initLock }
 
 func (l *Limiter) isConfigured() bool {
 	l.mu.Lock()
