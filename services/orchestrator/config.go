@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"time"
 
 	"cryptopill.dev/jobs/libs/config"
@@ -15,11 +16,24 @@ type Config struct {
 	RunnerSessionID string
 	// CinImportInterval is the cinimport sweep period, CIN_IMPORT_INTERVAL_MS, floored at 60 s.
 	CinImportInterval time.Duration
+	// CinImportRunnerSessionID is carried in cinimport ticks, CIN_IMPORT_RUNNER_SESSION_ID,
+	// default "cin-import-runner".
+	CinImportRunnerSessionID string
+	// FlagsBucket is the JetStream KV bucket of operator flags (freeze), FLAGS_BUCKET, default CP_FLAGS.
+	FlagsBucket string
+	// CDCEnabled runs the change relay (CDC_ENABLED, default on). Off, the orchestrator only ticks
+	// and publishes the universe at start.
+	CDCEnabled bool
 	// CDCSlot and CDCPublication name the logical replication slot and publication of the relay.
 	CDCSlot        string
 	CDCPublication string
 	// CDCTables are the tables the relay publishes changes of, CDC_TABLES (schema.table, comma-separated).
 	CDCTables []string
+	// CDCMaxInFlight bounds relayed events awaiting their PubAck, CDC_MAX_IN_FLIGHT.
+	CDCMaxInFlight int
+	// CDCStatusInterval is how often the relay reports its confirmed position to Postgres,
+	// CDC_STATUS_INTERVAL; it must stay well inside the server's wal_sender_timeout.
+	CDCStatusInterval time.Duration
 }
 
 // Interval floors: an interval below its floor is raised to it, as the seed did.
@@ -32,13 +46,38 @@ const (
 func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 	l := config.NewLoader(lookup)
 	cfg := Config{
-		Common:            l.LoadCommon("127.0.0.1:9101"),
-		StrauxInterval:    max(strauxFloor, l.Millis("STR_AUX_RUNNER_INTERVAL_MS", 40*time.Second)),
-		RunnerSessionID:   l.String("STR_AUX_RUNNER_SESSION_ID", "str-aux-runner"),
-		CinImportInterval: max(cinImportFloor, l.Millis("CIN_IMPORT_INTERVAL_MS", config.Pick(l, 15*time.Minute, 15*time.Minute, 5*time.Minute))),
-		CDCSlot:           l.String("CDC_SLOT", "cp_relay"),
-		CDCPublication:    l.String("CDC_PUBLICATION", "cp_cdc"),
-		CDCTables:         l.List("CDC_TABLES", []string{"settings.coin_universe", "cin_aux.rt_session", "market.account_trades"}),
+		Common:                   l.LoadCommon("127.0.0.1:9101"),
+		StrauxInterval:           max(strauxFloor, l.Millis("STR_AUX_RUNNER_INTERVAL_MS", 40*time.Second)),
+		RunnerSessionID:          l.String("STR_AUX_RUNNER_SESSION_ID", "str-aux-runner"),
+		CinImportInterval:        max(cinImportFloor, l.Millis("CIN_IMPORT_INTERVAL_MS", config.Pick(l, 15*time.Minute, 15*time.Minute, 5*time.Minute))),
+		CinImportRunnerSessionID: l.String("CIN_IMPORT_RUNNER_SESSION_ID", "cin-import-runner"),
+		FlagsBucket:              l.String("FLAGS_BUCKET", "CP_FLAGS"),
+		CDCEnabled:               l.Bool("CDC_ENABLED", true),
+		CDCSlot:                  l.String("CDC_SLOT", "cp_relay"),
+		CDCPublication:           l.String("CDC_PUBLICATION", "cp_cdc"),
+		CDCTables:                l.List("CDC_TABLES", []string{"settings.coin_universe", "cin_aux.rt_session", "market.account_trades"}),
+		CDCMaxInFlight:           l.Int("CDC_MAX_IN_FLIGHT", 8192, 1, 1<<20),
+		CDCStatusInterval:        l.Duration("CDC_STATUS_INTERVAL", 2*time.Second),
+	}
+	l.Check(cfg.CDCStatusInterval <= 20*time.Second, "CDC_STATUS_INTERVAL", cfg.CDCStatusInterval.String(),
+		"a duration of at most 20s (well inside wal_sender_timeout)")
+	l.Check(validIdent(cfg.CDCSlot), "CDC_SLOT", cfg.CDCSlot, "lower-case letters, digits and underscores")
+	l.Check(validIdent(cfg.CDCPublication), "CDC_PUBLICATION", cfg.CDCPublication, "lower-case letters, digits and underscores")
+	for _, t := range cfg.CDCTables {
+		s, n, ok := strings.Cut(t, ".")
+		l.Check(ok && validIdent(s) && validIdent(n), "CDC_TABLES", t, "schema.table names, comma-separated")
 	}
 	return cfg, l.Err()
+}
+
+func validIdent(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,405 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"cryptopill.dev/jobs/libs/config"
+	"cryptopill.dev/jobs/libs/events"
+	"cryptopill.dev/jobs/libs/service"
+	"cryptopill.dev/jobs/libs/testkit/natstest"
+	"cryptopill.dev/jobs/libs/testkit/pgtest"
+	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
+	"cryptopill.dev/jobs/services/orchestrator/internal/ticks"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := vars[k]
+		return v, ok
+	}
+}
+
+func TestGateExitsZeroWithoutTouchingAnything(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"", "0", "true", "yes", " 1", "2"} {
+		vars := map[string]string{
+			// Unreachable on purpose: the gate must not try them.
+			"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none?connect_timeout=1",
+			"NATS_URL":     "nats://127.0.0.1:1",
+		}
+		if v != "" {
+			vars["RUN_JOBS"] = v
+		}
+		var buf bytes.Buffer
+		start := time.Now()
+		code := orchestrate(env(vars), slog.New(slog.NewJSONHandler(&buf, nil)))
+		require.Equal(t, 0, code, "RUN_JOBS=%q", v)
+		require.Less(t, time.Since(start), time.Second)
+		require.Contains(t, buf.String(), "background workers disabled: RUN_JOBS is not 1; set RUN_JOBS=1 to enable them")
+		require.Equal(t, 1, bytes.Count(buf.Bytes(), []byte("\n")), "one log line: %s", buf.String())
+	}
+}
+
+func TestConfigFloorsAndValidation(t *testing.T) {
+	t.Parallel()
+	cfg, err := LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "STR_AUX_RUNNER_INTERVAL_MS": "1000"}))
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, cfg.StrauxInterval, "max(5000, STR_AUX_RUNNER_INTERVAL_MS)")
+	require.Equal(t, "str-aux-runner", cfg.RunnerSessionID)
+	require.Equal(t, 15*time.Minute, cfg.CinImportInterval)
+	cfg, err = LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y"}))
+	require.NoError(t, err)
+	require.Equal(t, 40*time.Second, cfg.StrauxInterval)
+
+	_, err = LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "CDC_TABLES": "nodot", "CDC_STATUS_INTERVAL": "1m"}))
+	require.ErrorContains(t, err, "CDC_TABLES")
+	require.ErrorContains(t, err, "CDC_STATUS_INTERVAL")
+}
+
+type bundle struct {
+	db   *pgtest.DB
+	nats *natstest.Server
+	js   jetstream.JetStream
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	d := pgtest.NewDB(t)
+	ns := natstest.NewServer(t)
+	js, err := jetstream.New(ns.Connect(t))
+	require.NoError(t, err)
+	return &bundle{db: d, nats: ns, js: js}
+}
+
+// config is an orchestrator configuration with one-second ticks for both modules.
+func (b *bundle) config() Config {
+	return Config{
+		Common: config.Common{
+			Env:           config.EnvDev,
+			DatabaseURL:   b.db.URL,
+			NATSURL:       b.nats.URL,
+			HTTPAddr:      "127.0.0.1:0",
+			LogLevel:      "info",
+			ShutdownGrace: 10 * time.Second,
+			NATSReplicas:  1,
+		},
+		StrauxInterval:           time.Second,
+		RunnerSessionID:          "str-aux-runner",
+		CinImportInterval:        time.Second,
+		CinImportRunnerSessionID: "cin-import-runner",
+		FlagsBucket:              "CP_FLAGS",
+		CDCEnabled:               true,
+		CDCSlot:                  "cp_relay_" + b.db.Name,
+		CDCPublication:           "cp_cdc",
+		CDCTables:                []string{"settings.coin_universe", "cin_aux.rt_session", "market.account_trades"},
+		CDCMaxInFlight:           1024,
+		CDCStatusInterval:        200 * time.Millisecond,
+	}
+}
+
+func logger(t *testing.T, name string) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil)).With("test", t.Name(), "orchestrator", name)
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// start runs an orchestrator until the returned stop is called (or the test ends).
+func (b *bundle) start(t *testing.T, name string, cfg Config) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	topo := events.NewTopology(events.TopologyConfig{})
+	go func() {
+		done <- service.Start(ctx, service.Options{Name: "orchestrator", Common: cfg.Common, Logger: logger(t, name), Topology: &topo},
+			func(ctx context.Context, p *service.Process) error { return run(ctx, p, cfg) })
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				require.NoError(t, err)
+			case <-time.After(20 * time.Second):
+				t.Error("orchestrator did not stop")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// read returns every event on subject in stream order.
+func read(t *testing.T, js jetstream.JetStream, stream, subject string) []events.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+	require.NoError(t, err)
+	n := int(info.State.Subjects[subject])
+	if n == 0 {
+		return nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	require.NoError(t, err)
+	var out []events.Event
+	for len(out) < n {
+		batch, err := c.Fetch(n-len(out), jetstream.FetchMaxWait(5*time.Second))
+		require.NoError(t, err)
+		for m := range batch.Messages() {
+			_, ev, err := events.Decode(ctx, &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+			require.NoError(t, err)
+			out = append(out, ev)
+		}
+		require.NoError(t, batch.Error())
+	}
+	return out
+}
+
+func tickStarts(t *testing.T, js jetstream.JetStream, module string) []time.Time {
+	var out []time.Time
+	for _, ev := range read(t, js, events.StreamTicks, events.TickSubject(module)) {
+		tick := ev.Payload.(*eventsv1.Tick)
+		require.Equal(t, module, tick.Module)
+		require.Equal(t, time.Second, tick.Period.AsDuration())
+		require.Equal(t, events.TickID(module, tick.PeriodStart.AsTime()), ev.ID)
+		out = append(out, tick.PeriodStart.AsTime())
+	}
+	return out
+}
+
+// requireOnePerPeriod checks consecutive, aligned, distinct period starts.
+func requireOnePerPeriod(t *testing.T, starts []time.Time) {
+	t.Helper()
+	for i, s := range starts {
+		require.Equal(t, ticks.PeriodStart(s, time.Second), s, "aligned to the wall clock")
+		if i > 0 {
+			require.Equal(t, time.Second, s.Sub(starts[i-1]), "one tick per period, none missing: %v", starts)
+		}
+	}
+}
+
+func TestTwoOrchestratorsPutOneTickPerPeriod(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cfg := b.config()
+	stopA := b.start(t, "a", cfg)
+	stopB := b.start(t, "b", cfg)
+	waitFor(t, 20*time.Second, "five straux ticks", func() bool { return len(tickStarts(t, b.js, events.ModuleStraux)) >= 5 })
+	stopA()
+	stopB()
+	for _, module := range []string{events.ModuleStraux, events.ModuleCinimport} {
+		starts := tickStarts(t, b.js, module)
+		require.GreaterOrEqual(t, len(starts), 4, module)
+		requireOnePerPeriod(t, starts)
+	}
+	ev := read(t, b.js, events.StreamTicks, events.TickSubject(events.ModuleStraux))[0]
+	tick := ev.Payload.(*eventsv1.Tick)
+	require.Equal(t, "str-aux-runner", tick.RunnerSessionId)
+	require.NotEmpty(t, tick.OrchestratorSession.GetId())
+	require.NotZero(t, tick.OrchestratorSession.GetPid())
+	require.Equal(t, "orchestrator", ev.Source)
+}
+
+func TestFreezeStopsAndResumesTicks(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	cfg := b.config()
+	b.start(t, "a", cfg)
+	waitFor(t, 20*time.Second, "two straux ticks", func() bool { return len(tickStarts(t, b.js, events.ModuleStraux)) >= 2 })
+
+	kv, err := b.js.KeyValue(ctx, "CP_FLAGS")
+	require.NoError(t, err)
+	_, err = kv.PutString(ctx, "freeze.straux", "1")
+	require.NoError(t, err)
+	// Within one period the ticks stop; the other module keeps ticking.
+	time.Sleep(1100 * time.Millisecond)
+	frozenAt := len(tickStarts(t, b.js, events.ModuleStraux))
+	cinAt := len(tickStarts(t, b.js, events.ModuleCinimport))
+	time.Sleep(2500 * time.Millisecond)
+	require.Equal(t, frozenAt, len(tickStarts(t, b.js, events.ModuleStraux)), "no straux tick while frozen")
+	require.Greater(t, len(tickStarts(t, b.js, events.ModuleCinimport)), cinAt, "cinimport is not frozen")
+	var mirrored string
+	require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT value FROM ops.session_flags WHERE key = 'freeze.straux'`).Scan(&mirrored))
+	require.Equal(t, "1", mirrored)
+
+	// The global flag freezes every module.
+	_, err = kv.PutString(ctx, "freeze", "true")
+	require.NoError(t, err)
+	time.Sleep(1100 * time.Millisecond)
+	cinAt = len(tickStarts(t, b.js, events.ModuleCinimport))
+	time.Sleep(1500 * time.Millisecond)
+	require.Equal(t, cinAt, len(tickStarts(t, b.js, events.ModuleCinimport)), "no cinimport tick while globally frozen")
+
+	require.NoError(t, kv.Delete(ctx, "freeze"))
+	_, err = kv.PutString(ctx, "freeze.straux", "0")
+	require.NoError(t, err)
+	resumed := time.Now()
+	waitFor(t, 3*time.Second, "straux ticks to resume", func() bool { return len(tickStarts(t, b.js, events.ModuleStraux)) > frozenAt })
+	require.Less(t, time.Since(resumed), 1500*time.Millisecond, "resumes within a period")
+	waitFor(t, 3*time.Second, "cinimport ticks to resume", func() bool { return len(tickStarts(t, b.js, events.ModuleCinimport)) > cinAt })
+	var n int
+	require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM ops.session_flags WHERE key = 'freeze'`).Scan(&n))
+	require.Zero(t, n, "a deleted flag leaves ops.session_flags")
+}
+
+func TestMissedPeriodsAreCounted(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cfg := b.config()
+	stop := b.start(t, "a", cfg)
+	waitFor(t, 20*time.Second, "a straux tick", func() bool { return len(tickStarts(t, b.js, events.ModuleStraux)) >= 1 })
+	stop()
+	before := tickStarts(t, b.js, events.ModuleStraux)
+	time.Sleep(3 * time.Second)
+
+	// A fresh orchestrator finds the gap in the stream and counts it.
+	var buf syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	var reg *service.Process
+	var mu sync.Mutex
+	topo := events.NewTopology(events.TopologyConfig{})
+	go func() {
+		done <- service.Start(ctx, service.Options{Name: "orchestrator", Common: cfg.Common, Logger: slog.New(slog.NewJSONHandler(&buf, nil)), Topology: &topo},
+			func(ctx context.Context, p *service.Process) error {
+				mu.Lock()
+				reg = p
+				mu.Unlock()
+				return run(ctx, p, cfg)
+			})
+	}()
+	waitFor(t, 20*time.Second, "ticks after the gap", func() bool { return len(tickStarts(t, b.js, events.ModuleStraux)) > len(before) })
+	cancel()
+	require.NoError(t, <-done)
+	require.Contains(t, buf.String(), "periods without a tick while no orchestrator ran")
+	mu.Lock()
+	mfs, err := reg.Registry.Gather()
+	mu.Unlock()
+	require.NoError(t, err)
+	var missed float64
+	for _, mf := range mfs {
+		if mf.GetName() == "cp_orchestrator_ticks_missed_total" {
+			for _, m := range mf.GetMetric() {
+				if m.GetLabel()[0].GetValue() == events.ModuleStraux {
+					missed = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	require.GreaterOrEqual(t, missed, 2.0)
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func universes(t *testing.T, js jetstream.JetStream) []*eventsv1.UniverseChanged {
+	var out []*eventsv1.UniverseChanged
+	for _, ev := range read(t, js, events.StreamUniverse, events.SubjectUniverseChanged) {
+		out = append(out, ev.Payload.(*eventsv1.UniverseChanged))
+	}
+	return out
+}
+
+func TestUniverseChangesArePublished(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	pool := b.db.Pool
+	_, err := pool.Exec(ctx, `INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ('BTCUSDT', 'BTC', 'USDT'), ('ETHUSDT', 'ETH', 'USDT')`)
+	require.NoError(t, err)
+	cfg := b.config()
+	cfg.StrauxInterval, cfg.CinImportInterval = time.Hour, time.Hour
+	stop := b.start(t, "a", cfg)
+
+	waitFor(t, 20*time.Second, "the universe at start", func() bool { return len(universes(t, b.js)) == 1 })
+	u := universes(t, b.js)[0]
+	require.Equal(t, []string{"BTCUSDT", "ETHUSDT"}, u.Enabled)
+	require.Equal(t, []string{"BTCUSDT", "ETHUSDT"}, u.Added)
+	require.Empty(t, u.Removed)
+	version := u.Version
+
+	// Wait for the relay before changing anything: changes before its slot exists are not seen.
+	waitFor(t, 20*time.Second, "the relay streaming", func() bool {
+		var active bool
+		err := pool.QueryRow(ctx, `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, cfg.CDCSlot).Scan(&active)
+		return err == nil && active
+	})
+	for i, step := range []struct {
+		sql            string
+		enabled, added []string
+		removed        []string
+	}{
+		{`INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ('SOLUSDT', 'SOL', 'USDT')`, []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}, []string{"SOLUSDT"}, nil},
+		{`UPDATE settings.coin_universe SET enabled = false WHERE symbol = 'ETHUSDT'`, []string{"BTCUSDT", "SOLUSDT"}, nil, []string{"ETHUSDT"}},
+		{`UPDATE settings.coin_universe SET enabled = NULL WHERE symbol = 'ETHUSDT'`, []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}, []string{"ETHUSDT"}, nil},
+		{`DELETE FROM settings.coin_universe WHERE symbol = 'SOLUSDT'`, []string{"BTCUSDT", "ETHUSDT"}, nil, []string{"SOLUSDT"}},
+	} {
+		_, err := pool.Exec(ctx, step.sql)
+		require.NoError(t, err)
+		waitFor(t, 10*time.Second, "the change event", func() bool { return len(universes(t, b.js)) == i+2 })
+		ev := read(t, b.js, events.StreamUniverse, events.SubjectUniverseChanged)[i+1]
+		u := ev.Payload.(*eventsv1.UniverseChanged)
+		// changed_at is the commit time, ce-time the publish time.
+		latency := ev.Time.Sub(u.ChangedAt.AsTime())
+		t.Logf("%s: published %s after commit", step.sql, latency)
+		require.Less(t, latency, time.Second, "published within a second of the commit")
+		require.Equal(t, step.enabled, u.Enabled, step.sql)
+		require.Equal(t, step.added, u.Added, step.sql)
+		require.Equal(t, step.removed, u.Removed, step.sql)
+	}
+	// Back to the start set: a new event (not dropped as a duplicate of the first), same version.
+	require.Equal(t, version, universes(t, b.js)[4].Version)
+
+	// A restart republishes the unchanged universe under the id it had at start: dropped.
+	stop()
+	n := len(universes(t, b.js))
+	b.start(t, "b", cfg)
+	time.Sleep(2 * time.Second)
+	require.Equal(t, n, len(universes(t, b.js)), "an unchanged universe republished at start is de-duplicated")
+}
