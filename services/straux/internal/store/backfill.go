@@ -1,0 +1,53 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// BackfillDue returns the symbols not backfilled within the last every.
+func (s *Store) BackfillDue(ctx context.Context, symbols []string, every time.Duration) ([]string, error) {
+	rows, err := s.pool.Query(ctx, sqlBackfillDue, symbols, every.Microseconds())
+	if err != nil {
+		return nil, fmt.Errorf("backfill due: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("backfill due: %w", err)
+	}
+	return out, nil
+}
+
+// BackfillPoint is one reconstructed sample: a period and the mid price it gets.
+type BackfillPoint struct {
+	PeriodStart time.Time
+	Mid         string
+}
+
+// WriteBackfill inserts a symbol's reconstructed samples into periods that have none and records
+// the backfill. It returns how many samples it added.
+func (s *Store) WriteBackfill(ctx context.Context, symbol string, from, through time.Time, pts []BackfillPoint) (int64, error) {
+	syms := make([]string, len(pts))
+	ts := make([]time.Time, len(pts))
+	mids := make([]string, len(pts))
+	for i, p := range pts {
+		syms[i], ts[i], mids[i] = symbol, p.PeriodStart, p.Mid
+	}
+	var added int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, sqlInsertBackfill, syms, ts, mids)
+		if err != nil {
+			return err
+		}
+		added = tag.RowsAffected()
+		_, err = tx.Exec(ctx, sqlRecordBackfill, symbol, from, through, added)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("backfill %s: %w", symbol, err)
+	}
+	return added, nil
+}

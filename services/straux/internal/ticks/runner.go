@@ -1,0 +1,487 @@
+package ticks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"cryptopill.dev/jobs/libs/exchange"
+	"cryptopill.dev/jobs/services/straux/internal/plan"
+	"cryptopill.dev/jobs/services/straux/internal/store"
+	"cryptopill.dev/jobs/services/straux/internal/window"
+)
+
+// Exchange is what the runner calls on the exchange; *exchange.Client has it.
+type Exchange interface {
+	Depth(ctx context.Context, symbol string, limit int) (*exchange.OrderBook, error)
+	Tickers24h(ctx context.Context, symbols []string) ([]exchange.Ticker24h, error)
+	Klines(ctx context.Context, req exchange.KlinesRequest) ([]exchange.Kline, error)
+}
+
+// Universe says which symbols are enabled now.
+type Universe interface {
+	Current(ctx context.Context) ([]string, error)
+}
+
+// Tick is one tick, as the runner needs it.
+type Tick struct {
+	PeriodStart time.Time
+	Period      time.Duration
+}
+
+// Config configures a Runner. Zero fields take the defaults in their comments.
+type Config struct {
+	// Replica names this process in claims. Default: host/pid/random.
+	Replica string
+	// DepthLimit is the order-book depth fetched, 5..100 (weight 5). Default 100.
+	DepthLimit int
+	// Snapshots per symbol and tick, SnapshotSpacing apart. Defaults 1 and 1s.
+	Snapshots       int
+	SnapshotSpacing time.Duration
+	// ChunkSize is how many symbols one claim takes (and one ticker call carries). Default 20.
+	ChunkSize int
+	// Workers is how many chunks this process works at once. Default 3.
+	Workers int
+	// FetchConcurrency bounds the exchange calls in flight from this process. Default 16.
+	FetchConcurrency int
+	// SymbolTimeout bounds one symbol's depth call. Default 10s.
+	SymbolTimeout time.Duration
+	// Lease is how long a claim stays valid without renewal; keep it below the tick consumer's
+	// ack wait so a dead replica's symbols are taken over within it. Default 5s.
+	Lease time.Duration
+	// MaxAttempts is how often a symbol may be claimed in one period before it is abandoned
+	// (recorded with the reason). Default 3.
+	MaxAttempts int
+	// WeightSharePct is the share (percent) of the weight budget a tick's sampling may spend;
+	// the rest is left to the market jobs. Default 70.
+	WeightSharePct int
+	// MaxBins caps the vectors' position bins B. Default 256.
+	MaxBins int
+	// Backfill reconstructs missing history from 1m klines for symbols with too few samples for
+	// their longest window (at most once per longest window per symbol). Default off.
+	Backfill bool
+	// Retention is how long coordination rows (plans, claims) are kept. Default 24h.
+	Retention time.Duration
+	// Budget reports the exchange weight budget. Required.
+	Budget func() plan.Budget
+	// OnPeriodDone is called after a period closes (straux wakes its job engine). Optional.
+	OnPeriodDone func(period time.Time)
+	// Registerer receives the metrics. nil: not registered.
+	Registerer prometheus.Registerer
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Budget == nil {
+		return c, errors.New("ticks: Config.Budget is required")
+	}
+	if c.Replica == "" {
+		host, _ := os.Hostname()
+		c.Replica = fmt.Sprintf("%s/%d/%04x", host, os.Getpid(), rand.IntN(1<<16))
+	}
+	if c.DepthLimit == 0 {
+		c.DepthLimit = 100
+	}
+	if c.DepthLimit < 1 || c.DepthLimit > 100 {
+		return c, fmt.Errorf("ticks: DepthLimit %d: want 1..100", c.DepthLimit)
+	}
+	c.Snapshots = max(1, c.Snapshots)
+	if c.SnapshotSpacing <= 0 {
+		c.SnapshotSpacing = time.Second
+	}
+	if c.ChunkSize <= 0 {
+		c.ChunkSize = plan.TickerBatch
+	}
+	if c.Workers <= 0 {
+		c.Workers = 3
+	}
+	if c.FetchConcurrency <= 0 {
+		c.FetchConcurrency = 16
+	}
+	if c.SymbolTimeout <= 0 {
+		c.SymbolTimeout = 10 * time.Second
+	}
+	if c.Lease <= 0 {
+		c.Lease = 5 * time.Second
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 3
+	}
+	if c.WeightSharePct <= 0 || c.WeightSharePct > 100 {
+		c.WeightSharePct = 70
+	}
+	if c.MaxBins <= 0 {
+		c.MaxBins = 256
+	}
+	if c.Retention <= 0 {
+		c.Retention = 24 * time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, nil
+}
+
+// Runner samples ticks. Create it with New, call Stop to drain.
+type Runner struct {
+	cfg   Config
+	st    *store.Store
+	ex    Exchange
+	uni   Universe
+	log   *slog.Logger
+	m     *metrics
+	slots chan struct{} // exchange-call slots
+
+	// base is the context of all work: cancelling it is a hard stop (in-flight calls fail).
+	base context.Context
+	// draining is closed by Stop: no new chunks are claimed, running ones finish.
+	draining chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+
+	mu   sync.Mutex
+	runs map[time.Time]*periodRun
+
+	vectorsCPU atomic.Int64 // ns
+}
+
+// ErrDraining is returned by HandleTick when the runner stops before the period is done: the
+// tick is redelivered and another replica finishes it.
+var ErrDraining = errors.New("ticks: runner stopping; period left unfinished for another replica")
+
+// New returns a runner. base bounds all its work: cancelling it stops the runner hard (as if the
+// process died); Stop drains it gracefully.
+func New(base context.Context, st *store.Store, ex Exchange, uni Universe, cfg Config) (*Runner, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Runner{
+		cfg: cfg, st: st, ex: ex, uni: uni,
+		log:      cfg.Logger.With("component", "ticks", "replica", cfg.Replica),
+		m:        newMetrics(cfg.Registerer),
+		slots:    make(chan struct{}, cfg.FetchConcurrency),
+		base:     base,
+		draining: make(chan struct{}),
+		runs:     map[time.Time]*periodRun{},
+	}, nil
+}
+
+// Replica is the runner's claim identity.
+func (r *Runner) Replica() string { return r.cfg.Replica }
+
+// VectorsCPU is the thread CPU time spent computing samples, statistics and vectors so far.
+func (r *Runner) VectorsCPU() time.Duration { return time.Duration(r.vectorsCPU.Load()) }
+
+// Stop stops claiming new work, waits for the chunks in flight to be written, and returns.
+func (r *Runner) Stop() {
+	r.stopOnce.Do(func() { close(r.draining) })
+	r.wg.Wait()
+}
+
+func (r *Runner) isDraining() bool {
+	select {
+	case <-r.draining:
+		return true
+	default:
+		return false
+	}
+}
+
+// late reports whether a tick's period has ended: its successor is due.
+func (r *Runner) late(t Tick) bool {
+	return !r.cfg.Now().Before(t.PeriodStart.Add(t.Period))
+}
+
+// HandleTick is the durable consumer's work for one tick: plan the period (or skip it when
+// late), work it with the other replicas, and return nil once every symbol is done and the
+// period is closed — then the tick may be acked. An error leaves the tick for redelivery.
+func (r *Runner) HandleTick(ctx context.Context, t Tick) error {
+	if t.Period <= 0 || t.PeriodStart.IsZero() {
+		return fmt.Errorf("tick without period or period start: %+v", t)
+	}
+	received := r.cfg.Now()
+	log := r.log.With("period_start", t.PeriodStart, "period", t.Period)
+	status, err := r.st.PeriodStatus(ctx, t.PeriodStart)
+	if err != nil {
+		return err
+	}
+	switch status {
+	case store.StatusDone, store.StatusSkipped:
+		// A redelivery or replay of a finished period: its rows are written; nothing to redo.
+		r.m.ticks.WithLabelValues("already_" + status).Inc()
+		log.Info("tick: period already finished", "status", status)
+		return nil
+	case "":
+		if r.late(t) {
+			return r.skip(ctx, t, log)
+		}
+		if err := r.ensurePlanned(ctx, t, log); err != nil {
+			return err
+		}
+	}
+	run := r.join(t)
+	select {
+	case <-run.done:
+	case <-ctx.Done():
+		r.m.ticks.WithLabelValues("unfinished").Inc()
+		return fmt.Errorf("period %s: %w", t.PeriodStart.Format(time.RFC3339), ctx.Err())
+	case <-r.draining:
+		r.m.ticks.WithLabelValues("unfinished").Inc()
+		return ErrDraining
+	}
+	if run.err != nil {
+		r.m.ticks.WithLabelValues("unfinished").Inc()
+		return run.err
+	}
+	out, closed, err := r.st.CompletePeriod(ctx, t.PeriodStart)
+	if err != nil {
+		return err
+	}
+	took := r.cfg.Now().Sub(received)
+	r.m.ticks.WithLabelValues("done").Inc()
+	if closed {
+		r.m.tickSeconds.Observe(took.Seconds())
+		log.Info("tick done", "sampled", out.Sampled, "failed", out.Failed, "abandoned", out.Abandoned,
+			"seconds", took.Seconds())
+		if _, err := r.st.Prune(ctx, t.PeriodStart.Add(-r.cfg.Retention)); err != nil {
+			log.Warn("prune coordination rows", "err", err)
+		}
+		if r.cfg.OnPeriodDone != nil {
+			r.cfg.OnPeriodDone(t.PeriodStart)
+		}
+	}
+	return nil
+}
+
+// Assist joins a tick seen on the broadcast path: it plans the period if nobody has and works
+// it alongside the replica holding the durable message. It does not wait.
+func (r *Runner) Assist(ctx context.Context, t Tick) {
+	if t.Period <= 0 || r.isDraining() {
+		return
+	}
+	status, err := r.st.PeriodStatus(ctx, t.PeriodStart)
+	if err != nil {
+		r.log.Warn("assist: period status", "period_start", t.PeriodStart, "err", err)
+		return
+	}
+	switch status {
+	case store.StatusDone, store.StatusSkipped:
+		return
+	case "":
+		if r.late(t) {
+			return // the durable holder marks it skipped
+		}
+		if err := r.ensurePlanned(ctx, t, r.log.With("period_start", t.PeriodStart)); err != nil {
+			r.log.Warn("assist: plan", "period_start", t.PeriodStart, "err", err)
+			return
+		}
+	}
+	r.join(t)
+}
+
+func (r *Runner) skip(ctx context.Context, t Tick, log *slog.Logger) error {
+	universe, err := r.uni.Current(ctx)
+	if err != nil {
+		return err
+	}
+	reason := "skipped"
+	marked, err := r.st.SkipPeriod(ctx, t.PeriodStart, t.Period, universe, r.cfg.Replica, reason)
+	if err != nil {
+		return err
+	}
+	r.m.ticks.WithLabelValues("skipped").Inc()
+	if marked {
+		r.m.skipped.Inc()
+		log.Warn("tick arrived after its period ended: period marked skipped, only the newest period is sampled",
+			"late_by", r.cfg.Now().Sub(t.PeriodStart.Add(t.Period)), "universe", len(universe))
+	}
+	return nil
+}
+
+// ensurePlanned plans the period unless it is planned already.
+func (r *Runner) ensurePlanned(ctx context.Context, t Tick, log *slog.Logger) error {
+	universe, err := r.uni.Current(ctx)
+	if err != nil {
+		return err
+	}
+	b := r.cfg.Budget()
+	costs := plan.Costs{DepthLimit: r.cfg.DepthLimit, Snapshots: r.cfg.Snapshots}
+	tb := plan.TickBudget(b, t.Period, r.cfg.WeightSharePct)
+	p, err := plan.Make(universe, costs, tb, t.PeriodStart.UnixNano()/int64(t.Period))
+	if err != nil {
+		return err
+	}
+	created, err := r.st.PlanPeriod(ctx, store.PeriodPlan{
+		Start: t.PeriodStart, Interval: t.Period, UniverseSize: p.Universe, Symbols: p.Symbols,
+		Offset: p.Offset, Rounds: p.Rounds, Weight: p.Weight, TickBudget: p.TickBudget, Replica: r.cfg.Replica,
+	})
+	if err != nil {
+		return err
+	}
+	if created {
+		r.m.universe.Set(float64(p.Universe))
+		r.m.planned.Set(float64(len(p.Symbols)))
+		r.m.coverage.Set(p.Coverage())
+		r.m.rounds.Set(float64(p.Rounds))
+		r.m.tickBudget.Set(float64(p.TickBudget))
+		r.m.plannedW.Set(float64(p.Weight))
+		lvl := slog.LevelInfo
+		if p.Rounds > 1 {
+			lvl = slog.LevelWarn
+		}
+		log.Log(ctx, lvl, "tick planned", "universe", p.Universe, "planned", len(p.Symbols),
+			"coverage", p.Coverage(), "rotation_offset", p.Offset, "rounds_to_cover_all", p.Rounds,
+			"planned_weight", p.Weight, "tick_budget", p.TickBudget, "budget_per_window", b.PerWindow, "window", b.Window)
+	}
+	return nil
+}
+
+// periodRun is this process's work on one period.
+type periodRun struct {
+	tick         Tick
+	done         chan struct{}
+	err          error
+	backfillLeft atomic.Int64
+}
+
+// join starts this process's workers on the period unless they run already, and returns the run.
+func (r *Runner) join(t Tick) *periodRun {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if run, ok := r.runs[t.PeriodStart]; ok {
+		return run
+	}
+	run := &periodRun{tick: t, done: make(chan struct{})}
+	r.runs[t.PeriodStart] = run
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		run.err = r.work(run)
+		r.mu.Lock()
+		delete(r.runs, t.PeriodStart)
+		r.mu.Unlock()
+		close(run.done)
+	}()
+	return run
+}
+
+// work runs the period's workers until no claim of it is open, and returns the first error
+// that stopped them (nil when the period is complete).
+func (r *Runner) work(run *periodRun) error {
+	ctx := r.base
+	wins, err := r.st.Windows(ctx)
+	if err != nil {
+		return err
+	}
+	windows := make([]window.Window, len(wins))
+	for i, w := range wins {
+		windows[i] = window.Window{Label: w.Label, Duration: w.Duration}
+	}
+	// Backfills may spend what the plan leaves of the tick budget, in klines calls.
+	tb := plan.TickBudget(r.cfg.Budget(), run.tick.Period, r.cfg.WeightSharePct)
+	costs := plan.Costs{DepthLimit: r.cfg.DepthLimit, Snapshots: r.cfg.Snapshots}
+	spare := tb - costs.Weight(plan.Capacity(costs, tb))
+	run.backfillLeft.Store(int64(max(0, tb/10, spare) / plan.KlinesWeight))
+
+	errs := make(chan error, r.cfg.Workers)
+	for range r.cfg.Workers {
+		go func() { errs <- r.worker(ctx, run, windows) }()
+	}
+	var first error
+	for range r.cfg.Workers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (r *Runner) worker(ctx context.Context, run *periodRun, windows []window.Window) error {
+	p := run.tick.PeriodStart
+	poll := min(r.cfg.Lease/4, 500*time.Millisecond)
+	failures := 0
+	for {
+		if r.isDraining() {
+			return ErrDraining
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		claims, err := r.st.Claim(ctx, p, r.cfg.Replica, r.cfg.ChunkSize, r.cfg.Lease)
+		if err == nil && len(claims) > 0 {
+			err = r.processChunk(ctx, run, claims, windows)
+			if err != nil {
+				r.m.chunkErrors.Inc()
+				// Hand the claims back for a quick retry. Not after a hard stop: a dead
+				// replica cannot, its leases run out instead.
+				if ctx.Err() == nil {
+					if rerr := r.st.Release(ctx, p, symbolsOf(claims), r.cfg.Replica); rerr != nil {
+						r.log.Warn("release claims after a failed chunk", "err", rerr)
+					}
+				}
+			}
+		}
+		if err != nil {
+			failures++
+			r.log.Warn("tick work failed; retrying", "period_start", p, "err", err, "failures", failures)
+			if !r.sleep(ctx, min(time.Duration(failures)*200*time.Millisecond, 5*time.Second)) {
+				return ctx.Err()
+			}
+			continue
+		}
+		failures = 0
+		if len(claims) > 0 {
+			continue
+		}
+		open, _, err := r.st.OpenClaims(ctx, p)
+		if err != nil {
+			failures++
+			continue
+		}
+		if open == 0 {
+			return nil
+		}
+		// Claims held by other replicas: wait for them to finish, or for their leases to run
+		// out and take them over.
+		if !r.sleep(ctx, poll) {
+			return ctx.Err()
+		}
+	}
+}
+
+// sleep waits d unless ctx ends or the runner drains; it reports whether it slept the whole d.
+func (r *Runner) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-r.draining:
+		return true // the loop sees the drain next
+	}
+}
+
+func symbolsOf(claims []store.Claim) []string {
+	out := make([]string, len(claims))
+	for i, c := range claims {
+		out[i] = c.Symbol
+	}
+	return out
+}
