@@ -1,0 +1,281 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config configures a SessionImporter. The zero value of every field is its default.
+type Config struct {
+	// LateMargin is how far behind a session's watermark every import looks again for trades
+	// that were stored after newer ones (a symbol synced after another, a delayed insert).
+	// Default 1h.
+	LateMargin time.Duration
+	// PriceMaxAge is the oldest a USDT price may be, relative to the trade it prices, to be used
+	// for executed_usdt and fee_usdt. Default 1h.
+	PriceMaxAge time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.LateMargin <= 0 {
+		c.LateMargin = time.Hour
+	}
+	if c.PriceMaxAge <= 0 {
+		c.PriceMaxAge = time.Hour
+	}
+	return c
+}
+
+// SessionImporter imports account trades into the moves of OPEN sessions.
+type SessionImporter struct {
+	pool *pgxpool.Pool
+	cfg  Config
+}
+
+// New returns an importer on pool.
+func New(pool *pgxpool.Pool, cfg Config) *SessionImporter {
+	return &SessionImporter{pool: pool, cfg: cfg.withDefaults()}
+}
+
+// Session names a session to import and, optionally, the earliest trade time at which new trades
+// are known to exist (from trade-insert events or a trade sync), so that trades stored late behind
+// the watermark are found even beyond the late-arrival margin.
+type Session struct {
+	ID    int64
+	Since time.Time // zero: none known
+}
+
+// Result is what an import did for one session.
+type Result struct {
+	SessionID int64
+	// Moves is the number of moves inserted.
+	Moves int64
+	// FirstTrade and LastTrade span the trade times of the inserted moves (zero when Moves is 0).
+	FirstTrade, LastTrade time.Time
+}
+
+// Options tune one import.
+type Options struct {
+	// Full rescans every trade from each session's start instead of only the late-arrival
+	// margin behind its watermark. Still idempotent; slower on large sessions.
+	Full bool
+}
+
+// OpenSessions returns the OPEN sessions of the given account scopes (none: every scope).
+func (im *SessionImporter) OpenSessions(ctx context.Context, scopes ...string) ([]int64, error) {
+	var arg []string
+	if len(scopes) > 0 {
+		arg = scopes
+	}
+	rows, err := im.pool.Query(ctx, openSessionsSQL, arg)
+	if err != nil {
+		return nil, fmt.Errorf("list open sessions: %w", err)
+	}
+	type open struct {
+		ID    int64
+		Scope string
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[open])
+	if err != nil {
+		return nil, fmt.Errorf("list open sessions: %w", err)
+	}
+	ids := make([]int64, len(got))
+	for i, s := range got {
+		ids[i] = s.ID
+	}
+	return ids, nil
+}
+
+// Import imports the given sessions and returns one Result per session that was OPEN when the
+// import ran, in session id order (a session that is not OPEN, or does not exist, is skipped).
+// Imports of the same sessions elsewhere (other replicas, `cinimport once`) are waited for.
+func (im *SessionImporter) Import(ctx context.Context, sessions []Session, opts Options) ([]Result, error) {
+	if len(sessions) == 0 {
+		return nil, nil
+	}
+	ids, sinces := mergeSessions(sessions)
+	results, err := im.importLocked(ctx, ids, sinces, opts)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if !opts.Full && errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
+			// A move after the watermark existed already, so the watermark lags behind moves
+			// written by something else. Import again checking every trade; the watermark
+			// catches up.
+			results, err = im.importLocked(ctx, ids, sinces, Options{Full: true})
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("import sessions %v: %w", ids, err)
+	}
+	return results, nil
+}
+
+// mergeSessions returns the distinct session ids, sorted (the lock order), and for each the
+// earliest known-new trade time given for it.
+func mergeSessions(sessions []Session) ([]int64, []pgtype.Timestamptz) {
+	since := map[int64]time.Time{}
+	for _, s := range sessions {
+		cur, seen := since[s.ID]
+		if !seen || (!s.Since.IsZero() && (cur.IsZero() || s.Since.Before(cur))) {
+			since[s.ID] = s.Since
+		}
+	}
+	ids := make([]int64, 0, len(since))
+	for id := range since {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	sinces := make([]pgtype.Timestamptz, len(ids))
+	for i, id := range ids {
+		if t := since[id]; !t.IsZero() {
+			sinces[i] = pgtype.Timestamptz{Time: t, Valid: true}
+		}
+	}
+	return ids, sinces
+}
+
+// markets are the known markets' assets, as parallel arrays for import_moves.
+type markets struct{ symbols, bases, quotes []string }
+
+// sessionPlan is one row of plan_sessions.sql.
+type sessionPlan struct {
+	ID         int64
+	Scope      string
+	StartedAt  time.Time
+	LastTime   pgtype.Timestamptz
+	LastSymbol pgtype.Text
+	LastID     pgtype.Int8
+	RescanFrom pgtype.Timestamptz
+}
+
+func (im *SessionImporter) importLocked(ctx context.Context, ids []int64, sinces []pgtype.Timestamptz, opts Options) (_ []Result, err error) {
+	conn, err := im.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("acquire connection: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, lockSessionsSQL, ids); err != nil {
+		return nil, fmt.Errorf("lock sessions: %w", err)
+	}
+	defer func() {
+		// Session-level locks outlive a failed transaction; a connection that cannot release
+		// them must not go back to the pool holding them.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, uerr := conn.Exec(uctx, unlockSessionsSQL, ids); uerr != nil {
+			_ = conn.Conn().Close(uctx)
+		}
+	}()
+
+	var results []Result
+	// REPEATABLE READ: every statement sees the trades as of one snapshot, taken after the locks
+	// are held, so the watermark is the newest trade this import actually read.
+	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		// The planner's cost estimates of the price subqueries would trigger JIT compilation,
+		// which costs more than it saves here (a second on a re-run that otherwise takes ms).
+		if _, err := tx.Exec(ctx, "SET LOCAL jit = off"); err != nil {
+			return err
+		}
+		var m markets
+		rows, err := tx.Query(ctx, marketsSQL)
+		if err != nil {
+			return fmt.Errorf("known markets: %w", err)
+		}
+		var sym, base, quote string
+		if _, err := pgx.ForEachRow(rows, []any{&sym, &base, &quote}, func() error {
+			m.symbols, m.bases, m.quotes = append(m.symbols, sym), append(m.bases, base), append(m.quotes, quote)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("known markets: %w", err)
+		}
+		rows, err = tx.Query(ctx, planSessionsSQL, ids, sinces, im.cfg.LateMargin, opts.Full)
+		if err != nil {
+			return fmt.Errorf("plan: %w", err)
+		}
+		plans, err := pgx.CollectRows(rows, pgx.RowToStructByPos[sessionPlan])
+		if err != nil {
+			return fmt.Errorf("plan: %w", err)
+		}
+		for _, p := range plans {
+			r, err := im.importSession(ctx, tx, p, m)
+			if err != nil {
+				return fmt.Errorf("session %d: %w", p.ID, err)
+			}
+			results = append(results, r)
+		}
+		return nil
+	})
+	return results, err
+}
+
+// importSession runs the late and the new part for one session and moves its watermark.
+func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessionPlan, m markets) (Result, error) {
+	r := Result{SessionID: p.ID}
+	if p.LastTime.Valid {
+		rows, err := tx.Query(ctx, importLateSQL, p.ID, p.Scope, p.StartedAt, p.LastTime, p.LastSymbol, p.LastID,
+			im.cfg.PriceMaxAge, p.RescanFrom, m.symbols, m.bases, m.quotes)
+		if err != nil {
+			return r, fmt.Errorf("import late trades: %w", err)
+		}
+		var t time.Time
+		if _, err := pgx.ForEachRow(rows, []any{&t}, func() error {
+			r.add(Result{Moves: 1, FirstTrade: t, LastTrade: t})
+			return nil
+		}); err != nil {
+			return r, fmt.Errorf("import late trades: %w", err)
+		}
+	}
+	// The new part's span first: the same snapshot, so exactly the trades it inserts.
+	var (
+		first, newest pgtype.Timestamptz
+		symbol        pgtype.Text
+		tradeID       pgtype.Int8
+	)
+	err := tx.QueryRow(ctx, newTradesSpanSQL, p.Scope, p.StartedAt, p.LastTime, p.LastSymbol, p.LastID).
+		Scan(&first, &newest, &symbol, &tradeID)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		if r.Moves > 0 {
+			if _, err := tx.Exec(ctx, countMovesSQL, p.ID, r.Moves); err != nil {
+				return r, fmt.Errorf("count moves: %w", err)
+			}
+		}
+		return r, nil
+	case err != nil:
+		return r, fmt.Errorf("span of new trades: %w", err)
+	}
+	tag, err := tx.Exec(ctx, importNewSQL, p.ID, p.Scope, p.StartedAt, p.LastTime, p.LastSymbol, p.LastID,
+		im.cfg.PriceMaxAge, nil, m.symbols, m.bases, m.quotes)
+	if err != nil {
+		return r, fmt.Errorf("import new trades: %w", err)
+	}
+	r.add(Result{Moves: tag.RowsAffected(), FirstTrade: first.Time, LastTrade: newest.Time})
+	if _, err := tx.Exec(ctx, advanceCursorSQL, p.ID, newest, symbol, tradeID, r.Moves); err != nil {
+		return r, fmt.Errorf("advance watermark: %w", err)
+	}
+	return r, nil
+}
+
+func (r *Result) add(o Result) {
+	if o.Moves == 0 {
+		return
+	}
+	if r.Moves == 0 || o.FirstTrade.Before(r.FirstTrade) {
+		r.FirstTrade = o.FirstTrade
+	}
+	if r.Moves == 0 || o.LastTrade.After(r.LastTrade) {
+		r.LastTrade = o.LastTrade
+	}
+	r.Moves += o.Moves
+}
+
+// uniqueViolation is SQLSTATE 23505.
+const uniqueViolation = "23505"
