@@ -1,0 +1,8 @@
+// Package tradesync keeps market.account_trades up to date from the exchange: for each symbol of
+// the account, GET /api/v3/myTrades from a persisted fromId cursor (market.trade_cursors), through
+// the process's shared, rate-limited exchange client. A symbol without a cursor is bootstrapped
+// from a configurable look-back (7 days by default), 24 hours per request as Binance requires.
+//
+// Stored trades are relayed as row changes and picked up by the importer; Sync also reports the
+// earliest new trade per scope, so the service can import at once.
+package tradesync

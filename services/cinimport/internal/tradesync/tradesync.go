@@ -1,0 +1,211 @@
+package tradesync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"cryptopill.dev/jobs/libs/exchange"
+)
+
+// Exchange is the part of the exchange client the sync uses.
+type Exchange interface {
+	MyTrades(ctx context.Context, req exchange.MyTradesRequest) ([]exchange.Trade, error)
+}
+
+// Config configures a TradeSync. Zero values take the documented defaults.
+type Config struct {
+	// Scope is the account scope the trades are stored under. Default "default".
+	Scope string
+	// Symbols are the markets to sync. Empty: the enabled coin universe plus every symbol the
+	// scope already has a cursor for.
+	Symbols []string
+	// Lookback is how far back a symbol without a cursor is first fetched. Default 7 days.
+	Lookback time.Duration
+	// PageSize is the number of trades per request, at most 1000. Default 1000.
+	PageSize int
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// TradeSync copies the account's trades from the exchange into market.account_trades.
+type TradeSync struct {
+	ex   Exchange
+	pool *pgxpool.Pool
+	cfg  Config
+}
+
+// New returns a TradeSync; ex must be a client with credentials.
+func New(pool *pgxpool.Pool, ex Exchange, cfg Config) *TradeSync {
+	if cfg.Scope == "" {
+		cfg.Scope = "default"
+	}
+	if cfg.Lookback <= 0 {
+		cfg.Lookback = 7 * 24 * time.Hour
+	}
+	if cfg.PageSize <= 0 || cfg.PageSize > 1000 {
+		cfg.PageSize = 1000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &TradeSync{ex: ex, pool: pool, cfg: cfg}
+}
+
+// Result is what one Sync stored.
+type Result struct {
+	// Scope is the account scope synced.
+	Scope string
+	// Stored counts the new trades.
+	Stored int
+	// Earliest is the earliest trade time among them (zero when none).
+	Earliest time.Time
+	// Failed lists the symbols that could not be synced, with why.
+	Failed map[string]error
+}
+
+// Sync fetches every symbol's new trades. A symbol that fails is reported in Result.Failed and
+// does not stop the others; the error is non-nil only when nothing could be attempted (the symbol
+// list) or ctx ended.
+func (s *TradeSync) Sync(ctx context.Context) (Result, error) {
+	res := Result{Scope: s.cfg.Scope, Failed: map[string]error{}}
+	symbols := s.cfg.Symbols
+	if len(symbols) == 0 {
+		rows, err := s.pool.Query(ctx, symbolsSQL, s.cfg.Scope)
+		if err != nil {
+			return res, fmt.Errorf("trade sync symbols: %w", err)
+		}
+		if symbols, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return res, fmt.Errorf("trade sync symbols: %w", err)
+		}
+	}
+	for _, sym := range symbols {
+		n, earliest, err := s.syncSymbol(ctx, sym)
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		res.Stored += n
+		if !earliest.IsZero() && (res.Earliest.IsZero() || earliest.Before(res.Earliest)) {
+			res.Earliest = earliest
+		}
+		if err != nil {
+			res.Failed[sym] = err
+			s.cfg.Logger.Warn("trade sync failed for a symbol", "symbol", sym, "scope", s.cfg.Scope, "err", err)
+		}
+	}
+	return res, nil
+}
+
+// syncSymbol pages through one symbol's new trades.
+func (s *TradeSync) syncSymbol(ctx context.Context, symbol string) (stored int, earliest time.Time, err error) {
+	var last int64
+	err = s.pool.QueryRow(ctx, cursorSQL, s.cfg.Scope, symbol).Scan(&last)
+	hasCursor := err == nil
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, time.Time{}, fmt.Errorf("read cursor of %s: %w", symbol, err)
+	}
+	// Bootstrap: walk the look-back in the 24-hour windows Binance allows, until the first trade
+	// gives an id to continue from.
+	if !hasCursor {
+		now := s.cfg.Now()
+		for from := now.Add(-s.cfg.Lookback); from.Before(now); from = from.Add(24 * time.Hour) {
+			to := from.Add(24*time.Hour - time.Millisecond)
+			if to.After(now) {
+				to = now
+			}
+			trades, err := s.ex.MyTrades(ctx, exchange.MyTradesRequest{Symbol: symbol, StartTime: from, EndTime: to, Limit: s.cfg.PageSize})
+			if err != nil {
+				return stored, earliest, fmt.Errorf("myTrades %s from %s: %w", symbol, from.Format(time.RFC3339), err)
+			}
+			if len(trades) == 0 {
+				continue
+			}
+			n, e, err := s.store(ctx, symbol, trades)
+			stored, earliest = stored+n, earlier(earliest, e)
+			if err != nil {
+				return stored, earliest, err
+			}
+			last, hasCursor = trades[len(trades)-1].ID, true
+			break
+		}
+		if !hasCursor {
+			return stored, earliest, nil // no trades in the look-back
+		}
+	}
+	for {
+		from := last + 1
+		trades, err := s.ex.MyTrades(ctx, exchange.MyTradesRequest{Symbol: symbol, FromID: &from, Limit: s.cfg.PageSize})
+		if err != nil {
+			return stored, earliest, fmt.Errorf("myTrades %s from id %d: %w", symbol, from, err)
+		}
+		if len(trades) == 0 {
+			return stored, earliest, nil
+		}
+		n, e, err := s.store(ctx, symbol, trades)
+		stored, earliest = stored+n, earlier(earliest, e)
+		if err != nil {
+			return stored, earliest, err
+		}
+		last = trades[len(trades)-1].ID
+		if len(trades) < s.cfg.PageSize {
+			return stored, earliest, nil
+		}
+	}
+}
+
+// store writes one page of trades and moves the cursor, in one statement.
+func (s *TradeSync) store(ctx context.Context, symbol string, trades []exchange.Trade) (int, time.Time, error) {
+	n := len(trades)
+	var (
+		ids, orders, lists          = make([]int64, n), make([]int64, n), make([]int64, n)
+		prices, qtys, quotes, comms = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		assets                      = make([]string, n)
+		times                       = make([]time.Time, n)
+		buyers, makers, best        = make([]bool, n), make([]bool, n), make([]bool, n)
+		raws                        = make([]string, n)
+	)
+	for i, t := range trades {
+		ids[i], orders[i], lists[i] = t.ID, t.OrderID, t.OrderListID
+		prices[i], qtys[i], quotes[i], comms[i] = t.Price.String(), t.Qty.String(), t.QuoteQty.String(), t.Commission.String()
+		assets[i], times[i] = t.CommissionAsset, t.Time
+		buyers[i], makers[i], best[i] = t.IsBuyer, t.IsMaker, t.IsBestMatch
+		raws[i] = string(t.Raw)
+		if raws[i] == "" {
+			raws[i] = "null"
+		}
+	}
+	rows, err := s.pool.Query(ctx, storeTradesSQL, s.cfg.Scope, symbol, ids, orders, lists, prices, qtys, quotes,
+		comms, assets, times, buyers, makers, best, raws)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("store %d trades of %s: %w", n, symbol, err)
+	}
+	newTimes, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("store %d trades of %s: %w", n, symbol, err)
+	}
+	var earliest time.Time
+	for _, t := range newTimes {
+		earliest = earlier(earliest, t)
+	}
+	return len(newTimes), earliest, nil
+}
+
+func earlier(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero() || a.Before(b):
+		return a
+	}
+	return b
+}

@@ -1,0 +1,244 @@
+package trigger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"cryptopill.dev/jobs/libs/events"
+	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
+	"cryptopill.dev/jobs/services/cinimport/internal/importer"
+)
+
+// Importer is what the trigger needs from the SessionImporter.
+type Importer interface {
+	OpenSessions(ctx context.Context, scopes ...string) ([]int64, error)
+	Import(ctx context.Context, sessions []importer.Session, opts importer.Options) ([]importer.Result, error)
+}
+
+// Publisher publishes the MovesImported events; *events.Publisher satisfies it.
+type Publisher interface {
+	Publish(ctx context.Context, ev events.Event) (*jetstream.PubAck, error)
+}
+
+// Config configures an ImportTrigger. Zero values take the documented defaults.
+type Config struct {
+	// Debounce is how long a burst of trade inserts of one scope is collected before its
+	// import runs. Default 250ms.
+	Debounce time.Duration
+	// ImportTimeout bounds one coalesced import. Default 10m.
+	ImportTimeout time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// ImportTrigger runs imports when sessions open, trades arrive and sweeps tick.
+type ImportTrigger struct {
+	im  Importer
+	pub Publisher
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string]*batch // by account scope
+	wg      sync.WaitGroup
+}
+
+// batch is one coalesced import of a scope.
+type batch struct {
+	since   time.Time // earliest new trade time seen, zero if unknown
+	trigger eventsv1.MovesImported_Trigger
+	done    chan struct{}
+	err     error
+}
+
+// New returns a trigger. pub may be nil: imports then publish nothing.
+func New(im Importer, pub Publisher, cfg Config) *ImportTrigger {
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = 250 * time.Millisecond
+	}
+	if cfg.ImportTimeout <= 0 {
+		cfg.ImportTimeout = 10 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &ImportTrigger{im: im, pub: pub, cfg: cfg, log: cfg.Logger, pending: map[string]*batch{}}
+}
+
+// Wait blocks until every coalesced import started so far has finished.
+func (t *ImportTrigger) Wait() { t.wg.Wait() }
+
+// HandleChange is the events.Handler of the cinimport-changes consumer.
+func (t *ImportTrigger) HandleChange(ctx context.Context, ev events.Event) error {
+	rc, ok := ev.Payload.(*eventsv1.RowChange)
+	if !ok {
+		return events.Permanent(fmt.Errorf("%s: payload %T, want RowChange", ev.Subject, ev.Payload))
+	}
+	switch rc.GetSchema() + "." + rc.GetTable() {
+	case "cin_aux.rt_session":
+		return t.sessionChanged(ctx, rc)
+	case "market.account_trades":
+		if rc.GetOp() != eventsv1.RowChange_OP_INSERT {
+			return nil
+		}
+		scope := text(rc.GetNewValues(), "account_scope")
+		if scope == "" {
+			scope = "default"
+		}
+		since, _ := parseTimestamptz(text(rc.GetNewValues(), "trade_time"))
+		return t.ImportScope(ctx, scope, since, eventsv1.MovesImported_TRIGGER_TRADES_INSERTED)
+	}
+	return nil
+}
+
+// sessionChanged imports a session that is OPEN after the change (opened, or updated while
+// open). Closed and deleted sessions are not imported.
+func (t *ImportTrigger) sessionChanged(ctx context.Context, rc *eventsv1.RowChange) error {
+	if rc.GetOp() == eventsv1.RowChange_OP_DELETE {
+		return nil
+	}
+	nv := rc.GetNewValues()
+	if text(nv, "status") != "OPEN" {
+		return nil
+	}
+	id, err := strconv.ParseInt(text(nv, "session_id"), 10, 64)
+	if err != nil {
+		return events.Permanent(fmt.Errorf("rt_session change without a session_id: %w", err))
+	}
+	_, err = t.run(ctx, []importer.Session{{ID: id}}, importer.Options{}, eventsv1.MovesImported_TRIGGER_SESSION_CHANGED)
+	return err
+}
+
+// HandleTick is the events.Handler of the cinimport-ticks consumer: the sweep.
+func (t *ImportTrigger) HandleTick(ctx context.Context, ev events.Event) error {
+	_, err := t.ImportAll(ctx, importer.Options{}, eventsv1.MovesImported_TRIGGER_SWEEP)
+	return err
+}
+
+// ImportAll imports every OPEN session in one run.
+func (t *ImportTrigger) ImportAll(ctx context.Context, opts importer.Options, trigger eventsv1.MovesImported_Trigger) ([]importer.Result, error) {
+	ids, err := t.im.OpenSessions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sessions := make([]importer.Session, len(ids))
+	for i, id := range ids {
+		sessions[i] = importer.Session{ID: id}
+	}
+	return t.run(ctx, sessions, opts, trigger)
+}
+
+// ImportScope imports the OPEN sessions of scope, coalesced with every other call for the same
+// scope within the debounce, and returns when the import that covers this call has committed.
+// since is the earliest trade time known to be new (zero: unknown).
+func (t *ImportTrigger) ImportScope(ctx context.Context, scope string, since time.Time, trigger eventsv1.MovesImported_Trigger) error {
+	t.mu.Lock()
+	b, ok := t.pending[scope]
+	if !ok {
+		b = &batch{since: since, trigger: trigger, done: make(chan struct{})}
+		t.pending[scope] = b
+		t.wg.Add(1)
+		// The import outlives the handler that opened the batch: others wait on it too.
+		go t.flush(context.WithoutCancel(ctx), scope, b)
+	} else if !since.IsZero() && (b.since.IsZero() || since.Before(b.since)) {
+		b.since = since
+	}
+	t.mu.Unlock()
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (t *ImportTrigger) flush(ctx context.Context, scope string, b *batch) {
+	defer t.wg.Done()
+	defer close(b.done)
+	time.Sleep(t.cfg.Debounce)
+	t.mu.Lock()
+	delete(t.pending, scope) // later calls open the next batch
+	since := b.since
+	t.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.ImportTimeout)
+	defer cancel()
+	ids, err := t.im.OpenSessions(ctx, scope)
+	if err != nil {
+		b.err = err
+		return
+	}
+	sessions := make([]importer.Session, len(ids))
+	for i, id := range ids {
+		sessions[i] = importer.Session{ID: id, Since: since}
+	}
+	_, b.err = t.run(ctx, sessions, importer.Options{}, b.trigger)
+}
+
+// run imports and publishes one MovesImported per session.
+func (t *ImportTrigger) run(ctx context.Context, sessions []importer.Session, opts importer.Options, trigger eventsv1.MovesImported_Trigger) ([]importer.Result, error) {
+	if len(sessions) == 0 {
+		return nil, nil
+	}
+	runID := events.NewID()
+	started := time.Now()
+	results, err := t.im.Import(ctx, sessions, opts)
+	if err != nil {
+		t.log.Error("import failed", "run_id", runID, "trigger", trigger.String(), "err", err)
+		return nil, err
+	}
+	importedAt := time.Now()
+	var errs []error
+	for _, r := range results {
+		t.log.Info("moves imported", "session_id", r.SessionID, "moves", r.Moves, "run_id", runID,
+			"trigger", trigger.String(), "took", importedAt.Sub(started).Round(time.Millisecond))
+		if t.pub == nil {
+			continue
+		}
+		msg := &eventsv1.MovesImported{
+			SessionId:  r.SessionID,
+			Moves:      r.Moves,
+			RunId:      runID,
+			Trigger:    trigger,
+			ImportedAt: timestamppb.New(importedAt),
+		}
+		if r.Moves > 0 {
+			msg.From, msg.To = timestamppb.New(r.FirstTrade), timestamppb.New(r.LastTrade)
+		}
+		if _, err := t.pub.Publish(ctx, events.Event{
+			Subject: events.MovesImportedSubject(r.SessionID),
+			ID:      events.MovesImportedID(r.SessionID, runID),
+			Payload: msg,
+		}); err != nil {
+			errs = append(errs, fmt.Errorf("publish moves imported of session %d: %w", r.SessionID, err))
+		}
+	}
+	return results, errors.Join(errs...)
+}
+
+// text returns a column's text value from a RowChange, "" when absent or NULL.
+func text(values map[string]*eventsv1.Value, column string) string {
+	if v, ok := values[column]; ok {
+		return v.GetText()
+	}
+	return ""
+}
+
+// parseTimestamptz reads a timestamptz in Postgres text output (ISO DateStyle), e.g.
+// "2025-03-01 12:00:00.123+00" or "2025-03-01 12:00:00+05:30".
+func parseTimestamptz(s string) (time.Time, bool) {
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999-07", "2006-01-02 15:04:05.999999999-07:00", "2006-01-02 15:04:05.999999999-07:00:00", time.RFC3339Nano} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
