@@ -1,22 +1,35 @@
-// Package bus adapts the libs/events publisher to the small publishing interfaces of the
-// orchestrator's components (the change relay, the tick publisher, the universe watcher).
+// Package bus publishes the change relay's events on JetStream: the libs/events envelope around
+// payloads the relay has already encoded, asynchronously, with outcomes reported in order.
 package bus
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"google.golang.org/protobuf/proto"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
 
 	"cryptopill.dev/jobs/libs/events"
+	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
+	"cryptopill.dev/jobs/services/orchestrator/internal/relay"
 )
 
-// Publisher publishes orchestrator events, synchronously or asynchronously.
-type Publisher struct {
+// ChangePublisher implements relay.Publisher and relay.ConnectionReporter.
+//
+// It does not retry: a retried asynchronous publish can land after later ones and break a
+// table's commit order, so the relay handles a failure itself by replaying from its slot (the
+// ids make the replay idempotent). Give it a connection of its own without a reconnect buffer
+// (nats.ReconnectBufSize(-1)), so nothing published while disconnected lands after what the
+// drop lost.
+type ChangePublisher struct {
 	nc      *nats.Conn
-	ep      *events.Publisher
+	js      jetstream.JetStream
+	source  string
+	ceType  string
 	pending chan pending
 	wg      sync.WaitGroup
 	mu      sync.RWMutex
@@ -24,92 +37,102 @@ type Publisher struct {
 }
 
 type pending struct {
-	fut  *events.Future
+	fut  jetstream.PubAckFuture
 	done func(error)
 }
 
-// Config configures a Publisher.
+// Config configures a ChangePublisher.
 type Config struct {
 	// Source is ce-source. Default "orchestrator".
 	Source string
-	// MaxInFlight bounds asynchronous publishes awaiting their PubAck. Default 8192.
+	// MaxInFlight bounds publishes awaiting their PubAck. Default 8192.
 	MaxInFlight int
 	// AckTimeout fails a publish whose PubAck has not come. Default 5 s.
 	AckTimeout time.Duration
 }
 
-// New returns a publisher on nc. Close it after its users have stopped.
-//
-// Asynchronous publishes are not retried by the publisher: a retried publish could land after
-// later ones and break the stream's commit order, so the change relay handles a failure itself
-// (it replays from its slot; ids make the replay idempotent).
-func New(nc *nats.Conn, cfg Config) (*Publisher, error) {
+// ErrClosed is returned by PublishAsync after Close.
+var ErrClosed = errors.New("bus: change publisher closed")
+
+// New returns a publisher on nc. Close it after the relay has stopped.
+func New(nc *nats.Conn, cfg Config) (*ChangePublisher, error) {
 	if cfg.Source == "" {
 		cfg.Source = "orchestrator"
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 8192
 	}
-	ep, err := events.NewPublisher(nc, events.PublisherConfig{
-		Source:        cfg.Source,
-		MaxInFlight:   cfg.MaxInFlight,
-		AckTimeout:    cfg.AckTimeout,
-		RetryAttempts: -1,
-	})
-	if err != nil {
-		return nil, err
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = 5 * time.Second
 	}
-	p := &Publisher{nc: nc, ep: ep, pending: make(chan pending, cfg.MaxInFlight)}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight),
+		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	p := &ChangePublisher{
+		nc: nc, js: js, source: cfg.Source,
+		ceType:  events.TypeOf(&eventsv1.RowChange{}),
+		pending: make(chan pending, cfg.MaxInFlight),
+	}
 	p.wg.Add(1)
 	go p.resolve()
 	return p, nil
 }
 
-// resolve reports outcomes in publish order. Without retries JetStream acknowledges in that
-// order too, so waiting on each future in turn delays nothing.
-func (p *Publisher) resolve() {
+// resolve reports outcomes in publish order. JetStream acknowledges a connection's publishes in
+// that order, so waiting on each future in turn delays nothing.
+func (p *ChangePublisher) resolve() {
 	defer p.wg.Done()
 	for pd := range p.pending {
-		pd.done(pd.fut.Result().Err)
+		select {
+		case <-pd.fut.Ok():
+			pd.done(nil)
+		case err := <-pd.fut.Err():
+			pd.done(err)
+		}
 	}
 }
 
-// PublishAsync publishes ev on subject with id as ce-id and Nats-Msg-Id without waiting; done
-// is called once with the outcome. It blocks while the in-flight bound is reached.
-func (p *Publisher) PublishAsync(ctx context.Context, subject, id string, ev proto.Message, done func(error)) error {
+// Message builds the NATS message of a change: its payload in the events envelope (the headers
+// events.Encode writes, with the trace context of ctx).
+func (p *ChangePublisher) Message(ctx context.Context, c *relay.Change) *nats.Msg {
+	h := make(nats.Header, 10)
+	h[events.HeaderSpecVersion] = []string{events.SpecVersion}
+	h[events.HeaderID] = []string{c.ID}
+	h[events.HeaderType] = []string{p.ceType}
+	h[events.HeaderSource] = []string{p.source}
+	h[events.HeaderTime] = []string{time.Now().UTC().Format(time.RFC3339Nano)}
+	h[events.HeaderContentType] = []string{events.ContentType}
+	h[events.HeaderMsgID] = []string{c.ID}
+	propagation.TraceContext{}.Inject(ctx, headerCarrier(h))
+	return &nats.Msg{Subject: c.Subject, Header: h, Data: c.Data}
+}
+
+// PublishAsync implements relay.Publisher.
+func (p *ChangePublisher) PublishAsync(ctx context.Context, c *relay.Change, done func(error)) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
-		return events.ErrPublisherClosed
+		return ErrClosed
 	}
-	fut, err := p.ep.PublishAsync(ctx, events.Event{Subject: subject, ID: id, Payload: ev})
+	fut, err := p.js.PublishMsgAsync(p.Message(ctx, c))
 	if err != nil {
-		return err
+		return fmt.Errorf("publish %s %s: %w", c.Subject, c.ID, err)
 	}
 	p.pending <- pending{fut: fut, done: done}
 	return nil
 }
 
-// Publish publishes ev and waits for its PubAck. duplicate reports that JetStream already had
-// an event with this id inside the stream's duplicate window.
-func (p *Publisher) Publish(ctx context.Context, subject, id string, ev proto.Message) (duplicate bool, err error) {
-	ack, err := p.ep.Publish(ctx, events.Event{Subject: subject, ID: id, Payload: ev})
-	if err != nil {
-		return false, err
-	}
-	return ack.Duplicate, nil
-}
-
-// Connection reports the NATS connection's generation (how often it reconnected) and whether
-// it is connected now. Publishes in flight when a connection drops may be lost while later ones
-// go through on the new connection; the change relay restarts its session on a new generation
-// so that its replay keeps the stream in commit order.
-func (p *Publisher) Connection() (generation uint64, connected bool) {
+// Connection implements relay.ConnectionReporter: the connection's generation (how often it
+// reconnected) and whether it is connected now.
+func (p *ChangePublisher) Connection() (generation uint64, connected bool) {
 	return p.nc.Stats().Reconnects, p.nc.IsConnected()
 }
 
 // Close waits (until ctx ends) for outstanding publishes to resolve, reports them, and stops.
-func (p *Publisher) Close(ctx context.Context) error {
+func (p *ChangePublisher) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -117,8 +140,35 @@ func (p *Publisher) Close(ctx context.Context) error {
 	}
 	p.closed = true
 	p.mu.Unlock()
-	err := p.ep.Close(ctx)
+	var err error
+	select {
+	case <-p.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		err = ctx.Err()
+		// Fail what is left: the futures resolve with an error.
+		p.js.CleanupPublisher()
+	}
 	close(p.pending)
 	p.wg.Wait()
 	return err
+}
+
+// headerCarrier adapts nats.Header to OpenTelemetry propagation with the exact W3C names.
+type headerCarrier nats.Header
+
+func (c headerCarrier) Get(key string) string {
+	if v := c[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c headerCarrier) Set(key, value string) { c[key] = []string{value} }
+
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
 }

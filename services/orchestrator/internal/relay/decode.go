@@ -1,23 +1,58 @@
 package relay
 
 import (
+	"encoding/base64"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pglogrepl"
-	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"cryptopill.dev/jobs/libs/events"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 )
 
-// decoder turns pgoutput messages into RowChange events. It keeps the relations Postgres has
-// described on this connection (they are sent again on every new connection and after DDL) and
-// the transaction being decoded.
+// Change is one row change, encoded and ready to publish.
+type Change struct {
+	// Subject is cp.cdc.<schema>.<table>.<insert|update|delete>.
+	Subject string
+	// ID is the event id, events.ChangeID(CommitLSN, Index): the Nats-Msg-Id.
+	ID string
+	// Data is the payload: the protojson encoding of an eventsv1.RowChange, byte for byte what
+	// libs/events would produce (compact, map keys sorted), written directly from the pgoutput
+	// tuple because the reflection-based encoder costs more than everything else the relay does.
+	Data []byte
+	// Table is schema.table.
+	Table      string
+	CommitLSN  uint64
+	CommitTime time.Time
+	Index      uint32
+}
+
+// decoder turns pgoutput messages into encoded row changes. It keeps the relations Postgres has
+// described on this connection (sent again on every new connection and after DDL) and the
+// transaction being decoded.
 type decoder struct {
-	relations map[uint32]*pglogrepl.RelationMessage
+	relations map[uint32]*relation
 	tx        *txState
+	sizeHint  int
+}
+
+// relation is a RelationMessage with the JSON fragments its events repeat.
+type relation struct {
+	msg   *pglogrepl.RelationMessage
+	table string
+	// head[op] is `{"schema":…,"table":…,"op":…`.
+	head [4][]byte
+	// keys[i] is `"<name>":` of column i; order lists column indexes sorted by name (protojson
+	// sorts map keys); keyCols is `"keyColumns":[…]`, empty when the relation has none.
+	keys    [][]byte
+	order   []int
+	isKey   []bool
+	keyCols []byte
+	subject [4]string
 }
 
 // txState is the transaction between its Begin and Commit messages.
@@ -26,33 +61,78 @@ type txState struct {
 	commitTime time.Time
 	xid        uint32
 	next       uint32 // index of the next row change in the transaction
+	// tail is `"commitLsn":…,"commitTime":…,"xid":…` shared by the transaction's events.
+	tail []byte
 }
 
 func newDecoder() *decoder {
-	return &decoder{relations: map[uint32]*pglogrepl.RelationMessage{}}
-}
-
-// rowChange is a decoded row change and where it goes.
-type rowChange struct {
-	subject string
-	id      string
-	event   *eventsv1.RowChange
+	return &decoder{relations: map[uint32]*relation{}, sizeHint: 512}
 }
 
 func (d *decoder) begin(m *pglogrepl.BeginMessage) {
 	// Begin's final LSN is the LSN of the transaction's commit record: the change ids can be
 	// derived before the Commit message arrives, so a large transaction streams out as it decodes.
-	d.tx = &txState{commitLSN: m.FinalLSN, commitTime: m.CommitTime, xid: m.Xid}
+	tx := &txState{commitLSN: m.FinalLSN, commitTime: m.CommitTime, xid: m.Xid}
+	b := []byte(`"commitLsn":"`)
+	b = strconv.AppendUint(b, uint64(m.FinalLSN), 10)
+	b = append(b, `","commitTime":"`...)
+	b = appendTimestamp(b, m.CommitTime)
+	b = append(b, '"')
+	if m.Xid != 0 {
+		b = append(b, `,"xid":`...)
+		b = strconv.AppendUint(b, uint64(m.Xid), 10)
+	}
+	tx.tail = b
+	d.tx = tx
 }
 
 func (d *decoder) relation(m *pglogrepl.RelationMessage) {
-	d.relations[m.RelationID] = m
+	r := &relation{msg: m, table: m.Namespace + "." + m.RelationName}
+	for op := eventsv1.RowChange_OP_INSERT; op <= eventsv1.RowChange_OP_DELETE; op++ {
+		h := append([]byte(`{"schema":`), jsonString(m.Namespace)...)
+		h = append(h, `,"table":`...)
+		h = append(h, jsonString(m.RelationName)...)
+		h = append(h, `,"op":"`...)
+		h = append(h, op.String()...)
+		h = append(h, '"')
+		r.head[op] = h
+		r.subject[op] = events.ChangeSubject(m.Namespace, m.RelationName, op)
+	}
+	var keyNames []string
+	for i, c := range m.Columns {
+		r.keys = append(r.keys, append(jsonString(c.Name), ':'))
+		r.order = append(r.order, i)
+		r.isKey = append(r.isKey, c.Flags&1 != 0)
+		if c.Flags&1 != 0 {
+			keyNames = append(keyNames, c.Name)
+		}
+	}
+	slices.SortStableFunc(r.order, func(a, b int) int {
+		switch na, nb := m.Columns[a].Name, m.Columns[b].Name; {
+		case na < nb:
+			return -1
+		case na > nb:
+			return 1
+		}
+		return 0
+	})
+	if len(keyNames) > 0 {
+		r.keyCols = []byte(`"keyColumns":[`)
+		for i, n := range keyNames {
+			if i > 0 {
+				r.keyCols = append(r.keyCols, ',')
+			}
+			r.keyCols = append(r.keyCols, jsonString(n)...)
+		}
+		r.keyCols = append(r.keyCols, ']')
+	}
+	d.relations[m.RelationID] = r
 }
 
-// change decodes an insert, update or delete message.
-func (d *decoder) change(msg pglogrepl.Message) (rowChange, error) {
+// change decodes an insert, update or delete message into an encoded event.
+func (d *decoder) change(msg pglogrepl.Message) (Change, error) {
 	if d.tx == nil {
-		return rowChange{}, fmt.Errorf("row change outside a transaction (%s)", msg.Type())
+		return Change{}, fmt.Errorf("row change outside a transaction (%s)", msg.Type())
 	}
 	var (
 		relID    uint32
@@ -69,73 +149,159 @@ func (d *decoder) change(msg pglogrepl.Message) (rowChange, error) {
 	case *pglogrepl.DeleteMessage:
 		relID, op, oldTuple, oldType = m.RelationID, eventsv1.RowChange_OP_DELETE, m.OldTuple, m.OldTupleType
 	default:
-		return rowChange{}, fmt.Errorf("not a row change: %s", msg.Type())
+		return Change{}, fmt.Errorf("not a row change: %s", msg.Type())
 	}
 	rel, ok := d.relations[relID]
 	if !ok {
-		return rowChange{}, fmt.Errorf("row change for unknown relation %d", relID)
+		return Change{}, fmt.Errorf("row change for unknown relation %d", relID)
 	}
-	ev := &eventsv1.RowChange{
-		Schema:     rel.Namespace,
-		Table:      rel.RelationName,
-		Op:         op,
-		CommitLsn:  uint64(d.tx.commitLSN),
-		CommitTime: timestamppb.New(d.tx.commitTime),
-		Xid:        d.tx.xid,
-		IndexInTx:  d.tx.next,
-	}
-	for _, c := range rel.Columns {
-		if c.Flags&1 != 0 {
-			ev.KeyColumns = append(ev.KeyColumns, c.Name)
-		}
-	}
+	tx := d.tx
+	b := make([]byte, 0, d.sizeHint)
+	b = append(b, rel.head[op]...)
 	var err error
 	if newTuple != nil {
-		if ev.NewValues, err = values(rel, newTuple, false); err != nil {
-			return rowChange{}, err
+		if b, err = rel.appendValues(b, `,"newValues":{`, newTuple, false); err != nil {
+			return Change{}, err
 		}
 	}
 	if oldTuple != nil {
 		// A 'K' tuple carries the key columns only; the other columns in it are placeholders.
-		if ev.OldValues, err = values(rel, oldTuple, oldType == 'K'); err != nil {
-			return rowChange{}, err
+		if b, err = rel.appendValues(b, `,"oldValues":{`, oldTuple, oldType == 'K'); err != nil {
+			return Change{}, err
 		}
 	}
-	d.tx.next++
-	return rowChange{
-		subject: events.ChangeSubject(rel.Namespace, rel.RelationName, op),
-		id:      events.ChangeID(ev.CommitLsn, ev.IndexInTx),
-		event:   ev,
-	}, nil
+	if len(rel.keyCols) > 0 {
+		b = append(b, ',')
+		b = append(b, rel.keyCols...)
+	}
+	b = append(b, ',')
+	b = append(b, tx.tail...)
+	if tx.next != 0 {
+		b = append(b, `,"indexInTx":`...)
+		b = strconv.AppendUint(b, uint64(tx.next), 10)
+	}
+	b = append(b, '}')
+	if len(b) > d.sizeHint {
+		d.sizeHint = len(b)
+	}
+	c := Change{
+		Subject:    rel.subject[op],
+		ID:         events.ChangeID(uint64(tx.commitLSN), tx.next),
+		Data:       b,
+		Table:      rel.table,
+		CommitLSN:  uint64(tx.commitLSN),
+		CommitTime: tx.commitTime,
+		Index:      tx.next,
+	}
+	tx.next++
+	return c, nil
 }
 
 func (d *decoder) commit() { d.tx = nil }
 
-func values(rel *pglogrepl.RelationMessage, t *pglogrepl.TupleData, keyOnly bool) (map[string]*eventsv1.Value, error) {
-	if len(t.Columns) != len(rel.Columns) {
-		return nil, fmt.Errorf("relation %s.%s: tuple has %d columns, relation %d", rel.Namespace, rel.RelationName, len(t.Columns), len(rel.Columns))
+// appendValues writes a map<string, Value> field; protojson omits an empty map.
+func (r *relation) appendValues(b []byte, field string, t *pglogrepl.TupleData, keyOnly bool) ([]byte, error) {
+	if len(t.Columns) != len(r.keys) {
+		return nil, fmt.Errorf("relation %s: tuple has %d columns, relation %d", r.table, len(t.Columns), len(r.keys))
 	}
-	out := make(map[string]*eventsv1.Value, len(t.Columns))
-	for i, c := range t.Columns {
-		col := rel.Columns[i]
-		if keyOnly && col.Flags&1 == 0 {
+	start := len(b)
+	b = append(b, field...)
+	n := 0
+	for _, i := range r.order {
+		if keyOnly && !r.isKey[i] {
 			continue
 		}
-		var v *eventsv1.Value
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = append(b, r.keys[i]...)
+		c := t.Columns[i]
 		switch c.DataType {
 		case pglogrepl.TupleDataTypeNull:
-			v = &eventsv1.Value{Kind: &eventsv1.Value_Null{Null: structpb.NullValue_NULL_VALUE}}
+			b = append(b, `{"null":null}`...)
 		case pglogrepl.TupleDataTypeToast:
 			// The value exists but was not sent because it did not change: never report it as NULL.
-			v = &eventsv1.Value{Kind: &eventsv1.Value_UnchangedToast{UnchangedToast: true}}
+			b = append(b, `{"unchangedToast":true}`...)
 		case pglogrepl.TupleDataTypeText:
-			v = &eventsv1.Value{Kind: &eventsv1.Value_Text{Text: string(c.Data)}}
+			b = append(b, `{"text":`...)
+			b = appendJSONString(b, c.Data)
+			b = append(b, '}')
 		case pglogrepl.TupleDataTypeBinary:
-			v = &eventsv1.Value{Kind: &eventsv1.Value_Binary{Binary: c.Data}}
+			b = append(b, `{"binary":"`...)
+			b = base64.StdEncoding.AppendEncode(b, c.Data)
+			b = append(b, `"}`...)
 		default:
-			return nil, fmt.Errorf("relation %s.%s column %s: unknown tuple data type %q", rel.Namespace, rel.RelationName, col.Name, c.DataType)
+			return nil, fmt.Errorf("relation %s column %s: unknown tuple data type %q", r.table, r.msg.Columns[i].Name, c.DataType)
 		}
-		out[col.Name] = v
 	}
-	return out, nil
+	if n == 0 {
+		return b[:start], nil
+	}
+	return append(b, '}'), nil
+}
+
+func jsonString(s string) []byte { return appendJSONString(nil, []byte(s)) }
+
+// appendJSONString escapes like protojson: quote, backslash and control characters only. Invalid
+// UTF-8 (impossible in a UTF8 database) becomes U+FFFD rather than wedging the relay.
+func appendJSONString(b, s []byte) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, s[start:i]...)
+				b = append(b, "\ufffd"...)
+				i++
+				start = i
+				continue
+			}
+			i += size
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\b':
+			b = append(b, '\\', 'b')
+		case '\f':
+			b = append(b, '\\', 'f')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+		}
+		i++
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendTimestamp writes t as protojson writes a google.protobuf.Timestamp: RFC 3339 in UTC
+// with 0, 3, 6 or 9 fractional digits.
+func appendTimestamp(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	ns := t.Nanosecond()
+	switch {
+	case ns == 0:
+		return t.AppendFormat(b, "2006-01-02T15:04:05Z")
+	case ns%1e6 == 0:
+		return t.AppendFormat(b, "2006-01-02T15:04:05.000Z")
+	case ns%1e3 == 0:
+		return t.AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+	}
+	return t.AppendFormat(b, "2006-01-02T15:04:05.000000000Z")
 }

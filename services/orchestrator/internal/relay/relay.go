@@ -16,19 +16,16 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/proto"
-
-	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 )
 
 // Publisher is what the relay needs from the event bus: an asynchronous publish whose outcome
 // is reported exactly once.
 type Publisher interface {
-	// PublishAsync publishes ev on subject with id as its event id (ce-id and Nats-Msg-Id). It may
-	// block while the publisher's own in-flight bound is reached. done is called exactly once,
-	// from any goroutine, with nil after the PubAck or with the error. When PublishAsync itself
-	// returns an error, done is not called.
-	PublishAsync(ctx context.Context, subject, id string, ev proto.Message, done func(error)) error
+	// PublishAsync publishes c's payload on c.Subject in the events envelope with c.ID as ce-id
+	// and Nats-Msg-Id. It may block while the publisher's own in-flight bound is reached. done is
+	// called exactly once, from any goroutine, with nil after the PubAck or with the error; when
+	// PublishAsync itself returns an error, done is not called.
+	PublishAsync(ctx context.Context, c *Change, done func(error)) error
 }
 
 // ConnectionReporter is implemented by publishers that can tell when their connection was
@@ -511,15 +508,15 @@ func (s *stream) handleWAL(ctx context.Context, data []byte) error {
 		s.tx = s.tracker.begin()
 		s.txTables = s.txTables[:0]
 	case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage:
-		rc, err := s.dec.change(m)
+		c, err := s.dec.change(m)
 		if err != nil {
 			return err
 		}
-		if err := s.publish(ctx, rc); err != nil {
+		if err := s.publish(ctx, &c); err != nil {
 			return err
 		}
-		if t := rc.event.Schema + "." + rc.event.Table; !slices.Contains(s.txTables, t) {
-			s.txTables = append(s.txTables, t)
+		if !slices.Contains(s.txTables, c.Table) {
+			s.txTables = append(s.txTables, c.Table)
 		}
 	case *pglogrepl.CommitMessage:
 		if s.tx == nil {
@@ -542,7 +539,7 @@ func (s *stream) handleWAL(ctx context.Context, data []byte) error {
 
 // publish hands one event to the publisher, waiting for an in-flight slot while still sending
 // standby status on time.
-func (s *stream) publish(ctx context.Context, rc rowChange) error {
+func (s *stream) publish(ctx context.Context, c *Change) error {
 	select {
 	case s.sem <- struct{}{}:
 	default:
@@ -566,10 +563,10 @@ func (s *stream) publish(ctx context.Context, rc rowChange) error {
 	}
 	m := s.relay.metrics
 	tx, tracker, sem := s.tx, s.tracker, s.sem
-	commitTime := rc.event.CommitTime.AsTime()
+	commitTime := c.CommitTime
 	tracker.sent(tx)
 	m.inflight.Inc()
-	err := s.relay.cfg.Publisher.PublishAsync(ctx, rc.subject, rc.id, rc.event, func(err error) {
+	err := s.relay.cfg.Publisher.PublishAsync(ctx, c, func(err error) {
 		m.inflight.Dec()
 		if err != nil {
 			m.failed.Inc()
@@ -585,7 +582,7 @@ func (s *stream) publish(ctx context.Context, rc rowChange) error {
 		m.failed.Inc()
 		tracker.acked(tx, err)
 		<-sem
-		return fmt.Errorf("%w: %s: %w", errPublish, rc.id, err)
+		return fmt.Errorf("%w: %s: %w", errPublish, c.ID, err)
 	}
 	m.published.Inc()
 	return nil
@@ -613,6 +610,3 @@ func (s *stream) sendStatus() error {
 	s.relay.metrics.confirmedLSN.Set(float64(pos))
 	return nil
 }
-
-// Compile-time check that RowChange is a proto message (the payload the publisher encodes).
-var _ proto.Message = (*eventsv1.RowChange)(nil)
