@@ -1,15 +1,82 @@
 package main
 
-import "cryptopill.dev/jobs/libs/config"
+import (
+	"time"
 
-// Config is the straux's configuration, read from the environment.
+	"cryptopill.dev/jobs/libs/config"
+	"cryptopill.dev/jobs/libs/exchange"
+)
+
+// Config is the straux's configuration, read from the environment. Every default holds in every
+// environment unless its comment says otherwise.
 type Config struct {
 	config.Common
+
+	// BinanceBaseURL is the exchange, BINANCE_BASE_URL (the simulated exchange in dev).
+	BinanceBaseURL string
+	// WeightLimit, BINANCE_WEIGHT_LIMIT, fixes the REQUEST_WEIGHT per minute to plan with; 0
+	// reads it from exchangeInfo.rateLimits.
+	WeightLimit int
+	// DBMaxConns, STRAUX_DB_MAX_CONNS, sizes straux's own connection pool (tick workers, job
+	// workers and the job listener share it). Default 16.
+	DBMaxConns int
+
+	// DepthLimit, STRAUX_DEPTH_LIMIT: order-book levels per side, 5..100 (weight 5). Default 100.
+	DepthLimit int
+	// SnapshotsPerTick, STRAUX_SNAPSHOTS_PER_TICK: order books per symbol and tick, 1..5,
+	// SnapshotSpacing (STRAUX_SNAPSHOT_SPACING) apart. Defaults 1 and 1s.
+	SnapshotsPerTick int
+	SnapshotSpacing  time.Duration
+	// ChunkSize, STRAUX_CHUNK_SIZE: symbols per claim and per ticker call. Default 20 (the
+	// cheapest ticker batch).
+	ChunkSize int
+	// Workers, STRAUX_WORKERS: chunks worked at once per replica. Default 3.
+	Workers int
+	// FetchConcurrency, STRAUX_FETCH_CONCURRENCY: exchange calls in flight per replica. Default 16.
+	FetchConcurrency int
+	// ClaimLease, STRAUX_CLAIM_LEASE: a claim's lease; below the tick consumer's 10s ack wait,
+	// so a dead replica's symbols are taken over within it. Default 5s.
+	ClaimLease time.Duration
+	// WeightSharePct, STRAUX_WEIGHT_SHARE_PCT: the share of the weight budget ticks may spend;
+	// the rest is the market jobs'. Default 70.
+	WeightSharePct int
+	// VectorMaxBins, STRAUX_VECTOR_MAX_BINS: B's cap. Default 256.
+	VectorMaxBins int
+	// Backfill, STRAUX_BACKFILL: rebuild missing history from 1m klines for symbols whose
+	// windows are short of samples (a fresh start; dev has vectors within its first tick).
+	// Default on.
+	Backfill bool
+	// Assist, STRAUX_ASSIST: work ticks whose durable message another replica holds. Default on.
+	Assist bool
+	// JobWorkers, STRAUX_JOB_WORKERS: market jobs run at once. Default 8.
+	JobWorkers int
+	// ReplicaID, STRAUX_REPLICA_ID, names this process in claims. Default host/pid/random.
+	ReplicaID string
 }
 
 // LoadConfig reads the straux's configuration.
 func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 	l := config.NewLoader(lookup)
-	cfg := Config{Common: l.LoadCommon("127.0.0.1:9102")}
+	cfg := Config{
+		Common:           l.LoadCommon("127.0.0.1:9102"),
+		BinanceBaseURL:   l.String("BINANCE_BASE_URL", exchange.DefaultBaseURL),
+		WeightLimit:      l.Int("BINANCE_WEIGHT_LIMIT", 0, 0, 1<<30),
+		DBMaxConns:       l.Int("STRAUX_DB_MAX_CONNS", 16, 4, 500),
+		DepthLimit:       l.Int("STRAUX_DEPTH_LIMIT", 100, 5, 100),
+		SnapshotsPerTick: l.Int("STRAUX_SNAPSHOTS_PER_TICK", 1, 1, 5),
+		SnapshotSpacing:  l.Duration("STRAUX_SNAPSHOT_SPACING", time.Second),
+		ChunkSize:        l.Int("STRAUX_CHUNK_SIZE", 20, 1, 1000),
+		Workers:          l.Int("STRAUX_WORKERS", 3, 1, 64),
+		FetchConcurrency: l.Int("STRAUX_FETCH_CONCURRENCY", 16, 1, 256),
+		ClaimLease:       l.Duration("STRAUX_CLAIM_LEASE", 5*time.Second),
+		WeightSharePct:   l.Int("STRAUX_WEIGHT_SHARE_PCT", 70, 1, 100),
+		VectorMaxBins:    l.Int("STRAUX_VECTOR_MAX_BINS", 256, 12, 4096),
+		Backfill:         l.Bool("STRAUX_BACKFILL", true),
+		Assist:           l.Bool("STRAUX_ASSIST", true),
+		JobWorkers:       l.Int("STRAUX_JOB_WORKERS", 8, 1, 256),
+		ReplicaID:        l.String("STRAUX_REPLICA_ID", ""),
+	}
+	l.Check(cfg.ClaimLease >= 500*time.Millisecond && cfg.ClaimLease < 10*time.Second,
+		"STRAUX_CLAIM_LEASE", cfg.ClaimLease.String(), "a lease from 500ms to under the tick consumer's 10s ack wait")
 	return cfg, l.Err()
 }

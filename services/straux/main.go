@@ -1,12 +1,31 @@
 // Command straux consumes ticks: samples order books, tickers and klines, computes str-aux vectors and works the market job kinds. See README.md and docs/events.md.
+//
+// main wires; the packages under internal/ do the work: ticks (the tick runner and its replica
+// claims), plan (the weight budget), book, idhr, vectors and window (the math), store (SQL),
+// universe (the current enabled set) and marketjobs (the job kinds).
 package main
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"os"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"cryptopill.dev/jobs/libs/config"
+	"cryptopill.dev/jobs/libs/db"
+	"cryptopill.dev/jobs/libs/events"
+	"cryptopill.dev/jobs/libs/exchange"
+	"cryptopill.dev/jobs/libs/jobs"
 	"cryptopill.dev/jobs/libs/service"
+	"cryptopill.dev/jobs/services/straux/internal/marketjobs"
+	"cryptopill.dev/jobs/services/straux/internal/plan"
+	"cryptopill.dev/jobs/services/straux/internal/store"
+	"cryptopill.dev/jobs/services/straux/internal/ticks"
+	"cryptopill.dev/jobs/services/straux/internal/universe"
 )
 
 func main() {
@@ -20,6 +39,125 @@ func main() {
 }
 
 func run(ctx context.Context, p *service.Process, cfg Config) error {
-	<-ctx.Done()
-	return nil
+	log := p.Logger
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	client, err := exchange.New(exchange.Config{BaseURL: cfg.BinanceBaseURL, WeightLimit: cfg.WeightLimit,
+		Logger: log.With("component", "exchange")})
+	if err != nil {
+		return err
+	}
+	// Read the weight limit (exchangeInfo) and the clock offset now rather than on the first
+	// call; an exchange that is down is retried in the background, not fatal.
+	go initExchange(ctx, client, log)
+	budget := func() plan.Budget {
+		s := client.Limiter().Stats()
+		return plan.Budget{PerWindow: s.Budget, Window: s.Window}
+	}
+
+	st := store.New(pool)
+	uni := universe.New(p.JS, st.SettingsUniverse, log)
+
+	engine, err := jobs.New(pool, jobs.Config{Workers: cfg.JobWorkers, Logger: log})
+	if err != nil {
+		return err
+	}
+	handlers := marketjobs.New(st, client, uni, marketjobs.Config{MaxBins: cfg.VectorMaxBins,
+		Registerer: p.Registry, Logger: log})
+	if err := handlers.Register(engine); err != nil {
+		return err
+	}
+
+	// The runner's work outlives ctx: shutdown drains it (runner.Stop), it is not cut off.
+	runner, err := ticks.New(context.WithoutCancel(ctx), st, client, uni, ticks.Config{
+		Replica: cfg.ReplicaID, DepthLimit: cfg.DepthLimit, Snapshots: cfg.SnapshotsPerTick,
+		SnapshotSpacing: cfg.SnapshotSpacing, ChunkSize: cfg.ChunkSize, Workers: cfg.Workers,
+		FetchConcurrency: cfg.FetchConcurrency, Lease: cfg.ClaimLease, WeightSharePct: cfg.WeightSharePct,
+		MaxBins: cfg.VectorMaxBins, Backfill: cfg.Backfill, Budget: budget,
+		// A finished tick is the cue for due market jobs.
+		OnPeriodDone: func(time.Time) { engine.Wake() },
+		Registerer:   p.Registry, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	cons, err := events.NewConsumer(ctx, p.JS, events.ConsumerConfig{
+		Stream: events.StreamTicks, Durable: events.ConsumerStrauxTicks,
+		Handler: runner.Handler(), Concurrency: 2, Logger: log, ShutdownTimeout: cfg.ShutdownGrace,
+	})
+	if err != nil {
+		return err
+	}
+	if err := engine.Start(ctx); err != nil {
+		return fmt.Errorf("start job engine: %w", err)
+	}
+	log.Info("straux running", "replica", runner.Replica(), "exchange", cfg.BinanceBaseURL,
+		"depth_limit", cfg.DepthLimit, "workers", cfg.Workers, "backfill", cfg.Backfill, "assist", cfg.Assist)
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(1)
+	go func() { defer wg.Done(); errc <- cons.Run(ctx) }()
+	if cfg.Assist {
+		wg.Add(1)
+		go func() { defer wg.Done(); errc <- runner.AssistTicks(ctx, p.JS) }()
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		// The tick consumer cannot go on (its consumer was deleted, the connection closed).
+	}
+	// Drain: no new chunks; handlers waiting on unfinished periods return so their ticks are
+	// redelivered to a replica that stays; chunks in flight are written.
+	runner.Stop()
+	wg.Wait()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
+	defer cancel()
+	if err := engine.Stop(stopCtx); err != nil {
+		log.Warn("job engine stop", "err", err)
+	}
+	return runErr
+}
+
+// openPool opens straux's own pool, sized for its workers (the process pool is sized for a
+// CPU's worth of connections).
+func openPool(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", db.Redact(err, cfg.DatabaseURL))
+	}
+	pc.MaxConns = int32(cfg.DBMaxConns)
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres %s: %w", db.SafeURL(cfg.DatabaseURL), db.Redact(err, cfg.DatabaseURL))
+	}
+	return pool, nil
+}
+
+func initExchange(ctx context.Context, client *exchange.Client, log *slog.Logger) {
+	for attempt := 1; ; attempt++ {
+		ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := client.Init(ictx)
+		cancel()
+		if err == nil {
+			s := client.Limiter().Stats()
+			log.Info("exchange ready", "weight_limit", s.Limit, "budget", s.Budget, "window", s.Window,
+				"clock_offset", client.ClockOffset())
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("exchange init failed; retrying", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(min(time.Duration(attempt)*2*time.Second, 30*time.Second)):
+		}
+	}
 }

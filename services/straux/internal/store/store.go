@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"cryptopill.dev/jobs/libs/exchange"
 )
 
 //go:embed sql/*.sql
@@ -262,3 +264,19 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 
 // flagsText joins flags for the upsert's string_to_array.
 func flagsText(flags []string) string { return strings.Join(flags, ",") }
+
+// WriteTickers upserts 24h tickers at ts.
+func (s *Store) WriteTickers(ctx context.Context, ts time.Time, tickers []exchange.Ticker24h) error {
+	keep := make(map[string]bool, len(tickers))
+	for _, t := range tickers {
+		keep[t.Symbol] = true
+	}
+	args := tickerArgs(ts, tickers, keep)
+	if args == nil {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, sqlUpsertTickers, args...); err != nil {
+		return fmt.Errorf("write %d tickers at %s: %w", len(tickers), ts.Format(time.RFC3339), err)
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"cryptopill.dev/jobs/libs/events"
+	"cryptopill.dev/jobs/libs/jobs"
+	"cryptopill.dev/jobs/libs/service"
+	"cryptopill.dev/jobs/libs/simex"
+	"cryptopill.dev/jobs/libs/testkit/natstest"
+	"cryptopill.dev/jobs/libs/testkit/pgtest"
+	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestServiceEndToEnd runs straux as main does, against the simulated exchange, a real Postgres
+// and a real JetStream: a tick leaves samples, tickers and vectors (history backfilled from
+// klines), a market job is worked, and the service stops cleanly.
+func TestServiceEndToEnd(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDB(t)
+	ns := natstest.NewServer(t)
+	ex, err := simex.New(simex.Config{Symbols: []string{"BTCUSDT", "ETHUSDT", "BNBUSDT"}})
+	require.NoError(t, err)
+	srv := httptest.NewServer(ex)
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	_, err = d.Pool.Exec(ctx, `INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset)
+		VALUES ('BTCUSDT', 'BTC', 'USDT'), ('ETHUSDT', 'ETH', 'USDT'), ('BNBUSDT', 'BNB', 'USDT')`)
+	require.NoError(t, err)
+
+	env := map[string]string{"CP_ENV": "dev", "DATABASE_URL": d.URL, "NATS_URL": ns.URL, "HTTP_ADDR": "127.0.0.1:0",
+		"MIGRATE_ON_START": "0", "BINANCE_BASE_URL": srv.URL, "SHUTDOWN_GRACE": "20s"}
+	cfg, err := LoadConfig(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	require.NoError(t, err)
+
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- service.Start(sctx, service.Options{Name: "straux", Common: cfg.Common, Logger: slog.New(slog.DiscardHandler)},
+			func(ctx context.Context, p *service.Process) error { return run(ctx, p, cfg) })
+	}()
+
+	// The service declares the topology at start; publish once the durable consumer exists.
+	nc := ns.Connect(t)
+	pub, err := events.NewPublisher(nc, events.PublisherConfig{Source: "test"})
+	require.NoError(t, err)
+	defer pub.Close(ctx)
+	period := 40 * time.Second
+	p := time.Now().UTC().Truncate(period)
+	if time.Until(p.Add(period)) < 15*time.Second {
+		p = p.Add(period)
+		time.Sleep(time.Until(p))
+	}
+	require.Eventually(t, func() bool {
+		_, err := pub.Publish(ctx, events.Event{Subject: events.TickSubject(events.ModuleStraux), ID: events.TickID(events.ModuleStraux, p),
+			Payload: &eventsv1.Tick{Module: events.ModuleStraux, PeriodStart: timestamppb.New(p), Period: durationpb.New(period)}})
+		return err == nil
+	}, 30*time.Second, 100*time.Millisecond)
+
+	count := func(sql string, args ...any) int {
+		var n int
+		_ = d.Pool.QueryRow(ctx, sql, args...).Scan(&n)
+		return n
+	}
+	require.Eventually(t, func() bool {
+		return count(`SELECT count(*) FROM str_aux.tick_periods WHERE period_start = $1 AND status = 'done'`, p) == 1
+	}, 60*time.Second, 100*time.Millisecond)
+	require.Equal(t, 3, count(`SELECT count(*) FROM str_aux.samples WHERE period_start = $1 AND mid IS NOT NULL`, p))
+	require.Equal(t, 3, count(`SELECT count(*) FROM market.tickers WHERE ts = $1`, p))
+	require.Equal(t, 9, count(`SELECT count(*) FROM str_aux.window_vectors WHERE period_start = $1 AND reason IS NULL`, p),
+		"three windows of three symbols, on backfilled history")
+
+	_, _, err = jobs.Enqueue(ctx, d.Pool, jobs.NewJob{Kind: jobs.KindComputeMatrices})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return count(`SELECT count(*) FROM ingest.jobs WHERE kind = 'compute_matrices' AND status = 'succeeded'`) == 1
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Positive(t, count(`SELECT count(*) FROM str_aux.matrices WHERE matrix_type = 'benchmark'`))
+
+	stop()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("straux did not stop")
+	}
+}
