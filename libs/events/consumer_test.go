@@ -3,19 +3,22 @@ package events_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"cryptopill.dev/jobs/libs/events"
-	"cryptopill.dev/jobs/libs/events/eventstest"
-	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 	"github.com/nats-io/nats.go/jetstream"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"cryptopill.dev/jobs/libs/events"
+	"cryptopill.dev/jobs/libs/events/eventstest"
+	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 )
 
 // consumerBundle is what a consumer test needs: a bus with a test durable on cp.tick.test, a
@@ -139,6 +142,16 @@ func TestConsumerDeadLettersMalformedAndKeepsGoing(t *testing.T) {
 	require.Equal(t, "cp.dlq.test-ticks", dlEvents[0].Subject)
 
 	waitFor(t, "stats", func() bool { st := c.Stats(); return st.DeadLettered == 2 && st.Acked == 1 })
+	col := events.NewCollector()
+	col.AddConsumer(c)
+	require.NoError(t, promtestutil.CollectAndCompare(col, strings.NewReader(`
+# HELP cp_events_consumed_total Messages settled by a consumer, by outcome.
+# TYPE cp_events_consumed_total counter
+cp_events_consumed_total{consumer="test-ticks",outcome="acked"} 1
+cp_events_consumed_total{consumer="test-ticks",outcome="dead_letter_failed"} 0
+cp_events_consumed_total{consumer="test-ticks",outcome="dead_lettered"} 2
+cp_events_consumed_total{consumer="test-ticks",outcome="retried"} 0
+`), "cp_events_consumed_total"))
 	waitFor(t, "nothing left pending", func() bool {
 		ci, err := b.bus.JS.Consumer(ctx, events.StreamTicks, testDurable)
 		require.NoError(t, err)
