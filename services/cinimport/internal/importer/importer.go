@@ -205,7 +205,7 @@ func (im *SessionImporter) importLocked(ctx context.Context, ids []int64, sinces
 			return fmt.Errorf("plan: %w", err)
 		}
 		for _, p := range plans {
-			r, err := im.importSession(ctx, tx, p, m)
+			r, err := im.importSession(ctx, tx, p, m, opts.Full)
 			if err != nil {
 				return fmt.Errorf("session %d: %w", p.ID, err)
 			}
@@ -216,11 +216,63 @@ func (im *SessionImporter) importLocked(ctx context.Context, ids []int64, sinces
 	return results, err
 }
 
+// tradeKey is a trade's place in import order: (trade_time, symbol, trade_id).
+type tradeKey struct {
+	Time   pgtype.Timestamptz
+	Symbol pgtype.Text
+	ID     pgtype.Int8
+}
+
+func (k tradeKey) after(o tradeKey) bool {
+	switch {
+	case !o.Time.Valid:
+		return k.Time.Valid
+	case !k.Time.Valid:
+		return false
+	case !k.Time.Time.Equal(o.Time.Time):
+		return k.Time.Time.After(o.Time.Time)
+	case k.Symbol.String != o.Symbol.String:
+		return k.Symbol.String > o.Symbol.String
+	}
+	return k.ID.Int64 > o.ID.Int64
+}
+
+// span is a row of new_trades_span.sql: the trades after a watermark.
+type span struct {
+	first  pgtype.Timestamptz
+	newest tradeKey
+}
+
+func newTradesSpan(ctx context.Context, tx pgx.Tx, p sessionPlan, after tradeKey) (span, bool, error) {
+	var s span
+	err := tx.QueryRow(ctx, newTradesSpanSQL, p.Scope, p.StartedAt, after.Time, after.Symbol, after.ID).
+		Scan(&s.first, &s.newest.Time, &s.newest.Symbol, &s.newest.ID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, false, nil
+	}
+	if err != nil {
+		return s, false, fmt.Errorf("span of new trades: %w", err)
+	}
+	return s, true, nil
+}
+
 // importSession runs the late and the new part for one session and moves its watermark.
-func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessionPlan, m markets) (Result, error) {
+func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessionPlan, m markets, full bool) (Result, error) {
 	r := Result{SessionID: p.ID}
-	if p.LastTime.Valid {
-		rows, err := tx.Query(ctx, importLateSQL, p.ID, p.Scope, p.StartedAt, p.LastTime, p.LastSymbol, p.LastID,
+	// Everything up to checkedTo goes through the checked (late) part: the watermark, or on a
+	// full rescan the newest trade there is, so that nothing is inserted unchecked.
+	checkedTo := tradeKey{p.LastTime, p.LastSymbol, p.LastID}
+	if full {
+		all, ok, err := newTradesSpan(ctx, tx, p, tradeKey{})
+		if err != nil {
+			return r, err
+		}
+		if ok && all.newest.after(checkedTo) {
+			checkedTo = all.newest
+		}
+	}
+	if checkedTo.Time.Valid {
+		rows, err := tx.Query(ctx, importLateSQL, p.ID, p.Scope, p.StartedAt, checkedTo.Time, checkedTo.Symbol, checkedTo.ID,
 			im.cfg.PriceMaxAge, p.RescanFrom, m.symbols, m.bases, m.quotes)
 		if err != nil {
 			return r, fmt.Errorf("import late trades: %w", err)
@@ -234,32 +286,29 @@ func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessi
 		}
 	}
 	// The new part's span first: the same snapshot, so exactly the trades it inserts.
-	var (
-		first, newest pgtype.Timestamptz
-		symbol        pgtype.Text
-		tradeID       pgtype.Int8
-	)
-	err := tx.QueryRow(ctx, newTradesSpanSQL, p.Scope, p.StartedAt, p.LastTime, p.LastSymbol, p.LastID).
-		Scan(&first, &newest, &symbol, &tradeID)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		if r.Moves > 0 {
-			if _, err := tx.Exec(ctx, countMovesSQL, p.ID, r.Moves); err != nil {
-				return r, fmt.Errorf("count moves: %w", err)
-			}
-		}
-		return r, nil
-	case err != nil:
-		return r, fmt.Errorf("span of new trades: %w", err)
-	}
-	tag, err := tx.Exec(ctx, importNewSQL, p.ID, p.Scope, p.StartedAt, p.LastTime, p.LastSymbol, p.LastID,
-		im.cfg.PriceMaxAge, nil, m.symbols, m.bases, m.quotes)
+	fresh, ok, err := newTradesSpan(ctx, tx, p, checkedTo)
 	if err != nil {
-		return r, fmt.Errorf("import new trades: %w", err)
+		return r, err
 	}
-	r.add(Result{Moves: tag.RowsAffected(), FirstTrade: first.Time, LastTrade: newest.Time})
-	if _, err := tx.Exec(ctx, advanceCursorSQL, p.ID, newest, symbol, tradeID, r.Moves); err != nil {
-		return r, fmt.Errorf("advance watermark: %w", err)
+	newest := checkedTo
+	if ok {
+		tag, err := tx.Exec(ctx, importNewSQL, p.ID, p.Scope, p.StartedAt, checkedTo.Time, checkedTo.Symbol, checkedTo.ID,
+			im.cfg.PriceMaxAge, nil, m.symbols, m.bases, m.quotes)
+		if err != nil {
+			return r, fmt.Errorf("import new trades: %w", err)
+		}
+		r.add(Result{Moves: tag.RowsAffected(), FirstTrade: fresh.first.Time, LastTrade: fresh.newest.Time.Time})
+		newest = fresh.newest
+	}
+	switch {
+	case newest.Time.Valid && (ok || full):
+		if _, err := tx.Exec(ctx, advanceCursorSQL, p.ID, newest.Time, newest.Symbol, newest.ID, r.Moves); err != nil {
+			return r, fmt.Errorf("advance watermark: %w", err)
+		}
+	case r.Moves > 0:
+		if _, err := tx.Exec(ctx, countMovesSQL, p.ID, r.Moves); err != nil {
+			return r, fmt.Errorf("count moves: %w", err)
+		}
 	}
 	return r, nil
 }

@@ -1,0 +1,264 @@
+package importer_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"cryptopill.dev/jobs/libs/testkit/pgtest"
+	"cryptopill.dev/jobs/services/cinimport/internal/importer"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type bundle struct {
+	ctx  context.Context
+	pool *pgxpool.Pool
+	im   *importer.SessionImporter
+	t0   time.Time
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	d := pgtest.NewDB(t)
+	return &bundle{ctx: context.Background(), pool: d.Pool, im: importer.New(d.Pool, importer.Config{}),
+		t0: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+type trade struct {
+	symbol     string
+	id         int64
+	price, qty string
+	quoteQty   string
+	commission string
+	feeAsset   string
+	at         time.Time
+	buyer      bool
+	scope      string
+}
+
+func (b *bundle) trade(t *testing.T, tr trade) {
+	t.Helper()
+	if tr.scope == "" {
+		tr.scope = "default"
+	}
+	_, err := b.pool.Exec(b.ctx, `INSERT INTO market.account_trades (symbol, trade_id, order_id, price, qty, quote_qty,
+		commission, commission_asset, trade_time, is_buyer, is_maker, account_scope)
+		VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, false, $10)`,
+		tr.symbol, tr.id, tr.price, tr.qty, tr.quoteQty, tr.commission, tr.feeAsset, tr.at, tr.buyer, tr.scope)
+	require.NoError(t, err)
+}
+
+func (b *bundle) session(t *testing.T, scope string, started time.Time) int64 {
+	t.Helper()
+	var id int64
+	require.NoError(t, b.pool.QueryRow(b.ctx, `INSERT INTO cin_aux.rt_session (account_scope, started_at) VALUES ($1, $2)
+		RETURNING session_id`, scope, started).Scan(&id))
+	return id
+}
+
+func (b *bundle) importSessions(t *testing.T, opts importer.Options, sessions ...importer.Session) map[int64]importer.Result {
+	t.Helper()
+	res, err := b.im.Import(b.ctx, sessions, opts)
+	require.NoError(t, err)
+	out := map[int64]importer.Result{}
+	for _, r := range res {
+		out[r.SessionID] = r
+	}
+	return out
+}
+
+type move struct {
+	Side, From, To           string
+	FromQty, ToQty           string
+	ExecutedUSDT, FeeUSDT    *string
+	FeeAsset, FeeQty, Symbol string
+}
+
+func (b *bundle) moves(t *testing.T, session int64) map[int64]move {
+	t.Helper()
+	rows, err := b.pool.Query(b.ctx, `SELECT src_trade_id, side, from_asset, to_asset, from_qty::text, to_qty::text,
+		trim_scale(executed_usdt)::text, trim_scale(fee_usdt)::text, fee_asset, fee_qty::text, src_symbol
+		FROM cin_aux.rt_move WHERE session_id = $1`, session)
+	require.NoError(t, err)
+	defer rows.Close()
+	out := map[int64]move{}
+	for rows.Next() {
+		var id int64
+		var m move
+		require.NoError(t, rows.Scan(&id, &m.Side, &m.From, &m.To, &m.FromQty, &m.ToQty, &m.ExecutedUSDT, &m.FeeUSDT, &m.FeeAsset, &m.FeeQty, &m.Symbol))
+		out[id] = m
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func str(s string) *string { return &s }
+
+func TestImportMath(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := b.session(t, "default", b.t0.Add(-time.Hour))
+	t1 := b.t0
+	t2 := b.t0.Add(3 * time.Hour)
+	// USDT legs: BTC from tickers, BNB from tickers, ETH from a 1h kline that contains t2 only.
+	_, err := b.pool.Exec(b.ctx, `INSERT INTO market.tickers (symbol, ts, last_price) VALUES
+		('BTCUSDT', $1::timestamptz - interval '10 s', 60000), ('BTCUSDT', $1::timestamptz + interval '10 s', 99999),
+		('BNBUSDT', $1::timestamptz - interval '5 s', 600),
+		('XRPUSDT', $1::timestamptz - interval '2 hours', 1)`, t1)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(b.ctx, `INSERT INTO market.klines (symbol, interval, open_time, open, high, low, close, volume,
+		close_time, quote_volume, trades, taker_buy_base_volume, taker_buy_quote_volume)
+		VALUES ('ETHUSDT', '1h', $1::timestamptz - interval '30 min', 3000, 3200, 2900, 3100, 1,
+		        $1::timestamptz + interval '30 min' - interval '1 ms', 1, 1, 1, 1)`, t2)
+	require.NoError(t, err)
+
+	b.trade(t, trade{symbol: "BTCUSDT", id: 1, price: "60000", qty: "0.5", quoteQty: "30000", commission: "0.0005", feeAsset: "BTC", at: t1, buyer: true})
+	b.trade(t, trade{symbol: "BTCUSDT", id: 2, price: "61000", qty: "0.1", quoteQty: "6100", commission: "6.1", feeAsset: "USDT", at: t1})
+	b.trade(t, trade{symbol: "ETHBTC", id: 3, price: "0.05", qty: "2", quoteQty: "0.1", commission: "0.002", feeAsset: "ETH", at: t1, buyer: true})
+	b.trade(t, trade{symbol: "ETHBTC", id: 4, price: "0.05", qty: "1", quoteQty: "0.05", commission: "0.01", feeAsset: "BNB", at: t1})
+	b.trade(t, trade{symbol: "SOLETH", id: 5, price: "0.05", qty: "10", quoteQty: "0.5", commission: "0.01", feeAsset: "SOL", at: t1, buyer: true})
+	b.trade(t, trade{symbol: "SOLETH", id: 6, price: "0.05", qty: "10", quoteQty: "0.5", commission: "0.0005", feeAsset: "ETH", at: t2})
+	b.trade(t, trade{symbol: "ADAUSDT", id: 7, price: "0.5", qty: "100", quoteQty: "50", commission: "1", feeAsset: "XRP", at: t1, buyer: true})
+
+	res := b.importSessions(t, importer.Options{}, importer.Session{ID: s})
+	require.Equal(t, int64(7), res[s].Moves)
+	require.True(t, res[s].FirstTrade.Equal(t1))
+	require.True(t, res[s].LastTrade.Equal(t2))
+
+	m := b.moves(t, s)
+	// BUY moves quote → base; the fee in the base asset is priced through the trade's price.
+	require.Equal(t, move{Side: "BUY", From: "USDT", To: "BTC", FromQty: "30000", ToQty: "0.5",
+		ExecutedUSDT: str("30000"), FeeUSDT: str("30"), FeeAsset: "BTC", FeeQty: "0.0005", Symbol: "BTCUSDT"}, m[1])
+	// SELL moves base → quote.
+	require.Equal(t, move{Side: "SELL", From: "BTC", To: "USDT", FromQty: "0.1", ToQty: "6100",
+		ExecutedUSDT: str("6100"), FeeUSDT: str("6.1"), FeeAsset: "USDT", FeeQty: "6.1", Symbol: "BTCUSDT"}, m[2])
+	// A BTC quote is priced through BTCUSDT at or before the trade (60000, not the later 99999).
+	require.Equal(t, "ETH", m[3].To)
+	require.Equal(t, str("6000"), m[3].ExecutedUSDT)
+	require.Equal(t, str("6"), m[3].FeeUSDT) // 0.002 ETH × 0.05 BTC/ETH × 60000
+	// A BNB fee is priced through BNBUSDT.
+	require.Equal(t, "SELL", m[4].Side)
+	require.Equal(t, str("3000"), m[4].ExecutedUSDT)
+	require.Equal(t, str("6"), m[4].FeeUSDT)
+	// No ETH price near t1: NULL, not a guess.
+	require.Nil(t, m[5].ExecutedUSDT)
+	require.Nil(t, m[5].FeeUSDT)
+	// At t2 the ETHUSDT 1h kline containing the trade prices it by its open.
+	require.Equal(t, str("1500"), m[6].ExecutedUSDT)
+	require.Equal(t, str("1.5"), m[6].FeeUSDT)
+	// USDT-quoted, but the XRP fee has only a price two hours old: NULL.
+	require.Equal(t, str("50"), m[7].ExecutedUSDT)
+	require.Nil(t, m[7].FeeUSDT)
+}
+
+func TestImportIsIdempotentAndIncremental(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := b.session(t, "default", b.t0)
+	tr := func(id int64, at time.Time) {
+		b.trade(t, trade{symbol: "BTCUSDT", id: id, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: at, buyer: id%2 == 0})
+	}
+	for i := int64(1); i <= 50; i++ {
+		tr(i, b.t0.Add(time.Duration(i)*time.Minute))
+	}
+	tr(1000, b.t0.Add(-time.Minute)) // before the session's start: never imported
+	require.Equal(t, int64(50), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+	require.Equal(t, int64(0), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+	require.Equal(t, int64(0), b.importSessions(t, importer.Options{Full: true}, importer.Session{ID: s})[s].Moves)
+
+	// New trades after the watermark.
+	tr(51, b.t0.Add(3*time.Hour))
+	require.Equal(t, int64(1), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+
+	// A trade stored late, within the margin (1h) behind the watermark: found by the next import.
+	tr(500, b.t0.Add(150*time.Minute))
+	require.Equal(t, int64(1), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+
+	// Stored late beyond the margin: found when the caller knows where new trades start, or by
+	// a full rescan.
+	tr(501, b.t0.Add(90*time.Second))
+	tr(502, b.t0.Add(100*time.Second))
+	require.Equal(t, int64(0), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+	require.Equal(t, int64(1), b.importSessions(t, importer.Options{}, importer.Session{ID: s, Since: b.t0.Add(95 * time.Second)})[s].Moves)
+	require.Equal(t, int64(1), b.importSessions(t, importer.Options{Full: true}, importer.Session{ID: s})[s].Moves)
+
+	var moves, counted int64
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT (SELECT count(*) FROM cin_aux.rt_move WHERE session_id = $1),
+		(SELECT moves_imported FROM cin_aux.session_import_cursor WHERE session_id = $1)`, s).Scan(&moves, &counted))
+	require.Equal(t, int64(54), moves)
+	require.Equal(t, int64(54), counted)
+}
+
+func TestImportFindsOnlyOpenSessionsOfTheirScope(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	open := b.session(t, "alice", b.t0)
+	other := b.session(t, "bob", b.t0)
+	closed := b.session(t, "alice", b.t0)
+	_, err := b.pool.Exec(b.ctx, `UPDATE cin_aux.rt_session SET status = 'CLOSED', closed_at = started_at + interval '1 day' WHERE session_id = $1`, closed)
+	require.NoError(t, err)
+	b.trade(t, trade{symbol: "BTCUSDT", id: 1, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(time.Minute), scope: "alice"})
+	b.trade(t, trade{symbol: "BTCUSDT", id: 2, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(time.Minute), scope: "carol"})
+
+	ids, err := b.im.OpenSessions(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, []int64{open, other}, ids)
+	ids, err = b.im.OpenSessions(b.ctx, "bob")
+	require.NoError(t, err)
+	require.Equal(t, []int64{other}, ids)
+
+	res := b.importSessions(t, importer.Options{}, importer.Session{ID: open}, importer.Session{ID: other}, importer.Session{ID: closed}, importer.Session{ID: 999})
+	require.Len(t, res, 2, "the closed and the missing session are skipped")
+	require.Equal(t, int64(1), res[open].Moves)
+	require.Equal(t, int64(0), res[other].Moves)
+}
+
+func TestConcurrentImportsOfOneSession(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := b.session(t, "default", b.t0)
+	for i := int64(1); i <= 200; i++ {
+		b.trade(t, trade{symbol: "ETHUSDT", id: i, price: "10", qty: "1", quoteQty: "10", commission: "0", feeAsset: "USDT", at: b.t0.Add(time.Duration(i) * time.Second)})
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		total int64
+	)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := b.im.Import(b.ctx, []importer.Session{{ID: s}}, importer.Options{})
+			if !t.Failed() {
+				require.NoError(t, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range res {
+				total += r.Moves
+			}
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, int64(200), total, "each trade imported exactly once across concurrent imports")
+}
+
+func TestImportRecoversFromALaggingWatermark(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := b.session(t, "default", b.t0)
+	b.trade(t, trade{symbol: "BTCUSDT", id: 1, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(time.Minute)})
+	b.trade(t, trade{symbol: "BTCUSDT", id: 2, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(2 * time.Minute)})
+	// A move written by something else, without a watermark.
+	_, err := b.pool.Exec(b.ctx, `INSERT INTO cin_aux.rt_move (session_id, src_symbol, src_trade_id, side, from_asset, to_asset,
+		from_qty, to_qty, price, trade_time) VALUES ($1, 'BTCUSDT', 2, 'SELL', 'BTC', 'USDT', 1, 100, 100, $2)`, s, b.t0.Add(2*time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, int64(1), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+	require.Equal(t, int64(0), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+}
