@@ -99,6 +99,10 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	g.Go(func() error { return flags.Run(gctx) })
 	g.Go(func() error { return tp.Run(gctx) })
 	g.Go(func() error { return uw.Run(gctx) })
+	if !cfg.CDCEnabled || !slices.Contains(cfg.CDCTables, universe.Table) {
+		p.Logger.Warn("universe changes will not be published: they come from the change relay, which is off or does not stream " + universe.Table +
+			"; the universe is still published at every start")
+	}
 	if cfg.CDCEnabled {
 		stop, err := startRelay(gctx, g, p, cfg, uw)
 		if err != nil {
