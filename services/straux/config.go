@@ -30,9 +30,9 @@ type Config struct {
 	// ChunkSize, STRAUX_CHUNK_SIZE: symbols per claim and per ticker call. Default 20 (the
 	// cheapest ticker batch).
 	ChunkSize int
-	// Workers, STRAUX_WORKERS: chunks worked at once per replica. Default 3.
+	// Workers, STRAUX_WORKERS: chunks worked at once per replica. Default 4.
 	Workers int
-	// FetchConcurrency, STRAUX_FETCH_CONCURRENCY: exchange calls in flight per replica. Default 16.
+	// FetchConcurrency, STRAUX_FETCH_CONCURRENCY: exchange calls in flight per replica. Default 32.
 	FetchConcurrency int
 	// ClaimLease, STRAUX_CLAIM_LEASE: a claim's lease; below the tick consumer's 10s ack wait,
 	// so a dead replica's symbols are taken over within it. Default 5s.
@@ -66,8 +66,8 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		SnapshotsPerTick: l.Int("STRAUX_SNAPSHOTS_PER_TICK", 1, 1, 5),
 		SnapshotSpacing:  l.Duration("STRAUX_SNAPSHOT_SPACING", time.Second),
 		ChunkSize:        l.Int("STRAUX_CHUNK_SIZE", 20, 1, 1000),
-		Workers:          l.Int("STRAUX_WORKERS", 3, 1, 64),
-		FetchConcurrency: l.Int("STRAUX_FETCH_CONCURRENCY", 16, 1, 256),
+		Workers:          l.Int("STRAUX_WORKERS", 4, 1, 64),
+		FetchConcurrency: l.Int("STRAUX_FETCH_CONCURRENCY", 32, 1, 256),
 		ClaimLease:       l.Duration("STRAUX_CLAIM_LEASE", 5*time.Second),
 		WeightSharePct:   l.Int("STRAUX_WEIGHT_SHARE_PCT", 70, 1, 100),
 		VectorMaxBins:    l.Int("STRAUX_VECTOR_MAX_BINS", 256, 12, 4096),

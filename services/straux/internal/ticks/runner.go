@@ -48,9 +48,9 @@ type Config struct {
 	SnapshotSpacing time.Duration
 	// ChunkSize is how many symbols one claim takes (and one ticker call carries). Default 20.
 	ChunkSize int
-	// Workers is how many chunks this process works at once. Default 3.
+	// Workers is how many chunks this process works at once. Default 4.
 	Workers int
-	// FetchConcurrency bounds the exchange calls in flight from this process. Default 16.
+	// FetchConcurrency bounds the exchange calls in flight from this process. Default 32.
 	FetchConcurrency int
 	// SymbolTimeout bounds one symbol's depth call. Default 10s.
 	SymbolTimeout time.Duration
@@ -104,10 +104,10 @@ func (c Config) withDefaults() (Config, error) {
 		c.ChunkSize = plan.TickerBatch
 	}
 	if c.Workers <= 0 {
-		c.Workers = 3
+		c.Workers = 4
 	}
 	if c.FetchConcurrency <= 0 {
-		c.FetchConcurrency = 16
+		c.FetchConcurrency = 32
 	}
 	if c.SymbolTimeout <= 0 {
 		c.SymbolTimeout = 10 * time.Second
@@ -357,6 +357,23 @@ type periodRun struct {
 	done         chan struct{}
 	err          error
 	backfillLeft atomic.Int64
+
+	mu      sync.Mutex
+	changed chan struct{} // closed (and replaced) when a local chunk finishes
+}
+
+// finished wakes the workers waiting for the period's last claims.
+func (run *periodRun) finished() {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	close(run.changed)
+	run.changed = make(chan struct{})
+}
+
+func (run *periodRun) wait() <-chan struct{} {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	return run.changed
 }
 
 // join starts this process's workers on the period unless they run already, and returns the run.
@@ -366,7 +383,7 @@ func (r *Runner) join(t Tick) *periodRun {
 	if run, ok := r.runs[t.PeriodStart]; ok {
 		return run
 	}
-	run := &periodRun{tick: t, done: make(chan struct{})}
+	run := &periodRun{tick: t, done: make(chan struct{}), changed: make(chan struct{})}
 	r.runs[t.PeriodStart] = run
 	r.wg.Add(1)
 	go func() {
@@ -422,9 +439,11 @@ func (r *Runner) worker(ctx context.Context, run *periodRun, windows []window.Wi
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		wake := run.wait()
 		claims, err := r.st.Claim(ctx, p, r.cfg.Replica, r.cfg.ChunkSize, r.cfg.Lease)
 		if err == nil && len(claims) > 0 {
 			err = r.processChunk(ctx, run, claims, windows)
+			run.finished()
 			if err != nil {
 				r.m.chunkErrors.Inc()
 				// Hand the claims back for a quick retry. Not after a hard stop: a dead
@@ -456,26 +475,29 @@ func (r *Runner) worker(ctx context.Context, run *periodRun, windows []window.Wi
 		if open == 0 {
 			return nil
 		}
-		// Claims held by other replicas: wait for them to finish, or for their leases to run
-		// out and take them over.
-		if !r.sleep(ctx, poll) {
+		// Claims held by this process's other workers or by other replicas: wait for a local
+		// chunk to finish, else poll for the others to finish or their leases to run out.
+		if !r.sleepOr(ctx, poll, wake) {
 			return ctx.Err()
 		}
 	}
 }
 
-// sleep waits d unless ctx ends or the runner drains; it reports whether it slept the whole d.
-func (r *Runner) sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits d unless ctx ends or the runner drains; it reports false when ctx ended.
+func (r *Runner) sleep(ctx context.Context, d time.Duration) bool { return r.sleepOr(ctx, d, nil) }
+
+// sleepOr is sleep that also ends when wake is closed.
+func (r *Runner) sleepOr(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
+	case <-wake:
 	case <-ctx.Done():
 		return false
-	case <-r.draining:
-		return true // the loop sees the drain next
+	case <-r.draining: // the loop sees the drain next
 	}
+	return true
 }
 
 func symbolsOf(claims []store.Claim) []string {
