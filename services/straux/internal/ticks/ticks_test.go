@@ -303,8 +303,8 @@ func TestReplicasShareATickAndTakeOverFromADeadOne(t *testing.T) {
 	require.NoError(t, b.simex.SetFaults(simex.Faults{Latency: 100 * time.Millisecond}))
 	cfg := ticks.Config{ChunkSize: 5, Workers: 1, FetchConcurrency: 5, Lease: 2 * time.Second}
 
-	// Replica A samples two chunks, then hangs mid-way through its third.
-	stuckA := &blockingExchange{Exchange: b.client, after: 10, stuck: make(chan struct{})}
+	// Replica A samples one chunk, then hangs mid-way through its second.
+	stuckA := &blockingExchange{Exchange: b.client, after: 5, stuck: make(chan struct{})}
 	cfgA := cfg
 	cfgA.Replica = "A"
 	a := b.startReplica(t, replicaOpts{cfg: cfgA, exchange: stuckA})
@@ -316,7 +316,7 @@ func TestReplicasShareATickAndTakeOverFromADeadOne(t *testing.T) {
 	select {
 	case <-stuckA.stuck:
 	case <-time.After(60 * time.Second):
-		t.Fatal("replica A never got to its third chunk")
+		t.Fatal("replica A never got to its second chunk")
 	}
 	a.die()
 
@@ -327,7 +327,7 @@ func TestReplicasShareATickAndTakeOverFromADeadOne(t *testing.T) {
 	require.Equal(t, 40, b.count(t, `SELECT count(*) FROM str_aux.samples WHERE period_start = $1 AND mid IS NOT NULL`, b.p))
 	require.Equal(t, 40, b.count(t, `SELECT count(*) FROM str_aux.tick_claims WHERE period_start = $1 AND outcome = 'sampled'`, b.p))
 	// Both replicas did part of it, and B finished the chunk A died holding (claimed twice).
-	require.Equal(t, 10, b.count(t, `SELECT count(*) FROM str_aux.tick_claims WHERE period_start = $1 AND done_by = 'A'`, b.p))
-	require.Equal(t, 30, b.count(t, `SELECT count(*) FROM str_aux.tick_claims WHERE period_start = $1 AND done_by = 'B'`, b.p))
+	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM str_aux.tick_claims WHERE period_start = $1 AND done_by = 'A'`, b.p))
+	require.Equal(t, 35, b.count(t, `SELECT count(*) FROM str_aux.tick_claims WHERE period_start = $1 AND done_by = 'B'`, b.p))
 	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM str_aux.tick_claims WHERE period_start = $1 AND done_by = 'B' AND attempts = 2`, b.p))
 }
