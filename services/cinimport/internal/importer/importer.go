@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,6 +23,13 @@ type Config struct {
 	// PriceMaxAge is the oldest a USDT price may be, relative to the trade it prices, to be used
 	// for executed_usdt and fee_usdt. Default 1h.
 	PriceMaxAge time.Duration
+	// Parallel is how many connections share a large import (one with at least ParallelFrom new
+	// trades): each inserts the trades of the symbols whose hash modulo Parallel is its share,
+	// all reading one snapshot. Default 2; 1 imports on one connection. A share that finds no free
+	// pool connection within a second is done by the importing connection itself.
+	Parallel int
+	// ParallelFrom is the number of new trades from which an import is shared. Default 20000.
+	ParallelFrom int
 }
 
 func (c Config) withDefaults() Config {
@@ -30,6 +38,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PriceMaxAge <= 0 {
 		c.PriceMaxAge = time.Hour
+	}
+	if c.Parallel <= 0 {
+		c.Parallel = 2
+	}
+	if c.ParallelFrom <= 0 {
+		c.ParallelFrom = 20000
 	}
 	return c
 }
@@ -292,12 +306,11 @@ func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessi
 	}
 	newest := checkedTo
 	if ok {
-		tag, err := tx.Exec(ctx, importNewSQL, p.ID, p.Scope, p.StartedAt, checkedTo.Time, checkedTo.Symbol, checkedTo.ID,
-			im.cfg.PriceMaxAge, nil, m.symbols, m.bases, m.quotes)
+		moves, err := im.importNew(ctx, tx, p, m, checkedTo)
 		if err != nil {
-			return r, fmt.Errorf("import new trades: %w", err)
+			return r, err
 		}
-		r.add(Result{Moves: tag.RowsAffected(), FirstTrade: fresh.first.Time, LastTrade: fresh.newest.Time.Time})
+		r.add(Result{Moves: moves, FirstTrade: fresh.first.Time, LastTrade: fresh.newest.Time.Time})
 		newest = fresh.newest
 	}
 	switch {
@@ -311,6 +324,151 @@ func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessi
 		}
 	}
 	return r, nil
+}
+
+// importNew inserts the trades after the watermark `after`: on tx alone, or, for a large import,
+// in Parallel shares, tx doing share 0 and helper transactions on other connections the others,
+// all on tx's snapshot. The helpers commit once every share is inserted, before tx (which then
+// moves the watermark) commits. Should tx fail after that, their moves stay behind without a
+// watermark beyond them; the next import meets them as a unique violation and re-imports with
+// every trade checked: correct, only slower.
+func (im *SessionImporter) importNew(ctx context.Context, tx pgx.Tx, p sessionPlan, m markets, after tradeKey) (int64, error) {
+	args := func(shares, share int) []any {
+		return []any{p.ID, p.Scope, p.StartedAt, after.Time, after.Symbol, after.ID,
+			im.cfg.PriceMaxAge, nil, m.symbols, m.bases, m.quotes, shares, share}
+	}
+	shares := 1
+	if im.cfg.Parallel > 1 {
+		var n int
+		if err := tx.QueryRow(ctx, countNewTradesSQL, p.Scope, p.StartedAt, after.Time, after.Symbol, after.ID, im.cfg.ParallelFrom).Scan(&n); err != nil {
+			return 0, fmt.Errorf("count new trades: %w", err)
+		}
+		if n >= im.cfg.ParallelFrom {
+			shares = im.cfg.Parallel
+		}
+	}
+	insert := func(share int) (int64, error) {
+		tag, err := tx.Exec(ctx, importNewSQL, args(shares, share)...)
+		if err != nil {
+			return 0, fmt.Errorf("import new trades (share %d of %d): %w", share, shares, err)
+		}
+		return tag.RowsAffected(), nil
+	}
+	if shares == 1 {
+		return insert(0)
+	}
+
+	var snapshot string
+	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
+		return 0, fmt.Errorf("export snapshot: %w", err)
+	}
+	helpers := make([]*helper, shares-1)
+	for i := range helpers {
+		helpers[i] = im.startHelper(ctx, snapshot, i+1, args(shares, i+1))
+	}
+	total, err := insert(0)
+	errs := []error{err}
+	for _, h := range helpers {
+		r := <-h.inserted
+		switch {
+		case errors.Is(r.err, errNoConnection):
+			// No connection to spare: do the share here.
+			n, err := insert(h.share)
+			total += n
+			errs = append(errs, err)
+		default:
+			total += r.moves
+			errs = append(errs, r.err)
+		}
+	}
+	err = errors.Join(errs...)
+	for _, h := range helpers {
+		h.commit <- err == nil
+	}
+	for _, h := range helpers {
+		errs = append(errs, <-h.done)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	return total, nil
+}
+
+// errNoConnection: a helper found no free connection in time; its share is done by the importer.
+var errNoConnection = errors.New("no connection free for a helper")
+
+// helper inserts one share of a large import in its own transaction.
+type helper struct {
+	share    int
+	inserted chan shareResult // one result once its insert is done (or failed)
+	commit   chan bool        // then true: commit; false: roll back
+	done     chan error       // then the outcome of the commit
+}
+
+type shareResult struct {
+	moves int64
+	err   error
+}
+
+func (im *SessionImporter) startHelper(ctx context.Context, snapshot string, share int, args []any) *helper {
+	h := &helper{share: share, inserted: make(chan shareResult, 1), commit: make(chan bool, 1), done: make(chan error, 1)}
+	go func() {
+		var (
+			conn *pgxpool.Conn
+			tx   pgx.Tx
+			res  shareResult
+		)
+		func() {
+			actx, cancel := context.WithTimeout(ctx, time.Second)
+			c, err := im.pool.Acquire(actx)
+			cancel()
+			if err != nil {
+				res.err = fmt.Errorf("%w: %v", errNoConnection, err)
+				return
+			}
+			conn = c
+			if tx, err = conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}); err != nil {
+				res.err = fmt.Errorf("share %d: begin: %w", share, err)
+				return
+			}
+			// The snapshot id comes from pg_export_snapshot (hex digits and dashes).
+			if _, err = tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(snapshot, "'", "")+"'"); err == nil {
+				_, err = tx.Exec(ctx, "SET LOCAL jit = off")
+			}
+			if err != nil {
+				res.err = fmt.Errorf("share %d: %w", share, err)
+				return
+			}
+			tag, err := tx.Exec(ctx, importNewSQL, args...)
+			res = shareResult{moves: tag.RowsAffected(), err: err}
+			if err != nil {
+				res.err = fmt.Errorf("import new trades (share %d): %w", share, err)
+			}
+		}()
+		h.inserted <- res
+		ok := <-h.commit
+		if conn != nil {
+			defer conn.Release()
+		}
+		if tx == nil {
+			h.done <- nil
+			return
+		}
+		var err error
+		if ok && res.err == nil {
+			err = tx.Commit(ctx)
+		} else {
+			err = tx.Rollback(context.WithoutCancel(ctx))
+			if res.err != nil {
+				err = nil // already reported
+			}
+		}
+		if err != nil {
+			err = fmt.Errorf("share %d: commit: %w", share, err)
+		}
+		h.done <- err
+	}()
+	return h
 }
 
 func (r *Result) add(o Result) {

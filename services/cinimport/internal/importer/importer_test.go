@@ -262,3 +262,33 @@ func TestImportRecoversFromALaggingWatermark(t *testing.T) {
 	require.Equal(t, int64(1), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
 	require.Equal(t, int64(0), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
 }
+
+func TestLargeImportsRunInShares(t *testing.T) {
+	t.Parallel()
+	for _, maxConns := range []int32{4, 1} { // 1: no connection to spare, the importer does every share
+		b := setup(t)
+		cfg, err := pgxpool.ParseConfig(b.pool.Config().ConnString())
+		require.NoError(t, err)
+		cfg.MaxConns = maxConns
+		pool, err := pgxpool.NewWithConfig(b.ctx, cfg)
+		require.NoError(t, err)
+		defer pool.Close()
+		im := importer.New(pool, importer.Config{Parallel: 3, ParallelFrom: 10})
+		s := b.session(t, "default", b.t0)
+		_, err = b.pool.Exec(b.ctx, `INSERT INTO market.account_trades (symbol, trade_id, order_id, price, qty, quote_qty,
+			commission, commission_asset, trade_time, is_buyer, is_maker)
+			SELECT sym, g, g, 10, 1, 10, 0, 'USDT', $1::timestamptz + g * interval '1 s', true, false
+			  FROM generate_series(1, 100) g, unnest('{AUSDT,BUSDT,CUSDT,DUSDT,EUSDT,FUSDT,GUSDT}'::text[]) sym`, b.t0)
+		require.NoError(t, err)
+		res, err := im.Import(b.ctx, []importer.Session{{ID: s}}, importer.Options{})
+		require.NoError(t, err)
+		require.Equal(t, int64(700), res[0].Moves, "max conns %d", maxConns)
+		res, err = im.Import(b.ctx, []importer.Session{{ID: s}}, importer.Options{})
+		require.NoError(t, err)
+		require.Equal(t, int64(0), res[0].Moves)
+		require.Len(t, b.moves(t, s), 100, "trade ids 1..100") // moves keyed by trade id across symbols
+		var n int64
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM cin_aux.rt_move WHERE session_id = $1`, s).Scan(&n))
+		require.Equal(t, int64(700), n)
+	}
+}

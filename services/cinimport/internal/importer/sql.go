@@ -19,6 +19,8 @@ var (
 	newTradesSpanSQL string
 	//go:embed sql/advance_cursor.sql
 	advanceCursorSQL string
+	//go:embed sql/count_new_trades.sql
+	countNewTradesSQL string
 	//go:embed sql/markets.sql
 	marketsSQL string
 	//go:embed sql/count_moves.sql
