@@ -200,6 +200,7 @@ func Exit(service string, err error) {
 type Common struct {
 	Env            Env
 	DatabaseURL    string        // DATABASE_URL
+	DBMaxConns     int           // DB_MAX_CONNS, the process's Postgres pool size
 	NATSURL        string        // NATS_URL, default nats://127.0.0.1:4222
 	NATSReplicas   int           // NATS_REPLICAS, stream replicas: 1 in dev, 3 in staging and prod
 	HTTPAddr       string        // HTTP_ADDR for /healthz, /readyz, /metrics
@@ -214,6 +215,7 @@ func (l *Loader) LoadCommon(defaultHTTP string) Common {
 	return Common{
 		Env:            l.Env,
 		DatabaseURL:    l.Required("DATABASE_URL", "a postgres:// URL"),
+		DBMaxConns:     l.Int("DB_MAX_CONNS", 16, 2, 1000),
 		NATSURL:        l.String("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSReplicas:   l.Int("NATS_REPLICAS", Pick(l, 1, 3, 3), 1, 5),
 		HTTPAddr:       l.String("HTTP_ADDR", defaultHTTP),

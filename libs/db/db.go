@@ -28,11 +28,18 @@ func Migrations() fs.FS {
 	return sub
 }
 
-// Open connects a pool to url and checks it with a ping.
-func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+// Open connects a pool to url and checks it with a ping. The pool size is pgx's default (or the
+// URL's pool_max_conns); OpenPool sets it.
+func Open(ctx context.Context, url string) (*pgxpool.Pool, error) { return OpenPool(ctx, url, 0) }
+
+// OpenPool is Open with at most maxConns connections (0: pgx's default).
+func OpenPool(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", Redact(err, url))
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = int32(maxConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

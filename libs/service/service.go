@@ -137,7 +137,7 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 			}
 			logger.Info("migrations applied", "versions", applied)
 		}
-		if p.Pool, err = db.Open(ctx, opts.Common.DatabaseURL); err != nil {
+		if p.Pool, err = db.OpenPool(ctx, opts.Common.DatabaseURL, opts.Common.DBMaxConns); err != nil {
 			return err
 		}
 		defer p.Pool.Close()

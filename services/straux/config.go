@@ -17,9 +17,6 @@ type Config struct {
 	// WeightLimit, BINANCE_WEIGHT_LIMIT, fixes the REQUEST_WEIGHT per minute to plan with; 0
 	// reads it from exchangeInfo.rateLimits.
 	WeightLimit int
-	// DBMaxConns, STRAUX_DB_MAX_CONNS, sizes straux's own connection pool (tick workers, job
-	// workers and the job listener share it). Default 16.
-	DBMaxConns int
 
 	// DepthLimit, STRAUX_DEPTH_LIMIT: order-book levels per side, 5..100 (weight 5). Default 100.
 	DepthLimit int
@@ -61,7 +58,6 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		Common:           l.LoadCommon("127.0.0.1:9102"),
 		BinanceBaseURL:   l.String("BINANCE_BASE_URL", exchange.DefaultBaseURL),
 		WeightLimit:      l.Int("BINANCE_WEIGHT_LIMIT", 0, 0, 1<<30),
-		DBMaxConns:       l.Int("STRAUX_DB_MAX_CONNS", 16, 4, 500),
 		DepthLimit:       l.Int("STRAUX_DEPTH_LIMIT", 100, 5, 100),
 		SnapshotsPerTick: l.Int("STRAUX_SNAPSHOTS_PER_TICK", 1, 1, 5),
 		SnapshotSpacing:  l.Duration("STRAUX_SNAPSHOT_SPACING", time.Second),

@@ -13,10 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"cryptopill.dev/jobs/libs/config"
-	"cryptopill.dev/jobs/libs/db"
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/exchange"
 	"cryptopill.dev/jobs/libs/jobs"
@@ -40,11 +37,7 @@ func main() {
 
 func run(ctx context.Context, p *service.Process, cfg Config) error {
 	log := p.Logger
-	pool, err := openPool(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+	pool := p.Pool
 
 	client, err := exchange.New(exchange.Config{BaseURL: cfg.BinanceBaseURL, WeightLimit: cfg.WeightLimit,
 		Logger: log.With("component", "exchange")})
@@ -122,21 +115,6 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		log.Warn("job engine stop", "err", err)
 	}
 	return runErr
-}
-
-// openPool opens straux's own pool, sized for its workers (the process pool is sized for a
-// CPU's worth of connections).
-func openPool(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
-	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("parse DATABASE_URL: %w", db.Redact(err, cfg.DatabaseURL))
-	}
-	pc.MaxConns = int32(cfg.DBMaxConns)
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("open postgres %s: %w", db.SafeURL(cfg.DatabaseURL), db.Redact(err, cfg.DatabaseURL))
-	}
-	return pool, nil
 }
 
 func initExchange(ctx context.Context, client *exchange.Client, log *slog.Logger) {

@@ -91,7 +91,7 @@ func run(ctx context.Context, n int, prefill, interval time.Duration) (err error
 	if err != nil {
 		return err
 	}
-	pc.MaxConns = 16 // straux's default STRAUX_DB_MAX_CONNS
+	pc.MaxConns = 16 // the default DB_MAX_CONNS
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return err

@@ -303,14 +303,12 @@ func TestReplicasShareATickAndTakeOverFromADeadOne(t *testing.T) {
 	require.NoError(t, b.simex.SetFaults(simex.Faults{Latency: 100 * time.Millisecond}))
 	cfg := ticks.Config{ChunkSize: 5, Workers: 1, FetchConcurrency: 5, Lease: 2 * time.Second}
 
-	// Replica A samples one chunk, then hangs mid-way through its second.
+	// Replica A samples one chunk, then hangs mid-way through its second. B joins only once A
+	// is stuck, so the split does not depend on how the two race on a loaded machine.
 	stuckA := &blockingExchange{Exchange: b.client, after: 5, stuck: make(chan struct{})}
 	cfgA := cfg
 	cfgA.Replica = "A"
 	a := b.startReplica(t, replicaOpts{cfg: cfgA, exchange: stuckA})
-	cfgB := cfg
-	cfgB.Replica = "B"
-	b.startReplica(t, replicaOpts{cfg: cfgB})
 
 	b.publishTick(t, b.p, "")
 	select {
@@ -318,6 +316,9 @@ func TestReplicasShareATickAndTakeOverFromADeadOne(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("replica A never got to its second chunk")
 	}
+	cfgB := cfg
+	cfgB.Replica = "B"
+	b.startReplica(t, replicaOpts{cfg: cfgB})
 	a.die()
 
 	b.waitStatus(t, b.p, store.StatusDone)
