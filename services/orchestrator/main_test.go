@@ -112,21 +112,35 @@ func (b *bundle) config() Config {
 
 func logger(t *testing.T, name string) *slog.Logger {
 	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, nil)).With("test", t.Name(), "orchestrator", name)
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name(), "orchestrator", name)
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// start runs an orchestrator until the returned stop is called (or the test ends).
+// start runs an orchestrator until the returned stop is called (or the test ends). It returns
+// once the orchestrator runs: connected, its streams declared.
 func (b *bundle) start(t *testing.T, name string, cfg Config) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	running := make(chan struct{})
 	topo := events.NewTopology(events.TopologyConfig{})
 	go func() {
 		done <- service.Start(ctx, service.Options{Name: "orchestrator", Common: cfg.Common, Logger: logger(t, name), Topology: &topo},
-			func(ctx context.Context, p *service.Process) error { return run(ctx, p, cfg) })
+			func(ctx context.Context, p *service.Process) error {
+				close(running)
+				return run(ctx, p, cfg)
+			})
 	}()
+	select {
+	case <-running:
+	case err := <-done:
+		cancel()
+		t.Fatalf("orchestrator %s did not start: %v", name, err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("orchestrator %s did not start", name)
+	}
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -368,10 +382,11 @@ func TestUniverseChangesArePublished(t *testing.T) {
 	require.Empty(t, u.Removed)
 	version := u.Version
 
-	// Wait for the relay before changing anything: changes before its slot exists are not seen.
+	// Wait for the relay to stream before changing anything: changes committed before its slot is
+	// consistent are not seen (and the slot shows active while it is being created).
 	waitFor(t, 20*time.Second, "the relay streaming", func() bool {
 		var active bool
-		err := pool.QueryRow(ctx, `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, cfg.CDCSlot).Scan(&active)
+		err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1)`, cfg.CDCSlot).Scan(&active)
 		return err == nil && active
 	})
 	for i, step := range []struct {

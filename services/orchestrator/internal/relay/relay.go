@@ -480,7 +480,6 @@ func (s *stream) handleCopyData(ctx context.Context, data []byte) error {
 		// one whose WAL is all other tables' changes) keeps advancing and pins no WAL.
 		if _, idle := s.tracker.position(); idle && s.dec.tx == nil && pkm.ServerWALEnd > s.idleLSN {
 			s.idleLSN = pkm.ServerWALEnd
-			s.relay.log.Debug("idle: keepalive position", "lsn", s.idleLSN.String())
 		}
 		if pkm.ReplyRequested {
 			return s.sendStatus()
@@ -522,7 +521,6 @@ func (s *stream) handleWAL(ctx context.Context, data []byte) error {
 		if s.tx == nil {
 			return errors.New("commit without begin")
 		}
-		s.relay.log.Debug("commit", "commit_lsn", m.CommitLSN.String(), "end_lsn", m.TransactionEndLSN.String())
 		s.tracker.commit(s.tx, m.TransactionEndLSN)
 		s.tx = nil
 		tx := s.dec.tx

@@ -107,14 +107,9 @@ func (f *FreezeFlags) Run(ctx context.Context) error {
 }
 
 func (f *FreezeFlags) watch(ctx context.Context) error {
-	kv, err := f.cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      f.cfg.Bucket,
-		Description: "Operator flags: freeze, freeze.<module> (see docs/orchestrator.md)",
-		History:     10,
-		Replicas:    f.cfg.Replicas,
-	})
+	kv, err := f.bucket(ctx)
 	if err != nil {
-		return fmt.Errorf("create or update KV bucket %s: %w", f.cfg.Bucket, err)
+		return err
 	}
 	w, err := kv.WatchFiltered(ctx, []string{FreezeKey, FreezeKey + ".*"})
 	if err != nil {
@@ -140,6 +135,27 @@ func (f *FreezeFlags) watch(ctx context.Context) error {
 			f.set(ctx, e.Key(), value)
 		}
 	}
+}
+
+// bucket opens the flags bucket, creating it when absent. An existing bucket is left as it is:
+// operators may have tuned it, and a second orchestrator must not update it under the first.
+func (f *FreezeFlags) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := f.cfg.JS.KeyValue(ctx, f.cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = f.cfg.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      f.cfg.Bucket,
+			Description: "Operator flags: freeze, freeze.<module> (see docs/orchestrator.md)",
+			History:     10,
+			Replicas:    f.cfg.Replicas,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = f.cfg.JS.KeyValue(ctx, f.cfg.Bucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open KV bucket %s: %w", f.cfg.Bucket, err)
+	}
+	return kv, nil
 }
 
 func (f *FreezeFlags) set(ctx context.Context, key, value string) {
