@@ -30,7 +30,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		defer cancel()
 		_ = pub.Close(cctx)
 	}()
-	trig := trigger.New(im, pub, trigger.Config{Debounce: cfg.Debounce, Logger: p.Logger})
+	trig := trigger.New(im, pub, trigger.Config{Debounce: cfg.Debounce, Logger: p.Logger, Registerer: p.Registry})
 	defer trig.Wait()
 
 	changes, err := events.NewConsumer(ctx, p.JS, events.ConsumerConfig{
@@ -80,7 +80,8 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		}
 		sync := tradesync.New(p.Pool, client, tradesync.Config{Scope: cfg.Scope, Symbols: cfg.TradeSymbols, Lookback: cfg.TradeLookback, Logger: p.Logger})
 		runPart(func() error { return syncLoop(ctx, p, cfg, sync, trig) })
-		p.Logger.Info("trade sync on", "exchange", cfg.BaseURL, "scope", cfg.Scope, "interval", cfg.TradeSyncInterval, "lookback", cfg.TradeLookback)
+		p.Logger.Info("trade sync on", "exchange", cfg.BaseURL, "scope", cfg.Scope,
+			"interval", cfg.TradeSyncInterval.String(), "lookback", cfg.TradeLookback.String())
 	} else {
 		p.Logger.Info("trade sync off: BINANCE_API_KEY and BINANCE_API_SECRET are not set")
 	}

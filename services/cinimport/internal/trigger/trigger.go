@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"cryptopill.dev/jobs/libs/events"
@@ -37,6 +39,8 @@ type Config struct {
 	ImportTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Registerer receives the import metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
 }
 
 // ImportTrigger runs imports when sessions open, trades arrive and sweeps tick.
@@ -49,6 +53,10 @@ type ImportTrigger struct {
 	mu      sync.Mutex
 	pending map[string]*batch // by account scope
 	wg      sync.WaitGroup
+
+	runs     *prometheus.CounterVec
+	moves    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
 }
 
 // batch is one coalesced import of a scope.
@@ -70,7 +78,18 @@ func New(im Importer, pub Publisher, cfg Config) *ImportTrigger {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &ImportTrigger{im: im, pub: pub, cfg: cfg, log: cfg.Logger, pending: map[string]*batch{}}
+	t := &ImportTrigger{im: im, pub: pub, cfg: cfg, log: cfg.Logger, pending: map[string]*batch{},
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinimport_import_runs_total",
+			Help: "Import runs by trigger and result (ok, error)."}, []string{"trigger", "result"}),
+		moves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinimport_moves_imported_total",
+			Help: "Moves inserted into cin_aux.rt_move, by trigger."}, []string{"trigger"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cinimport_import_seconds",
+			Help: "Duration of import runs, by trigger.", Buckets: prometheus.ExponentialBuckets(0.005, 4, 8)}, []string{"trigger"}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(t.runs, t.moves, t.duration)
+	}
+	return t
 }
 
 // Wait blocks until every coalesced import started so far has finished.
@@ -191,15 +210,21 @@ func (t *ImportTrigger) run(ctx context.Context, sessions []importer.Session, op
 	runID := events.NewID()
 	started := time.Now()
 	results, err := t.im.Import(ctx, sessions, opts)
+	label := strings.ToLower(strings.TrimPrefix(trigger.String(), "TRIGGER_"))
+	t.duration.WithLabelValues(label).Observe(time.Since(started).Seconds())
 	if err != nil {
+		t.runs.WithLabelValues(label, "error").Inc()
 		t.log.Error("import failed", "run_id", runID, "trigger", trigger.String(), "err", err)
 		return nil, err
 	}
+	t.runs.WithLabelValues(label, "ok").Inc()
 	importedAt := time.Now()
 	var errs []error
 	for _, r := range results {
-		t.log.Info("moves imported", "session_id", r.SessionID, "moves", r.Moves, "run_id", runID,
-			"trigger", trigger.String(), "took", importedAt.Sub(started).Round(time.Millisecond))
+		t.moves.WithLabelValues(label).Add(float64(r.Moves))
+		// rt_session_id: the process's own ops.session_log id is already session_id in its logs.
+		t.log.Info("moves imported", "rt_session_id", r.SessionID, "moves", r.Moves, "run_id", runID,
+			"trigger", trigger.String(), "took", importedAt.Sub(started).Round(time.Millisecond).String())
 		if t.pub == nil {
 			continue
 		}
