@@ -83,6 +83,18 @@ func run(dsn string, trades int64, days int) error {
 		return err
 	}
 	defer pool.Close()
+	// Open every connection now, so that the processes counted are the ones the import uses.
+	var conns []*pgxpool.Conn
+	for range pcfg.MaxConns {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
 	backends, err := serverProcesses(ctx, pool)
 	if err != nil {
 		return err

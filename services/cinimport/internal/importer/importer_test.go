@@ -286,9 +286,21 @@ func TestLargeImportsRunInShares(t *testing.T) {
 		res, err = im.Import(b.ctx, []importer.Session{{ID: s}}, importer.Options{})
 		require.NoError(t, err)
 		require.Equal(t, int64(0), res[0].Moves)
-		require.Len(t, b.moves(t, s), 100, "trade ids 1..100") // moves keyed by trade id across symbols
+
+		// A late trade (the late part writes first) and a large increment (in shares, on a
+		// snapshot exported after that write).
+		b.trade(t, trade{symbol: "ZUSDT", id: 1, price: "10", qty: "1", quoteQty: "10", commission: "0", feeAsset: "USDT", at: b.t0.Add(50 * time.Second)})
+		_, err = b.pool.Exec(b.ctx, `INSERT INTO market.account_trades (symbol, trade_id, order_id, price, qty, quote_qty,
+			commission, commission_asset, trade_time, is_buyer, is_maker)
+			SELECT sym, g, g, 10, 1, 10, 0, 'USDT', $1::timestamptz + g * interval '1 s', true, false
+			  FROM generate_series(101, 150) g, unnest('{AUSDT,BUSDT,CUSDT,DUSDT,EUSDT,FUSDT,GUSDT}'::text[]) sym`, b.t0)
+		require.NoError(t, err)
+		res, err = im.Import(b.ctx, []importer.Session{{ID: s}}, importer.Options{})
+		require.NoError(t, err)
+		require.Equal(t, int64(351), res[0].Moves)
+		require.Len(t, b.moves(t, s), 150, "trade ids 1..150") // moves keyed by trade id across symbols
 		var n int64
 		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM cin_aux.rt_move WHERE session_id = $1`, s).Scan(&n))
-		require.Equal(t, int64(700), n)
+		require.Equal(t, int64(1051), n)
 	}
 }
