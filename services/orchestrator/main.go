@@ -111,8 +111,8 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		defer stop()
 	}
 	p.Logger.Info("orchestrator running",
-		slog.Duration("straux_interval", cfg.StrauxInterval),
-		slog.Duration("cinimport_interval", cfg.CinImportInterval),
+		slog.String("straux_interval", cfg.StrauxInterval.String()),
+		slog.String("cinimport_interval", cfg.CinImportInterval.String()),
 		slog.String("runner_session_id", cfg.RunnerSessionID),
 		slog.Bool("cdc", cfg.CDCEnabled))
 	return g.Wait()

@@ -296,7 +296,7 @@ func (r *ChangeRelay) prepare(ctx context.Context) (pglogrepl.LSN, error) {
 		if err != nil {
 			return 0, fmt.Errorf("create replication slot %s: %w", r.cfg.Slot, err)
 		}
-		r.log.Info("created replication slot", "slot", r.cfg.Slot)
+		r.log.Info("created replication slot")
 		err = r.cfg.Pool.QueryRow(ctx, q, r.cfg.Slot).Scan(&confirmed, &sameDB, &plugin)
 	}
 	if err != nil {

@@ -130,7 +130,7 @@ func (p *TickPublisher) Run(ctx context.Context) error {
 }
 
 func (p *TickPublisher) runModule(ctx context.Context, m Module) {
-	log := p.log.With("module", m.Name, "period", m.Period)
+	log := p.log.With("module", m.Name, "period", m.Period.String())
 	if p.cfg.Flags != nil {
 		// Do not tick before knowing whether the module is frozen.
 		select {
