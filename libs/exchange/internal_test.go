@@ -95,3 +95,16 @@ func TestLimiterCountsCallsInFlightAcrossWindows(t *testing.T) {
 	require.Equal(t, 0, l.Stats().InFlight)
 	require.GreaterOrEqual(t, l.Stats().Used, 50)
 }
+
+func TestIntervalDuration(t *testing.T) {
+	for s, want := range map[string]time.Duration{"1s": time.Second, "30m": 30 * time.Minute, "4h": 4 * time.Hour,
+		"1d": 24 * time.Hour, "1w": 7 * 24 * time.Hour, "1M": 30 * 24 * time.Hour} {
+		got, ok := IntervalDuration(s)
+		if !ok || got != want {
+			t.Errorf("IntervalDuration(%q) = %s, %v; want %s", s, got, ok, want)
+		}
+	}
+	if _, ok := IntervalDuration("3h"); ok {
+		t.Error("3h is not a Binance interval")
+	}
+}

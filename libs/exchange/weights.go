@@ -1,5 +1,10 @@
 package exchange
 
+import (
+	"strconv"
+	"time"
+)
+
 // Request weights of the calls, from Binance's Spot API documentation.
 const (
 	weightTime         = 1
@@ -53,4 +58,16 @@ func ValidInterval(s string) bool {
 		return true
 	}
 	return false
+}
+
+// IntervalDuration is the length of a kline interval (1M counted as 30 days, for scheduling);
+// ok is false when s is not a Binance kline interval.
+func IntervalDuration(s string) (d time.Duration, ok bool) {
+	if !ValidInterval(s) {
+		return 0, false
+	}
+	unit := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour,
+		'w': 7 * 24 * time.Hour, 'M': 30 * 24 * time.Hour}[s[len(s)-1]]
+	n, _ := strconv.Atoi(s[:len(s)-1])
+	return time.Duration(n) * unit, true
 }

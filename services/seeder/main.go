@@ -43,7 +43,7 @@ func main() {
 
 // run converges ingest.jobs on every universe change, one event at a time.
 func run(ctx context.Context, p *service.Process, cfg Config) error {
-	s, err := seeding.New(p.Pool, seeding.Config{Windows: cfg.Windows})
+	s, err := seeding.New(p.Pool, seeding.Config{Windows: cfg.Windows, Period: cfg.JobPeriod})
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 
 // runOnce is `seeder once`.
 func runOnce(ctx context.Context, p *service.Process, cfg Config, out io.Writer) error {
-	s, err := seeding.New(p.Pool, seeding.Config{Windows: cfg.Windows})
+	s, err := seeding.New(p.Pool, seeding.Config{Windows: cfg.Windows, Period: cfg.JobPeriod})
 	if err != nil {
 		return err
 	}

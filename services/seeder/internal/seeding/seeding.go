@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -54,6 +55,11 @@ type Config struct {
 	// Windows overrides settings.windows: the kline windows seeded per symbol. Empty: the
 	// enabled rows of settings.windows.
 	Windows []string
+	// Period is how often the universe-wide kinds (fetch_ticker, fetch_orderbook,
+	// compute_str_vectors, compute_matrices, compute_mea) run; the job engine reschedules them
+	// after each success. A fetch_klines job runs once per its window's interval, when a new
+	// candle has closed. Zero: one minute.
+	Period time.Duration
 }
 
 // JobSeeder seeds and cancels jobs.
@@ -66,6 +72,9 @@ type JobSeeder struct {
 func New(pool *pgxpool.Pool, cfg Config) (*JobSeeder, error) {
 	if err := ValidateWindows(cfg.Windows); err != nil {
 		return nil, err
+	}
+	if cfg.Period <= 0 {
+		cfg.Period = time.Minute
 	}
 	return &JobSeeder{pool: pool, cfg: cfg}, nil
 }
@@ -168,12 +177,13 @@ func (s *JobSeeder) seed(ctx context.Context, tx pgx.Tx) (Report, error) {
 	var seeds []jobs.NewJob
 	for _, sym := range rep.Symbols {
 		for _, w := range rep.Windows {
+			every, _ := exchange.IntervalDuration(w) // validated above
 			seeds = append(seeds, jobs.NewJob{Kind: jobs.KindFetchKlines, Key: jobs.Key(sym, w),
-				Payload: map[string]string{"symbol": sym, "window": w}})
+				Payload: map[string]string{"symbol": sym, "window": w}, Period: every})
 		}
 	}
 	for _, k := range UniverseKinds() {
-		seeds = append(seeds, jobs.NewJob{Kind: k})
+		seeds = append(seeds, jobs.NewJob{Kind: k, Period: s.cfg.Period})
 	}
 	res, err := jobs.EnqueueMany(ctx, tx, seeds)
 	if err != nil {

@@ -81,6 +81,13 @@ func TestSeedOnceTwiceSeedsNothingTwice(t *testing.T) {
 	var payload string
 	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT payload::text FROM ingest.jobs WHERE dedup_key = 'ETHUSDT/1h'`).Scan(&payload))
 	require.JSONEq(t, `{"symbol": "ETHUSDT", "window": "1h"}`, payload)
+
+	// Seeded work recurs: klines once per window interval, the universe-wide kinds every minute.
+	var klinePeriod, tickerPeriod string
+	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT period::text FROM ingest.jobs WHERE dedup_key = 'ETHUSDT/4h'`).Scan(&klinePeriod))
+	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT period::text FROM ingest.jobs WHERE kind = 'fetch_ticker'`).Scan(&tickerPeriod))
+	require.Equal(t, "04:00:00", klinePeriod)
+	require.Equal(t, "00:01:00", tickerPeriod)
 }
 
 func TestInvalidWindowsAreRejected(t *testing.T) {
