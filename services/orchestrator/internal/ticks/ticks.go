@@ -166,7 +166,8 @@ func (p *TickPublisher) runModule(ctx context.Context, m Module) {
 				if ctx.Err() != nil {
 					return
 				}
-				log.Error("publishing tick failed", "period_start", current, "err", err)
+				p.metrics.missed.WithLabelValues(m.Name).Inc()
+				log.Error("publishing tick failed; the period goes without one", "period_start", current, "err", err)
 			}
 			// A frozen or failed period counts as handled: the next is due at its start.
 			last, found = current, true
@@ -213,6 +214,9 @@ func (p *TickPublisher) publish(ctx context.Context, m Module, start time.Time) 
 		RunnerSessionId:     m.RunnerSessionID,
 		OrchestratorSession: p.cfg.Session,
 	}
+	// Retrying past the period would only delay the next tick.
+	ctx, cancel := context.WithTimeout(ctx, m.Period)
+	defer cancel()
 	ack, err := p.cfg.Publisher.Publish(ctx, events.Event{
 		Subject: events.TickSubject(m.Name),
 		ID:      events.TickID(m.Name, start),
