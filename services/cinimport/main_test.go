@@ -17,8 +17,8 @@ import (
 	"cryptopill.dev/jobs/libs/events/eventstest"
 	"cryptopill.dev/jobs/libs/service"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
+	"cryptopill.dev/jobs/libs/testkit/proctest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
-	"cryptopill.dev/jobs/services/cinimport/internal/e2etest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -27,7 +27,7 @@ type stack struct {
 	ctx  context.Context
 	db   *pgtest.DB
 	bus  *eventstest.Bus
-	orch *e2etest.Process
+	orch *proctest.Process
 }
 
 // setup starts the platform around cinimport: Postgres, JetStream, the orchestrator (whose change
@@ -35,7 +35,7 @@ type stack struct {
 func setup(t *testing.T) *stack {
 	t.Helper()
 	s := &stack{ctx: context.Background(), db: pgtest.NewDB(t), bus: eventstest.NewBus(t)}
-	s.orch = e2etest.Orchestrator(t, s.db.URL, s.bus.Server.URL)
+	s.orch = proctest.Orchestrator(t, s.db.URL, s.bus.Server.URL)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := Config{
@@ -112,19 +112,19 @@ func TestEndToEndChangesDriveImports(t *testing.T) {
 	// A session opens, trades arrive: the moves appear with no manual step.
 	session := s.openSession(t, "default", start)
 	s.insertTrades(t, "default", 1, 300, start.Add(time.Minute))
-	require.True(t, e2etest.Wait(s.ctx, 60*time.Second, func() bool { return s.moves(t, session) == 300 }),
+	require.True(t, proctest.Wait(s.ctx, 60*time.Second, func() bool { return s.moves(t, session) == 300 }),
 		"moves of session %d: %d, want 300", session, s.moves(t, session))
-	require.True(t, e2etest.Wait(s.ctx, 10*time.Second, func() bool { _, m := movesImported(t, s, session); return m == 300 }))
+	require.True(t, proctest.Wait(s.ctx, 10*time.Second, func() bool { _, m := movesImported(t, s, session); return m == 300 }))
 
 	// A second burst, in several transactions: imported too, coalesced into few runs.
 	for i := range 5 {
 		s.insertTrades(t, "default", 1000+i*10, 10, start.Add(2*time.Minute))
 	}
-	require.True(t, e2etest.Wait(s.ctx, 30*time.Second, func() bool { return s.moves(t, session) == 350 }))
+	require.True(t, proctest.Wait(s.ctx, 30*time.Second, func() bool { return s.moves(t, session) == 350 }))
 
 	// A session opened after its trades is imported when it opens.
 	late := s.openSession(t, "default", start)
-	require.True(t, e2etest.Wait(s.ctx, 30*time.Second, func() bool { return s.moves(t, late) == 350 }))
+	require.True(t, proctest.Wait(s.ctx, 30*time.Second, func() bool { return s.moves(t, late) == 350 }))
 
 	// Redelivered and replayed changes add nothing: publish every relayed change again, with new
 	// ids so that JetStream does not drop them as duplicates.
@@ -137,7 +137,7 @@ func TestEndToEndChangesDriveImports(t *testing.T) {
 		_, err := pub.Publish(s.ctx, events.Event{Subject: ev.Subject, ID: events.NewID(), Payload: ev.Payload})
 		require.NoError(t, err)
 	}
-	require.True(t, e2etest.Wait(s.ctx, 30*time.Second, func() bool { runs, _ := movesImported(t, s, session); return runs > runsBefore }),
+	require.True(t, proctest.Wait(s.ctx, 30*time.Second, func() bool { runs, _ := movesImported(t, s, session); return runs > runsBefore }),
 		"the replayed changes were handled")
 	time.Sleep(time.Second)
 	require.Equal(t, int64(350), s.moves(t, session))
@@ -148,7 +148,7 @@ func TestEndToEndChangesDriveImports(t *testing.T) {
 	// Closed sessions are left alone.
 	s.exec(t, "UPDATE cin_aux.rt_session SET status = 'CLOSED', closed_at = now() WHERE session_id = $1", late)
 	s.insertTrades(t, "default", 5000, 5, start.Add(3*time.Minute))
-	require.True(t, e2etest.Wait(s.ctx, 30*time.Second, func() bool { return s.moves(t, session) == 355 }))
+	require.True(t, proctest.Wait(s.ctx, 30*time.Second, func() bool { return s.moves(t, session) == 355 }))
 	require.Equal(t, int64(350), s.moves(t, late))
 }
 

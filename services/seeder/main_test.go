@@ -14,7 +14,7 @@ import (
 	"cryptopill.dev/jobs/libs/events/eventstest"
 	"cryptopill.dev/jobs/libs/service"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
-	"cryptopill.dev/jobs/services/seeder/internal/e2etest"
+	"cryptopill.dev/jobs/libs/testkit/proctest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -33,7 +33,7 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 	bus := eventstest.NewBus(t)
 	_, err := d.Pool.Exec(ctx, `INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ('BTCUSDT', 'BTC', 'USDT')`)
 	require.NoError(t, err)
-	e2etest.Orchestrator(t, d.URL, bus.Server.URL)
+	proctest.Orchestrator(t, d.URL, bus.Server.URL)
 
 	rctx, cancel := context.WithCancel(ctx)
 	cfg := Config{Common: config.Common{Env: config.EnvDev, DatabaseURL: d.URL, NATSURL: bus.Server.URL,
@@ -50,17 +50,17 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 			AND dedup_key LIKE $1 || '/%'`, symbol)
 	}
 	// The orchestrator's start-up universe event seeds the existing symbol.
-	require.True(t, e2etest.Wait(ctx, 60*time.Second, func() bool { return liveKlines("BTCUSDT") == 3 }))
+	require.True(t, proctest.Wait(ctx, 60*time.Second, func() bool { return liveKlines("BTCUSDT") == 3 }))
 
 	// A coin added: its jobs within seconds.
 	_, err = d.Pool.Exec(ctx, `INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ('ETHUSDT', 'ETH', 'USDT')`)
 	require.NoError(t, err)
-	require.True(t, e2etest.Wait(ctx, 15*time.Second, func() bool { return liveKlines("ETHUSDT") == 3 }))
+	require.True(t, proctest.Wait(ctx, 15*time.Second, func() bool { return liveKlines("ETHUSDT") == 3 }))
 
 	// A coin disabled: its queued jobs cancelled.
 	_, err = d.Pool.Exec(ctx, `UPDATE settings.coin_universe SET enabled = false WHERE symbol = 'BTCUSDT'`)
 	require.NoError(t, err)
-	require.True(t, e2etest.Wait(ctx, 15*time.Second, func() bool { return liveKlines("BTCUSDT") == 0 }))
+	require.True(t, proctest.Wait(ctx, 15*time.Second, func() bool { return liveKlines("BTCUSDT") == 0 }))
 
 	// Every universe event again, redelivered under new ids: nothing is added or undone.
 	before := count(t, d, `SELECT count(*) FROM ingest.jobs`)
@@ -70,7 +70,7 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 		_, err := pub.Publish(ctx, events.Event{Subject: ev.Subject, ID: events.NewID(), Payload: ev.Payload})
 		require.NoError(t, err)
 	}
-	require.True(t, e2etest.Wait(ctx, 15*time.Second, func() bool {
+	require.True(t, proctest.Wait(ctx, 15*time.Second, func() bool {
 		info, err := bus.JS.Consumer(ctx, events.StreamUniverse, events.ConsumerSeederUniverse)
 		if err != nil {
 			return false

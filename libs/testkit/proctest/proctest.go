@@ -1,15 +1,18 @@
-// Package e2etest runs the real orchestrator binary (its change relay, ticks and universe watcher)
-// against a test's Postgres and JetStream, for end-to-end tests of the services that consume its
-// events. The orchestrator's packages are internal to its module, so the tests run it as the
-// operators do: as a process.
-package e2etest
+// Package proctest runs the project's own binaries as processes in tests, as operators run them:
+// end-to-end tests of a service start the real orchestrator (its change relay, ticks and universe
+// watcher) against the test's Postgres and JetStream. Binaries are built once per test binary into
+// a directory named after the test process; directories of finished test processes are swept.
+package proctest
 
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,30 +20,41 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildOut  []byte
+	buildMu sync.Mutex
+	built   = map[string]string{} // import path → binary
 )
 
-// Build compiles a workspace binary by import path into a temporary directory, once per test
-// binary, e.g. Build(t, "cryptopill.dev/jobs/services/orchestrator").
+// Build compiles a workspace binary by import path, once per test binary, e.g.
+// Build(t, "cryptopill.dev/jobs/services/orchestrator").
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cp-e2e-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, filepath.Base(pkg))
-		cmd := exec.Command("go", "build", "-o", binPath, pkg)
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("e2etest: go build %s: %v\n%s", pkg, buildErr, buildOut)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if bin, ok := built[pkg]; ok {
+		return bin
 	}
-	return binPath
+	sweep()
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("cp-proctest-%d", os.Getpid()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("proctest: %v", err)
+	}
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("proctest: go build %s: %v\n%s", pkg, err, out)
+	}
+	built[pkg] = bin
+	return bin
+}
+
+// sweep removes the binaries of test processes that have exited.
+func sweep() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "cp-proctest-*"))
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), "cp-proctest-"))
+		if err == nil && pid != os.Getpid() && syscall.Kill(pid, 0) != nil {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // Process is a running binary whose output is kept for the test log.
@@ -73,7 +87,7 @@ func Start(t testing.TB, bin string, env ...string) *Process {
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("e2etest: start %s: %v", bin, err)
+		t.Fatalf("proctest: start %s: %v", bin, err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
