@@ -64,7 +64,9 @@ type Event struct {
 
 // Encode builds the NATS message for ev: protojson payload, CloudEvents headers, Nats-Msg-Id,
 // and the traceparent/tracestate of the span in ctx (none when ctx has no span). Type and Time
-// are defaulted; Subject, ID, Source and Payload are required (ErrInvalidEvent).
+// are defaulted; Subject, ID, Source and Payload are required (ErrInvalidEvent) — except that a
+// producer which writes the canonical protojson itself (the change relay, straight from Postgres
+// tuples) may leave Payload nil and pass the bytes in Data with an explicit Type.
 func Encode(ctx context.Context, ev Event) (*nats.Msg, error) {
 	if err := validSubject(ev.Subject, false); err != nil {
 		return nil, err
@@ -72,8 +74,9 @@ func Encode(ctx context.Context, ev Event) (*nats.Msg, error) {
 	if ev.ID == "" {
 		return nil, fmt.Errorf("%w: %s: no id", ErrInvalidEvent, ev.Subject)
 	}
-	if ev.Payload == nil {
-		return nil, fmt.Errorf("%w: %s: no payload", ErrInvalidEvent, ev.Subject)
+	preEncoded := ev.Payload == nil && ev.Data != nil && ev.Type != ""
+	if ev.Payload == nil && !preEncoded {
+		return nil, fmt.Errorf("%w: %s: no payload (or Data with a Type)", ErrInvalidEvent, ev.Subject)
 	}
 	if ev.Source == "" {
 		return nil, fmt.Errorf("%w: %s: no source", ErrInvalidEvent, ev.Subject)
@@ -84,9 +87,12 @@ func Encode(ctx context.Context, ev Event) (*nats.Msg, error) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	data, err := marshal(ev.Payload)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s %s: %w", ev.Type, ev.ID, err)
+	data := ev.Data
+	if !preEncoded {
+		var err error
+		if data, err = marshal(ev.Payload); err != nil {
+			return nil, fmt.Errorf("encode %s %s: %w", ev.Type, ev.ID, err)
+		}
 	}
 	h := make(nats.Header, 10)
 	h[HeaderSpecVersion] = []string{SpecVersion}

@@ -98,8 +98,9 @@ type RowChange struct {
 	KeyColumns []string `protobuf:"bytes,6,rep,name=key_columns,json=keyColumns,proto3" json:"key_columns,omitempty"`
 	// LSN of the commit record of the transaction.
 	CommitLsn uint64 `protobuf:"varint,7,opt,name=commit_lsn,json=commitLsn,proto3" json:"commit_lsn,omitempty"`
-	// End LSN of the transaction; the relay confirms the slot up to it once every event of the
-	// transaction is acknowledged.
+	// End LSN of the transaction. The relay leaves it unset (0): it publishes a transaction's
+	// events as they decode, before the Commit message that carries the end LSN arrives; it still
+	// confirms the slot up to that end only once every event of the transaction is acknowledged.
 	EndLsn uint64 `protobuf:"varint,8,opt,name=end_lsn,json=endLsn,proto3" json:"end_lsn,omitempty"`
 	// Commit timestamp of the transaction.
 	CommitTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=commit_time,json=commitTime,proto3" json:"commit_time,omitempty"`

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"cryptopill.dev/jobs/libs/db"
-	"cryptopill.dev/jobs/libs/pgcluster"
+	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	"cryptopill.dev/jobs/services/cinimport/internal/importer"
 )
 
@@ -44,31 +43,16 @@ func main() {
 func run(dsn string, trades int64, days int) error {
 	ctx := context.Background()
 	if dsn == "" {
-		dir, err := os.MkdirTemp("", "cinimport-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		// When run as root the server runs as postgres, which must reach its directory inside.
-		if err := os.Chmod(dir, 0o755); err != nil {
-			return err
-		}
 		// A durable cluster (fsync and full-page writes on), sized as a small production server.
-		c, err := pgcluster.New(pgcluster.Config{Dir: filepath.Join(dir, "pg"), Durable: true, Settings: map[string]string{
-			"shared_buffers": "512MB",
-			"max_wal_size":   "4GB",
-		}})
+		log.Printf("starting a private postgres cluster")
+		scratch, err := pgtest.StartScratch(ctx, pgtest.ScratchConfig{Name: "bench_cinimport", Durable: true,
+			Settings: map[string]string{"shared_buffers": "512MB", "max_wal_size": "4GB"}})
 		if err != nil {
 			return err
 		}
-		log.Printf("starting a private postgres cluster in %s", dir)
-		if err := c.Start(ctx); err != nil {
-			return err
-		}
-		defer func() { _ = c.Stop(context.Background()) }()
-		dsn = c.DSN("postgres")
-	}
-	if _, err := db.MigrateUp(ctx, dsn); err != nil {
+		defer func() { _ = scratch.Close() }()
+		dsn = scratch.URL
+	} else if _, err := db.MigrateUp(ctx, dsn); err != nil {
 		return err
 	}
 	pcfg, err := pgxpool.ParseConfig(dsn)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/propagation"
 
 	"cryptopill.dev/jobs/libs/events"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
@@ -95,19 +94,10 @@ func (p *ChangePublisher) resolve() {
 	}
 }
 
-// Message builds the NATS message of a change: its payload in the events envelope (the headers
-// events.Encode writes, with the trace context of ctx).
-func (p *ChangePublisher) Message(ctx context.Context, c *relay.Change) *nats.Msg {
-	h := make(nats.Header, 10)
-	h[events.HeaderSpecVersion] = []string{events.SpecVersion}
-	h[events.HeaderID] = []string{c.ID}
-	h[events.HeaderType] = []string{p.ceType}
-	h[events.HeaderSource] = []string{p.source}
-	h[events.HeaderTime] = []string{time.Now().UTC().Format(time.RFC3339Nano)}
-	h[events.HeaderContentType] = []string{events.ContentType}
-	h[events.HeaderMsgID] = []string{c.ID}
-	propagation.TraceContext{}.Inject(ctx, headerCarrier(h))
-	return &nats.Msg{Subject: c.Subject, Header: h, Data: c.Data}
+// Message builds the NATS message of a change: its already-encoded payload in the events
+// envelope, with the trace context of ctx.
+func (p *ChangePublisher) Message(ctx context.Context, c *relay.Change) (*nats.Msg, error) {
+	return events.Encode(ctx, events.Event{Subject: c.Subject, ID: c.ID, Type: p.ceType, Source: p.source, Data: c.Data})
 }
 
 // PublishAsync implements relay.Publisher.
@@ -117,7 +107,11 @@ func (p *ChangePublisher) PublishAsync(ctx context.Context, c *relay.Change, don
 	if p.closed {
 		return ErrClosed
 	}
-	fut, err := p.js.PublishMsgAsync(p.Message(ctx, c))
+	msg, err := p.Message(ctx, c)
+	if err != nil {
+		return err
+	}
+	fut, err := p.js.PublishMsgAsync(msg)
 	if err != nil {
 		return fmt.Errorf("publish %s %s: %w", c.Subject, c.ID, err)
 	}
@@ -151,24 +145,4 @@ func (p *ChangePublisher) Close(ctx context.Context) error {
 	close(p.pending)
 	p.wg.Wait()
 	return err
-}
-
-// headerCarrier adapts nats.Header to OpenTelemetry propagation with the exact W3C names.
-type headerCarrier nats.Header
-
-func (c headerCarrier) Get(key string) string {
-	if v := c[key]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-func (c headerCarrier) Set(key, value string) { c[key] = []string{value} }
-
-func (c headerCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
 }

@@ -26,7 +26,8 @@ func TestMessageIsTheEventsEnvelope(t *testing.T) {
 	rc := &eventsv1.RowChange{Schema: "market", Table: "account_trades", Op: eventsv1.RowChange_OP_INSERT, CommitLsn: 42}
 	want, err := events.Encode(ctx, events.Event{Subject: "cp.cdc.market.account_trades.insert", ID: events.ChangeID(42, 0), Source: "orchestrator", Payload: rc})
 	require.NoError(t, err)
-	got := p.Message(ctx, &relay.Change{Subject: want.Subject, ID: events.ChangeID(42, 0), Data: want.Data})
+	got, err := p.Message(ctx, &relay.Change{Subject: want.Subject, ID: events.ChangeID(42, 0), Data: want.Data})
+	require.NoError(t, err)
 
 	require.Equal(t, want.Subject, got.Subject)
 	for k := range want.Header {

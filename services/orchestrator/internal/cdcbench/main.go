@@ -25,15 +25,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"cryptopill.dev/jobs/libs/db"
 	"cryptopill.dev/jobs/libs/events"
-	"cryptopill.dev/jobs/libs/pgcluster"
+	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 	"cryptopill.dev/jobs/services/orchestrator/internal/bus"
 	"cryptopill.dev/jobs/services/orchestrator/internal/relay"
@@ -124,30 +122,12 @@ func bench(batchTxs, batchRows, steadyTxs, steadyRate, inFlight int, verbose boo
 	// Postgres: a private cluster like the test kit's.
 	// synchronous_commit on (the cluster is otherwise the test kit's, fsync off): with it off,
 	// WAL reaches the walsender only at the WAL writer's next round, up to 200 ms later.
-	cluster, err := pgcluster.New(pgcluster.Config{Dir: filepath.Join(dir, "pg"), Settings: map[string]string{"synchronous_commit": "on"}})
+	scratch, err := pgtest.StartScratch(ctx, pgtest.ScratchConfig{Name: "cdcbench", Settings: map[string]string{"synchronous_commit": "on"}})
 	if err != nil {
 		return err
 	}
-	if err := cluster.Start(ctx); err != nil {
-		return err
-	}
-	defer func() {
-		sctx, c := context.WithTimeout(context.Background(), time.Minute)
-		defer c()
-		_ = cluster.Stop(sctx)
-	}()
-	admin, err := pgx.Connect(ctx, cluster.DSN("postgres"))
-	if err != nil {
-		return err
-	}
-	if _, err := admin.Exec(ctx, "CREATE DATABASE cdcbench"); err != nil {
-		return err
-	}
-	_ = admin.Close(ctx)
-	url := cluster.DSN("cdcbench")
-	if _, err := db.MigrateUp(ctx, url); err != nil {
-		return err
-	}
+	defer func() { _ = scratch.Close() }()
+	url := scratch.URL
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		return err

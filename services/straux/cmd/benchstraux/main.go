@@ -22,7 +22,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -30,10 +29,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"cryptopill.dev/jobs/libs/db"
 	"cryptopill.dev/jobs/libs/exchange"
-	"cryptopill.dev/jobs/libs/pgcluster"
 	"cryptopill.dev/jobs/libs/simex"
+	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	"cryptopill.dev/jobs/services/straux/internal/plan"
 	"cryptopill.dev/jobs/services/straux/internal/store"
 	"cryptopill.dev/jobs/services/straux/internal/ticks"
@@ -57,34 +55,13 @@ func main() {
 }
 
 func run(ctx context.Context, n int, prefill, interval time.Duration) (err error) {
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("cpbench-straux-%d", os.Getpid()))
-	cluster, err := pgcluster.New(pgcluster.Config{Dir: dir, Settings: map[string]string{"shared_buffers": "64MB"}})
-	if err != nil {
-		return err
-	}
 	t := time.Now()
-	if err := cluster.Start(ctx); err != nil {
-		_ = cluster.Remove()
-		return err
-	}
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		err = errors.Join(err, cluster.Stop(stopCtx), cluster.Remove())
-	}()
-	admin, err := pgxpool.New(ctx, cluster.DSN("postgres"))
+	scratch, err := pgtest.StartScratch(ctx, pgtest.ScratchConfig{Name: "bench_straux"})
 	if err != nil {
 		return err
 	}
-	_, err = admin.Exec(ctx, "CREATE DATABASE bench")
-	admin.Close()
-	if err != nil {
-		return fmt.Errorf("create database: %w", err)
-	}
-	url := cluster.DSN("bench")
-	if _, err := db.MigrateUp(ctx, url); err != nil {
-		return err
-	}
+	defer func() { err = errors.Join(err, scratch.Close()) }()
+	cluster, url := scratch.Cluster, scratch.URL
 	fmt.Printf("postgres: private cluster on port %d, migrated in %.2fs\n", cluster.Port, time.Since(t).Seconds())
 
 	pc, err := pgxpool.ParseConfig(url)
