@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"cryptopill.dev/jobs/libs/jobs"
@@ -271,6 +273,19 @@ func TestFailingJobIsRetriedThenFailed(t *testing.T) {
 	require.Nil(t, r.LockedBy)
 	require.EqualValues(t, 3, runs.Load())
 	require.Eventually(t, func() bool { s := e.Stats(); return s.Retried == 2 && s.Failed == 1 }, 5*time.Second, 10*time.Millisecond)
+
+	// The same counters, as operators scrape them.
+	require.NoError(t, promtestutil.CollectAndCompare(jobs.NewCollector(e), strings.NewReader(`
+# HELP cp_jobs_total Jobs handled by this engine, by outcome.
+# TYPE cp_jobs_total counter
+cp_jobs_total{outcome="claimed"} 3
+cp_jobs_total{outcome="failed"} 1
+cp_jobs_total{outcome="released"} 0
+cp_jobs_total{outcome="rescued"} 0
+cp_jobs_total{outcome="retried"} 2
+cp_jobs_total{outcome="stale"} 0
+cp_jobs_total{outcome="succeeded"} 0
+`), "cp_jobs_total"))
 }
 
 func TestPermanentErrorFailsAtOnce(t *testing.T) {

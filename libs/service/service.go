@@ -63,13 +63,15 @@ type Options struct {
 
 // Process is what a running service gets: its connections, logger and metrics registry.
 type Process struct {
-	Name      string
-	Env       config.Env
-	Logger    *slog.Logger
-	Pool      *pgxpool.Pool
-	NC        *nats.Conn
-	JS        jetstream.JetStream
-	Registry  *prometheus.Registry
+	Name     string
+	Env      config.Env
+	Logger   *slog.Logger
+	Pool     *pgxpool.Pool
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Registry *prometheus.Registry
+	// Events exports the counters of the publishers and consumers the service adds to it.
+	Events    *events.Collector
 	SessionID int64
 	// HTTPAddr is where /healthz, /readyz and /metrics listen (resolved, with the real port).
 	HTTPAddr string
@@ -114,9 +116,10 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		Env:      opts.Common.Env,
 		Logger:   logger,
 		Registry: prometheus.NewRegistry(),
+		Events:   events.NewCollector(),
 		checks:   map[string]func(context.Context) error{},
 	}
-	p.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), p.Events)
 	logger.Info("starting", "version", Version(), "env", opts.Common.Env, "pid", os.Getpid(), "nats", opts.Common.NATSURL, "database", db.SafeURL(opts.Common.DatabaseURL))
 
 	shutdownTracing, err := setupTracing(ctx, opts.Name, opts.Common.OTLPEndpoint)

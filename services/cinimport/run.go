@@ -30,6 +30,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		defer cancel()
 		_ = pub.Close(cctx)
 	}()
+	p.Events.AddPublisher("cinimport", pub)
 	trig := trigger.New(im, pub, trigger.Config{Debounce: cfg.Debounce, Logger: p.Logger, Registerer: p.Registry})
 	defer trig.Wait()
 
@@ -45,6 +46,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	p.Events.AddConsumer(changes)
 	ticks, err := events.NewConsumer(ctx, p.JS, events.ConsumerConfig{
 		Stream: events.StreamTicks, Durable: events.ConsumerCinimportTicks,
 		Handler: trig.HandleTick,
@@ -54,6 +56,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	p.Events.AddConsumer(ticks)
 
 	// A component that fails stops the others: the process exits and is restarted.
 	ctx, stop := context.WithCancel(ctx)
@@ -78,6 +81,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		if err != nil {
 			return err
 		}
+		p.Registry.MustRegister(exchange.NewCollector(client.Limiter()))
 		sync := tradesync.New(p.Pool, client, tradesync.Config{Scope: cfg.Scope, Symbols: cfg.TradeSymbols, Lookback: cfg.TradeLookback, Logger: p.Logger})
 		runPart(func() error { return syncLoop(ctx, p, cfg, sync, trig) })
 		p.Logger.Info("trade sync on", "exchange", cfg.BaseURL, "scope", cfg.Scope,

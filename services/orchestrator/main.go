@@ -86,6 +86,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		_ = pub.Close(cctx)
 	}()
 
+	p.Events.AddPublisher("orchestrator", pub)
 	flags := ticks.NewFreezeFlags(ticks.FreezeConfig{JS: p.JS, Bucket: cfg.FlagsBucket, Replicas: cfg.NATSReplicas, Pool: p.Pool, Logger: p.Logger})
 	tp, err := ticks.New(ticks.Config{Modules: modules(cfg), Publisher: pub, JS: p.JS, Flags: flags, Session: session, Logger: p.Logger, Registerer: p.Registry})
 	if err != nil {

@@ -69,6 +69,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	p.Events.AddConsumer(c)
 	return c.Run(ctx)
 }
 

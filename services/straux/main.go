@@ -59,6 +59,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	p.Registry.MustRegister(jobs.NewCollector(engine), exchange.NewCollector(client.Limiter()))
 	handlers := marketjobs.New(st, client, uni, marketjobs.Config{MaxBins: cfg.VectorMaxBins,
 		Registerer: p.Registry, Logger: log})
 	if err := handlers.Register(engine); err != nil {
@@ -85,6 +86,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	p.Events.AddConsumer(cons)
 	if err := engine.Start(ctx); err != nil {
 		return fmt.Errorf("start job engine: %w", err)
 	}

@@ -1,0 +1,43 @@
+package jobs
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Collector exports an engine's counters to Prometheus: jobs by outcome, jobs in flight, and the
+// time spent in claim and completion statements. Register one per engine.
+type Collector struct{ e *Engine }
+
+// NewCollector returns a collector for e.
+func NewCollector(e *Engine) *Collector { return &Collector{e: e} }
+
+var (
+	descJobs = prometheus.NewDesc("cp_jobs_total",
+		"Jobs handled by this engine, by outcome.", []string{"outcome"}, nil)
+	descJobsInFlight = prometheus.NewDesc("cp_jobs_in_flight",
+		"Jobs claimed and not yet finished by a handler.", nil, nil)
+	descJobStatements = prometheus.NewDesc("cp_jobs_statements_total",
+		"Claim and completion statements run.", []string{"statement"}, nil)
+	descJobStatementSeconds = prometheus.NewDesc("cp_jobs_statement_seconds_total",
+		"Time spent in claim and completion statements.", []string{"statement"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descJobs
+	ch <- descJobsInFlight
+	ch <- descJobStatements
+	ch <- descJobStatementSeconds
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.e.Stats()
+	for outcome, v := range map[string]int64{"claimed": s.Claimed, "succeeded": s.Succeeded, "retried": s.Retried,
+		"failed": s.Failed, "released": s.Released, "stale": s.Stale, "rescued": s.Rescued} {
+		ch <- prometheus.MustNewConstMetric(descJobs, prometheus.CounterValue, float64(v), outcome)
+	}
+	ch <- prometheus.MustNewConstMetric(descJobsInFlight, prometheus.GaugeValue, float64(s.InFlight))
+	ch <- prometheus.MustNewConstMetric(descJobStatements, prometheus.CounterValue, float64(s.ClaimQueries), "claim")
+	ch <- prometheus.MustNewConstMetric(descJobStatements, prometheus.CounterValue, float64(s.CompleteQueries), "complete")
+	ch <- prometheus.MustNewConstMetric(descJobStatementSeconds, prometheus.CounterValue, s.ClaimTime.Seconds(), "claim")
+	ch <- prometheus.MustNewConstMetric(descJobStatementSeconds, prometheus.CounterValue, s.CompleteTime.Seconds(), "complete")
+}
