@@ -49,7 +49,7 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		Common:                   l.LoadCommon("127.0.0.1:9101"),
 		StrauxInterval:           max(strauxFloor, l.Millis("STR_AUX_RUNNER_INTERVAL_MS", 40*time.Second)),
 		RunnerSessionID:          l.String("STR_AUX_RUNNER_SESSION_ID", "str-aux-runner"),
-		CinImportInterval:        max(cinImportFloor, l.Millis("CIN_IMPORT_INTERVAL_MS", config.Pick(l, 15*time.Minute, 15*time.Minute, 5*time.Minute))),
+		CinImportInterval:        max(cinImportFloor, l.Millis("CIN_IMPORT_INTERVAL_MS", config.Pick(l, 15*time.Minute, 30*time.Minute, 5*time.Minute))),
 		CinImportRunnerSessionID: l.String("CIN_IMPORT_RUNNER_SESSION_ID", "cin-import-runner"),
 		FlagsBucket:              l.String("FLAGS_BUCKET", "CP_FLAGS"),
 		CDCEnabled:               l.Bool("CDC_ENABLED", true),
