@@ -114,18 +114,35 @@ func NewCluster(t testing.TB, n int) *Cluster {
 		urls[i] = s.URL
 	}
 	c.URL = joinExcept(urls, -1)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		for _, s := range c.Servers {
-			if s.JetStreamIsLeader() {
-				return c
-			}
-		}
+	deadline := time.Now().Add(30 * time.Second)
+	for !c.ready() {
 		if time.Now().After(deadline) {
-			t.Fatalf("natstest: no JetStream meta leader after 20s")
+			t.Fatalf("natstest: JetStream cluster not formed after 30s (no meta leader, or a peer not current)")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return c
+}
+
+// ready reports whether a meta leader sees every other node as a current, online peer: only
+// then can streams with as many replicas as nodes be placed.
+func (c *Cluster) ready() bool {
+	for _, s := range c.Servers {
+		if !s.JetStreamIsLeader() {
+			continue
+		}
+		info, err := s.Jsz(nil)
+		if err != nil || info.Meta == nil || len(info.Meta.Replicas) != len(c.Servers)-1 {
+			return false
+		}
+		for _, p := range info.Meta.Replicas {
+			if !p.Current || p.Offline {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 func joinExcept(xs []string, skip int) string {
