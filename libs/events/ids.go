@@ -63,9 +63,11 @@ func UniverseID(version string) string {
 	return StableID("universe", version)
 }
 
-// JobEventID is the id of a job's transition to status at the given attempt count.
-func JobEventID(jobID int64, attempts int32, status eventsv1.JobStatus) string {
-	return StableID("job", strconv.FormatInt(jobID, 10), strconv.FormatInt(int64(attempts), 10), status.String())
+// JobEventID is the id of a job's transition to status at the given attempt count of its run
+// scheduled for scheduledFor (a periodic job runs many times with the same attempt count).
+func JobEventID(jobID int64, attempts int32, status eventsv1.JobStatus, scheduledFor time.Time) string {
+	return StableID("job", strconv.FormatInt(jobID, 10), strconv.FormatInt(int64(attempts), 10), status.String(),
+		scheduledFor.UTC().Format(time.RFC3339Nano))
 }
 
 // MovesImportedID is the id of the moves-imported event of one session in one import run.

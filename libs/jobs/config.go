@@ -44,6 +44,11 @@ type Config struct {
 	// Logger receives the engine's logs (retries, failures, rescues, database errors). Default
 	// slog.Default().
 	Logger *slog.Logger
+	// OnOutcome, when set, receives every batch of outcomes once it is recorded: successes,
+	// retries (Status queued, with the error) and failures. Releases at shutdown and outcomes
+	// dropped as stale are not reported. It runs on the engine's completer: keep it quick (an
+	// asynchronous publish, a counter), or outcomes queue up behind it.
+	OnOutcome func([]Outcome)
 }
 
 // Defaults of Config's zero-valued fields.

@@ -724,3 +724,38 @@ func TestCountsAndPrune(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n, "only finished jobs are pruned")
 }
+
+// OnOutcome hears every recorded outcome: the retries, then the failure, with their errors.
+func TestOnOutcomeReportsRecordedOutcomes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var mu sync.Mutex
+	var got []jobs.Outcome
+	startEngine(t, b.pool, jobs.Config{BackoffBase: 10 * time.Millisecond, BackoffCap: 20 * time.Millisecond,
+		OnOutcome: func(os []jobs.Outcome) { mu.Lock(); got = append(got, os...); mu.Unlock() }},
+		map[jobs.Kind]jobs.Handler{
+			jobs.KindFetchTicker:    jobs.HandlerFunc(func(context.Context, jobs.Job) error { return errors.New("exchange said no") }),
+			jobs.KindFetchOrderbook: jobs.HandlerFunc(func(context.Context, jobs.Job) error { return nil }),
+		})
+	ids := enqueue(t, b.pool,
+		jobs.NewJob{Kind: jobs.KindFetchTicker, Key: "BTCUSDT", MaxAttempts: 2},
+		jobs.NewJob{Kind: jobs.KindFetchOrderbook, Key: "ETHUSDT"})
+	waitStatus(t, b.pool, ids[0], jobs.StatusFailed)
+	waitStatus(t, b.pool, ids[1], jobs.StatusSucceeded)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 3 }, 5*time.Second, 10*time.Millisecond)
+
+	mu.Lock()
+	defer mu.Unlock()
+	byJob := map[int64][]jobs.Outcome{}
+	for _, o := range got {
+		byJob[o.Job.ID] = append(byJob[o.Job.ID], o)
+	}
+	require.Len(t, byJob[ids[0]], 2)
+	require.Equal(t, jobs.StatusQueued, byJob[ids[0]][0].Status)
+	require.Equal(t, 1, byJob[ids[0]][0].Job.Attempt)
+	require.Equal(t, jobs.StatusFailed, byJob[ids[0]][1].Status)
+	require.Equal(t, "exchange said no", byJob[ids[0]][1].Err)
+	require.Equal(t, jobs.KindFetchTicker, byJob[ids[0]][1].Job.Kind)
+	require.Equal(t, []jobs.Outcome{{Job: byJob[ids[1]][0].Job, Status: jobs.StatusSucceeded}}, byJob[ids[1]])
+	require.Equal(t, "ETHUSDT", byJob[ids[1]][0].Job.Key)
+}

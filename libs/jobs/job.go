@@ -66,3 +66,14 @@ type permanentError struct{ err error }
 
 func (p permanentError) Error() string { return p.err.Error() }
 func (p permanentError) Unwrap() error { return p.err }
+
+// Outcome is a recorded result of one run of a job, as Config.OnOutcome reports it.
+type Outcome struct {
+	// Job is the job as it was claimed for the run (Attempt counts this run).
+	Job Job
+	// Status is what the run ended in: StatusSucceeded (a periodic job is queued again for its
+	// next period), StatusQueued (a retry after a failed attempt) or StatusFailed.
+	Status Status
+	// Err is the failed attempt's error; empty on success.
+	Err string
+}

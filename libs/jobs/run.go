@@ -62,6 +62,7 @@ const (
 
 type result struct {
 	id       int64
+	job      Job // unset for a release before the handler ran
 	outcome  outcome
 	delay    time.Duration // before the retry
 	err      string
@@ -353,7 +354,7 @@ func (r *run) work(job Job) result {
 		defer cancel()
 	}
 	err := call(ctx, r.handlers[job.Kind], job)
-	res := result{id: job.ID, periodic: job.Period > 0}
+	res := result{id: job.ID, job: job, periodic: job.Period > 0}
 	switch {
 	case err == nil:
 		res.outcome = outcomeSucceeded
@@ -440,10 +441,11 @@ func (r *run) flush(batch []result) {
 		rescheduled = rescheduled || res.outcome == outcomeRetry || (res.outcome == outcomeSucceeded && res.periodic)
 	}
 	for attempt := 1; ; attempt++ {
-		counts, err := r.record(ids, outcomes, delays, errs)
+		recorded, err := r.record(ids, outcomes, delays, errs)
 		if err == nil {
 			var applied int64
-			for o, c := range counts {
+			for o, applies := range recorded {
+				c := int64(len(applies))
 				applied += c
 				switch o {
 				case outcomeSucceeded:
@@ -457,6 +459,7 @@ func (r *run) flush(batch []result) {
 				}
 			}
 			r.e.stats.stale.Add(int64(n) - applied)
+			r.report(batch, recorded)
 			break
 		}
 		// While running, keep trying: the executors wait meanwhile, so nothing new is claimed.
@@ -479,7 +482,34 @@ func (r *run) flush(batch []result) {
 	}
 }
 
-func (r *run) record(ids []int64, outcomes []string, delays []int64, errs []string) (map[outcome]int64, error) {
+// report hands the recorded outcomes (not the stale ones, nor releases) to Config.OnOutcome.
+func (r *run) report(batch []result, recorded map[outcome][]int64) {
+	if r.cfg.OnOutcome == nil {
+		return
+	}
+	applied := map[int64]bool{}
+	for o, ids := range recorded {
+		if o == outcomeRelease {
+			continue
+		}
+		for _, id := range ids {
+			applied[id] = true
+		}
+	}
+	out := make([]Outcome, 0, len(applied))
+	for _, res := range batch {
+		if !applied[res.id] {
+			continue
+		}
+		status := map[outcome]Status{outcomeSucceeded: StatusSucceeded, outcomeRetry: StatusQueued, outcomeFailed: StatusFailed}[res.outcome]
+		out = append(out, Outcome{Job: res.job, Status: status, Err: res.err})
+	}
+	if len(out) > 0 {
+		r.cfg.OnOutcome(out)
+	}
+}
+
+func (r *run) record(ids []int64, outcomes []string, delays []int64, errs []string) (map[outcome][]int64, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.loopCtx), statementTimeout)
 	defer cancel()
 	r.e.stats.completeQueries.Add(1)
@@ -488,19 +518,19 @@ func (r *run) record(ids []int64, outcomes []string, delays []int64, errs []stri
 	if err != nil {
 		return nil, fmt.Errorf("record %d outcomes: %w", len(ids), err)
 	}
-	counts := map[outcome]int64{}
+	recorded := map[outcome][]int64{}
 	var (
-		o string
-		c int64
+		o       string
+		applies []int64
 	)
-	_, err = pgx.ForEachRow(rows, []any{&o, &c}, func() error {
-		counts[outcome(o)] = c
+	_, err = pgx.ForEachRow(rows, []any{&o, &applies}, func() error {
+		recorded[outcome(o)] = slices.Clone(applies) // the scan may reuse the slice for the next row
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record %d outcomes: %w", len(ids), err)
 	}
-	return counts, nil
+	return recorded, nil
 }
 
 // releaseAll hands back every job still running under this run's identity: outcomes that could

@@ -13,11 +13,14 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"cryptopill.dev/jobs/libs/config"
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/exchange"
 	"cryptopill.dev/jobs/libs/jobs"
 	"cryptopill.dev/jobs/libs/service"
+	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 	"cryptopill.dev/jobs/services/straux/internal/marketjobs"
 	"cryptopill.dev/jobs/services/straux/internal/plan"
 	"cryptopill.dev/jobs/services/straux/internal/store"
@@ -55,7 +58,19 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	st := store.New(pool)
 	uni := universe.New(p.JS, st.SettingsUniverse, log)
 
-	engine, err := jobs.New(pool, jobs.Config{Workers: cfg.JobWorkers, Logger: log})
+	pub, err := events.NewPublisher(p.NC, events.PublisherConfig{Source: "straux"})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = pub.Close(cctx)
+	}()
+	p.Events.AddPublisher("straux", pub)
+	worker := fmt.Sprintf("straux/%d", p.SessionID)
+	engine, err := jobs.New(pool, jobs.Config{Workers: cfg.JobWorkers, Logger: log,
+		OnOutcome: func(outcomes []jobs.Outcome) { publishJobOutcomes(ctx, pub, worker, outcomes, log) }})
 	if err != nil {
 		return err
 	}
@@ -117,6 +132,27 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		log.Warn("job engine stop", "err", err)
 	}
 	return runErr
+}
+
+// publishJobOutcomes puts each recorded job outcome on cp.job.<kind>.<status> for operators.
+// The publishes are asynchronous: a failure is counted by the publisher, never blocks the engine
+// beyond its in-flight bound, and loses no job (the job table is the record).
+func publishJobOutcomes(ctx context.Context, pub *events.Publisher, worker string, outcomes []jobs.Outcome, log *slog.Logger) {
+	ctx = context.WithoutCancel(ctx) // the last outcomes are recorded during shutdown
+	for _, o := range outcomes {
+		status := map[jobs.Status]eventsv1.JobStatus{jobs.StatusSucceeded: eventsv1.JobStatus_JOB_STATUS_SUCCEEDED,
+			jobs.StatusQueued: eventsv1.JobStatus_JOB_STATUS_QUEUED, jobs.StatusFailed: eventsv1.JobStatus_JOB_STATUS_FAILED}[o.Status]
+		attempts := int32(o.Job.Attempt)
+		_, err := pub.PublishAsync(ctx, events.Event{
+			Subject: events.JobSubject(string(o.Job.Kind), status),
+			ID:      events.JobEventID(o.Job.ID, attempts, status, o.Job.ScheduledFor),
+			Payload: &eventsv1.JobLifecycle{JobId: o.Job.ID, Kind: string(o.Job.Kind), Status: status, Attempts: attempts,
+				Error: o.Err, OccurredAt: timestamppb.Now(), Worker: worker, Key: o.Job.Key},
+		})
+		if err != nil {
+			log.Warn("publish job outcome", "job_id", o.Job.ID, "kind", o.Job.Kind, "err", err)
+		}
+	}
 }
 
 func initExchange(ctx context.Context, client *exchange.Client, log *slog.Logger) {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -86,6 +88,22 @@ func TestServiceEndToEnd(t *testing.T) {
 		return count(`SELECT count(*) FROM ingest.jobs WHERE kind = 'compute_matrices' AND status = 'succeeded'`) == 1
 	}, 30*time.Second, 100*time.Millisecond)
 	require.Positive(t, count(`SELECT count(*) FROM str_aux.matrices WHERE matrix_type = 'benchmark'`))
+
+	// The run's outcome is on the bus for operators.
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	jobStream, err := js.Stream(ctx, events.StreamJobs)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		m, err := jobStream.GetLastMsgForSubject(ctx, events.JobSubject("compute_matrices", eventsv1.JobStatus_JOB_STATUS_SUCCEEDED))
+		if err != nil {
+			return false
+		}
+		_, ev, err := events.Decode(ctx, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+		require.NoError(t, err)
+		jl := ev.Payload.(*eventsv1.JobLifecycle)
+		return jl.Kind == "compute_matrices" && jl.Attempts == 1 && jl.Status == eventsv1.JobStatus_JOB_STATUS_SUCCEEDED
+	}, 10*time.Second, 100*time.Millisecond)
 
 	stop()
 	select {

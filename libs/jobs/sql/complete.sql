@@ -1,5 +1,5 @@
--- Records a batch of outcomes of worker $5's jobs in one statement, and returns how many of each
--- outcome applied. Per job: $1 id, $2 outcome, $3 retry delay in µs, $4 error ('' for none).
+-- Records a batch of outcomes of worker $5's jobs in one statement, and returns the ids each
+-- outcome applied to. Per job: $1 id, $2 outcome, $3 retry delay in µs, $4 error ('' for none).
 --   succeeded  one-shot: done. Periodic: back to queued at the next period boundary after now,
 --              aligned to its schedule (missed periods are skipped, not run in a burst).
 --   retry      back to queued after the delay, error kept.
@@ -37,6 +37,6 @@ WITH recorded AS (
            updated_at       = now()
       FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[]) AS u (id, outcome, delay_us, error)
      WHERE j.id = u.id AND j.status = 'running' AND j.locked_by = $5
-    RETURNING u.outcome
+    RETURNING u.id, u.outcome
 )
-SELECT outcome, count(*) FROM recorded GROUP BY outcome
+SELECT outcome, array_agg(id) FROM recorded GROUP BY outcome

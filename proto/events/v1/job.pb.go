@@ -103,7 +103,7 @@ type JobLifecycle struct {
 	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
 	// Worker that made the transition (service and session id), empty for the seeder.
 	Worker string `protobuf:"bytes,7,opt,name=worker,proto3" json:"worker,omitempty"`
-	// The job's uniqueness key, e.g. "fetch_klines:BTCUSDT:1h".
+	// The job's uniqueness key within its kind, e.g. "BTCUSDT/1h" for fetch_klines.
 	Key           string `protobuf:"bytes,8,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
