@@ -92,7 +92,7 @@ func (c *Client) Ticker24h(ctx context.Context, symbol string) (*Ticker24h, erro
 	}
 	var out Ticker24h
 	q := url.Values{"symbol": {symbol}}
-	if err := c.do(ctx, call{path: "/api/v3/ticker/24hr", query: q, weight: ticker24hWeight(1)}, &out); err != nil {
+	if err := c.do(ctx, call{path: "/api/v3/ticker/24hr", query: q, weight: Ticker24hWeight(1)}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -106,7 +106,7 @@ func (c *Client) Tickers24h(ctx context.Context, symbols []string) ([]Ticker24h,
 		return nil, fmt.Errorf("ticker/24hr: %w", err)
 	}
 	var out []Ticker24h
-	if err := c.do(ctx, call{path: "/api/v3/ticker/24hr", query: q, weight: ticker24hWeight(len(symbols))}, &out); err != nil {
+	if err := c.do(ctx, call{path: "/api/v3/ticker/24hr", query: q, weight: Ticker24hWeight(len(symbols))}, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -151,7 +151,7 @@ func (c *Client) Depth(ctx context.Context, symbol string, limit int) (*OrderBoo
 	q := url.Values{"symbol": {symbol}}
 	setInt(q, "limit", int64(limit))
 	var out OrderBook
-	if err := c.do(ctx, call{path: "/api/v3/depth", query: q, weight: depthWeight(limit)}, &out); err != nil {
+	if err := c.do(ctx, call{path: "/api/v3/depth", query: q, weight: DepthWeight(limit)}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -20,10 +20,10 @@ func TestSignatureExample(t *testing.T) {
 func TestWeights(t *testing.T) {
 	t.Parallel()
 	for n, w := range map[int]int{0: 80, 1: 2, 20: 2, 21: 40, 100: 40, 101: 80, 500: 80} {
-		require.Equal(t, w, ticker24hWeight(n), "ticker/24hr with %d symbols", n)
+		require.Equal(t, w, Ticker24hWeight(n), "ticker/24hr with %d symbols", n)
 	}
 	for limit, w := range map[int]int{0: 5, 5: 5, 100: 5, 101: 25, 500: 25, 501: 50, 1000: 50, 1001: 250, 5000: 250} {
-		require.Equal(t, w, depthWeight(limit), "depth limit %d", limit)
+		require.Equal(t, w, DepthWeight(limit), "depth limit %d", limit)
 	}
 	require.Equal(t, 2, tickerPriceWeight(true))
 	require.Equal(t, 4, tickerPriceWeight(false))

@@ -5,16 +5,19 @@ import (
 	"time"
 )
 
+// KlinesWeight is the weight of one GET /api/v3/klines call.
+const KlinesWeight = 2
+
 // Request weights of the calls, from Binance's Spot API documentation.
 const (
 	weightTime         = 1
 	weightExchangeInfo = 20
-	weightKlines       = 2
+	weightKlines       = KlinesWeight
 	weightMyTrades     = 20
 )
 
-// ticker24hWeight is the weight of GET /api/v3/ticker/24hr for n symbols (0: all of them).
-func ticker24hWeight(n int) int {
+// Ticker24hWeight is the weight of GET /api/v3/ticker/24hr for n symbols (0: all of them).
+func Ticker24hWeight(n int) int {
 	switch {
 	case n == 0:
 		return 80
@@ -36,8 +39,8 @@ func tickerPriceWeight(single bool) int {
 	return 4
 }
 
-// depthWeight is the weight of GET /api/v3/depth for a limit (0: the default 100).
-func depthWeight(limit int) int {
+// DepthWeight is the weight of GET /api/v3/depth for a limit (0: the default 100).
+func DepthWeight(limit int) int {
 	switch {
 	case limit <= 100:
 		return 5

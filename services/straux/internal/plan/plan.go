@@ -8,31 +8,23 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"cryptopill.dev/jobs/libs/exchange"
 )
 
 // Weights of the calls a tick makes, per Binance's documentation (DOMAIN.md §6).
 const (
 	// TickerBatch is how many symbols one ticker/24hr call carries at its lowest weight.
 	TickerBatch = 20
-	// TickerBatchWeight is that call's weight (1–20 symbols).
-	TickerBatchWeight = 2
 	// KlinesWeight is one klines call's weight.
-	KlinesWeight = 2
+	KlinesWeight = exchange.KlinesWeight
 )
 
+// TickerBatchWeight is the weight of a ticker/24hr call for a full batch.
+var TickerBatchWeight = exchange.Ticker24hWeight(TickerBatch)
+
 // DepthWeight is the weight of one depth call with this limit.
-func DepthWeight(limit int) int {
-	switch {
-	case limit <= 100:
-		return 5
-	case limit <= 500:
-		return 25
-	case limit <= 1000:
-		return 50
-	default:
-		return 250
-	}
-}
+func DepthWeight(limit int) int { return exchange.DepthWeight(limit) }
 
 // Budget is the exchange's weight budget as the limiter reports it.
 type Budget struct {
