@@ -63,13 +63,16 @@ type Options struct {
 
 // Process is what a running service gets: its connections, logger and metrics registry.
 type Process struct {
-	Name     string
-	Env      config.Env
-	Logger   *slog.Logger
-	Pool     *pgxpool.Pool
-	NC       *nats.Conn
-	JS       jetstream.JetStream
-	Registry *prometheus.Registry
+	Name   string
+	Env    config.Env
+	Logger *slog.Logger
+	Pool   *pgxpool.Pool
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	// Publisher is the process's event publisher (ce-source = Name), counted in Events and
+	// closed, its outstanding publishes awaited, after the run function returns.
+	Publisher *events.Publisher
+	Registry  *prometheus.Registry
 	// Events exports the counters of the publishers and consumers the service adds to it.
 	Events    *events.Collector
 	SessionID int64
@@ -169,6 +172,10 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		if err := applyTopology(ctx, p.JS, topo, logger); err != nil {
 			return err
 		}
+		if p.Publisher, err = events.NewPublisher(p.NC, events.PublisherConfig{Source: opts.Name}); err != nil {
+			return err
+		}
+		p.Events.AddPublisher(opts.Name, p.Publisher)
 		nc := p.NC
 		p.AddReadyCheck("nats", func(context.Context) error {
 			if !nc.IsConnected() {
@@ -200,6 +207,11 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		case <-time.After(opts.Common.ShutdownGrace):
 			err = fmt.Errorf("shutdown grace %s exceeded; in-flight work abandoned (it will be redelivered)", opts.Common.ShutdownGrace)
 		}
+	}
+	if p.Publisher != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = p.Publisher.Close(cctx)
+		cancel()
 	}
 	if p.NC != nil {
 		// Drain flushes what is buffered and unsubscribes before the connection closes.

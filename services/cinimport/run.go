@@ -21,16 +21,7 @@ import (
 // run is the service: the change and sweep consumers, and the trade sync loop.
 func run(ctx context.Context, p *service.Process, cfg Config) error {
 	im := importer.New(p.Pool, importer.Config{LateMargin: cfg.LateMargin, PriceMaxAge: cfg.PriceMaxAge})
-	pub, err := events.NewPublisher(p.NC, events.PublisherConfig{Source: "cinimport"})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = pub.Close(cctx)
-	}()
-	p.Events.AddPublisher("cinimport", pub)
+	pub := p.Publisher
 	trig := trigger.New(im, pub, trigger.Config{Debounce: cfg.Debounce, Logger: p.Logger, Registerer: p.Registry})
 	defer trig.Wait()
 

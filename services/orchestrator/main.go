@@ -76,17 +76,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		StartedAt: timestamppb.Now(),
 		Version:   service.Version(),
 	}
-	pub, err := events.NewPublisher(p.NC, events.PublisherConfig{Source: "orchestrator"})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = pub.Close(cctx)
-	}()
-
-	p.Events.AddPublisher("orchestrator", pub)
+	pub := p.Publisher
 	flags := ticks.NewFreezeFlags(ticks.FreezeConfig{JS: p.JS, Bucket: cfg.FlagsBucket, Replicas: cfg.NATSReplicas, Pool: p.Pool, Logger: p.Logger})
 	tp, err := ticks.New(ticks.Config{Modules: modules(cfg), Publisher: pub, JS: p.JS, Flags: flags, Session: session, Logger: p.Logger, Registerer: p.Registry})
 	if err != nil {

@@ -58,16 +58,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	st := store.New(pool)
 	uni := universe.New(p.JS, st.SettingsUniverse, log)
 
-	pub, err := events.NewPublisher(p.NC, events.PublisherConfig{Source: "straux"})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = pub.Close(cctx)
-	}()
-	p.Events.AddPublisher("straux", pub)
+	pub := p.Publisher
 	worker := fmt.Sprintf("straux/%d", p.SessionID)
 	engine, err := jobs.New(pool, jobs.Config{Workers: cfg.JobWorkers, Logger: log,
 		OnOutcome: func(outcomes []jobs.Outcome) { publishJobOutcomes(ctx, pub, worker, outcomes, log) }})
