@@ -21,7 +21,10 @@ import (
 type ConsumerConfig struct {
 	// Stream and Durable name an existing durable pull consumer with explicit acks, e.g.
 	// StreamTicks and ConsumerStrauxTicks, declared in a Topology. Its MaxDeliver bounds
-	// redelivery, its BackOff spaces retries, its AckWait sets the heartbeat.
+	// redelivery, its BackOff spaces retries, its AckWait sets the heartbeat. When MaxDeliver
+	// is above 1, its last delivery is reserved for the dead letter: the handler gets
+	// MaxDeliver-1 attempts, and a message whose last attempt never settled (the process died
+	// mid-handler) is still dead-lettered on that reserved delivery instead of being stranded.
 	Stream  string
 	Durable string
 
@@ -86,6 +89,7 @@ type Consumer struct {
 	handler    Handler
 	log        *slog.Logger
 	maxDeliver int
+	attempts   int // handler attempts: maxDeliver-1 when maxDeliver > 1 (the last is reserved), else maxDeliver; 0 = unbounded
 	backOff    []time.Duration
 	heartbeat  time.Duration
 	running    atomic.Bool
@@ -129,8 +133,12 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		cons:       cons,
 		log:        cfg.Logger.With("stream", cfg.Stream, "consumer", cfg.Durable),
 		maxDeliver: info.Config.MaxDeliver,
+		attempts:   info.Config.MaxDeliver,
 		backOff:    info.Config.BackOff,
 		heartbeat:  cfg.HeartbeatInterval,
+	}
+	if c.maxDeliver > 1 {
+		c.attempts = c.maxDeliver - 1
 	}
 	if c.heartbeat <= 0 {
 		c.heartbeat = max(info.Config.AckWait/3, 10*time.Millisecond)
@@ -239,6 +247,12 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 	}
 	stopHeartbeat := c.startHeartbeat(msg)
 	defer stopHeartbeat()
+	if c.attempts < c.maxDeliver && md.NumDelivered > uint64(c.attempts) {
+		// The reserved delivery: the handler had all its attempts, the last one never settled.
+		c.deadLetter(ctx, msg, md, eventsv1.DeadLetter_REASON_RETRIES_EXHAUSTED, fmt.Errorf(
+			"%w: the last of %d attempts was never settled (its process stopped mid-handler)", ErrAttemptsExhausted, c.attempts))
+		return
+	}
 
 	ctx, ev, err := Decode(ctx, &nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
 	if err != nil {
@@ -255,7 +269,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 		c.acked.Add(1)
 	case errors.Is(err, ErrPermanent):
 		c.deadLetter(ctx, msg, md, eventsv1.DeadLetter_REASON_REJECTED, err)
-	case c.maxDeliver > 0 && md.NumDelivered >= uint64(c.maxDeliver):
+	case c.attempts > 0 && md.NumDelivered >= uint64(c.attempts):
 		c.deadLetter(ctx, msg, md, eventsv1.DeadLetter_REASON_RETRIES_EXHAUSTED, err)
 	default:
 		delay := c.retryDelay(md.NumDelivered)

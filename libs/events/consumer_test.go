@@ -43,7 +43,7 @@ func setupConsumer(t *testing.T, ackWait time.Duration) *consumerBundle {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
 		BackOff:       []time.Duration{ackWait, ackWait},
-		MaxDeliver:    3,
+		MaxDeliver:    4, // three handler attempts and the delivery reserved for the dead letter
 	}})
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
@@ -186,7 +186,7 @@ func TestConsumerDeadLettersAfterMaxDeliver(t *testing.T) {
 	require.Equal(t, []string{events.TickID("test", time.Unix(1_700_000_040, 0))}, dl.OriginalHeaders["ce-id"].GetValues())
 	require.Equal(t, []string{after}, deadLetters(t, b.bus.JS)[1].OriginalHeaders["ce-id"].GetValues())
 
-	require.EqualValues(t, 6, calls.Load(), "MaxDeliver 3 for each of two messages")
+	require.EqualValues(t, 6, calls.Load(), "three attempts for each of two messages")
 	mu.Lock()
 	require.ElementsMatch(t, []uint64{1, 1, 2, 2, 3, 3}, deliveries)
 	mu.Unlock()
@@ -394,4 +394,41 @@ func TestRunTwiceIsRefused(t *testing.T) {
 	b.publishTick(t, "test", time.Unix(1_700_000_000, 0))
 	<-handled // Run is certainly running now
 	require.ErrorIs(t, c.Run(context.Background()), events.ErrAlreadyRunning)
+}
+
+// A process that dies during the last handler attempt leaves the message unsettled; the delivery
+// reserved beyond the attempts dead-letters it instead of stranding it in its stream.
+func TestConsumerDeadLettersAfterALastAttemptThatNeverSettled(t *testing.T) {
+	t.Parallel()
+	b := setupConsumer(t, 200*time.Millisecond)
+	ctx := context.Background()
+	id := b.publishTick(t, "test", time.Unix(1_700_000_120, 0))
+
+	// The "crashed" attempts: three deliveries taken and never settled, as by a dying process.
+	raw, err := b.bus.JS.Consumer(ctx, events.StreamTicks, testDurable)
+	require.NoError(t, err)
+	for want := uint64(1); want <= 3; {
+		batch, err := raw.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		require.NoError(t, err)
+		for msg := range batch.Messages() {
+			md, err := msg.Metadata()
+			require.NoError(t, err)
+			require.Equal(t, want, md.NumDelivered)
+			want++
+		}
+	}
+
+	var calls atomic.Int64
+	c, _ := b.run(t, events.ConsumerConfig{Handler: func(context.Context, events.Event) error {
+		calls.Add(1)
+		return nil
+	}})
+	waitFor(t, "dead letter on the reserved delivery", func() bool { return len(deadLetters(t, b.bus.JS)) == 1 })
+	dl := deadLetters(t, b.bus.JS)[0]
+	require.Equal(t, eventsv1.DeadLetter_REASON_RETRIES_EXHAUSTED, dl.Reason)
+	require.Contains(t, dl.Error, "never settled")
+	require.EqualValues(t, 4, dl.DeliveryCount)
+	require.Equal(t, []string{id}, dl.OriginalHeaders["ce-id"].GetValues())
+	require.Zero(t, calls.Load(), "the handler had its attempts")
+	require.EqualValues(t, 1, c.Stats().DeadLettered)
 }

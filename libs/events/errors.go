@@ -3,6 +3,10 @@ package events
 import "errors"
 
 var (
+	// ErrAttemptsExhausted is the cause of a dead letter written on a consumer's reserved last
+	// delivery, after a handler attempt that never settled.
+	ErrAttemptsExhausted = errors.New("events: handler attempts exhausted")
+
 	// ErrInvalidEvent is returned by Encode and the publishers for an event that cannot be
 	// published: no id, no payload, no source, or an invalid subject.
 	ErrInvalidEvent = errors.New("events: invalid event")

@@ -54,6 +54,13 @@ const (
 // Redelivery schedules. With a BackOff the server's AckWait is BackOff[0]; a Consumer heartbeats
 // long handlers, so a short first step does not cut them off. Fresh slices per call: a caller
 // may edit the returned configs.
+// Handler attempts per message before it is dead-lettered: a tick is stale soon, a change or a
+// universe event is worth retrying for minutes.
+const (
+	tickAttempts  = 3
+	eventAttempts = 10
+)
+
 func tickBackOff() []time.Duration { return []time.Duration{10 * time.Second, 30 * time.Second} }
 
 func eventBackOff() []time.Duration {
@@ -103,7 +110,7 @@ func NewTopology(cfg TopologyConfig) Topology {
 				AckPolicy:     jetstream.AckExplicitPolicy,
 				AckWait:       10 * time.Second,
 				BackOff:       tickBackOff(),
-				MaxDeliver:    3,
+				MaxDeliver:    tickAttempts + 1, // the last delivery is reserved for the dead letter
 				MaxAckPending: 16,
 			}},
 			{Stream: StreamTicks, Config: jetstream.ConsumerConfig{
@@ -114,7 +121,7 @@ func NewTopology(cfg TopologyConfig) Topology {
 				AckPolicy:     jetstream.AckExplicitPolicy,
 				AckWait:       10 * time.Second,
 				BackOff:       tickBackOff(),
-				MaxDeliver:    3,
+				MaxDeliver:    tickAttempts + 1,
 				MaxAckPending: 4,
 			}},
 			{Stream: StreamCDC, Config: jetstream.ConsumerConfig{
@@ -128,7 +135,7 @@ func NewTopology(cfg TopologyConfig) Topology {
 				AckPolicy:     jetstream.AckExplicitPolicy,
 				AckWait:       5 * time.Second,
 				BackOff:       eventBackOff(),
-				MaxDeliver:    10,
+				MaxDeliver:    eventAttempts + 1,
 				MaxAckPending: 1000,
 			}},
 			{Stream: StreamUniverse, Config: jetstream.ConsumerConfig{
@@ -140,7 +147,7 @@ func NewTopology(cfg TopologyConfig) Topology {
 				AckPolicy:     jetstream.AckExplicitPolicy,
 				AckWait:       5 * time.Second,
 				BackOff:       eventBackOff(),
-				MaxDeliver:    10,
+				MaxDeliver:    eventAttempts + 1,
 				// One at a time, in order: a later universe must not be applied before an earlier.
 				MaxAckPending: 1,
 			}},
