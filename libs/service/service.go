@@ -54,6 +54,9 @@ type Options struct {
 	NoDatabase bool
 	// NoNATS skips the NATS connection.
 	NoNATS bool
+	// NoHTTP skips the /healthz, /readyz, /metrics server: one-shot runs (`cinimport once`) must
+	// not collide with the daemon's port on the same host.
+	NoHTTP bool
 	// Logger overrides the JSON logger on stderr (tests).
 	Logger *slog.Logger
 	// Topology is applied (created or updated, idempotently) once NATS is connected. The zero
@@ -185,15 +188,17 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		})
 	}
 
-	srv, err := p.serveHTTP(opts.Common.HTTPAddr)
-	if err != nil {
-		return err
+	if !opts.NoHTTP {
+		srv, err := p.serveHTTP(opts.Common.HTTPAddr)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
 	logger.Info("ready", "http", p.HTTPAddr)
 
 	done := make(chan error, 1)

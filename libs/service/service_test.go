@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -93,4 +94,22 @@ func TestServiceReportsUnreachableDatabase(t *testing.T) {
 	}, func(context.Context, *service.Process) error { return nil })
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "hunter2", "secrets never appear in errors")
+}
+
+// A one-shot run next to its daemon on the same host does not fight it for the HTTP port.
+func TestOneShotRunNeedsNoHTTPPort(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDB(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	ran := false
+	err = service.Start(context.Background(), service.Options{
+		Name:   "once",
+		Common: config.Common{DatabaseURL: d.URL, HTTPAddr: taken.Addr().String(), ShutdownGrace: time.Second},
+		NoNATS: true, NoHTTP: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, func(context.Context, *service.Process) error { ran = true; return nil })
+	require.NoError(t, err)
+	require.True(t, ran)
 }

@@ -39,7 +39,7 @@ func main() {
 	// A one-shot run must not collide with the service's /metrics port, and must not wait for
 	// NATS: it publishes its events when NATS is there, and imports either way.
 	cfg.HTTPAddr = "127.0.0.1:0"
-	os.Exit(service.Main(service.Options{Name: "cinimport-once", Common: cfg.Common, NoNATS: true}, func(ctx context.Context, p *service.Process) error {
+	os.Exit(service.Main(service.Options{Name: "cinimport-once", Common: cfg.Common, NoNATS: true, NoHTTP: true}, func(ctx context.Context, p *service.Process) error {
 		return runOnce(ctx, p, cfg, *full)
 	}))
 }

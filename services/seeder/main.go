@@ -32,7 +32,7 @@ func main() {
 	case len(args) == 1 && args[0] == "once":
 		// A one-shot run needs no NATS and must not collide with the service's /metrics port.
 		cfg.HTTPAddr = "127.0.0.1:0"
-		os.Exit(service.Main(service.Options{Name: "seeder-once", Common: cfg.Common, NoNATS: true}, func(ctx context.Context, p *service.Process) error {
+		os.Exit(service.Main(service.Options{Name: "seeder-once", Common: cfg.Common, NoNATS: true, NoHTTP: true}, func(ctx context.Context, p *service.Process) error {
 			return runOnce(ctx, p, cfg, os.Stdout)
 		}))
 	default:
