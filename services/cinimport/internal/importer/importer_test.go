@@ -194,6 +194,20 @@ func TestImportIsIdempotentAndIncremental(t *testing.T) {
 	require.Equal(t, int64(54), counted)
 }
 
+// A trade of a market whose quote asset cannot be told waits; it does not fail the import of
+// every other trade (and, through the sweep, of every session).
+func TestUnknownMarketDoesNotBlockTheImport(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := b.session(t, "default", b.t0)
+	b.trade(t, trade{symbol: "BTCXYZ", id: 1, price: "1", qty: "1", quoteQty: "1", commission: "0", feeAsset: "XYZ", at: b.t0.Add(time.Minute), buyer: true})
+	b.trade(t, trade{symbol: "BTCUSDT", id: 2, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(2 * time.Minute), buyer: true})
+	require.Equal(t, int64(1), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+	m := b.moves(t, s)
+	require.Len(t, m, 1)
+	require.Equal(t, "BTCUSDT", m[2].Symbol)
+}
+
 func TestImportFindsOnlyOpenSessionsOfTheirScope(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
