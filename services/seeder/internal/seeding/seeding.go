@@ -22,8 +22,8 @@ var (
 	enabledSymbolsSQL string
 	//go:embed sql/enabled_windows.sql
 	enabledWindowsSQL string
-	//go:embed sql/live_kline_symbols.sql
-	liveKlineSymbolsSQL string
+	//go:embed sql/live_kline_keys.sql
+	liveKlineKeysSQL string
 )
 
 // UniverseKinds are the kinds seeded once for the whole universe, key "".
@@ -117,8 +117,9 @@ func (s *JobSeeder) SeedOnce(ctx context.Context) (Report, error) {
 	return rep, err
 }
 
-// Converge brings ingest.jobs in line with the enabled universe: seeds what is missing and
-// cancels the live fetch_klines jobs of symbols that are no longer enabled.
+// Converge brings ingest.jobs in line with the enabled universe and windows: seeds what is
+// missing and cancels the live fetch_klines jobs of symbols no longer enabled and of windows no
+// longer configured.
 func (s *JobSeeder) Converge(ctx context.Context) (Report, error) {
 	var rep Report
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -126,27 +127,36 @@ func (s *JobSeeder) Converge(ctx context.Context) (Report, error) {
 		if rep, err = s.seed(ctx, tx); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, liveKlineSymbolsSQL)
+		rows, err := tx.Query(ctx, liveKlineKeysSQL)
 		if err != nil {
-			return fmt.Errorf("live kline symbols: %w", err)
+			return fmt.Errorf("live kline jobs: %w", err)
 		}
 		live, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
-			return fmt.Errorf("live kline symbols: %w", err)
+			return fmt.Errorf("live kline jobs: %w", err)
 		}
-		slices.Sort(live)
-		for _, sym := range live {
-			if slices.Contains(rep.Symbols, sym) {
+		wanted := map[string]bool{}
+		for _, sym := range rep.Symbols {
+			for _, w := range rep.Windows {
+				wanted[jobs.Key(sym, w)] = true
+			}
+		}
+		var stale []string
+		for _, key := range live {
+			if wanted[key] {
 				continue
 			}
-			n, err := jobs.Cancel(ctx, tx, jobs.CancelFilter{Kinds: []jobs.Kind{jobs.KindFetchKlines}, KeyPrefix: jobs.Key(sym, "")})
-			if err != nil {
-				return err
+			stale = append(stale, key)
+			if sym, _, _ := strings.Cut(key, "/"); !slices.Contains(rep.Symbols, sym) && !slices.Contains(rep.CancelledSymbols, sym) {
+				rep.CancelledSymbols = append(rep.CancelledSymbols, sym)
 			}
-			rep.Cancelled += n
-			rep.CancelledSymbols = append(rep.CancelledSymbols, sym)
 		}
-		return nil
+		if len(stale) == 0 {
+			return nil
+		}
+		slices.Sort(rep.CancelledSymbols)
+		rep.Cancelled, err = jobs.Cancel(ctx, tx, jobs.CancelFilter{Kinds: []jobs.Kind{jobs.KindFetchKlines}, Keys: stale})
+		return err
 	})
 	return rep, err
 }

@@ -135,3 +135,22 @@ func TestConvergeFollowsTheUniverse(t *testing.T) {
 	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT count(*) FROM ingest.jobs WHERE status = 'cancelled' AND dedup_key = 'BTCUSDT/1h'`).Scan(&cancelled))
 	require.Equal(t, 1, cancelled)
 }
+
+func TestConvergeCancelsDisabledWindows(t *testing.T) {
+	t.Parallel()
+	d, s := setup(t, seeding.Config{})
+	ctx := context.Background()
+	_, err := s.Converge(ctx)
+	require.NoError(t, err)
+
+	_, err = d.Pool.Exec(ctx, `UPDATE settings.windows SET enabled = false WHERE label = '4h'`)
+	require.NoError(t, err)
+	rep, err := s.Converge(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"30m", "1h"}, rep.Windows)
+	require.Equal(t, int64(2), rep.Cancelled, "BTCUSDT/4h and ETHUSDT/4h")
+	require.Empty(t, rep.CancelledSymbols, "both symbols are still enabled")
+	live := liveJobs(t, d)
+	require.NotContains(t, live, "fetch_klines:BTCUSDT/4h")
+	require.Contains(t, live, "fetch_klines:BTCUSDT/1h")
+}
