@@ -107,6 +107,19 @@ func TestSessionChanges(t *testing.T) {
 	require.Equal(t, []importer.Session{{ID: 7}, {ID: 8}}, im.calls[1])
 	require.Len(t, pub.evs, 3)
 
+	// A start moved earlier: rescan from the new start. Another update: import as usual.
+	moved := change(eventsv1.RowChange_OP_UPDATE, "OPEN")
+	rc := moved.Payload.(*eventsv1.RowChange)
+	rc.NewValues["started_at"] = &eventsv1.Value{Kind: &eventsv1.Value_Text{Text: "2025-03-01 10:00:00+00"}}
+	rc.OldValues = map[string]*eventsv1.Value{"started_at": {Kind: &eventsv1.Value_Text{Text: "2025-03-01 12:00:00+00"}}}
+	require.NoError(t, tr.HandleChange(context.Background(), moved))
+	require.Len(t, im.calls[2], 1)
+	require.Equal(t, int64(9), im.calls[2][0].ID)
+	require.True(t, im.calls[2][0].Since.Equal(time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)), im.calls[2][0].Since)
+	rc.OldValues["started_at"] = rc.NewValues["started_at"]
+	require.NoError(t, tr.HandleChange(context.Background(), moved))
+	require.Equal(t, []importer.Session{{ID: 9}}, im.calls[3])
+
 	bad := change(eventsv1.RowChange_OP_INSERT, "OPEN")
 	delete(bad.Payload.(*eventsv1.RowChange).NewValues, "session_id")
 	require.ErrorIs(t, tr.HandleChange(context.Background(), bad), events.ErrPermanent)
