@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -224,4 +225,26 @@ func (l *Loader) LoadCommon(defaultHTTP string) Common {
 		ShutdownGrace:  l.Duration("SHUTDOWN_GRACE", 30*time.Second),
 		OTLPEndpoint:   l.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
 	}
+}
+
+// SafeNATSURL returns a NATS server list (comma-separated URLs) with credentials masked, for logs
+// and errors: a password, and a token (a user part without a password).
+func SafeNATSURL(servers string) string {
+	parts := strings.Split(servers, ",")
+	for i, raw := range parts {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil {
+			parts[i] = "<unparseable nats url>"
+			continue
+		}
+		if u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			} else {
+				u.User = url.User("xxxxx")
+			}
+		}
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
 }

@@ -34,3 +34,9 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		require.Contains(t, err.Error(), want)
 	}
 }
+
+func TestSafeNATSURLMasksCredentials(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "nats://alice:xxxxx@a:4222,nats://xxxxx@b:4222,nats://c:4222",
+		config.SafeNATSURL("nats://alice:hunter2@a:4222,nats://s3cr3tt0ken@b:4222,nats://c:4222"))
+}

@@ -126,7 +126,7 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		checks:   map[string]func(context.Context) error{},
 	}
 	p.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), p.Events)
-	logger.Info("starting", "version", Version(), "env", opts.Common.Env, "pid", os.Getpid(), "nats", opts.Common.NATSURL, "database", db.SafeURL(opts.Common.DatabaseURL))
+	logger.Info("starting", "version", Version(), "env", opts.Common.Env, "pid", os.Getpid(), "nats", config.SafeNATSURL(opts.Common.NATSURL), "database", db.SafeURL(opts.Common.DatabaseURL))
 
 	shutdownTracing, err := setupTracing(ctx, opts.Name, opts.Common.OTLPEndpoint)
 	if err != nil {
@@ -165,7 +165,7 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		}
 		defer p.NC.Close()
 		if p.JS, err = jetstream.New(p.NC); err != nil {
-			return fmt.Errorf("jetstream on %s: %w", opts.Common.NATSURL, err)
+			return fmt.Errorf("jetstream on %s: %w", config.SafeNATSURL(opts.Common.NATSURL), err)
 		}
 		topo := opts.Topology
 		if topo == nil {
@@ -265,7 +265,7 @@ func connectNATS(name, url string, logger *slog.Logger) (*nats.Conn, error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("connect nats %s: %w", url, err)
+		return nil, fmt.Errorf("connect nats %s: %w", config.SafeNATSURL(url), err)
 	}
 	return nc, nil
 }

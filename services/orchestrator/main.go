@@ -120,7 +120,7 @@ func startRelay(ctx context.Context, g *errgroup.Group, p *service.Process, cfg 
 		nats.RetryOnFailedConnect(true),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("connect nats %s for the change relay: %w", cfg.NATSURL, err)
+		return nil, fmt.Errorf("connect nats %s for the change relay: %w", config.SafeNATSURL(cfg.NATSURL), err)
 	}
 	pub, err := bus.New(nc, bus.Config{MaxInFlight: cfg.CDCMaxInFlight})
 	if err != nil {

@@ -111,7 +111,9 @@ func (p *ChangePublisher) PublishAsync(ctx context.Context, c *relay.Change, don
 	if err != nil {
 		return err
 	}
-	fut, err := p.js.PublishMsgAsync(msg)
+	// No library retry either: nats.go resends a "no responders" publish after a pause, which
+	// could store it after later events of the same table.
+	fut, err := p.js.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0))
 	if err != nil {
 		return fmt.Errorf("publish %s %s: %w", c.Subject, c.ID, err)
 	}

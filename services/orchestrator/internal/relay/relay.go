@@ -559,6 +559,12 @@ func (s *stream) publish(ctx context.Context, c *Change) error {
 			timer.Stop()
 		}
 	}
+	// A session cancelled meanwhile (its NATS connection dropped) must not publish on a new
+	// connection ahead of the events that will be replayed.
+	if err := context.Cause(ctx); err != nil {
+		<-s.sem
+		return err
+	}
 	m := s.relay.metrics
 	tx, tracker, sem := s.tx, s.tracker, s.sem
 	commitTime := c.CommitTime

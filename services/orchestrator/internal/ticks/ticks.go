@@ -148,6 +148,11 @@ func (p *TickPublisher) runModule(ctx context.Context, m Module) {
 	}
 	var skipped time.Time // the period last skipped because frozen
 	for first := true; ; first = false {
+		// Taken before the frozen check, so an unfreeze between the two is not missed.
+		var changed <-chan struct{}
+		if p.cfg.Flags != nil {
+			changed = p.cfg.Flags.Changed()
+		}
 		current := PeriodStart(p.cfg.Now(), m.Period)
 		if !found || current.After(last) {
 			if gap := int64(current.Sub(last)/m.Period) - 1; found && gap > 0 {
@@ -173,10 +178,6 @@ func (p *TickPublisher) runModule(ctx context.Context, m Module) {
 			last, found = current, true
 		}
 		next := current.Add(m.Period)
-		var changed <-chan struct{}
-		if p.cfg.Flags != nil {
-			changed = p.cfg.Flags.Changed()
-		}
 		timer := time.NewTimer(next.Sub(p.cfg.Now()))
 		select {
 		case <-ctx.Done():
