@@ -27,27 +27,29 @@ type BackfillPoint struct {
 	Mid         string
 }
 
-// WriteBackfill inserts a symbol's reconstructed samples into periods that have none and records
-// the backfill. It returns how many samples it added.
-func (s *Store) WriteBackfill(ctx context.Context, symbol string, from, through time.Time, pts []BackfillPoint) (int64, error) {
+// WriteBackfill writes a symbol's reconstructed samples into periods without a price (no row, or
+// a failed or skipped one) and records the backfill. It returns the periods it wrote.
+func (s *Store) WriteBackfill(ctx context.Context, symbol string, from, through time.Time, pts []BackfillPoint) ([]time.Time, error) {
 	syms := make([]string, len(pts))
 	ts := make([]time.Time, len(pts))
 	mids := make([]string, len(pts))
 	for i, p := range pts {
 		syms[i], ts[i], mids[i] = symbol, p.PeriodStart, p.Mid
 	}
-	var added int64
+	var written []time.Time
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, sqlInsertBackfill, syms, ts, mids)
+		rows, err := tx.Query(ctx, sqlInsertBackfill, syms, ts, mids)
 		if err != nil {
 			return err
 		}
-		added = tag.RowsAffected()
-		_, err = tx.Exec(ctx, sqlRecordBackfill, symbol, from, through, added)
+		if written, err = pgx.CollectRows(rows, pgx.RowTo[time.Time]); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, sqlRecordBackfill, symbol, from, through, len(written))
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("backfill %s: %w", symbol, err)
+		return nil, fmt.Errorf("backfill %s: %w", symbol, err)
 	}
-	return added, nil
+	return written, nil
 }

@@ -113,10 +113,17 @@ func (r *Runner) backfillSymbol(ctx context.Context, sym string, p time.Time, in
 		mid, _ := exchangeDecimal(c)
 		pts = append(pts, window.Point{T: t, Mid: mid})
 	}
-	added, err := r.st.WriteBackfill(ctx, sym, from, p, rows)
+	written, err := r.st.WriteBackfill(ctx, sym, from, p, rows)
 	if err != nil {
 		return nil, err
 	}
+	// Only the periods the database took go into the history the windows are computed from.
+	took := make(map[int64]bool, len(written))
+	for _, t := range written {
+		took[t.UnixMilli()] = true
+	}
+	pts = slices.DeleteFunc(pts, func(pt window.Point) bool { return !took[pt.T.UnixMilli()] })
+	added := len(written)
 	r.m.backfilled.Add(float64(added))
 	r.log.Info("backfilled history from 1m klines", "symbol", sym, "samples", added, "from", from, "through", p)
 	return pts, nil

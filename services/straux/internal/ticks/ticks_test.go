@@ -332,3 +332,25 @@ func TestReplicasShareATickAndTakeOverFromADeadOne(t *testing.T) {
 	require.Equal(t, 35, b.count(t, `SELECT count(*) FROM str_aux.tick_claims WHERE period_start = $1 AND done_by = 'B'`, b.p))
 	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM str_aux.tick_claims WHERE period_start = $1 AND done_by = 'B' AND attempts = 2`, b.p))
 }
+
+// Periods that went without a price (a skipped or failed sample row, as after an outage) are
+// backfilled like empty ones, and the windows are computed from what the database holds.
+func TestBackfillFillsPeriodsWithoutAPrice(t *testing.T) {
+	t.Parallel()
+	syms := []string{"BTCUSDT", "ETHUSDT"}
+	b := setup(t, syms, syms)
+	ctx := context.Background()
+	for k := 1; k <= 20; k++ {
+		_, err := b.db.Pool.Exec(ctx, `INSERT INTO str_aux.samples (symbol, period_start, reason) VALUES ('BTCUSDT', $1, 'skipped')`,
+			b.p.Add(-time.Duration(k)*interval))
+		require.NoError(t, err)
+	}
+	b.startReplica(t, replicaOpts{cfg: ticks.Config{Backfill: true}})
+	b.publishTick(t, b.p, "")
+	b.waitStatus(t, b.p, store.StatusDone)
+
+	require.Zero(t, b.count(t, `SELECT count(*) FROM str_aux.samples WHERE symbol = 'BTCUSDT' AND mid IS NULL`))
+	require.Equal(t, 20, b.count(t, `SELECT count(*) FROM str_aux.samples WHERE symbol = 'BTCUSDT' AND period_start < $1
+		AND period_start >= $1::timestamptz - interval '1 second' * $2 AND 'kline_backfill' = ANY(flags)`, b.p, int(20*interval/time.Second)))
+	require.Equal(t, 6, b.count(t, `SELECT count(*) FROM str_aux.window_vectors WHERE period_start = $1 AND reason IS NULL`, b.p))
+}
