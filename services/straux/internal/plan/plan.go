@@ -49,16 +49,16 @@ func (c Costs) Weight(n int) int {
 	return n*DepthWeight(c.DepthLimit)*max(1, c.Snapshots) + TickerBatchWeight*((n+TickerBatch-1)/TickerBatch)
 }
 
-// TickBudget is the weight one tick may spend: sharePct percent of the budget of the part of a
-// window the tick interval covers (all of one window when the interval is longer: a tick's calls
-// go out together). Rounded down.
+// TickBudget is the weight one tick may spend: sharePct percent of a window's budget, split
+// among the ticks that can start within one window — ceil(window/interval), since period starts
+// do not line up with the exchange's windows (a 40 s tick puts two ticks in every other minute).
+// A tick's calls go out together, so a longer interval gets one window's share. Rounded down.
 func TickBudget(b Budget, interval time.Duration, sharePct int) int {
 	if b.PerWindow <= 0 || b.Window <= 0 || interval <= 0 {
 		return 0
 	}
-	covered := min(interval, b.Window)
-	w := int64(b.PerWindow) * int64(covered/time.Millisecond) / int64(b.Window/time.Millisecond)
-	return int(w * int64(sharePct) / 100)
+	ticksPerWindow := int64((b.Window + interval - 1) / interval)
+	return int(int64(b.PerWindow) * int64(sharePct) / 100 / ticksPerWindow)
 }
 
 // Capacity is the most symbols a tick budget samples.

@@ -24,8 +24,11 @@ func TestWeightFixture(t *testing.T) {
 func TestTickBudget(t *testing.T) {
 	t.Parallel()
 	b := plan.Budget{PerWindow: 5400, Window: time.Minute} // 6000 less the limiter's 10%
-	// A 40 s tick covers 2/3 of the window: 3600, of which the sampling share 0.7 is 2520.
-	require.Equal(t, 2520, plan.TickBudget(b, 40*time.Second, 70))
+	// 40 s ticks put two ticks in every other minute: each may spend half of the share, so the
+	// busiest minute spends 0.7 of the budget, not more: 5400 · 0.7 / 2 = 1890.
+	require.Equal(t, 1890, plan.TickBudget(b, 40*time.Second, 70))
+	require.Equal(t, 1890, plan.TickBudget(b, 30*time.Second, 70))
+	require.Equal(t, 1260, plan.TickBudget(b, 20*time.Second, 70))
 	// A tick longer than the window may spend one window's budget at most.
 	require.Equal(t, 3780, plan.TickBudget(b, 5*time.Minute, 70))
 	// 2520 weight: 5·n + 2·⌈n/20⌉ ≤ 2520 → n = 494 (2470 + 50 = 2520).

@@ -66,10 +66,13 @@ func (r *Runner) assistOnce(ctx context.Context, js jetstream.JetStream) error {
 		return err
 	}
 	defer it.Stop()
+	done := make(chan struct{})
+	defer close(done) // the stopper below must not outlive this attempt
 	go func() {
 		select {
 		case <-ctx.Done():
 		case <-r.draining:
+		case <-done:
 		}
 		it.Stop()
 	}()

@@ -256,8 +256,9 @@ func TestRotationWithinBudget(t *testing.T) {
 	}
 	b := setup(t, syms, syms)
 	costs := plan.Costs{DepthLimit: 100, Snapshots: 1}
-	// A budget that pays for 4 symbols a tick: 40 s of a 1-minute window at a 100% share.
-	perWindow := costs.Weight(4) * 3 / 2
+	// A budget that pays for 4 symbols a tick: 40 s ticks start twice in some minutes, so each
+	// gets half of a window's budget at a 100% share.
+	perWindow := costs.Weight(4) * 2
 	b.startReplica(t, replicaOpts{cfg: ticks.Config{WeightSharePct: 100,
 		Budget: func() plan.Budget { return plan.Budget{PerWindow: perWindow, Window: time.Minute} }}})
 
