@@ -261,6 +261,9 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 	}
 	ev.Metadata = md
 	err = c.handler(ctx, ev)
+	// No InProgress after this point: one landing after a delayed Nak would push the retry back
+	// to the ack wait.
+	stopHeartbeat()
 	switch {
 	case err == nil:
 		if err := msg.Ack(); err != nil {
@@ -364,7 +367,8 @@ func (c *Consumer) startHeartbeat(msg jetstream.Msg) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done); <-finished }
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-finished }) }
 }
 
 func (c *Consumer) retryDelay(delivery uint64) time.Duration {

@@ -759,3 +759,18 @@ func TestOnOutcomeReportsRecordedOutcomes(t *testing.T) {
 	require.Equal(t, []jobs.Outcome{{Job: byJob[ids[1]][0].Job, Status: jobs.StatusSucceeded}}, byJob[ids[1]])
 	require.Equal(t, "ETHUSDT", byJob[ids[1]][0].Job.Key)
 }
+
+// An error text Postgres cannot store as is (a NUL byte, broken UTF-8, as a cut exchange body
+// can hold) is cleaned, not allowed to fail the batch of outcomes and stall the engine.
+func TestUnstorableErrorTextIsCleaned(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	startEngine(t, b.pool, jobs.Config{},
+		map[jobs.Kind]jobs.Handler{jobs.KindFetchTicker: jobs.HandlerFunc(func(context.Context, jobs.Job) error {
+			return jobs.Permanent(errors.New("bad\x00body \xe2\x82"))
+		}), jobs.KindFetchOrderbook: jobs.HandlerFunc(func(context.Context, jobs.Job) error { return nil })})
+	ids := enqueue(t, b.pool, ticker("BTCUSDT"), jobs.NewJob{Kind: jobs.KindFetchOrderbook, Key: "after"})
+	r := waitStatus(t, b.pool, ids[0], jobs.StatusFailed)
+	require.Equal(t, "badbody \uFFFD", *r.Error)
+	waitStatus(t, b.pool, ids[1], jobs.StatusSucceeded)
+}

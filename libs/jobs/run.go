@@ -390,7 +390,10 @@ func call(ctx context.Context, h Handler, job Job) (err error) {
 	return h.Work(ctx, job)
 }
 
+// truncate makes an error text storable: valid UTF-8 without NUL bytes (Postgres rejects both,
+// and one unstorable text would fail its whole batch of outcomes), at most maxErrorLen bytes.
 func truncate(s string) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
 	if len(s) <= maxErrorLen {
 		return s
 	}
@@ -538,14 +541,19 @@ func (r *run) record(ids []int64, outcomes []string, delays []int64, errs []stri
 func (r *run) releaseAll() {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.loopCtx), 10*time.Second)
 	defer cancel()
-	tag, err := r.e.pool.Exec(ctx, releaseSQL, r.id)
+	rows, err := r.e.pool.Query(ctx, releaseSQL, r.id)
+	var kinds []Kind
+	if err == nil {
+		kinds, err = pgx.CollectRows(rows, pgx.RowTo[Kind])
+	}
 	if err != nil {
 		r.log.Error("release held jobs at stop; their leases will expire", "err", err)
 		return
 	}
-	if n := tag.RowsAffected(); n > 0 {
+	if n := int64(len(kinds)); n > 0 {
 		r.e.stats.released.Add(n)
 		r.log.Info("released held jobs at stop", "jobs", n)
+		r.notify(ctx, kinds) // other engines take them now, not at their next poll
 	}
 }
 
@@ -579,7 +587,9 @@ func (r *run) heartbeat(ctx context.Context) {
 	if len(ids) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, statementTimeout)
+	// Well inside the lease: a renewal stuck behind a busy pool must fail and be retried at the
+	// next beat, not outlive the lease it renews.
+	ctx, cancel := context.WithTimeout(ctx, min(statementTimeout, r.cfg.Lease/3))
 	defer cancel()
 	if _, err := r.e.pool.Exec(ctx, heartbeatSQL, ids, r.id, r.cfg.Lease.Microseconds()); err != nil && ctx.Err() == nil {
 		r.log.Warn("renew job leases", "jobs", len(ids), "err", err)
@@ -602,6 +612,7 @@ func (r *run) rescue(ctx context.Context) {
 		status    Status
 		requeued  int64
 		failedIDs []int64
+		kinds     []Kind
 	)
 	tag, err := pgx.ForEachRow(rows, []any{&id, &kind, &status}, func() error {
 		if status == StatusFailed {
@@ -609,6 +620,7 @@ func (r *run) rescue(ctx context.Context) {
 			r.log.Error("job failed: lease expired on its last attempt", "job_id", id, "kind", kind)
 		} else {
 			requeued++
+			kinds = append(kinds, kind)
 		}
 		return nil
 	})
@@ -626,6 +638,20 @@ func (r *run) rescue(ctx context.Context) {
 	r.log.Warn("rescued jobs with expired leases", "requeued", requeued, "failed", len(failedIDs))
 	if requeued > 0 {
 		r.e.Wake()
+		r.notify(ctx, kinds)
+	}
+}
+
+// notify wakes the other engines for requeued work of kinds.
+func (r *run) notify(ctx context.Context, kinds []Kind) {
+	names := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		if !slices.Contains(names, string(k)) {
+			names = append(names, string(k))
+		}
+	}
+	if _, err := r.e.pool.Exec(ctx, notifySQL, strings.Join(names, ",")); err != nil && ctx.Err() == nil {
+		r.log.Warn("notify requeued jobs", "kinds", names, "err", err)
 	}
 }
 

@@ -18,6 +18,8 @@ var (
 	rescueSQL string
 	//go:embed sql/release.sql
 	releaseSQL string
+	//go:embed sql/notify.sql
+	notifySQL string
 	//go:embed sql/ordered_scan.sql
 	orderedScanSQL string
 	//go:embed sql/next_due.sql

@@ -11,3 +11,4 @@ UPDATE ingest.jobs
                 FROM ingest.jobs
                WHERE status = 'running' AND locked_by = $1
                  FOR UPDATE SKIP LOCKED)
+RETURNING kind
