@@ -332,7 +332,7 @@ func (r *run) untilNextDue(ctx context.Context) time.Duration {
 // hands back the jobs it has not started instead of running them.
 func (r *run) execute() {
 	for job := range r.queue {
-		res := result{id: job.ID, outcome: outcomeRelease}
+		res := result{id: job.ID, job: job, outcome: outcomeRelease}
 		if r.loopCtx.Err() == nil {
 			res = r.work(job)
 		}
@@ -438,13 +438,15 @@ func (r *run) flush(batch []result) {
 	outcomes := make([]string, n)
 	delays := make([]int64, n)
 	errs := make([]string, n)
+	attempts := make([]int32, n)
 	rescheduled := false
 	for i, res := range batch {
 		ids[i], outcomes[i], delays[i], errs[i] = res.id, string(res.outcome), res.delay.Microseconds(), res.err
+		attempts[i] = int32(res.job.Attempt)
 		rescheduled = rescheduled || res.outcome == outcomeRetry || (res.outcome == outcomeSucceeded && res.periodic)
 	}
 	for attempt := 1; ; attempt++ {
-		recorded, err := r.record(ids, outcomes, delays, errs)
+		recorded, err := r.record(ids, outcomes, delays, errs, attempts)
 		if err == nil {
 			var applied int64
 			for o, applies := range recorded {
@@ -512,12 +514,12 @@ func (r *run) report(batch []result, recorded map[outcome][]int64) {
 	}
 }
 
-func (r *run) record(ids []int64, outcomes []string, delays []int64, errs []string) (map[outcome][]int64, error) {
+func (r *run) record(ids []int64, outcomes []string, delays []int64, errs []string, attempts []int32) (map[outcome][]int64, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.loopCtx), statementTimeout)
 	defer cancel()
 	r.e.stats.completeQueries.Add(1)
 	defer func(t time.Time) { r.e.stats.completeNanos.Add(int64(time.Since(t))) }(time.Now())
-	rows, err := r.e.pool.Query(ctx, completeSQL, ids, outcomes, delays, errs, r.id)
+	rows, err := r.e.pool.Query(ctx, completeSQL, ids, outcomes, delays, errs, r.id, attempts)
 	if err != nil {
 		return nil, fmt.Errorf("record %d outcomes: %w", len(ids), err)
 	}

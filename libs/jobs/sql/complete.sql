@@ -1,5 +1,6 @@
 -- Records a batch of outcomes of worker $5's jobs in one statement, and returns the ids each
--- outcome applied to. Per job: $1 id, $2 outcome, $3 retry delay in µs, $4 error ('' for none).
+-- outcome applied to. Per job: $1 id, $2 outcome, $3 retry delay in µs, $4 error ('' for none),
+-- $6 the attempt count its claim returned.
 --   succeeded  one-shot: done. Periodic: back to queued at the next period boundary after now,
 --              aligned to its schedule (missed periods are skipped, not run in a burst).
 --   retry      back to queued after the delay, error kept.
@@ -8,8 +9,9 @@
 --              was interrupted by shutdown).
 -- The caller sorts $1 by id, so rows are locked in id order (the nested loop over unnest keeps
 -- it), as Cancel locks them: the two cannot deadlock.
--- Only rows still running under this worker change: a job cancelled or rescued meanwhile is no
--- longer ours, and its late outcome is dropped (the caller counts those as stale).
+-- Only rows still running under this worker for the same claim change: a job cancelled or rescued
+-- meanwhile is no longer ours, and its late outcome is dropped (the caller counts those as stale),
+-- even when this worker has claimed it again since (the attempt count tells the claims apart).
 WITH recorded AS (
     UPDATE ingest.jobs AS j
        SET status = CASE
@@ -35,8 +37,8 @@ WITH recorded AS (
            locked_by        = NULL,
            lease_expires_at = NULL,
            updated_at       = now()
-      FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[]) AS u (id, outcome, delay_us, error)
-     WHERE j.id = u.id AND j.status = 'running' AND j.locked_by = $5
+      FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $6::integer[]) AS u (id, outcome, delay_us, error, attempt)
+     WHERE j.id = u.id AND j.status = 'running' AND j.locked_by = $5 AND j.attempts = u.attempt
     RETURNING u.id, u.outcome
 )
 SELECT outcome, array_agg(id) FROM recorded GROUP BY outcome
