@@ -246,11 +246,11 @@ type Outcome struct {
 // CompletePeriod closes a planned period whose claims are all done. closed is false when it is
 // not planned any more (closed already) or still has open claims.
 func (s *Store) CompletePeriod(ctx context.Context, period time.Time) (o Outcome, closed bool, err error) {
-	err = s.pool.QueryRow(ctx, sqlCompletePeriod, period).Scan(&o.Sampled, &o.Failed, &o.Abandoned)
+	err = s.pool.QueryRow(ctx, sqlCompletePeriod, period).Scan(&closed, &o.Sampled, &o.Failed, &o.Abandoned)
 	if err != nil {
 		return o, false, fmt.Errorf("complete period %s: %w", period.Format(time.RFC3339), err)
 	}
-	return o, o.Sampled+o.Failed+o.Abandoned > 0, nil
+	return o, closed, nil
 }
 
 // Prune forgets coordination rows of periods before before.

@@ -228,9 +228,16 @@ func (r *Runner) HandleTick(ctx context.Context, t Tick) error {
 		return nil
 	case "":
 		if r.late(t) {
-			return r.skip(ctx, t, log)
-		}
-		if err := r.ensurePlanned(ctx, t, log); err != nil {
+			marked, err := r.skip(ctx, t, log)
+			if err != nil || marked {
+				return err
+			}
+			// Not marked: an assisting replica planned it just before its end. Finish and close
+			// it with them, or it would stay planned with every symbol written.
+			if status, err = r.st.PeriodStatus(ctx, t.PeriodStart); err != nil || status != store.StatusPlanned {
+				return err
+			}
+		} else if err := r.ensurePlanned(ctx, t, log); err != nil {
 			return err
 		}
 	}
@@ -294,15 +301,17 @@ func (r *Runner) Assist(ctx context.Context, t Tick) {
 	r.join(t)
 }
 
-func (r *Runner) skip(ctx context.Context, t Tick, log *slog.Logger) error {
+// skip marks a late tick's period skipped; marked is false when someone else got to the period
+// first (skipped it, or planned it).
+func (r *Runner) skip(ctx context.Context, t Tick, log *slog.Logger) (marked bool, err error) {
 	universe, err := r.uni.Current(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	reason := "skipped"
-	marked, err := r.st.SkipPeriod(ctx, t.PeriodStart, t.Period, universe, r.cfg.Replica, reason)
+	marked, err = r.st.SkipPeriod(ctx, t.PeriodStart, t.Period, universe, r.cfg.Replica, reason)
 	if err != nil {
-		return err
+		return false, err
 	}
 	r.m.ticks.WithLabelValues("skipped").Inc()
 	if marked {
@@ -310,7 +319,7 @@ func (r *Runner) skip(ctx context.Context, t Tick, log *slog.Logger) error {
 		log.Warn("tick arrived after its period ended: period marked skipped, only the newest period is sampled",
 			"late_by", r.cfg.Now().Sub(t.PeriodStart.Add(t.Period)), "universe", len(universe))
 	}
-	return nil
+	return marked, nil
 }
 
 // ensurePlanned plans the period unless it is planned already.
