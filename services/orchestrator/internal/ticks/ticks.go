@@ -132,13 +132,21 @@ func (p *TickPublisher) Run(ctx context.Context) error {
 func (p *TickPublisher) runModule(ctx context.Context, m Module) {
 	log := p.log.With("module", m.Name, "period", m.Period.String())
 	if p.cfg.Flags != nil {
-		// Do not tick before knowing whether the module is frozen.
-		select {
-		case <-p.cfg.Flags.Ready():
-		case <-ctx.Done():
-			return
-		case <-time.After(10 * time.Second):
-			log.Warn("freeze flags not known yet; ticking until they are")
+		// Do not tick before knowing whether the module is frozen: a freeze must hold across a
+		// restart. Missed periods are counted once ticking starts.
+		for waited := false; ; waited = true {
+			select {
+			case <-p.cfg.Flags.Ready():
+			case <-ctx.Done():
+				return
+			case <-time.After(10 * time.Second):
+				log.Warn("freeze flags not known yet (is the flags bucket readable?); not ticking until they are")
+				continue
+			}
+			if waited {
+				log.Info("freeze flags known; ticking")
+			}
+			break
 		}
 	}
 	// last is the start of the last period known to have its tick.
