@@ -17,6 +17,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
+// maxPrefetch caps the messages pulled ahead of free handlers. They get no InProgress heartbeat
+// while they wait, so with many slow handlers a large buffer would outlive its ack wait and be
+// delivered twice.
+const maxPrefetch = 32
+
 // ConsumerConfig configures a Consumer. Stream, Durable and Handler are required.
 type ConsumerConfig struct {
 	// Stream and Durable name an existing durable pull consumer with explicit acks, e.g.
@@ -36,7 +41,7 @@ type ConsumerConfig struct {
 	Middleware []Middleware
 
 	// Concurrency is how many handlers run at once in this process. 0 means 1. At most this
-	// many messages are pulled ahead of free handlers.
+	// many messages (and never more than 32) are pulled ahead of free handlers.
 	Concurrency int
 
 	// HandlerTimeout bounds one handler call (the Timeout middleware). 0 means no bound beyond
@@ -159,8 +164,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	defer c.running.Store(false)
 
-	// Pull no more than there are handlers: a pulled message waits unheartbeated.
-	it, err := c.cons.Messages(jetstream.PullMaxMessages(c.cfg.Concurrency))
+	// Pull no more than there are handlers, and at most maxPrefetch: a pulled message waits
+	// unheartbeated.
+	it, err := c.cons.Messages(jetstream.PullMaxMessages(min(c.cfg.Concurrency, maxPrefetch)))
 	if err != nil {
 		return fmt.Errorf("consume %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
 	}
