@@ -11,6 +11,7 @@ import (
 
 	"cryptopill.dev/jobs/libs/exchange"
 	"cryptopill.dev/jobs/libs/jobs"
+	"cryptopill.dev/jobs/services/straux/internal/plan"
 )
 
 // Gap is a stretch of candles the exchange did not return between two stored ones.
@@ -138,7 +139,7 @@ func (h *Handlers) writeKlines(ctx context.Context, symbol, interval string, ks 
 }
 
 // FetchTicker is fetch_ticker: 24h tickers of the job's symbol (or the universe, in batches of
-// 20, the cheapest weight per symbol), stored at the job's scheduled time.
+// plan.TickerBatch, the cheapest weight per symbol), stored at the job's scheduled time.
 func (h *Handlers) FetchTicker(ctx context.Context, job jobs.Job) error {
 	p, err := decode(job)
 	if err != nil {
@@ -149,8 +150,8 @@ func (h *Handlers) FetchTicker(ctx context.Context, job jobs.Job) error {
 		return err
 	}
 	ts := snapshotTime(job, h.cfg.Now())
-	for i := 0; i < len(syms); i += 20 {
-		batch := syms[i:min(i+20, len(syms))]
+	for i := 0; i < len(syms); i += plan.TickerBatch {
+		batch := syms[i:min(i+plan.TickerBatch, len(syms))]
 		tickers, err := h.ex.Tickers24h(ctx, batch)
 		if err != nil {
 			return permanentIfInvalid(fmt.Errorf("fetch_ticker %d symbols: %w", len(batch), err))
