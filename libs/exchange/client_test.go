@@ -121,10 +121,19 @@ func TestNewValidatesConfig(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// TestEndpoints calls every endpoint at instants across day, month and year boundaries, each on
+// a stopped clock: every answer is the same whenever and however slowly the test runs.
 func TestEndpoints(t *testing.T) {
 	t.Parallel()
-	// A stopped clock: every answer is the same whenever and however slowly the test runs.
-	b := setup(t, options{now: clocktest.Fixed(clocktest.Afternoon)})
+	for name, at := range clocktest.Instants() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testEndpoints(t, setup(t, options{now: clocktest.Fixed(at)}))
+		})
+	}
+}
+
+func testEndpoints(t *testing.T, b *bundle) {
 	ctx := context.Background()
 	c := b.client
 
@@ -156,10 +165,14 @@ func TestEndpoints(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, ks, 24)
 	last := ks[23]
-	require.True(t, last.CloseTime.After(b.now()), "the last candle is still open")
+	require.False(t, last.CloseTime.Before(b.now()), "the last candle is still open")
 	require.True(t, last.High.GreaterThanOrEqual(last.Close) && last.Low.LessThanOrEqual(last.Open))
-	require.True(t, last.Volume.IsPositive() && last.QuoteVolume.IsPositive())
-	require.Positive(t, last.Trades)
+	// The open candle may be a millisecond old (on the hour) and have no volume yet; the one
+	// before it is a whole hour.
+	require.False(t, last.Volume.IsNegative() || last.QuoteVolume.IsNegative())
+	closed := ks[22]
+	require.True(t, closed.Volume.IsPositive() && closed.QuoteVolume.IsPositive())
+	require.Positive(t, closed.Trades)
 	for i := 1; i < len(ks); i++ {
 		require.Equal(t, ks[i-1].OpenTime.Add(time.Hour), ks[i].OpenTime)
 	}
@@ -218,7 +231,7 @@ func TestEndpoints(t *testing.T) {
 	require.NoError(t, json.Unmarshal(tr.Raw, &raw))
 	require.Equal(t, tr.Price.StringFixed(8), raw["price"])
 	// Paging on from id 0 reaches the most recent trade (the account has traded since the
-	// start of yesterday: more than one page by the afternoon).
+	// start of yesterday: more than one page from about the early afternoon).
 	recent, err := c.MyTrades(ctx, exchange.MyTradesRequest{Symbol: "ETHBTC"})
 	require.NoError(t, err)
 	require.Len(t, recent, 500)
@@ -228,7 +241,6 @@ func TestEndpoints(t *testing.T) {
 		require.NoError(t, err)
 		pages++
 	}
-	require.Greater(t, pages, 1)
 	require.NotEmpty(t, page)
 	require.Equal(t, recent[len(recent)-1].ID, page[len(page)-1].ID)
 	require.False(t, page[len(page)-1].Time.After(b.now()))
