@@ -316,8 +316,11 @@ func TestClientsShareTheHostLimiter(t *testing.T) {
 	require.NotSame(t, b.client.Limiter(), elsewhere.client.Limiter())
 
 	// The exchange's count (here raised by requests the limiter never saw) corrects the local
-	// one. (An hour's window: no boundary in the way.)
-	hourly := setup(t, options{simex: func(c *simex.Config) { c.WeightWindow = time.Hour }})
+	// one. (An hour's window and a clock in the middle of it: no boundary in the way. Within
+	// the limiter's guard of a boundary a call may count in either window, and the exchange's
+	// count is not taken.)
+	hourly := setup(t, options{now: clocktest.Running(clocktest.Afternoon.Truncate(time.Hour).Add(30 * time.Minute)),
+		simex: func(c *simex.Config) { c.WeightWindow = time.Hour }})
 	b, other = hourly, hourly.newClient(t, nil)
 	ctx := context.Background()
 	require.NoError(t, b.client.Init(ctx))
