@@ -35,6 +35,7 @@ type Client struct {
 	maxBackoff time.Duration
 	fixedLimit bool
 	log        *slog.Logger
+	now        func() time.Time
 	lim        *Limiter
 	offset     atomic.Int64 // exchange clock − local clock, ns
 }
@@ -55,7 +56,8 @@ func New(cfg Config) (*Client, error) {
 		maxBackoff: cfg.MaxBackoff,
 		fixedLimit: cfg.WeightLimit > 0,
 		log:        cfg.Logger,
-		lim:        limiterFor(base.Host),
+		now:        cfg.Now,
+		lim:        limiterFor(base.Host, cfg.Now),
 	}
 	if cfg.APISecret != "" {
 		c.sign = signer(string(cfg.APISecret))
@@ -103,12 +105,12 @@ func (c *Client) Init(ctx context.Context) error {
 // SyncTime measures the exchange clock's offset from the local one (GET /api/v3/time, weight 1)
 // and uses it for signed timestamps and window alignment.
 func (c *Client) SyncTime(ctx context.Context) (time.Duration, error) {
-	sent := time.Now()
+	sent := c.now()
 	st, err := c.ServerTime(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("sync time: %w", err)
 	}
-	recv := time.Now()
+	recv := c.now()
 	mid := sent.Add(recv.Sub(sent) / 2)
 	off := st.Sub(mid)
 	c.offset.Store(int64(off))
@@ -231,7 +233,7 @@ func (c *Client) send(ctx context.Context, cl call) (body []byte, name string, r
 	}
 	if cl.signed {
 		q.Set("recvWindow", strconv.FormatInt(c.recvWindow.Milliseconds(), 10))
-		q.Set("timestamp", strconv.FormatInt(time.Now().Add(c.ClockOffset()).UnixMilli(), 10))
+		q.Set("timestamp", strconv.FormatInt(c.now().Add(c.ClockOffset()).UnixMilli(), 10))
 		payload = q.Encode()
 		name = "GET " + cl.path + "?" + payload
 		payload += "&signature=" + c.sign(payload)
@@ -266,7 +268,7 @@ func (c *Client) send(ctx context.Context, cl call) (body []byte, name string, r
 	if resp.StatusCode/100 == 2 {
 		return body, name, false, nil
 	}
-	return nil, name, retryableStatus(resp.StatusCode), apiError(name, resp, body)
+	return nil, name, retryableStatus(resp.StatusCode), apiError(name, resp, body, c.now())
 }
 
 // stripURL unwraps a *url.Error, whose message carries the full URL with its signature.
@@ -278,7 +280,7 @@ func stripURL(err error) error {
 	return err
 }
 
-func apiError(name string, resp *http.Response, body []byte) *APIError {
+func apiError(name string, resp *http.Response, body []byte, now time.Time) *APIError {
 	e := &APIError{Status: resp.StatusCode, Request: name}
 	var b struct {
 		Code int    `json:"code"`
@@ -296,7 +298,7 @@ func apiError(name string, resp *http.Response, body []byte) *APIError {
 		}
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusTeapot {
-		e.RetryAfter = retryAfter(resp.Header, time.Now())
+		e.RetryAfter = retryAfter(resp.Header, now)
 	}
 	return e
 }

@@ -21,6 +21,7 @@ import (
 
 	"cryptopill.dev/jobs/libs/exchange"
 	"cryptopill.dev/jobs/libs/simex"
+	"cryptopill.dev/jobs/libs/testkit/clocktest"
 )
 
 const (
@@ -47,6 +48,7 @@ func (s *syncBuffer) String() string {
 }
 
 type bundle struct {
+	now    func() time.Time // the exchange's and the client's clock
 	ex     *simex.Exchange
 	url    string
 	client *exchange.Client
@@ -54,6 +56,7 @@ type bundle struct {
 }
 
 type options struct {
+	now     func() time.Time // the exchange's and the client's clock; default a running clocktest.Afternoon
 	simex   func(*simex.Config)
 	client  func(*exchange.Config)
 	handler func(http.Handler) http.Handler // wraps the simulated exchange
@@ -61,8 +64,12 @@ type options struct {
 
 func setup(t *testing.T, o options) *bundle {
 	t.Helper()
+	now := o.now
+	if now == nil {
+		now = clocktest.Running(clocktest.Afternoon)
+	}
 	scfg := simex.Config{Symbols: []string{"BTCUSDT", "ETHUSDT", "ETHBTC", "BNBUSDT"}, Seed: 3,
-		APIKey: testKey, APISecret: testSecret}
+		APIKey: testKey, APISecret: testSecret, Now: now}
 	if o.simex != nil {
 		o.simex(&scfg)
 	}
@@ -77,7 +84,7 @@ func setup(t *testing.T, o options) *bundle {
 		srv.Close()
 		exchange.ForgetLimiter(srv.URL)
 	})
-	b := &bundle{ex: ex, url: srv.URL, logs: &syncBuffer{}}
+	b := &bundle{now: now, ex: ex, url: srv.URL, logs: &syncBuffer{}}
 	b.client = b.newClient(t, o.client)
 	return b
 }
@@ -85,7 +92,7 @@ func setup(t *testing.T, o options) *bundle {
 func (b *bundle) newClient(t *testing.T, mod func(*exchange.Config)) *exchange.Client {
 	t.Helper()
 	cfg := exchange.Config{BaseURL: b.url, APIKey: testKey, APISecret: testSecret,
-		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Now: b.now,
 		Logger: slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if mod != nil {
 		mod(&cfg)
@@ -114,15 +121,25 @@ func TestNewValidatesConfig(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// TestEndpoints calls every endpoint at instants across day, month and year boundaries, each on
+// a stopped clock: every answer is the same whenever and however slowly the test runs.
 func TestEndpoints(t *testing.T) {
 	t.Parallel()
-	b := setup(t, options{})
+	for name, at := range clocktest.Instants() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testEndpoints(t, setup(t, options{now: clocktest.Fixed(at)}))
+		})
+	}
+}
+
+func testEndpoints(t *testing.T, b *bundle) {
 	ctx := context.Background()
 	c := b.client
 
 	st, err := c.ServerTime(ctx)
 	require.NoError(t, err)
-	require.WithinDuration(t, time.Now(), st, 2*time.Second)
+	require.WithinDuration(t, b.now(), st, 2*time.Second)
 	require.NoError(t, c.Init(ctx))
 	require.Less(t, c.ClockOffset().Abs(), time.Second)
 
@@ -148,10 +165,14 @@ func TestEndpoints(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, ks, 24)
 	last := ks[23]
-	require.True(t, last.CloseTime.After(time.Now()), "the last candle is still open")
+	require.False(t, last.CloseTime.Before(b.now()), "the last candle is still open")
 	require.True(t, last.High.GreaterThanOrEqual(last.Close) && last.Low.LessThanOrEqual(last.Open))
-	require.True(t, last.Volume.IsPositive() && last.QuoteVolume.IsPositive())
-	require.Positive(t, last.Trades)
+	// The open candle may be a millisecond old (on the hour) and have no volume yet; the one
+	// before it is a whole hour.
+	require.False(t, last.Volume.IsNegative() || last.QuoteVolume.IsNegative())
+	closed := ks[22]
+	require.True(t, closed.Volume.IsPositive() && closed.QuoteVolume.IsPositive())
+	require.Positive(t, closed.Trades)
 	for i := 1; i < len(ks); i++ {
 		require.Equal(t, ks[i-1].OpenTime.Add(time.Hour), ks[i].OpenTime)
 	}
@@ -209,9 +230,20 @@ func TestEndpoints(t *testing.T) {
 	var raw map[string]any
 	require.NoError(t, json.Unmarshal(tr.Raw, &raw))
 	require.Equal(t, tr.Price.StringFixed(8), raw["price"])
+	// Paging on from id 0 reaches the most recent trade (the account has traded since the
+	// start of yesterday: more than one page from about the early afternoon).
 	recent, err := c.MyTrades(ctx, exchange.MyTradesRequest{Symbol: "ETHBTC"})
 	require.NoError(t, err)
-	require.Equal(t, trades[len(trades)-1].ID, recent[len(recent)-1].ID)
+	require.Len(t, recent, 500)
+	page, pages := trades, 1
+	for len(page) == 1000 {
+		page, err = c.MyTrades(ctx, exchange.MyTradesRequest{Symbol: "ETHBTC", FromID: new(page[len(page)-1].ID + 1), Limit: 1000})
+		require.NoError(t, err)
+		pages++
+	}
+	require.NotEmpty(t, page)
+	require.Equal(t, recent[len(recent)-1].ID, page[len(page)-1].ID)
+	require.False(t, page[len(page)-1].Time.After(b.now()))
 	window, err := c.MyTrades(ctx, exchange.MyTradesRequest{Symbol: "ETHBTC",
 		StartTime: trades[0].Time, EndTime: trades[2].Time})
 	require.NoError(t, err)
@@ -284,8 +316,11 @@ func TestClientsShareTheHostLimiter(t *testing.T) {
 	require.NotSame(t, b.client.Limiter(), elsewhere.client.Limiter())
 
 	// The exchange's count (here raised by requests the limiter never saw) corrects the local
-	// one. (An hour's window: no boundary in the way.)
-	hourly := setup(t, options{simex: func(c *simex.Config) { c.WeightWindow = time.Hour }})
+	// one. (An hour's window and a clock in the middle of it: no boundary in the way. Within
+	// the limiter's guard of a boundary a call may count in either window, and the exchange's
+	// count is not taken.)
+	hourly := setup(t, options{now: clocktest.Running(clocktest.Afternoon.Truncate(time.Hour).Add(30 * time.Minute)),
+		simex: func(c *simex.Config) { c.WeightWindow = time.Hour }})
 	b, other = hourly, hourly.newClient(t, nil)
 	ctx := context.Background()
 	require.NoError(t, b.client.Init(ctx))
@@ -497,7 +532,10 @@ func TestOnlyNetworkErrorsAnd5xxAreRetried(t *testing.T) {
 func TestClockSkewResyncsOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	skewed := func(c *simex.Config) { c.Now = func() time.Time { return time.Now().Add(10 * time.Second) } }
+	skewed := func(c *simex.Config) {
+		local := c.Now
+		c.Now = func() time.Time { return local().Add(10 * time.Second) }
+	}
 	b := setup(t, options{simex: skewed, client: func(c *exchange.Config) { c.WeightLimit = 6000 }})
 	trades, err := b.client.MyTrades(ctx, exchange.MyTradesRequest{Symbol: "BTCUSDT", Limit: 3})
 	require.NoError(t, err)
@@ -656,11 +694,13 @@ func TestWaitingIsCancellable(t *testing.T) {
 }
 
 func Example() {
-	ex, _ := simex.New(simex.Config{Symbols: []string{"BTCUSDT", "ETHBTC"}, Seed: 1})
+	// One clock for both sides (an application leaves Now unset: time.Now).
+	now := clocktest.Running(clocktest.Afternoon)
+	ex, _ := simex.New(simex.Config{Symbols: []string{"BTCUSDT", "ETHBTC"}, Seed: 1, Now: now})
 	srv := httptest.NewServer(ex)
 	defer srv.Close()
 
-	c, err := exchange.New(exchange.Config{BaseURL: srv.URL})
+	c, err := exchange.New(exchange.Config{BaseURL: srv.URL, Now: now})
 	if err != nil {
 		panic(err)
 	}

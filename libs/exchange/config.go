@@ -41,6 +41,10 @@ type Config struct {
 	WeightLimit int
 	// Logger receives retries, rate-limit answers and clock resyncs. Default: discard.
 	Logger *slog.Logger
+	// Now is the local clock: signed timestamps, weight windows and Retry-After are read from
+	// it. Default time.Now. Tests pass the simulated exchange's clock. The host's Limiter keeps
+	// the clock of the first client created for that host.
+	Now func() time.Time `json:"-"`
 }
 
 func (c Config) withDefaults() (Config, *url.URL, error) {
@@ -89,6 +93,9 @@ func (c Config) withDefaults() (Config, *url.URL, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return c, &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
 }

@@ -39,7 +39,7 @@ func TestWeights(t *testing.T) {
 
 func TestLimiterWaitsForTheNextWindow(t *testing.T) {
 	t.Parallel()
-	l := newLimiter("test")
+	l := newLimiter("test", time.Now)
 	l.configure(100, time.Second) // budget 90
 	ctx := context.Background()
 	// Start just after a window boundary so the first 90 fit in one window.
@@ -66,7 +66,7 @@ func TestLimiterWaitsForTheNextWindow(t *testing.T) {
 	}
 
 	// A wait past the deadline fails at once.
-	l = newLimiter("test")
+	l = newLimiter("test", time.Now)
 	l.configure(100, time.Minute)
 	l.mu.Lock()
 	l.used[l.windowOf(time.Now())] = 90
@@ -82,7 +82,7 @@ func TestLimiterWaitsForTheNextWindow(t *testing.T) {
 
 func TestLimiterCountsCallsInFlightAcrossWindows(t *testing.T) {
 	t.Parallel()
-	l := newLimiter("test")
+	l := newLimiter("test", time.Now)
 	l.configure(100, time.Second)
 	ctx := context.Background()
 	r, err := l.acquire(ctx, 50)

@@ -29,6 +29,7 @@ const (
 // [sent − guard, answered + guard].
 type Limiter struct {
 	host string
+	now  func() time.Time // the local clock
 
 	// initLock (a one-slot semaphore, so waiting for it can be cancelled) serialises the lazy
 	// read of exchangeInfo by the clients sharing this limiter.
@@ -89,16 +90,16 @@ type LimiterStats struct {
 // from the same budget however it was constructed.
 var limiters sync.Map // host → *Limiter
 
-func limiterFor(host string) *Limiter {
+func limiterFor(host string, now func() time.Time) *Limiter {
 	if l, ok := limiters.Load(host); ok {
 		return l.(*Limiter)
 	}
-	l, _ := limiters.LoadOrStore(host, newLimiter(host))
+	l, _ := limiters.LoadOrStore(host, newLimiter(host, now))
 	return l.(*Limiter)
 }
 
-func newLimiter(host string) *Limiter {
-	l := &Limiter{host: host, used: map[int64]int{}, inflight: map[*reservation]struct{}{},
+func newLimiter(host string, now func() time.Time) *Limiter {
+	l := &Limiter{host: host, now: now, used: map[int64]int{}, inflight: map[*reservation]struct{}{},
 		initLock: make(chan struct{}, 1)}
 	l.setLimitLocked(defaultWeightLimit, defaultWeightWindow)
 	return l
@@ -108,7 +109,7 @@ func newLimiter(host string) *Limiter {
 func (l *Limiter) Stats() LimiterStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := time.Now()
+	now := l.now()
 	s := LimiterStats{
 		Host: l.host, Limit: l.limit, Budget: l.budgetLocked(), Window: l.window,
 		Used: l.usedLocked(l.windowOf(now)), Waits: l.waits, WaitTime: l.waitTime,
@@ -239,23 +240,23 @@ type reservation struct {
 // wait past ctx's deadline fails at once.
 func (l *Limiter) acquire(ctx context.Context, weight int) (*reservation, error) {
 	waited := false
-	start := time.Now()
+	start := l.now()
 	defer func() {
 		if waited {
 			l.mu.Lock()
 			l.waits++
-			l.waitTime += time.Since(start)
+			l.waitTime += l.now().Sub(start)
 			l.mu.Unlock()
 		}
 	}()
 	for {
 		l.mu.Lock()
-		now := time.Now()
+		now := l.now()
 		if now.Before(l.blocked) {
 			until, cause := l.blocked, l.blockedBy
 			l.mu.Unlock()
 			waited = true
-			if err := sleepUntil(ctx, until, cause); err != nil {
+			if err := l.sleepUntil(ctx, until, cause); err != nil {
 				return nil, err
 			}
 			continue
@@ -271,7 +272,7 @@ func (l *Limiter) acquire(ctx context.Context, weight int) (*reservation, error)
 		if !until.IsZero() {
 			l.mu.Unlock()
 			waited = true
-			if err := sleepUntil(ctx, until, nil); err != nil {
+			if err := l.sleepUntil(ctx, until, nil); err != nil {
 				return nil, err
 			}
 			continue
@@ -294,7 +295,7 @@ func (l *Limiter) finish(r *reservation, status int, h http.Header) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.inflight, r)
-	now := time.Now()
+	now := l.now()
 	hi := l.windowOf(now.Add(l.guard))
 	for k := r.last + 1; k <= hi; k++ {
 		l.usedLocked(k)
@@ -338,9 +339,10 @@ func (l *Limiter) blockLocked(until time.Time, cause error) {
 }
 
 // sleepUntil waits for the local clock to reach until, or fails at once if ctx's deadline comes
-// first. cause (a sentinel, or nil for a window wait) is wrapped in that error.
-func sleepUntil(ctx context.Context, until time.Time, cause error) error {
-	d := time.Until(until)
+// first. cause (a sentinel, or nil for a window wait) is wrapped in that error. The clock is
+// taken to run at the real rate (an injected clock is the real one shifted), so a timer waits.
+func (l *Limiter) sleepUntil(ctx context.Context, until time.Time, cause error) error {
+	d := until.Sub(l.now())
 	if d <= 0 {
 		return ctx.Err()
 	}
@@ -348,7 +350,8 @@ func sleepUntil(ctx context.Context, until time.Time, cause error) error {
 	if cause != nil {
 		what = cause.Error()
 	}
-	if dl, ok := ctx.Deadline(); ok && dl.Before(until) {
+	// The deadline is on the real clock, until on the local one: compare what is left of each.
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 		err := fmt.Errorf("%s until %s, past the context deadline: %w", what, until.Format(time.RFC3339Nano), context.DeadlineExceeded)
 		if cause != nil {
 			err = errors.Join(err, cause)

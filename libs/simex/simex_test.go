@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"cryptopill.dev/jobs/libs/simex"
+	"cryptopill.dev/jobs/libs/testkit/clocktest"
 )
 
 const (
@@ -576,5 +577,88 @@ func TestServeStopsOnCancel(t *testing.T) {
 		require.NoError(t, err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after cancel")
+	}
+}
+
+// The account's trade window and every "now"-relative answer hold whatever the instant: on a
+// midnight, just before noon or midnight, at a month's, a leap February's and a year's end.
+// TradesSince is left to its default (midnight UTC of the day before Now).
+func TestTradeWindowAtAnyInstant(t *testing.T) {
+	t.Parallel()
+	for name, now := range clocktest.Instants() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, func(c *simex.Config) {
+				c.Now = clocktest.Fixed(now)
+				c.TradesSince = time.Time{}
+			})
+			since := time.Date(now.Year(), now.Month(), now.Day()-1, 0, 0, 0, 0, time.UTC)
+			read := func(q url.Values) []trade {
+				t.Helper()
+				a := b.signed(t, q, testKey, testSecret, now)
+				require.Equal(t, http.StatusOK, a.status, string(a.body))
+				var ts []trade
+				require.NoError(t, json.Unmarshal(a.body, &ts))
+				return ts
+			}
+			for _, sym := range []string{"BTCUSDT", "ETHBTC"} {
+				// Paging on from id 0 walks every trade since yesterday's midnight up to now.
+				var all []trade
+				for from := int64(0); ; {
+					page := read(url.Values{"symbol": {sym}, "fromId": {strconv.FormatInt(from, 10)}, "limit": {"1000"}})
+					all = append(all, page...)
+					if len(page) < 1000 {
+						break
+					}
+					from = page[len(page)-1].ID + 1
+				}
+				require.NotEmpty(t, all)
+				// The default spacing is two minutes (one to three a symbol): a day and a part.
+				span := now.Sub(since)
+				require.GreaterOrEqual(t, len(all), int(span/(3*time.Minute)), sym)
+				require.Less(t, len(all), int(span/time.Minute)+2, sym)
+				for i, tr := range all {
+					require.GreaterOrEqual(t, tr.Time, since.UnixMilli(), "%s trade %d before the start of yesterday", sym, tr.ID)
+					require.LessOrEqual(t, tr.Time, now.UnixMilli(), "%s trade %d after now", sym, tr.ID)
+					if i > 0 {
+						require.Equal(t, all[i-1].ID+1, tr.ID)
+						require.Greater(t, tr.Time, all[i-1].Time)
+					}
+				}
+				// The most recent page ends with the newest trade.
+				recent := read(url.Values{"symbol": {sym}})
+				require.Equal(t, all[len(all)-1], recent[len(recent)-1], sym)
+				require.Equal(t, min(500, len(all)), len(recent))
+				// The last day by time range: the trades of the walk in it.
+				end := now.UnixMilli()
+				day := read(url.Values{"symbol": {sym}, "startTime": {strconv.FormatInt(end-24*3600*1000, 10)},
+					"endTime": {strconv.FormatInt(end, 10)}, "limit": {"1000"}})
+				require.NotEmpty(t, day)
+				for _, tr := range day {
+					require.GreaterOrEqual(t, tr.Time, end-24*3600*1000)
+					require.LessOrEqual(t, tr.Time, end)
+				}
+			}
+
+			// The current candle of every interval is open at now; the ticker covers the 24 h
+			// before now.
+			for _, iv := range []string{"1m", "1h", "1d", "1w", "1M"} {
+				a := b.get(t, "/api/v3/klines", url.Values{"symbol": {"ETHUSDT"}, "interval": {iv}, "limit": {"3"}})
+				require.Equal(t, http.StatusOK, a.status, string(a.body))
+				var ks [][]any
+				require.NoError(t, json.Unmarshal(a.body, &ks))
+				require.Len(t, ks, 3, iv)
+				open, closeT := int64(ks[2][0].(float64)), int64(ks[2][6].(float64))
+				require.LessOrEqual(t, open, now.UnixMilli(), iv)
+				require.GreaterOrEqual(t, closeT, now.UnixMilli(), "%s: the close time is the candle's last millisecond", iv)
+				require.Equal(t, open-1, int64(ks[1][6].(float64)), "%s candles are contiguous", iv)
+			}
+			a := b.get(t, "/api/v3/ticker/24hr", url.Values{"symbol": {"BTCUSDT"}})
+			require.Equal(t, http.StatusOK, a.status, string(a.body))
+			var tk map[string]any
+			require.NoError(t, json.Unmarshal(a.body, &tk))
+			require.Equal(t, float64(now.UnixMilli()), tk["closeTime"])
+			require.Equal(t, float64(now.Add(-24*time.Hour).UnixMilli()), tk["openTime"])
+		})
 	}
 }

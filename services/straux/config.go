@@ -49,6 +49,10 @@ type Config struct {
 	JobWorkers int
 	// ReplicaID, STRAUX_REPLICA_ID, names this process in claims. Default host/pid/random.
 	ReplicaID string
+
+	// Now is the clock of the exchange client, the tick runner and the market jobs; not read
+	// from the environment. Default time.Now; tests set the simulated exchange's clock.
+	Now func() time.Time
 }
 
 // LoadConfig reads the straux's configuration.

@@ -43,7 +43,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	pool := p.Pool
 
 	client, err := exchange.New(exchange.Config{BaseURL: cfg.BinanceBaseURL, WeightLimit: cfg.WeightLimit,
-		Logger: log.With("component", "exchange")})
+		Logger: log.With("component", "exchange"), Now: cfg.Now})
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	}
 	p.Registry.MustRegister(jobs.NewCollector(engine), exchange.NewCollector(client.Limiter()))
 	handlers := marketjobs.New(st, client, uni, marketjobs.Config{MaxBins: cfg.VectorMaxBins,
-		Registerer: p.Registry, Logger: log})
+		Registerer: p.Registry, Logger: log, Now: cfg.Now})
 	if err := handlers.Register(engine); err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		MaxBins: cfg.VectorMaxBins, Backfill: cfg.Backfill, Budget: budget,
 		// A finished tick is the cue for due market jobs.
 		OnPeriodDone: func(time.Time) { engine.Wake() },
-		Registerer:   p.Registry, Logger: log,
+		Registerer:   p.Registry, Logger: log, Now: cfg.Now,
 	})
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"cryptopill.dev/jobs/libs/jobs"
 	"cryptopill.dev/jobs/libs/service"
 	"cryptopill.dev/jobs/libs/simex"
+	"cryptopill.dev/jobs/libs/testkit/clocktest"
 	"cryptopill.dev/jobs/libs/testkit/natstest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
@@ -31,7 +32,12 @@ func TestServiceEndToEnd(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDB(t)
 	ns := natstest.NewServer(t)
-	ex, err := simex.New(simex.Config{Symbols: []string{"BTCUSDT", "ETHUSDT", "BNBUSDT"}})
+	// One clock for the exchange and the service, a second into a tick period: the period is
+	// current (not late) and the date and hour are the same at every run.
+	period := 40 * time.Second
+	p := clocktest.Afternoon.Truncate(period)
+	now := clocktest.Running(p.Add(time.Second))
+	ex, err := simex.New(simex.Config{Symbols: []string{"BTCUSDT", "ETHUSDT", "BNBUSDT"}, Now: now})
 	require.NoError(t, err)
 	srv := httptest.NewServer(ex)
 	t.Cleanup(srv.Close)
@@ -44,6 +50,7 @@ func TestServiceEndToEnd(t *testing.T) {
 		"MIGRATE_ON_START": "0", "BINANCE_BASE_URL": srv.URL, "SHUTDOWN_GRACE": "20s"}
 	cfg, err := LoadConfig(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	require.NoError(t, err)
+	cfg.Now = now
 
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -57,12 +64,6 @@ func TestServiceEndToEnd(t *testing.T) {
 	pub, err := events.NewPublisher(nc, events.PublisherConfig{Source: "test"})
 	require.NoError(t, err)
 	defer pub.Close(ctx)
-	period := 40 * time.Second
-	p := time.Now().UTC().Truncate(period)
-	if time.Until(p.Add(period)) < 15*time.Second {
-		p = p.Add(period)
-		time.Sleep(time.Until(p))
-	}
 	require.Eventually(t, func() bool {
 		_, err := pub.Publish(ctx, events.Event{Subject: events.TickSubject(events.ModuleStraux), ID: events.TickID(events.ModuleStraux, p),
 			Payload: &eventsv1.Tick{Module: events.ModuleStraux, PeriodStart: timestamppb.New(p), Period: durationpb.New(period)}})

@@ -3,6 +3,7 @@ package tradesync_test
 import (
 	"context"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"cryptopill.dev/jobs/libs/exchange"
 	"cryptopill.dev/jobs/libs/simex"
+	"cryptopill.dev/jobs/libs/testkit/clocktest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	"cryptopill.dev/jobs/services/cinimport/internal/tradesync"
 )
@@ -20,21 +22,23 @@ func TestSyncBootstrapsThenFollowsTheCursor(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d := pgtest.NewDB(t)
-	now := time.Now().UTC()
-	clock := now
+	// One clock for the exchange, the client and the sync: a fixed instant, moved on by hand.
+	now := clocktest.Afternoon
+	running := clocktest.Running(now)
+	var skipped atomic.Int64
+	clock := func() time.Time { return running().Add(time.Duration(skipped.Load())) }
 	ex, err := simex.New(simex.Config{Symbols: []string{"BTCUSDT", "ETHBTC"}, APIKey: "k", APISecret: "s",
-		TradesSince: now.Add(-10 * 24 * time.Hour), TradeEvery: 10 * time.Minute, WeightLimit: -1,
-		Now: func() time.Time { return clock }})
+		TradesSince: now.Add(-10 * 24 * time.Hour), TradeEvery: 10 * time.Minute, WeightLimit: -1, Now: clock})
 	require.NoError(t, err)
 	srv := httptest.NewServer(ex)
 	t.Cleanup(srv.Close)
-	client, err := exchange.New(exchange.Config{BaseURL: srv.URL, APIKey: "k", APISecret: "s", WeightLimit: 6000})
+	client, err := exchange.New(exchange.Config{BaseURL: srv.URL, APIKey: "k", APISecret: "s", WeightLimit: 6000, Now: clock})
 	require.NoError(t, err)
 	_, err = d.Pool.Exec(ctx, `INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ('BTCUSDT', 'BTC', 'USDT')`)
 	require.NoError(t, err)
 
 	// Symbols from the universe; a 2-day look-back (~288 trades), in pages of 100.
-	s := tradesync.New(d.Pool, client, tradesync.Config{Lookback: 48 * time.Hour, PageSize: 100, Now: func() time.Time { return clock }})
+	s := tradesync.New(d.Pool, client, tradesync.Config{Lookback: 48 * time.Hour, PageSize: 100, Now: clock})
 	res, err := s.Sync(ctx)
 	require.NoError(t, err)
 	require.Empty(t, res.Failed)
@@ -52,14 +56,14 @@ func TestSyncBootstrapsThenFollowsTheCursor(t *testing.T) {
 	res, err = s.Sync(ctx)
 	require.NoError(t, err)
 	require.Zero(t, res.Stored)
-	clock = clock.Add(2 * time.Hour)
+	skipped.Add(int64(2 * time.Hour))
 	res, err = s.Sync(ctx)
 	require.NoError(t, err)
 	require.Greater(t, res.Stored, 5)
 	require.True(t, res.Earliest.After(now.Add(-time.Minute)), "the new trades start at the cursor")
 
 	// Configured symbols; an unknown one fails alone.
-	s = tradesync.New(d.Pool, client, tradesync.Config{Symbols: []string{"ETHBTC", "NOPEUSDT"}, Lookback: 24 * time.Hour, Now: func() time.Time { return clock }})
+	s = tradesync.New(d.Pool, client, tradesync.Config{Symbols: []string{"ETHBTC", "NOPEUSDT"}, Lookback: 24 * time.Hour, Now: clock})
 	res, err = s.Sync(ctx)
 	require.NoError(t, err)
 	require.Greater(t, res.Stored, 100)

@@ -20,6 +20,7 @@ import (
 	"cryptopill.dev/jobs/libs/events/eventstest"
 	"cryptopill.dev/jobs/libs/exchange"
 	"cryptopill.dev/jobs/libs/simex"
+	"cryptopill.dev/jobs/libs/testkit/clocktest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 	"cryptopill.dev/jobs/services/straux/internal/plan"
@@ -38,20 +39,27 @@ type bundle struct {
 	simex  *simex.Exchange
 	client *exchange.Client
 	pub    *events.Publisher
-	// p is the period the tests tick; now is the runners' frozen clock, a second into it.
+	// p is the period the tests tick; now is the runners' frozen clock, a second into it. The
+	// exchange (simex and client) runs on the same clock advancing at the real rate from each
+	// setNow, so its weight windows roll. Both are fixed instants, never the wall clock: the
+	// period's phase in the exchange's minute and the hour of day are the same at every run.
 	p   time.Time
-	now atomic.Pointer[time.Time]
+	now atomic.Pointer[setClock]
 }
+
+type setClock struct{ at, set time.Time }
 
 func setup(t *testing.T, symbols []string, universeRows []string) *bundle {
 	t.Helper()
 	b := &bundle{db: pgtest.NewDB(t), bus: eventstest.NewBus(t)}
 	var err error
-	b.simex, err = simex.New(simex.Config{Symbols: symbols, Seed: 7})
+	b.p = clocktest.Afternoon.Truncate(interval)
+	b.setNow(b.p.Add(time.Second))
+	b.simex, err = simex.New(simex.Config{Symbols: symbols, Seed: 7, Now: b.exchangeClock})
 	require.NoError(t, err)
 	srv := httptest.NewServer(b.simex)
 	t.Cleanup(srv.Close)
-	b.client, err = exchange.New(exchange.Config{BaseURL: srv.URL, MaxRetries: -1})
+	b.client, err = exchange.New(exchange.Config{BaseURL: srv.URL, MaxRetries: -1, Now: b.exchangeClock})
 	require.NoError(t, err)
 	b.pub, err = events.NewPublisher(b.bus.Conn, events.PublisherConfig{Source: "test"})
 	require.NoError(t, err)
@@ -61,13 +69,15 @@ func setup(t *testing.T, symbols []string, universeRows []string) *bundle {
 			`INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ($1, left($1, -4), 'USDT')`, s)
 		require.NoError(t, err)
 	}
-	b.p = time.Now().UTC().Truncate(interval)
-	b.setNow(b.p.Add(time.Second))
 	return b
 }
 
-func (b *bundle) setNow(t time.Time) { b.now.Store(&t) }
-func (b *bundle) clock() time.Time   { return *b.now.Load() }
+func (b *bundle) setNow(t time.Time) { b.now.Store(&setClock{at: t, set: time.Now()}) }
+func (b *bundle) clock() time.Time   { return b.now.Load().at }
+func (b *bundle) exchangeClock() time.Time {
+	c := b.now.Load()
+	return c.at.Add(time.Since(c.set))
+}
 
 // replica is one straux replica: its own pool, NATS connection, runner and consumers.
 type replica struct {
