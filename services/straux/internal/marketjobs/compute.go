@@ -109,4 +109,3 @@ func (h *Handlers) ComputeMatricesAt(ctx context.Context, ts time.Time) (int64, 
 	h.log.Info("matrices computed", "ts", ts, "rows", tag.RowsAffected())
 	return tag.RowsAffected(), nil
 }
-
