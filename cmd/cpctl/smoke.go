@@ -172,6 +172,25 @@ func runSmokeChecks(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions) [
 	return append(out, checkNullVectors(ctx, pool, opt))
 }
 
+// smokeQuery runs one check's statement in a read-only transaction and hands its rows to each.
+// JIT is off: compiling a plan of this size costs seconds on a busy server and saves nothing on a
+// read of a few hundred thousand rows.
+func smokeQuery(ctx context.Context, pool *pgxpool.Pool, sql string, args []any, scans []any, each func() error) error {
+	return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL jit = off"); err != nil {
+			return fmt.Errorf("set jit: %w", err)
+		}
+		rows, err := tx.Query(ctx, sql, args...)
+		if err != nil {
+			return fmt.Errorf("query: %w", err)
+		}
+		if _, err := pgx.ForEachRow(rows, scans, each); err != nil {
+			return fmt.Errorf("query: %w", err)
+		}
+		return nil
+	})
+}
+
 func errorCheck(name string, err error) smokeCheck {
 	return smokeCheck{Name: name, Status: statusError, Detail: err.Error()}
 }
@@ -180,33 +199,24 @@ func errorCheck(name string, err error) smokeCheck {
 // or one of its normalised inputs, at a bound of its clamp.
 func checkMEAClamp(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions) smokeCheck {
 	const name = "mea.mood_clamp"
-	rows, err := pool.Query(ctx, mustSmokeSQL("smoke_mea"), opt.periods, opt.history, boundTolerance)
-	if err != nil {
-		return errorCheck(name, fmt.Errorf("query: %w", err))
-	}
 	var (
-		grids    int
-		findings []smokeFinding
+		grids                 int
+		findings              []smokeFinding
+		series, bound, moodID *string
+		run                   *int
+		since, newest         *time.Time
+		before                *bool
 	)
-	for rows.Next() {
-		var (
-			series, bound, moodID *string
-			run                   *int
-			since, newest         *time.Time
-			before                *bool
-		)
-		if err := rows.Scan(&series, &run, &bound, &since, &newest, &moodID, &before, &grids); err != nil {
-			rows.Close()
-			return errorCheck(name, fmt.Errorf("scan: %w", err))
-		}
-		if series == nil {
-			continue // the row that only counts grids
-		}
-		findings = append(findings, smokeFinding{Series: *series, Bound: *bound, Run: *run, Since: *since,
-			SinceBefore: *before, Newest: *newest, MoodID: *moodID})
-	}
-	if err := rows.Err(); err != nil {
-		return errorCheck(name, fmt.Errorf("query: %w", err))
+	err := smokeQuery(ctx, pool, mustSmokeSQL("smoke_mea"), []any{opt.periods, opt.history, boundTolerance},
+		[]any{&series, &run, &bound, &since, &newest, &moodID, &before, &grids}, func() error {
+			if series != nil { // else the row that only counts grids
+				findings = append(findings, smokeFinding{Series: *series, Bound: *bound, Run: *run, Since: *since,
+					SinceBefore: *before, Newest: *newest, MoodID: *moodID})
+			}
+			return nil
+		})
+	if err != nil {
+		return errorCheck(name, err)
 	}
 	c := smokeCheck{Name: name, Status: statusOK, Findings: findings}
 	switch {
@@ -229,26 +239,23 @@ func checkMEAClamp(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions) sm
 // each of one symbol's newest opt.periods rows of a window.
 func checkVectorClamps(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions) []smokeCheck {
 	const byWindow, bySymbol = "vectors.window_clamp", "vectors.symbol_clamp"
-	rows, err := pool.Query(ctx, mustSmokeSQL("smoke_vectors"), opt.periods, opt.history, boundTolerance)
-	if err != nil {
-		err = fmt.Errorf("query: %w", err)
-		return []smokeCheck{errorCheck(byWindow, err), errorCheck(bySymbol, err)}
-	}
 	found := map[string][]smokeFinding{}
-	var f smokeFinding
-	var kind string
-	var symbol *string
-	_, err = pgx.ForEachRow(rows, []any{&kind, &f.Window, &symbol, &f.Series, &f.Run, &f.Bound, &f.Since,
-		&f.Newest, &f.Symbols, &f.SinceBefore}, func() error {
-		g := f
-		if symbol != nil {
-			g.Symbol = *symbol
-		}
-		found[kind] = append(found[kind], g)
-		return nil
-	})
+	var (
+		f      smokeFinding
+		kind   string
+		symbol *string
+	)
+	err := smokeQuery(ctx, pool, mustSmokeSQL("smoke_vectors"), []any{opt.periods, opt.history, boundTolerance},
+		[]any{&kind, &f.Window, &symbol, &f.Series, &f.Run, &f.Bound, &f.Since, &f.Newest, &f.Symbols, &f.SinceBefore},
+		func() error {
+			g := f
+			if symbol != nil {
+				g.Symbol = *symbol
+			}
+			found[kind] = append(found[kind], g)
+			return nil
+		})
 	if err != nil {
-		err = fmt.Errorf("query: %w", err)
 		return []smokeCheck{errorCheck(byWindow, err), errorCheck(bySymbol, err)}
 	}
 	w := smokeCheck{Name: byWindow, Status: statusOK, Findings: found["window"],
@@ -276,10 +283,6 @@ func checkVectorClamps(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions
 // newest opt.periods per symbol) have no value.
 func checkNullVectors(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions) smokeCheck {
 	const name = "vectors.null_share"
-	rows, err := pool.Query(ctx, mustSmokeSQL("smoke_null_vectors"), opt.periods)
-	if err != nil {
-		return errorCheck(name, fmt.Errorf("query: %w", err))
-	}
 	var (
 		f        smokeFinding
 		without  int
@@ -288,22 +291,23 @@ func checkNullVectors(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions)
 		worst    float64
 		findings []smokeFinding
 	)
-	_, err = pgx.ForEachRow(rows, []any{&f.Window, &f.Rows, &without, &reason, &f.Newest}, func() error {
-		windows++
-		f.Share = float64(without) / float64(f.Rows)
-		worst = max(worst, f.Share)
-		if f.Share > opt.maxNullShare {
-			g := f
-			g.Series = "vectors"
-			if reason != nil {
-				g.Reason = *reason
+	err := smokeQuery(ctx, pool, mustSmokeSQL("smoke_null_vectors"), []any{opt.periods},
+		[]any{&f.Window, &f.Rows, &without, &reason, &f.Newest}, func() error {
+			windows++
+			f.Share = float64(without) / float64(f.Rows)
+			worst = max(worst, f.Share)
+			if f.Share > opt.maxNullShare {
+				g := f
+				g.Series = "vectors"
+				if reason != nil {
+					g.Reason = *reason
+				}
+				findings = append(findings, g)
 			}
-			findings = append(findings, g)
-		}
-		return nil
-	})
+			return nil
+		})
 	if err != nil {
-		return errorCheck(name, fmt.Errorf("query: %w", err))
+		return errorCheck(name, err)
 	}
 	c := smokeCheck{Name: name, Status: statusOK, Findings: findings}
 	switch {
