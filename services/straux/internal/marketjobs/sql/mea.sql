@@ -90,14 +90,13 @@ WITH grid AS (
         computed_at = now()
     RETURNING 1
 ), weighed AS (
-    SELECT c.ts, c.base, c.quote, c.id_pct, COALESCE(tr.name, 'none') AS tier,
-           COALESCE(tr.weight, 0)::float8 AS tier_weight, COALESCE(b.balance, 1)::numeric AS balance
+    -- width_bucket over the ascending lower bounds is the number of bounds ≤ |id_pct|: the band
+    -- [$8[i], $8[i+1]) is i, below $8[1] it is 0 (and NULL for an undefined id_pct).
+    SELECT c.ts, c.base, c.quote, c.id_pct, COALESCE(($9::text[])[tb.i], 'none') AS tier,
+           COALESCE(($10::float8[])[tb.i], 0)::float8 AS tier_weight, COALESCE(b.balance, 1)::numeric AS balance
       FROM cells c
       LEFT JOIN unnest($6::text[], $7::numeric[]) AS b(coin, balance) ON b.coin = c.base
-      LEFT JOIN LATERAL (SELECT t.name, t.weight
-                           FROM unnest($8::numeric[], $9::text[], $10::float8[]) AS t(lower_bound, name, weight)
-                          WHERE abs(c.id_pct) >= t.lower_bound
-                          ORDER BY t.lower_bound DESC LIMIT 1) AS tr ON true
+     CROSS JOIN LATERAL (SELECT NULLIF(width_bucket(abs(c.id_pct), $8::numeric[]), 0) AS i) AS tb
 ), cell_weights AS (
     SELECT w.*, w.balance::float8 * (1 / k.k) * w.tier_weight * md.mood_coeff AS weight
       FROM weighed w CROSS JOIN k CROSS JOIN mood md
