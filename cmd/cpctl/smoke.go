@@ -196,7 +196,7 @@ func errorCheck(name string, err error) smokeCheck {
 }
 
 // checkMEAClamp fails when the newest opt.periods MEA grids (or more) have their mood coefficient,
-// or one of its normalised inputs, at a bound of its clamp.
+// or one of its normalised inputs, at a bound of its clamp, or a mood computed from no symbol.
 func checkMEAClamp(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions) smokeCheck {
 	const name = "mea.mood_clamp"
 	var (

@@ -214,6 +214,19 @@ func TestSmokePinnedFails(t *testing.T) {
 	require.Contains(t, line(t, out, "vectors.symbol_clamp"), "v_tendency = -100 in its last 5 rows (newest 2026-11-30T09:07:20Z) since before 2026-11-30T09:04:40Z")
 }
 
+// Grids whose mood had no signal to go on (no symbol with a recent vector) fail too.
+func TestSmokeMoodWithoutSignals(t *testing.T) {
+	f := setupSmoke(t)
+	f.healthy()
+	f.grids(12, 21, 0.8, 1, 0.8, 0, "Da0")
+	f.exec(`UPDATE str_aux.mea_grids SET symbols = '{}', candidates = 0 WHERE ts >= $1`, f.t0.Add(12*time.Minute))
+	code, out, errOut := f.smoke()
+	require.Equal(t, 1, code, out+errOut)
+	require.Contains(t, line(t, out, "mea.mood_clamp"),
+		"mood_symbols at 0 in the last 10 grids (newest 2026-11-30T09:21:00Z, mood Da0) since 2026-11-30T09:12:00Z")
+	require.NotContains(t, line(t, out, "mea.mood_clamp"), "mood_coeff")
+}
+
 func TestSmokeUsageErrors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
