@@ -1,5 +1,5 @@
 // Command cpctl is the operator CLI of the CryptoPill jobs platform: schema migrations, the dev
-// stack, the simulated exchange, and (later) status, doctor, smoke, freeze and replay.
+// stack, the simulated exchange, smoke checks, and (later) status, doctor, freeze and replay.
 package main
 
 import (
@@ -24,6 +24,7 @@ func commands() map[string]command {
 		"seed":    {"load the dev seed (five-coin universe, default windows)", runSeed},
 		"simex":   {"run the simulated Binance-compatible exchange", runSimex},
 		"dev":     {"run the whole stack on embedded defaults (make dev)", runDev},
+		"smoke":   {"check stored statistics, vectors and MEA moods for values stuck at a bound", runSmoke},
 	}
 }
 

@@ -71,11 +71,12 @@ type Config struct {
 	// DefaultInterval is the sampling interval assumed by compute_str_vectors before any tick.
 	// Default 40s.
 	DefaultInterval time.Duration
-	// Tiers are MEA's z thresholds flat|slight|normal|high|extreme. Default 0.0005, 0.002,
-	// 0.005, 0.01 (z is the move since the previous grid, a fraction).
-	Tiers [4]float64
-	// PerCoinCap caps a coin's MEA weight at PerCoinCap × mean balance. Default 3.
-	PerCoinCap float64
+	// Tiers are MEA's tier bands on |id_pct| (a decimal fraction), ascending by From; each band
+	// runs from its From to the next band's From, and below the first a cell weighs 0. Default
+	// DefaultTiers (the original's Alpha–Epsilon).
+	Tiers []Tier
+	// Mood configures MEA's mood coefficient; zero fields take DefaultMood's.
+	Mood Mood
 	// Registerer receives the metrics (nil: not registered). Logger defaults to slog.Default(),
 	// Now to time.Now.
 	Registerer prometheus.Registerer
@@ -102,12 +103,10 @@ func (c Config) withDefaults() Config {
 	if c.DefaultInterval <= 0 {
 		c.DefaultInterval = 40 * time.Second
 	}
-	if c.Tiers == [4]float64{} {
-		c.Tiers = [4]float64{0.0005, 0.002, 0.005, 0.01}
+	if len(c.Tiers) == 0 {
+		c.Tiers = DefaultTiers()
 	}
-	if c.PerCoinCap <= 0 {
-		c.PerCoinCap = 3
-	}
+	c.Mood = c.Mood.withDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -128,6 +127,7 @@ type Handlers struct {
 	gaps       *prometheus.CounterVec
 	gapCandles *prometheus.CounterVec
 	klines     *prometheus.CounterVec
+	mea        meaMetrics
 }
 
 // New returns the handlers.
@@ -141,9 +141,11 @@ func New(st *store.Store, ex Exchange, uni Universe, cfg Config) *Handlers {
 			Help: "Candles missing in the gaps fetch_klines found, by interval."}, []string{"interval"}),
 		klines: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "straux_klines_stored_total",
 			Help: "Closed candles upserted by fetch_klines, by interval."}, []string{"interval"}),
+		mea: newMEAMetrics(),
 	}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(h.gaps, h.gapCandles, h.klines)
+		h.mea.register(cfg.Registerer)
 	}
 	return h
 }
@@ -171,9 +173,8 @@ type payload struct {
 	Symbol   string `json:"symbol"`
 	Window   string `json:"window"`
 	Interval string `json:"interval"`
-	// Balances (coin → balance, decimal strings) and PerCoinCap are compute_mea's inputs.
-	Balances   map[string]string `json:"balances"`
-	PerCoinCap float64           `json:"per_coin_cap"`
+	// Balances (coin → balance, decimal strings; absent coins weigh 1) are compute_mea's input.
+	Balances map[string]string `json:"balances"`
 }
 
 func decode(job jobs.Job) (payload, error) {

@@ -193,7 +193,7 @@ func TestComputeStrVectorsFromStoredSamples(t *testing.T) {
 	}
 }
 
-func TestMatricesAndMEAFixture(t *testing.T) {
+func TestMatricesFixture(t *testing.T) {
 	t.Parallel()
 	b := setup(t, "BTCUSDT", "ETHUSDT")
 	h := b.handlers(nil, []string{"BTCUSDT", "ETHUSDT"}, time.Time{})
@@ -241,44 +241,6 @@ func TestMatricesAndMEAFixture(t *testing.T) {
 	var rows int
 	require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM str_aux.matrices`).Scan(&rows))
 	require.Equal(t, 3*36, rows)
-
-	// MEA of the t2 grid. z = |id_pct|: BTC/ETH 0.1, ETH/BTC |0.5→5/11| = 0.0909, BTC/USDT 0.1,
-	// USDT/BTC 0.0909 — all extreme (2.0); ETH/USDT and USDT/ETH 0 — flat (0.2).
-	// Tier sums: BTC 4, ETH 2.2, USDT 2.2; n = 3.
-	// BTC's vectors (shortest window 30m): vTendency 100, GFM 100, vSwap 0.5 → mood
-	// clamp(100/100 + 0.5) = 1.5. The others have none: mood 1.
-	// weight = 1 × tier_sum/2 × mood × 3: BTC 9, ETH 3.3, USDT 3.3; the cap 10 × mean balance 1
-	// is not reached.
-	b.exec(t, `INSERT INTO str_aux.window_stats (symbol, window_label, period_start, n_samples, gfm, gfm_abs)
-		VALUES ('BTCUSDT', '30m', $1, 20, 0.001, 100)`, t1)
-	b.exec(t, `INSERT INTO str_aux.window_vectors (symbol, window_label, period_start, n_samples, v_inner, v_outer, v_tendency, v_swap)
-		VALUES ('BTCUSDT', '30m', $1, 20, 0, 0, 100, 0.5)`, t1)
-	res, err := h.ComputeMEAAt(ctx, t2.Add(30*time.Second), nil, 10)
-	require.NoError(t, err)
-	require.Equal(t, t2, res.GridTS.UTC())
-	require.Equal(t, 6, res.Pairs)
-	require.Equal(t, 3, res.Coins)
-	tier := func(base, quote string) (tier string) {
-		require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT tier FROM str_aux.mea WHERE ts = $1 AND base = $2 AND quote = $3`,
-			t2, base, quote).Scan(&tier))
-		return tier
-	}
-	require.Equal(t, "extreme", tier("BTC", "ETH"))
-	require.Equal(t, "extreme", tier("USDT", "BTC"))
-	require.Equal(t, "flat", tier("ETH", "USDT"))
-	weight := func(coin string) float64 {
-		return *b.float(t, `SELECT weight::float8 FROM str_aux.mea_coins WHERE ts = $1 AND coin = $2`, t2, coin)
-	}
-	require.InDelta(t, 9, weight("BTC"), 1e-9)
-	require.InDelta(t, 3.3, weight("ETH"), 1e-9)
-	require.InDelta(t, 3.3, weight("USDT"), 1e-9)
-	require.InDelta(t, 1.5, *b.float(t, `SELECT mood_coeff FROM str_aux.mea_coins WHERE ts = $1 AND coin = 'BTC'`, t2), 1e-12)
-	// With the default cap (3 × mean balance) every coin (9, 3.3, 3.3) is capped at 3.
-	_, err = h.ComputeMEAAt(ctx, t2, nil, 0)
-	require.NoError(t, err)
-	require.InDelta(t, 3, weight("BTC"), 1e-9)
-	require.InDelta(t, 3, weight("ETH"), 1e-9)
-	require.InDelta(t, 3, *b.float(t, `SELECT count(*) FILTER (WHERE capped)::float8 FROM str_aux.mea_coins WHERE ts = $1`, t2), 0)
 }
 
 func TestHandlersWorkJobsFromTheEngine(t *testing.T) {
