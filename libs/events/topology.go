@@ -202,7 +202,6 @@ func NewTopology(cfg TopologyConfig) Topology {
 	}
 }
 
-
 // ApplyAs brings service's part of the topology in line with the declarations, and nothing else:
 //   - a stream it owns is created, or updated in place to its declaration;
 //   - a stream it uses without owning it is only looked up (stream INFO); while it does not
