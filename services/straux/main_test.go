@@ -53,11 +53,16 @@ func TestServiceEndToEnd(t *testing.T) {
 	}()
 
 	// straux waits for the orchestrator's streams (CP_TICKS, CP_UNIVERSE), then declares its own
-	// durable and CP_JOBS; publish once the durable consumer exists.
+	// durable and CP_JOBS.
 	nc := ns.Connect(t)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	require.NoError(t, events.NewTopology(events.TopologyConfig{}).ApplyAs(ctx, js, events.ServiceOrchestrator))
+	// The durable delivers only ticks stored after it exists.
+	require.Eventually(t, func() bool {
+		_, err := js.Consumer(ctx, events.StreamTicks, events.ConsumerStrauxTicks)
+		return err == nil
+	}, 30*time.Second, 20*time.Millisecond, "straux declares its durable once the orchestrator's streams exist")
 	pub, err := events.NewPublisher(nc, events.PublisherConfig{Source: "test"})
 	require.NoError(t, err)
 	defer pub.Close(ctx)
