@@ -107,7 +107,8 @@ func (t *topologyState) apply(ctx context.Context, js jetstream.JetStream, decl 
 		case errors.As(err, &missing):
 			t.failures.WithLabelValues(reasonStreamMissing).Inc()
 			if remind {
-				logger.Warn(err.Error()+"; not ready until its owner creates it", "stream", missing.Stream, "owner", missing.Owner,
+				// The first missing stream names the line; err lists every one.
+				logger.Warn(missing.Error()+"; not ready until its owner creates it", "stream", missing.Stream, "owner", missing.Owner,
 					"err", err, "attempt", attempt)
 			}
 		default:
