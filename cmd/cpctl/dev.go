@@ -300,8 +300,10 @@ func (c *devChild) stop(grace time.Duration) {
 	}
 }
 
-// declareTopology creates the streams and durable consumers up front, so they exist (and can be
-// inspected with the nats CLI) even before the first service starts.
+// declareTopology creates the declared streams and durable consumers that do not exist yet,
+// with the dev defaults, so they exist (and can be inspected with the nats CLI) before the first
+// service starts, and a service started without its streams' owner (RUN_JOBS unset) does not
+// wait for them. Existing ones are left to their owners, which bring them in line at start.
 func declareTopology(ctx context.Context, natsURL string) error {
 	nc, err := nats.Connect(natsURL, nats.Name("cpctl dev"))
 	if err != nil {
@@ -312,7 +314,7 @@ func declareTopology(ctx context.Context, natsURL string) error {
 	if err != nil {
 		return err
 	}
-	if err := events.NewTopology(events.TopologyConfig{}).Apply(ctx, js); err != nil {
+	if err := events.NewTopology(events.TopologyConfig{}).CreateMissing(ctx, js); err != nil {
 		return fmt.Errorf("declare streams: %w", err)
 	}
 	return nil

@@ -18,8 +18,11 @@
 // # Streams and consumers
 //
 // [NewTopology] returns the streams (CP_TICKS, CP_UNIVERSE, CP_CDC, CP_JOBS, CP_IMPORTS,
-// CP_DLQ) and the services' durable consumers; [Topology.Apply] creates or updates them,
-// idempotently, at start. Subject builders ([TickSubject], [ChangeSubject], ...) and the
+// CP_DLQ) and the services' durable consumers, each with the one service that owns it. At start
+// a service applies its own part with [Topology.ApplyAs]: it creates or updates what it owns,
+// idempotently, and only looks up the streams it uses, waiting while their owner has not created
+// them ([StreamMissingError]); a live setting the server cannot change in place is reported as a
+// [SettingConflictError], not retried blindly. Subject builders ([TickSubject], [ChangeSubject], ...) and the
 // stream and consumer names are exported so services never spell subjects by hand.
 // docs/events.md describes every subject.
 //

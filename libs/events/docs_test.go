@@ -33,14 +33,15 @@ func TestDocsMatchCode(t *testing.T) {
 		events.StreamJobs: "JobLifecycle", events.StreamImports: "MovesImported", events.StreamDLQ: "DeadLetter",
 	}
 	for _, s := range topo.Streams {
-		want := []string{"`" + s.Name + "`", "`" + strings.Join(s.Subjects, "`, `") + "`", payloads[s.Name], human(s.MaxAge), human(s.Duplicates)}
+		users := strings.Join(s.Users, ", ")
+		if s.UsersCreate {
+			users += " (create if absent)"
+		}
+		want := []string{"`" + s.Name + "`", "`" + strings.Join(s.Subjects, "`, `") + "`", payloads[s.Name], human(s.MaxAge), human(s.Duplicates),
+			s.Owner, users}
 		require.Equal(t, want, rows["`"+s.Name+"`"], "streams table row of %s", s.Name)
 	}
 
-	services := map[string]string{
-		events.ConsumerStrauxTicks: "straux", events.ConsumerCinimportTicks: "cinimport",
-		events.ConsumerCinimportChanges: "cinimport", events.ConsumerSeederUniverse: "seeder",
-	}
 	deliver := map[jetstream.DeliverPolicy]string{
 		jetstream.DeliverAllPolicy: "all", jetstream.DeliverNewPolicy: "new", jetstream.DeliverLastPolicy: "last",
 	}
@@ -57,7 +58,7 @@ func TestDocsMatchCode(t *testing.T) {
 		want := []string{
 			"`" + cfg.Durable + "`", "`" + c.Stream + "`", "`" + strings.Join(filters, "`, `") + "`",
 			deliver[cfg.DeliverPolicy], strings.Join(backoff, ", "), fmt.Sprint(cfg.MaxDeliver),
-			fmt.Sprint(cfg.MaxAckPending), services[cfg.Durable],
+			fmt.Sprint(cfg.MaxAckPending), c.Owner,
 		}
 		require.Equal(t, want, rows["`"+cfg.Durable+"`"], "consumers table row of %s", cfg.Durable)
 	}

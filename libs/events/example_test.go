@@ -13,8 +13,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// A service declares the topology at start, publishes with a Publisher and consumes its durable
-// with a Consumer until its context ends.
+// Each service applies its own part of the topology at start (what it owns; it waits for the
+// streams it only uses), publishes with a Publisher and consumes its durable with a Consumer
+// until its context ends. Here one process plays the orchestrator and straux.
 func Example() {
 	ctx := context.Background()
 	nc, err := nats.Connect(nats.DefaultURL)
@@ -26,8 +27,12 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := events.NewTopology(events.TopologyConfig{Replicas: 1}).Apply(ctx, js); err != nil {
+	topo := events.NewTopology(events.TopologyConfig{Replicas: 1})
+	if err := topo.ApplyAs(ctx, js, events.ServiceOrchestrator); err != nil {
 		log.Fatal(err)
+	}
+	if err := topo.ApplyAs(ctx, js, events.ServiceStraux); err != nil {
+		log.Fatal(err) // a *StreamMissingError had straux started before the orchestrator
 	}
 
 	// Orchestrator side: one tick per period, the same id from every orchestrator.

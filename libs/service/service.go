@@ -59,8 +59,11 @@ type Options struct {
 	NoHTTP bool
 	// Logger overrides the JSON logger on stderr (tests).
 	Logger *slog.Logger
-	// Topology is applied (created or updated, idempotently) once NATS is connected. The zero
-	// value is events.NewTopology with Common.NATSReplicas.
+	// Topology is the declared streams and durables; the service applies its own part of it
+	// (events.Topology.ApplyAs with Name as the service) once NATS is connected, and runs only
+	// once that part is in line: it creates or updates what it owns and waits, not ready, for the
+	// streams it uses that their owners have not created yet. The zero value is
+	// events.NewTopology with Common.NATSReplicas.
 	Topology *events.Topology
 }
 
@@ -159,6 +162,7 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		pool := p.Pool
 		p.AddReadyCheck("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
 	}
+	var topo *topologyState
 	if !opts.NoNATS {
 		if p.NC, err = connectNATS(opts.Name, opts.Common.NATSURL, logger); err != nil {
 			return err
@@ -167,18 +171,6 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		if p.JS, err = jetstream.New(p.NC); err != nil {
 			return fmt.Errorf("jetstream on %s: %w", config.SafeNATSURL(opts.Common.NATSURL), err)
 		}
-		topo := opts.Topology
-		if topo == nil {
-			t := events.NewTopology(events.TopologyConfig{Replicas: opts.Common.NATSReplicas})
-			topo = &t
-		}
-		if err := applyTopology(ctx, p.JS, topo, logger); err != nil {
-			return err
-		}
-		if p.Publisher, err = events.NewPublisher(p.NC, events.PublisherConfig{Source: opts.Name}); err != nil {
-			return err
-		}
-		p.Events.AddPublisher(opts.Name, p.Publisher)
 		nc := p.NC
 		p.AddReadyCheck("nats", func(context.Context) error {
 			if !nc.IsConnected() {
@@ -186,8 +178,11 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 			}
 			return nil
 		})
+		topo = newTopologyState(p.Registry)
+		p.AddReadyCheck("topology", topo.check)
 	}
 
+	// Served before the topology is in line, so /readyz can say what the service waits for.
 	if !opts.NoHTTP {
 		srv, err := p.serveHTTP(opts.Common.HTTPAddr)
 		if err != nil {
@@ -198,6 +193,26 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 			defer cancel()
 			_ = srv.Shutdown(sctx)
 		}()
+	}
+
+	if !opts.NoNATS {
+		decl := opts.Topology
+		if decl == nil {
+			t := events.NewTopology(events.TopologyConfig{Replicas: opts.Common.NATSReplicas})
+			decl = &t
+		}
+		if err := topo.apply(ctx, p.JS, decl, opts.Name, logger); err != nil {
+			if ctx.Err() != nil {
+				// Stopped while waiting (for an owner's stream, an operator's fix): not a failure.
+				logger.Info("stopped before streams and consumers were in line", "err", err)
+				return nil
+			}
+			return err
+		}
+		if p.Publisher, err = events.NewPublisher(p.NC, events.PublisherConfig{Source: opts.Name}); err != nil {
+			return err
+		}
+		p.Events.AddPublisher(opts.Name, p.Publisher)
 	}
 	logger.Info("ready", "http", p.HTTPAddr)
 
@@ -227,28 +242,6 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 	}
 	logger.Info("stopped")
 	return nil
-}
-
-// applyTopology declares the streams and durable consumers, retrying while NATS is unreachable
-// (the connection retries in the background) until ctx ends.
-func applyTopology(ctx context.Context, js jetstream.JetStream, topo *events.Topology, logger *slog.Logger) error {
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := topo.Apply(actx, js)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("declare streams and consumers: %w", err)
-		}
-		logger.Warn("declaring streams and consumers failed; retrying", "attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("declare streams and consumers: %w", err)
-		case <-time.After(min(time.Duration(attempt)*time.Second, 10*time.Second)):
-		}
-	}
 }
 
 func connectNATS(name, url string, logger *slog.Logger) (*nats.Conn, error) {

@@ -33,7 +33,7 @@ func TestServiceLifecycle(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() {
 		errc <- service.Start(ctx, service.Options{
-			Name: "lifecycle",
+			Name: events.ServiceOrchestrator,
 			Common: config.Common{
 				Env: config.EnvDev, DatabaseURL: d.URL, NATSURL: ns.URL, HTTPAddr: "127.0.0.1:0",
 				MigrateOnStart: true, ShutdownGrace: 5 * time.Second,
@@ -59,10 +59,10 @@ func TestServiceLifecycle(t *testing.T) {
 	// Migrated at start, stamped in ops.session_log.
 	var service, env string
 	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT service, env FROM ops.session_log WHERE id = $1`, p.SessionID).Scan(&service, &env))
-	require.Equal(t, "lifecycle", service)
+	require.Equal(t, "orchestrator", service)
 	require.Equal(t, "dev", env)
 
-	// Streams and consumers declared.
+	// The streams it owns declared.
 	js, err := jetstream.New(ns.Connect(t))
 	require.NoError(t, err)
 	for _, name := range []string{events.StreamTicks, events.StreamCDC, events.StreamDLQ} {
@@ -70,7 +70,7 @@ func TestServiceLifecycle(t *testing.T) {
 		require.NoError(t, err, name)
 	}
 
-	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "postgres: ok", "/metrics": "go_goroutines"} {
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "postgres: ok", "/metrics": "cp_topology_ready 1"} {
 		resp, err := http.Get("http://" + p.HTTPAddr + path)
 		require.NoError(t, err)
 		body, _ := io.ReadAll(resp.Body)

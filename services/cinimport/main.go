@@ -13,6 +13,7 @@ import (
 	"os"
 
 	"cryptopill.dev/jobs/libs/config"
+	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/service"
 )
 
@@ -23,7 +24,7 @@ func main() {
 	}
 	args := os.Args[1:]
 	if len(args) == 0 {
-		os.Exit(service.Main(service.Options{Name: "cinimport", Common: cfg.Common}, func(ctx context.Context, p *service.Process) error {
+		os.Exit(service.Main(service.Options{Name: events.ServiceCinimport, Common: cfg.Common}, func(ctx context.Context, p *service.Process) error {
 			return run(ctx, p, cfg)
 		}))
 	}

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
 	"cryptopill.dev/jobs/libs/config"
+	"cryptopill.dev/jobs/libs/events"
 )
 
 // Config is the orchestrator's configuration, read from the environment.
@@ -31,6 +33,10 @@ type Config struct {
 	CDCTables []string
 	// CDCMaxInFlight bounds relayed events awaiting their PubAck, CDC_MAX_IN_FLIGHT.
 	CDCMaxInFlight int
+	// CDCDuplicateWindow is the CP_CDC stream's duplicate window, CDC_DUPLICATE_WINDOW (default
+	// 5m): how long JetStream drops a replayed change by its id. The orchestrator owns CP_CDC, so
+	// this is the window's only source.
+	CDCDuplicateWindow time.Duration
 	// CDCStatusInterval is how often the relay reports its confirmed position to Postgres,
 	// CDC_STATUS_INTERVAL; it must stay well inside the server's wal_sender_timeout.
 	CDCStatusInterval time.Duration
@@ -58,7 +64,13 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		CDCTables:                l.List("CDC_TABLES", []string{"settings.coin_universe", "cin_aux.rt_session", "market.account_trades"}),
 		CDCMaxInFlight:           l.Int("CDC_MAX_IN_FLIGHT", 8192, 1, 1<<20),
 		CDCStatusInterval:        l.Duration("CDC_STATUS_INTERVAL", 2*time.Second),
+		CDCDuplicateWindow:       l.Duration("CDC_DUPLICATE_WINDOW", events.CDCDuplicates),
 	}
+	// A replay after a crash reaches back to the last confirmed position, up to a status interval
+	// old: a window shorter than that could not drop it. JetStream needs it within the max age.
+	l.Check(cfg.CDCDuplicateWindow > cfg.CDCStatusInterval && cfg.CDCDuplicateWindow <= events.CDCMaxAge,
+		"CDC_DUPLICATE_WINDOW", cfg.CDCDuplicateWindow.String(),
+		fmt.Sprintf("a duration longer than CDC_STATUS_INTERVAL (%s) and at most %s (CP_CDC's max age)", cfg.CDCStatusInterval, events.CDCMaxAge))
 	l.Check(cfg.CDCStatusInterval <= 20*time.Second, "CDC_STATUS_INTERVAL", cfg.CDCStatusInterval.String(),
 		"a duration of at most 20s (well inside wal_sender_timeout)")
 	l.Check(validIdent(cfg.CDCSlot), "CDC_SLOT", cfg.CDCSlot, "lower-case letters, digits and underscores")

@@ -43,14 +43,22 @@ func orchestrate(lookup func(string) (string, bool), logger *slog.Logger) int {
 	if err != nil {
 		config.Exit("orchestrator", err)
 	}
-	topo := events.NewTopology(events.TopologyConfig{
+	return service.Main(service.Options{Name: events.ServiceOrchestrator, Common: cfg.Common, Logger: logger, Topology: topology(cfg)}, func(ctx context.Context, p *service.Process) error {
+		return run(ctx, p, cfg)
+	})
+}
+
+// topology is the platform's declarations with the settings of the streams the orchestrator
+// owns (CP_TICKS, CP_UNIVERSE, CP_CDC, CP_DLQ): their only source, since no other service
+// changes them.
+func topology(cfg Config) *events.Topology {
+	t := events.NewTopology(events.TopologyConfig{
 		Replicas: cfg.NATSReplicas,
 		// Two orchestrators must de-duplicate each other's ticks of the longest period.
 		TickDuplicateWindow: max(events.DefaultTickDuplicates, 2*max(cfg.StrauxInterval, cfg.CinImportInterval)),
+		CDCDuplicateWindow:  cfg.CDCDuplicateWindow,
 	})
-	return service.Main(service.Options{Name: "orchestrator", Common: cfg.Common, Logger: logger, Topology: &topo}, func(ctx context.Context, p *service.Process) error {
-		return run(ctx, p, cfg)
-	})
+	return &t
 }
 
 // runJobsEnabled is the gate: exactly "1" enables the orchestrator, as operators know it.

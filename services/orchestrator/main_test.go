@@ -64,9 +64,21 @@ func TestConfigFloorsAndValidation(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 40*time.Second, cfg.StrauxInterval)
 
+	require.Equal(t, 5*time.Minute, cfg.CDCDuplicateWindow)
+
 	_, err = LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "CDC_TABLES": "nodot", "CDC_STATUS_INTERVAL": "1m"}))
 	require.ErrorContains(t, err, "CDC_TABLES")
 	require.ErrorContains(t, err, "CDC_STATUS_INTERVAL")
+
+	cfg, err = LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "CDC_DUPLICATE_WINDOW": "20s"}))
+	require.NoError(t, err)
+	require.Equal(t, 20*time.Second, cfg.CDCDuplicateWindow)
+	cdc, _ := topology(cfg).Stream(events.StreamCDC)
+	require.Equal(t, 20*time.Second, cdc.Duplicates, "CP_CDC's window comes from CDC_DUPLICATE_WINDOW")
+	for _, bad := range []string{"2s", "1s", "169h", "soon", "0s"} { // not longer than the 2s status interval, past the max age, unparsable
+		_, err = LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "CDC_DUPLICATE_WINDOW": bad}))
+		require.ErrorContains(t, err, "CDC_DUPLICATE_WINDOW", bad)
+	}
 }
 
 type bundle struct {
@@ -107,6 +119,7 @@ func (b *bundle) config() Config {
 		CDCTables:                []string{"settings.coin_universe", "cin_aux.rt_session", "market.account_trades"},
 		CDCMaxInFlight:           1024,
 		CDCStatusInterval:        200 * time.Millisecond,
+		CDCDuplicateWindow:       5 * time.Minute,
 	}
 }
 
@@ -124,9 +137,8 @@ func (b *bundle) start(t *testing.T, name string, cfg Config) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	running := make(chan struct{})
-	topo := events.NewTopology(events.TopologyConfig{})
 	go func() {
-		done <- service.Start(ctx, service.Options{Name: "orchestrator", Common: cfg.Common, Logger: logger(t, name), Topology: &topo},
+		done <- service.Start(ctx, service.Options{Name: events.ServiceOrchestrator, Common: cfg.Common, Logger: logger(t, name), Topology: topology(cfg)},
 			func(ctx context.Context, p *service.Process) error {
 				close(running)
 				return run(ctx, p, cfg)
@@ -226,8 +238,12 @@ func TestTwoOrchestratorsPutOneTickPerPeriod(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	cfg := b.config()
+	cfg.CDCDuplicateWindow = 30 * time.Second
 	stopA := b.start(t, "a", cfg)
 	stopB := b.start(t, "b", cfg)
+	cdc, err := b.js.Stream(context.Background(), events.StreamCDC)
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Second, cdc.CachedInfo().Config.Duplicates, "CP_CDC as the orchestrator (its owner) declares it")
 	waitFor(t, 20*time.Second, "five straux ticks", func() bool { return len(tickStarts(t, b.js, events.ModuleStraux)) >= 5 })
 	stopA()
 	stopB()
@@ -308,9 +324,8 @@ func TestMissedPeriodsAreCounted(t *testing.T) {
 	done := make(chan error, 1)
 	var reg *service.Process
 	var mu sync.Mutex
-	topo := events.NewTopology(events.TopologyConfig{})
 	go func() {
-		done <- service.Start(ctx, service.Options{Name: "orchestrator", Common: cfg.Common, Logger: slog.New(slog.NewJSONHandler(&buf, nil)), Topology: &topo},
+		done <- service.Start(ctx, service.Options{Name: events.ServiceOrchestrator, Common: cfg.Common, Logger: slog.New(slog.NewJSONHandler(&buf, nil)), Topology: topology(cfg)},
 			func(ctx context.Context, p *service.Process) error {
 				mu.Lock()
 				reg = p

@@ -26,7 +26,7 @@ func main() {
 	args := os.Args[1:]
 	switch {
 	case len(args) == 0:
-		os.Exit(service.Main(service.Options{Name: "seeder", Common: cfg.Common}, func(ctx context.Context, p *service.Process) error {
+		os.Exit(service.Main(service.Options{Name: events.ServiceSeeder, Common: cfg.Common}, func(ctx context.Context, p *service.Process) error {
 			return run(ctx, p, cfg)
 		}))
 	case len(args) == 1 && args[0] == "once":

@@ -33,7 +33,7 @@ func main() {
 	if err != nil {
 		config.Exit("straux", err)
 	}
-	os.Exit(service.Main(service.Options{Name: "straux", Common: cfg.Common}, func(ctx context.Context, p *service.Process) error {
+	os.Exit(service.Main(service.Options{Name: events.ServiceStraux, Common: cfg.Common}, func(ctx context.Context, p *service.Process) error {
 		return run(ctx, p, cfg)
 	}))
 }

@@ -59,8 +59,17 @@ func TestServiceEndToEnd(t *testing.T) {
 			func(ctx context.Context, p *service.Process) error { return run(ctx, p, cfg) })
 	}()
 
-	// The service declares the topology at start; publish once the durable consumer exists.
+	// straux waits for the orchestrator's streams (CP_TICKS, CP_UNIVERSE), then declares its own
+	// durable and CP_JOBS.
 	nc := ns.Connect(t)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	require.NoError(t, events.NewTopology(events.TopologyConfig{}).ApplyAs(ctx, js, events.ServiceOrchestrator))
+	// The durable delivers only ticks stored after it exists.
+	require.Eventually(t, func() bool {
+		_, err := js.Consumer(ctx, events.StreamTicks, events.ConsumerStrauxTicks)
+		return err == nil
+	}, 30*time.Second, 20*time.Millisecond, "straux declares its durable once the orchestrator's streams exist")
 	pub, err := events.NewPublisher(nc, events.PublisherConfig{Source: "test"})
 	require.NoError(t, err)
 	defer pub.Close(ctx)
@@ -91,8 +100,6 @@ func TestServiceEndToEnd(t *testing.T) {
 	require.Positive(t, count(`SELECT count(*) FROM str_aux.matrices WHERE matrix_type = 'benchmark'`))
 
 	// The run's outcome is on the bus for operators.
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
 	jobStream, err := js.Stream(ctx, events.StreamJobs)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {

@@ -16,6 +16,10 @@ import (
 // DefaultFlagsBucket is the KV bucket of operator flags.
 const DefaultFlagsBucket = "CP_FLAGS"
 
+// flagsHistory is how many past values of each flag the bucket keeps, for operators asking who
+// froze what (nats kv history).
+const flagsHistory = 10
+
 // Flag keys. FreezeKey freezes every module; FreezeKey + "." + module freezes one.
 const FreezeKey = "freeze"
 
@@ -137,23 +141,18 @@ func (f *FreezeFlags) watch(ctx context.Context) error {
 	}
 }
 
-// bucket opens the flags bucket, creating it when absent. An existing bucket is left as it is:
-// operators may have tuned it, and a second orchestrator must not update it under the first.
+// bucket creates the flags bucket, or brings an existing one to these settings: the
+// orchestrator owns it (docs/events.md, Ownership), so its configuration is the settings' only
+// source, and every orchestrator declares the same. The keys are left as they are.
 func (f *FreezeFlags) bucket(ctx context.Context) (jetstream.KeyValue, error) {
-	kv, err := f.cfg.JS.KeyValue(ctx, f.cfg.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = f.cfg.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      f.cfg.Bucket,
-			Description: "Operator flags: freeze, freeze.<module> (see docs/orchestrator.md)",
-			History:     10,
-			Replicas:    f.cfg.Replicas,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = f.cfg.JS.KeyValue(ctx, f.cfg.Bucket)
-		}
-	}
+	kv, err := f.cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      f.cfg.Bucket,
+		Description: "Operator flags: freeze, freeze.<module> (see docs/orchestrator.md)",
+		History:     flagsHistory,
+		Replicas:    f.cfg.Replicas,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("open KV bucket %s: %w", f.cfg.Bucket, err)
+		return nil, fmt.Errorf("create or update KV bucket %s: %w", f.cfg.Bucket, err)
 	}
 	return kv, nil
 }
