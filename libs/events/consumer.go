@@ -468,8 +468,10 @@ func (c *Consumer) deadLetter(stop, ctx context.Context, msg jetstream.Msg, md *
 	// letter either: it is retried (and counted, and logged) like a write failure.
 	nmsg, encErr := Encode(ctx, ev)
 	wait := c.cfg.DeadLetterRetryWait
-	stopHeartbeat := func() {}
-	defer func() { stopHeartbeat() }()
+	// Heartbeat from the first write on: one write can outlast a short ack wait, and on a last
+	// delivery a lapsed ack wait is the server giving up on the message.
+	stopHeartbeat := c.startHeartbeat(msg, log)
+	defer stopHeartbeat()
 	for failures := 1; ; failures++ {
 		err := encErr
 		if err == nil {
@@ -482,7 +484,6 @@ func (c *Consumer) deadLetter(stop, ctx context.Context, msg jetstream.Msg, md *
 		if failures == 1 {
 			c.dlqPending.Add(1)
 			defer c.dlqPending.Add(-1)
-			stopHeartbeat = c.startHeartbeat(msg, log)
 		}
 		log.Warn("consume: dead letter not written; retrying, the message unsettled",
 			"failures", failures, "retry_in", wait, "last_delivery", lastDelivery, "err", err)
