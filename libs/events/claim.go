@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -24,7 +25,8 @@ const ClaimBucket = "CP_CLAIMS"
 // Claim-check headers. A claim-checked message has an empty payload and these three headers;
 // the payload is the object named in HeaderClaim.
 const (
-	// HeaderClaim is "<bucket>/<object name>"; the object name is the message's Nats-Msg-Id.
+	// HeaderClaim is "<bucket>/<object name>"; the object name is the message's Nats-Msg-Id and
+	// a digest prefix of the payload (see ClaimCheck.Offload).
 	HeaderClaim = "Cp-Claim"
 	// HeaderClaimSize is the payload's length in bytes.
 	HeaderClaimSize = "Cp-Claim-Size"
@@ -158,11 +160,17 @@ func (c *ClaimCheck) Stats() ClaimStats {
 }
 
 // Offload moves msg.Data into the bucket when the message is over Threshold: the object is named
-// after the message's Nats-Msg-Id (deterministic, so a replayed publish rewrites the same object
-// and keeps the JetStream de-duplication of the small message), msg.Data becomes empty, and the
-// headers Cp-Claim: <bucket>/<object name>, Cp-Claim-Size: <bytes> and
+// after the message's Nats-Msg-Id and the payload's digest, "<Nats-Msg-Id>/<16 hex digits of
+// SHA-256>" (deterministic, so a replayed publish names the same object and keeps the JetStream
+// de-duplication of the small message), msg.Data becomes empty, and the headers
+// Cp-Claim: <bucket>/<object name>, Cp-Claim-Size: <bytes> and
 // Cp-Claim-Digest: SHA-256=<base64url> are set. The object is stored (Put acknowledged) before
-// Offload returns. Small messages are left as they are.
+// Offload returns; one already stored with the same digest is not written again. Small messages
+// are left as they are.
+//
+// The digest is in the name because JetStream keeps the first of two publishes with one id: a
+// replay whose payload differs (a new timestamp in it) must not overwrite the object the first,
+// stored message refers to.
 func (c *ClaimCheck) Offload(ctx context.Context, msg *nats.Msg) (offloaded bool, err error) {
 	if msgBytes(msg) <= c.threshold {
 		return false, nil
@@ -187,15 +195,19 @@ func (c *ClaimCheck) Offload(ctx context.Context, msg *nats.Msg) (offloaded bool
 	}
 	sum := sha256.Sum256(msg.Data)
 	digest := "SHA-256=" + base64URL(sum[:])
-	info, err := store.Put(ctx, jetstream.ObjectMeta{Name: id}, bytes.NewReader(msg.Data))
+	name := id + "/" + hex.EncodeToString(sum[:8])
+	info, err := store.GetInfo(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) || err == nil && (info.Digest != digest || info.Size != uint64(len(msg.Data))) {
+		info, err = store.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(msg.Data))
+	}
 	if err != nil {
-		return false, fmt.Errorf("offload %s %s: put %s/%s: %w", msg.Subject, id, c.bucket, id, err)
+		return false, fmt.Errorf("offload %s %s: put %s/%s: %w", msg.Subject, id, c.bucket, name, err)
 	}
 	if info.Digest != digest || info.Size != uint64(len(msg.Data)) {
 		return false, fmt.Errorf("offload %s %s: stored %d bytes %s, sent %d bytes %s",
 			msg.Subject, id, info.Size, info.Digest, len(msg.Data), digest)
 	}
-	msg.Header.Set(HeaderClaim, c.bucket+"/"+id)
+	msg.Header.Set(HeaderClaim, c.bucket+"/"+name)
 	msg.Header.Set(HeaderClaimSize, strconv.Itoa(len(msg.Data)))
 	msg.Header.Set(HeaderClaimDigest, digest)
 	c.offloaded.Add(1)
