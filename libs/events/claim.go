@@ -123,6 +123,20 @@ func NewClaimCheck(ctx context.Context, js jetstream.JetStream, cfg ClaimConfig)
 	return c, nil
 }
 
+// OpenClaimCheck binds to the claim bucket, and creates it with cfg's Replicas and MaxAge only
+// when it does not exist yet (cfg.Create is ignored). An existing bucket's settings are never
+// changed, so a process that is not the bucket's owner can open it at start, before or after
+// the owner, without resetting what the owner declared.
+func OpenClaimCheck(ctx context.Context, js jetstream.JetStream, cfg ClaimConfig) (*ClaimCheck, error) {
+	cfg.Create = false
+	c, err := NewClaimCheck(ctx, js, cfg)
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return c, err
+	}
+	cfg.Create = true
+	return NewClaimCheck(ctx, js, cfg)
+}
+
 // newClaimCheck validates cfg and returns a ClaimCheck that binds its bucket on first use.
 func newClaimCheck(js jetstream.JetStream, cfg ClaimConfig) (*ClaimCheck, error) {
 	if cfg.Threshold < 0 || cfg.Replicas < 0 || cfg.MaxAge < 0 {

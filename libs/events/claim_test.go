@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -279,4 +280,26 @@ func TestNewClaimCheckBindsOnlyWithoutCreate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "OWN", cc.Bucket())
 	require.Equal(t, 2000, cc.Threshold(), "the threshold is the writer's, not the bucket's")
+}
+
+func TestOpenClaimCheckCreatesOnlyWhenAbsent(t *testing.T) {
+	t.Parallel()
+	srv := natstest.NewServer(t)
+	js, err := jetstream.New(srv.Connect(t))
+	require.NoError(t, err)
+	ctx := context.Background()
+	ttl := func() time.Duration {
+		store, err := js.ObjectStore(ctx, events.ClaimBucket)
+		require.NoError(t, err)
+		st, err := store.Status(ctx)
+		require.NoError(t, err)
+		return st.TTL()
+	}
+
+	_, err = events.OpenClaimCheck(ctx, js, events.ClaimConfig{MaxAge: 40 * 24 * time.Hour})
+	require.NoError(t, err)
+	require.Equal(t, 40*24*time.Hour, ttl(), "created with the opener's settings")
+	_, err = events.OpenClaimCheck(ctx, js, events.ClaimConfig{MaxAge: time.Hour, Create: true})
+	require.NoError(t, err)
+	require.Equal(t, 40*24*time.Hour, ttl(), "an existing bucket is left as it is")
 }
