@@ -99,20 +99,7 @@ func NewClaimCheck(ctx context.Context, js jetstream.JetStream, cfg ClaimConfig)
 	}
 	var store jetstream.ObjectStore
 	if cfg.Create {
-		replicas, maxAge := cfg.Replicas, cfg.MaxAge
-		if replicas == 0 {
-			replicas = 1
-		}
-		if maxAge == 0 {
-			maxAge = DLQMaxAge
-		}
-		store, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket:      c.bucket,
-			Description: "Claim-checked payloads of events too large for a NATS message",
-			TTL:         maxAge,
-			Replicas:    replicas,
-			Storage:     jetstream.FileStorage,
-		})
+		store, err = js.CreateOrUpdateObjectStore(ctx, ClaimBucketConfig(cfg))
 		if err != nil {
 			return nil, fmt.Errorf("create claim bucket %s: %w", c.bucket, err)
 		}
@@ -121,6 +108,28 @@ func NewClaimCheck(ctx context.Context, js jetstream.JetStream, cfg ClaimConfig)
 	}
 	c.stores[c.bucket] = store
 	return c, nil
+}
+
+// ClaimBucketConfig is the Object Store configuration of the claim bucket for cfg, defaults
+// applied: what NewClaimCheck creates with cfg.Create, for a topology that declares the bucket
+// itself.
+func ClaimBucketConfig(cfg ClaimConfig) jetstream.ObjectStoreConfig {
+	if cfg.Bucket == "" {
+		cfg.Bucket = ClaimBucket
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = DLQMaxAge
+	}
+	return jetstream.ObjectStoreConfig{
+		Bucket:      cfg.Bucket,
+		Description: "Claim-checked payloads of events too large for a NATS message",
+		TTL:         cfg.MaxAge,
+		Replicas:    cfg.Replicas,
+		Storage:     jetstream.FileStorage,
+	}
 }
 
 // OpenClaimCheck binds to the claim bucket, and creates it with cfg's Replicas and MaxAge only
