@@ -527,3 +527,25 @@ func TestConsumerCountsSettlementsItCouldNotSend(t *testing.T) {
 	require.EqualValues(t, 1, st.SettleFailures["ack"])
 	require.GreaterOrEqual(t, st.SettleFailures["in_progress"], uint64(1))
 }
+
+// The attempts in a durable's metadata must leave the server a delivery for the dead letter.
+func TestNewConsumerChecksTheAttemptsMetadata(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, c := range []struct {
+		maxDeliver int
+		attempts   string
+		err        string
+	}{
+		{-1, "zero", "want a positive integer"},
+		{-1, "0", "want a positive integer"},
+		{3, "3", "needs MaxDeliver -1 or above 3"},
+	} {
+		b := setupDLQ(t, c.maxDeliver, map[string]string{events.MetadataAttempts: c.attempts})
+		_, err := events.NewConsumer(ctx, b.bus.JS, events.ConsumerConfig{
+			Stream: events.StreamTicks, Durable: dlqDurable, Handler: func(context.Context, events.Event) error { return nil },
+		})
+		require.ErrorContains(t, err, c.err)
+		require.ErrorContains(t, err, dlqDurable)
+	}
+}
