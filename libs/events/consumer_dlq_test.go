@@ -42,7 +42,7 @@ func setupDLQ(t *testing.T, maxDeliver int, metadata map[string]string) *dlqBund
 		Durable:       dlqDurable,
 		FilterSubject: dlqSubject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       200 * time.Millisecond,
+		AckWait:       time.Second,
 		MaxDeliver:    maxDeliver,
 		Metadata:      metadata,
 	}})
@@ -145,9 +145,9 @@ func TestConsumerRetriesTheDeadLetterOfALastDeliveryUntilItIsWritten(t *testing.
 	_, err := b.pub.Publish(ctx, events.Event{Subject: dlqSubject, ID: "t-1", Payload: sampleTick(time.Unix(1_700_000_000, 0))})
 	require.NoError(t, err)
 
-	// Several failed writes: with 200ms ack waits, an unheartbeated message would have been
-	// given up by the server by now.
-	waitFor(t, "failed dead-letter writes", func() bool { return c.Stats().DeadLetterFailures >= 4 })
+	// Several failed writes (each ~0.5s: the client retries a publish nobody answers): with a
+	// 1s ack wait, an unheartbeated message would have been given up by the server by now.
+	waitFor(t, "failed dead-letter writes", func() bool { return c.Stats().DeadLetterFailures >= 5 })
 	st := c.Stats()
 	require.EqualValues(t, 1, st.DeadLetterPending)
 	require.Zero(t, st.DeadLettered)
