@@ -382,6 +382,7 @@ func (c *Consumer) process(stop, ctx context.Context, msg jetstream.Msg) {
 			c.deadLetter(stop, ctx, msg, md, reason, err)
 			return
 		}
+		log.Warn("consume: claim-checked payload not resolved; redelivering", "err", err)
 		c.redeliver(msg, md, log, err)
 		return
 	}
