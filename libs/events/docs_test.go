@@ -57,7 +57,7 @@ func TestDocsMatchCode(t *testing.T) {
 		}
 		want := []string{
 			"`" + cfg.Durable + "`", "`" + c.Stream + "`", "`" + strings.Join(filters, "`, `") + "`",
-			deliver[cfg.DeliverPolicy], strings.Join(backoff, ", "), fmt.Sprint(cfg.MaxDeliver),
+			deliver[cfg.DeliverPolicy], strings.Join(backoff, ", "), fmt.Sprint(cfg.MaxDeliver), cfg.Metadata[events.MetadataAttempts],
 			fmt.Sprint(cfg.MaxAckPending), c.Owner,
 		}
 		require.Equal(t, want, rows["`"+cfg.Durable+"`"], "consumers table row of %s", cfg.Durable)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -94,6 +95,14 @@ const (
 	eventAttempts = 10
 )
 
+// attemptsMetadata declares a durable's handler attempts (MetadataAttempts). Durables have an
+// unbounded MaxDeliver: a bounded one lets the server give up a message whose last delivery
+// could not be dead-lettered in time (CP_DLQ refusing writes while its consumer stops); with
+// -1 the server redelivers it and the next consumer instance writes the dead letter.
+func attemptsMetadata(n int) map[string]string {
+	return map[string]string{MetadataAttempts: strconv.Itoa(n)}
+}
+
 func tickBackOff() []time.Duration { return []time.Duration{10 * time.Second, 30 * time.Second} }
 
 func eventBackOff() []time.Duration {
@@ -157,7 +166,8 @@ func NewTopology(cfg TopologyConfig) Topology {
 				AckPolicy:     jetstream.AckExplicitPolicy,
 				AckWait:       10 * time.Second,
 				BackOff:       tickBackOff(),
-				MaxDeliver:    tickAttempts + 1, // the last delivery is reserved for the dead letter
+				MaxDeliver:    -1, // the server never gives a message up; attempts are counted by cp_attempts
+				Metadata:      attemptsMetadata(tickAttempts),
 				MaxAckPending: 16,
 			}},
 			{Stream: StreamTicks, Owner: ServiceCinimport, Config: jetstream.ConsumerConfig{
@@ -168,7 +178,8 @@ func NewTopology(cfg TopologyConfig) Topology {
 				AckPolicy:     jetstream.AckExplicitPolicy,
 				AckWait:       10 * time.Second,
 				BackOff:       tickBackOff(),
-				MaxDeliver:    tickAttempts + 1,
+				MaxDeliver:    -1,
+				Metadata:      attemptsMetadata(tickAttempts),
 				MaxAckPending: 4,
 			}},
 			{Stream: StreamCDC, Owner: ServiceCinimport, Config: jetstream.ConsumerConfig{
@@ -182,7 +193,8 @@ func NewTopology(cfg TopologyConfig) Topology {
 				AckPolicy:     jetstream.AckExplicitPolicy,
 				AckWait:       5 * time.Second,
 				BackOff:       eventBackOff(),
-				MaxDeliver:    eventAttempts + 1,
+				MaxDeliver:    -1,
+				Metadata:      attemptsMetadata(eventAttempts),
 				MaxAckPending: 1000,
 			}},
 			{Stream: StreamUniverse, Owner: ServiceSeeder, Config: jetstream.ConsumerConfig{
@@ -194,7 +206,8 @@ func NewTopology(cfg TopologyConfig) Topology {
 				AckPolicy:     jetstream.AckExplicitPolicy,
 				AckWait:       5 * time.Second,
 				BackOff:       eventBackOff(),
-				MaxDeliver:    eventAttempts + 1,
+				MaxDeliver:    -1,
+				Metadata:      attemptsMetadata(eventAttempts),
 				// One at a time, in order: a later universe must not be applied before an earlier.
 				MaxAckPending: 1,
 			}},

@@ -92,7 +92,9 @@ func TestTopologyDeclaresEveryStream(t *testing.T) {
 		c, ok := topo.Consumer(d)
 		require.True(t, ok, d)
 		require.Equal(t, jetstream.AckExplicitPolicy, c.Config.AckPolicy)
-		require.Greater(t, c.Config.MaxDeliver, len(c.Config.BackOff), "server requires MaxDeliver > len(BackOff)")
+		// Unbounded: the server never gives a message up; the handler attempts are in metadata.
+		require.Equal(t, -1, c.Config.MaxDeliver, d)
+		require.NotEmpty(t, c.Config.Metadata[events.MetadataAttempts], d)
 		require.Equal(t, c.Config.BackOff[0], c.Config.AckWait)
 	}
 	cdc, _ := topo.Consumer(events.ConsumerCinimportChanges)
