@@ -3,20 +3,19 @@
 
 -- +goose Up
 
--- The transaction that stored each trade. An import records, per session, the xmin of the
--- snapshot it read (every transaction below it had finished, so all their trades were visible to
--- it); the next import looks again at the trades stored by transactions from that xmin on, so a
--- trade stored late, whatever its trade time, is found without rescanning older ones. A
--- transaction id, not a sequence or a timestamp: those are taken before commit, in an order
--- commits do not follow, so a watermark on them can pass over a row still being committed.
--- xid8 does not wrap around.
+-- The transaction that stored each trade. An import records, per session, the snapshot it read;
+-- the next import looks again at exactly the trades that snapshot could not see: those stored by
+-- transactions still in progress then or begun since (pg_visible_in_snapshot false), so a trade
+-- stored late, whatever its trade time, is found without rescanning older ones. A transaction id,
+-- not a sequence or a timestamp: those are taken before commit, in an order commits do not follow,
+-- so a watermark on them can pass over a row still being committed. xid8 does not wrap around.
 ALTER TABLE market.account_trades ADD COLUMN ingest_xid xid8 NOT NULL DEFAULT pg_current_xact_id();
 CREATE INDEX account_trades_scope_ingest_idx ON market.account_trades (account_scope, ingest_xid);
 
--- stored_xmin: every trade of the session's scope stored by a transaction below it has been
--- looked at by an import of the session. NULL (cursors from before this column): none has, the
--- next import looks at every trade once.
-ALTER TABLE cin_aux.session_import_cursor ADD COLUMN stored_xmin xid8;
+-- seen_snapshot: the snapshot the session's last import read; every trade of the session's scope
+-- visible in it has been looked at. NULL (cursors from before this column): none has, the next
+-- import looks at every trade once.
+ALTER TABLE cin_aux.session_import_cursor ADD COLUMN seen_snapshot pg_snapshot;
 
 -- The markets a session's import had to pass over because their quote asset could not be told
 -- (not in market.symbols or the universe, no known suffix). Every import retries the ones that
@@ -81,6 +80,6 @@ ALTER TABLE ingest.jobs DROP CONSTRAINT jobs_consecutive_failures_range,
     DROP COLUMN occurrence_of, DROP COLUMN period_anchor, DROP COLUMN last_failed_at,
     DROP COLUMN consecutive_failures;
 DROP TABLE cin_aux.session_pending_market;
-ALTER TABLE cin_aux.session_import_cursor DROP COLUMN stored_xmin;
+ALTER TABLE cin_aux.session_import_cursor DROP COLUMN seen_snapshot;
 DROP INDEX market.account_trades_scope_ingest_idx;
 ALTER TABLE market.account_trades DROP COLUMN ingest_xid;

@@ -61,7 +61,6 @@ type ImportTrigger struct {
 
 // batch is one coalesced import of a scope.
 type batch struct {
-	since   time.Time // earliest new trade time seen, zero if unknown
 	trigger eventsv1.MovesImported_Trigger
 	done    chan struct{}
 	err     error
@@ -112,8 +111,9 @@ func (t *ImportTrigger) HandleChange(ctx context.Context, ev events.Event) error
 		if scope == "" {
 			scope = "default"
 		}
-		since, _ := parseTimestamptz(text(rc.GetNewValues(), "trade_time"))
-		return t.ImportScope(ctx, scope, since, eventsv1.MovesImported_TRIGGER_TRADES_INSERTED)
+		// No trade time hint: the import finds every trade stored since the last one, whatever
+		// its trade time (a hint would rescan every trade from it on).
+		return t.ImportScope(ctx, scope, eventsv1.MovesImported_TRIGGER_TRADES_INSERTED)
 	}
 	return nil
 }
@@ -163,18 +163,15 @@ func (t *ImportTrigger) ImportAll(ctx context.Context, opts importer.Options, tr
 
 // ImportScope imports the OPEN sessions of scope, coalesced with every other call for the same
 // scope within the debounce, and returns when the import that covers this call has committed.
-// since is the earliest trade time known to be new (zero: unknown).
-func (t *ImportTrigger) ImportScope(ctx context.Context, scope string, since time.Time, trigger eventsv1.MovesImported_Trigger) error {
+func (t *ImportTrigger) ImportScope(ctx context.Context, scope string, trigger eventsv1.MovesImported_Trigger) error {
 	t.mu.Lock()
 	b, ok := t.pending[scope]
 	if !ok {
-		b = &batch{since: since, trigger: trigger, done: make(chan struct{})}
+		b = &batch{trigger: trigger, done: make(chan struct{})}
 		t.pending[scope] = b
 		t.wg.Add(1)
 		// The import outlives the handler that opened the batch: others wait on it too.
 		go t.flush(context.WithoutCancel(ctx), scope, b)
-	} else if !since.IsZero() && (b.since.IsZero() || since.Before(b.since)) {
-		b.since = since
 	}
 	t.mu.Unlock()
 	select {
@@ -191,7 +188,6 @@ func (t *ImportTrigger) flush(ctx context.Context, scope string, b *batch) {
 	time.Sleep(t.cfg.Debounce)
 	t.mu.Lock()
 	delete(t.pending, scope) // later calls open the next batch
-	since := b.since
 	t.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.ImportTimeout)
@@ -203,7 +199,7 @@ func (t *ImportTrigger) flush(ctx context.Context, scope string, b *batch) {
 	}
 	sessions := make([]importer.Session, len(ids))
 	for i, id := range ids {
-		sessions[i] = importer.Session{ID: id, Since: since}
+		sessions[i] = importer.Session{ID: id}
 	}
 	_, b.err = t.run(ctx, sessions, importer.Options{}, b.trigger)
 }
