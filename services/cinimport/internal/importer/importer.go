@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -300,10 +301,11 @@ func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessi
 		}
 	}
 	if checkedTo.Time.Valid {
-		check := func(part, sql string, bound any) error {
+		check := func(part, sql string, bounds ...any) error {
 			var c checked
-			err := tx.QueryRow(ctx, sql, p.ID, p.Scope, p.StartedAt, checkedTo.Time, checkedTo.Symbol, checkedTo.ID,
-				im.cfg.PriceMaxAge, bound, m.symbols, m.bases, m.quotes).Scan(&c.read, &c.moves, &c.first, &c.last)
+			args := append([]any{p.ID, p.Scope, p.StartedAt, checkedTo.Time, checkedTo.Symbol, checkedTo.ID,
+				im.cfg.PriceMaxAge, bounds[0], m.symbols, m.bases, m.quotes}, bounds[1:]...)
+			err := tx.QueryRow(ctx, sql, args...).Scan(&c.read, &c.moves, &c.first, &c.last)
 			if err != nil {
 				return fmt.Errorf("import %s trades: %w", part, err)
 			}
@@ -324,13 +326,16 @@ func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessi
 		}
 		// Trades the last import's snapshot could not see, whatever their trade time. A
 		// watermark without a snapshot (from before there was one) looks at every trade once.
-		seen := "1:1:" // sees no transaction
+		unseenFrom, unseen := "1", []string{} // a snapshot that sees no transaction
 		if p.SeenSnapshot.Valid {
-			seen = p.SeenSnapshot.String
+			var err error
+			if unseenFrom, unseen, err = parseSnapshot(p.SeenSnapshot.String); err != nil {
+				return r, fmt.Errorf("seen snapshot: %w", err)
+			}
 		}
 		// A rescan from the start reads all of them anyway.
 		if !p.RescanFrom.Valid || p.RescanFrom.Time.After(p.StartedAt) {
-			if err := check("stored", importStoredSQL, seen); err != nil {
+			if err := check("stored", importStoredSQL, unseenFrom, unseen); err != nil {
 				return r, err
 			}
 		}
@@ -366,6 +371,25 @@ func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessi
 		}
 	}
 	return r, nil
+}
+
+// parseSnapshot reads a pg_snapshot's text form, xmin:xmax:xip,…, and returns what the snapshot
+// could not see: the transactions from xmax on, and those in progress then (xip).
+func parseSnapshot(s string) (xmax string, xip []string, err error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return "", nil, fmt.Errorf("%q is not xmin:xmax:xip", s)
+	}
+	for _, x := range append([]string{parts[0], parts[1]}, strings.Split(parts[2], ",")...) {
+		if _, err := strconv.ParseUint(x, 10, 64); err != nil && x != "" {
+			return "", nil, fmt.Errorf("%q is not xmin:xmax:xip: %w", s, err)
+		}
+	}
+	xip = []string{}
+	if parts[2] != "" {
+		xip = strings.Split(parts[2], ",")
+	}
+	return parts[1], xip, nil
 }
 
 // checked is the row a checked part of import_moves returns.

@@ -45,7 +45,7 @@ func (l *statementLog) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.T
 	for _, k := range []struct{ marker, name string }{
 		{"pg_advisory_lock(", "lock"}, {"pg_advisory_unlock(", "unlock"},
 		{"WITH RECURSIVE known", "markets"}, {"pg_current_snapshot()", "plan_sessions"},
-		{"pg_snapshot_xmax($8", "import stored"}, {"WITH bounds AS", "new_trades_span"},
+		{"a.ingest_xid = ANY ($12::xid8[])", "import stored"}, {"WITH bounds AS", "new_trades_span"},
 		{"session_import_cursor AS c", "advance_cursor"},
 	} {
 		if strings.Contains(d.SQL, k.marker) {

@@ -225,7 +225,7 @@ func (t *ImportTrigger) run(ctx context.Context, sessions []importer.Session, op
 	for _, r := range results {
 		t.moves.WithLabelValues(label).Add(float64(r.Moves))
 		// rt_session_id: the process's own ops.session_log id is already session_id in its logs.
-		t.log.Info("moves imported", "rt_session_id", r.SessionID, "moves", r.Moves, "run_id", runID,
+		t.log.Info("moves imported", "rt_session_id", r.SessionID, "moves", r.Moves, "checked", r.Checked, "run_id", runID,
 			"trigger", trigger.String(), "took", importedAt.Sub(started).Round(time.Millisecond).String())
 		if t.pub == nil {
 			continue
