@@ -22,7 +22,7 @@
 // no-op). The job row counts its consecutive failed occurrences (consecutive_failures,
 // last_failed_at, the last error), reset by a success; the engine exports per kind the failed jobs
 // since the kind's last success (cp_jobs_consecutive_failures) and warns when that, or a job's
-// own count, reaches Config.FailureWarnAfter.
+// own count, reaches Config.FailureWarnAfter. [Failing] lists the recurring jobs failing now.
 //
 // A claimed job is leased to its worker, which renews the lease while it holds the job. Jobs left
 // running by a dead worker are rescued by any live engine once their lease has expired.

@@ -30,6 +30,8 @@ var (
 	countsSQL string
 	//go:embed sql/prune.sql
 	pruneSQL string
+	//go:embed sql/failing.sql
+	failingSQL string
 )
 
 // notifyChannel is the channel ingest.jobs' insert trigger notifies, with the inserted kinds
