@@ -132,8 +132,9 @@ func (t *ImportTrigger) sessionChanged(ctx context.Context, rc *eventsv1.RowChan
 	if err != nil {
 		return events.Permanent(fmt.Errorf("rt_session change without a session_id: %w", err))
 	}
-	// A start moved earlier puts trades behind the watermark's late margin: rescan from the new
-	// start (the old values come with REPLICA IDENTITY FULL). Other updates import as usual.
+	// A start moved earlier makes trades the session's that were stored long ago, behind its
+	// watermark: rescan from the new start (the old values come with REPLICA IDENTITY FULL).
+	// Other updates import as usual.
 	var since time.Time
 	if start := text(nv, "started_at"); rc.GetOp() == eventsv1.RowChange_OP_UPDATE && start != text(rc.GetOldValues(), "started_at") {
 		since, _ = parseTimestamptz(start)
