@@ -441,16 +441,21 @@ func (r *run) flush(batch []result) {
 	errs := make([]string, n)
 	attempts := make([]int32, n)
 	dues := make([]time.Time, n)
-	rescheduled := false
+	rescheduled, occurrences := false, false
 	for i, res := range batch {
 		ids[i], outcomes[i], delays[i], errs[i] = res.id, string(res.outcome), res.delay.Microseconds(), res.err
 		attempts[i] = int32(res.job.Attempt)
 		dues[i] = res.job.ScheduledFor
 		rescheduled = rescheduled || res.outcome == outcomeRetry ||
 			(res.periodic && (res.outcome == outcomeSucceeded || res.outcome == outcomeFailed))
+		occurrences = occurrences || (res.periodic && res.outcome == outcomeFailed)
+	}
+	query := completeSQL
+	if occurrences {
+		query = completeFailedOccurrencesSQL
 	}
 	for attempt := 1; ; attempt++ {
-		recorded, err := r.record(ids, outcomes, delays, errs, attempts, dues)
+		recorded, err := r.record(query, ids, outcomes, delays, errs, attempts, dues)
 		if err == nil {
 			var applied int64
 			for o, rec := range recorded {
@@ -562,12 +567,12 @@ func (r *run) failed(kind Kind, id int64, key string, periodic bool, failures in
 	}
 }
 
-func (r *run) record(ids []int64, outcomes []string, delays []int64, errs []string, attempts []int32, dues []time.Time) (map[outcome]applied, error) {
+func (r *run) record(query string, ids []int64, outcomes []string, delays []int64, errs []string, attempts []int32, dues []time.Time) (map[outcome]applied, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.loopCtx), statementTimeout)
 	defer cancel()
 	r.e.stats.completeQueries.Add(1)
 	defer func(t time.Time) { r.e.stats.completeNanos.Add(int64(time.Since(t))) }(time.Now())
-	rows, err := r.e.pool.Query(ctx, completeSQL, ids, outcomes, delays, errs, r.id, attempts, dues)
+	rows, err := r.e.pool.Query(ctx, query, ids, outcomes, delays, errs, r.id, attempts, dues)
 	if err != nil {
 		return nil, fmt.Errorf("record %d outcomes: %w", len(ids), err)
 	}
