@@ -72,6 +72,10 @@ type Result struct {
 	// Checked is the number of trades at or behind the watermark the import looked at again
 	// (stored late, of a market that became known, or rescanned): 0 on a re-run with nothing new.
 	Checked int64
+	// PendingMarkets are the markets whose trades the session's imports have passed over
+	// because their quote asset cannot be told; they are imported once the market is known
+	// (market.symbols or the universe).
+	PendingMarkets []string
 }
 
 // Options tune one import.
@@ -316,6 +320,11 @@ func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessi
 			return nil
 		}
 		// Markets passed over before that are known now.
+		for _, sym := range p.Pending {
+			if slices.Contains(m.unknown, sym) {
+				r.PendingMarkets = append(r.PendingMarkets, sym) // still unknown: still waiting
+			}
+		}
 		if known := without(p.Pending, m.unknown); len(known) > 0 {
 			if err := check("pending", importPendingSQL, known); err != nil {
 				return r, err
@@ -360,9 +369,16 @@ func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessi
 		newest = fresh.newest
 	}
 	if len(m.unknown) > 0 && newest.Time.Valid {
-		if _, err := tx.Exec(ctx, notePendingSQL, p.ID, p.Scope, p.StartedAt, m.unknown); err != nil {
+		rows, err := tx.Query(ctx, notePendingSQL, p.ID, p.Scope, p.StartedAt, m.unknown)
+		if err != nil {
 			return r, fmt.Errorf("note pending markets %v: %w", m.unknown, err)
 		}
+		noted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return r, fmt.Errorf("note pending markets %v: %w", m.unknown, err)
+		}
+		r.PendingMarkets = append(r.PendingMarkets, noted...)
+		slices.Sort(r.PendingMarkets)
 	}
 	// The watermarks move when something was read; a re-run with nothing new writes nothing.
 	if newest.Time.Valid && (ok || r.Moves > 0 || r.Checked > 0 || p.RescanFrom.Valid || !p.SeenSnapshot.Valid) {

@@ -259,19 +259,25 @@ func TestUnknownMarketDoesNotBlockTheImport(t *testing.T) {
 	s := b.session(t, "default", b.t0)
 	b.trade(t, trade{symbol: "BTCXYZ", id: 1, price: "1", qty: "1", quoteQty: "1", commission: "0", feeAsset: "XYZ", at: b.t0.Add(time.Minute), buyer: true})
 	b.trade(t, trade{symbol: "BTCUSDT", id: 2, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(2 * time.Minute), buyer: true})
-	require.Equal(t, int64(1), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+	res := b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, int64(1), res.Moves)
+	require.Equal(t, []string{"BTCXYZ"}, res.PendingMarkets, "the market passed over is reported")
 	m := b.moves(t, s)
 	require.Len(t, m, 1)
 	require.Equal(t, "BTCUSDT", m[2].Symbol)
 	// Later trades move the watermark further past it.
 	b.trade(t, trade{symbol: "BTCUSDT", id: 3, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(3 * time.Minute), buyer: true})
-	require.Equal(t, int64(1), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+	res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, int64(1), res.Moves)
+	require.Equal(t, []string{"BTCXYZ"}, res.PendingMarkets, "still waiting")
 
 	// Once the market is known, an ordinary import (not a full rescan) finds the trade it passed
 	// over, and only once.
 	_, err := b.pool.Exec(b.ctx, `INSERT INTO market.symbols (symbol, base_asset, quote_asset, status) VALUES ('BTCXYZ', 'BTC', 'XYZ', 'TRADING')`)
 	require.NoError(t, err)
-	require.Equal(t, int64(1), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+	res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, int64(1), res.Moves)
+	require.Empty(t, res.PendingMarkets)
 	m = b.moves(t, s)
 	require.Len(t, m, 3)
 	require.Equal(t, move{Side: "BUY", From: "XYZ", To: "BTC", FromQty: "1", ToQty: "1", FeeUSDT: str("0"),

@@ -3,9 +3,12 @@ package trigger
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"cryptopill.dev/jobs/libs/events"
@@ -24,7 +27,8 @@ func TestSweepFindsTradesNoEventAnnounced(t *testing.T) {
 	d := pgtest.NewDB(t)
 	ctx := context.Background()
 	pub := &fakePublisher{}
-	tr := New(importer.New(d.Pool, importer.Config{}), pub, Config{Logger: slog.New(slog.DiscardHandler)})
+	reg := prometheus.NewRegistry()
+	tr := New(importer.New(d.Pool, importer.Config{}), pub, Config{Logger: slog.New(slog.DiscardHandler), Registerer: reg})
 	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	var session int64
 	require.NoError(t, d.Pool.QueryRow(ctx, `INSERT INTO cin_aux.rt_session (started_at) VALUES ($1) RETURNING session_id`, t0).Scan(&session))
@@ -51,6 +55,7 @@ func TestSweepFindsTradesNoEventAnnounced(t *testing.T) {
 	insert("ABCXYZ", 1, t0.Add(2*time.Minute)) // a market nobody knows yet
 	require.Equal(t, int64(2), sweep())
 	require.Equal(t, int64(0), sweep())
+	require.InDelta(t, 1, promtestutil.ToFloat64(tr.waiting.WithLabelValues(strconv.FormatInt(session, 10))), 0, "ABCXYZ waits")
 
 	insert("ETHUSDT", 3, t0.Add(3*24*time.Hour)) // a week behind the watermark, no event
 	require.Equal(t, int64(1), sweep())
@@ -58,6 +63,7 @@ func TestSweepFindsTradesNoEventAnnounced(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(1), sweep())
 	require.Equal(t, int64(0), sweep())
+	require.Zero(t, promtestutil.CollectAndCount(reg, "cp_cinimport_pending_markets"), "nothing waits")
 	var moves int
 	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT count(*) FROM cin_aux.rt_move WHERE session_id = $1`, session).Scan(&moves))
 	require.Equal(t, 4, moves)

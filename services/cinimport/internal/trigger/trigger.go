@@ -57,6 +57,7 @@ type ImportTrigger struct {
 	runs     *prometheus.CounterVec
 	moves    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	waiting  *prometheus.GaugeVec
 }
 
 // batch is one coalesced import of a scope.
@@ -84,9 +85,12 @@ func New(im Importer, pub Publisher, cfg Config) *ImportTrigger {
 			Help: "Moves inserted into cin_aux.rt_move, by trigger."}, []string{"trigger"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cinimport_import_seconds",
 			Help: "Duration of import runs, by trigger.", Buckets: prometheus.ExponentialBuckets(0.005, 4, 8)}, []string{"trigger"}),
+		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_cinimport_pending_markets",
+			Help: "Markets whose trades a session's imports pass over until their quote asset is known (market.symbols or the universe), by session, as of its last import."},
+			[]string{"rt_session_id"}),
 	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(t.runs, t.moves, t.duration)
+		cfg.Registerer.MustRegister(t.runs, t.moves, t.duration, t.waiting)
 	}
 	return t
 }
@@ -225,6 +229,13 @@ func (t *ImportTrigger) run(ctx context.Context, sessions []importer.Session, op
 	var errs []error
 	for _, r := range results {
 		t.moves.WithLabelValues(label).Add(float64(r.Moves))
+		if session := strconv.FormatInt(r.SessionID, 10); len(r.PendingMarkets) > 0 {
+			t.waiting.WithLabelValues(session).Set(float64(len(r.PendingMarkets)))
+			t.log.Warn("trades wait for their market to be known", "rt_session_id", r.SessionID, "markets", r.PendingMarkets,
+				"run_id", runID, "hint", "add the markets to market.symbols or settings.coin_universe; the next import takes their trades")
+		} else {
+			t.waiting.DeleteLabelValues(session)
+		}
 		// rt_session_id: the process's own ops.session_log id is already session_id in its logs.
 		t.log.Info("moves imported", "rt_session_id", r.SessionID, "moves", r.Moves, "checked", r.Checked, "run_id", runID,
 			"trigger", trigger.String(), "took", importedAt.Sub(started).Round(time.Millisecond).String())
