@@ -44,6 +44,10 @@ type Config struct {
 	// Logger receives the engine's logs (retries, failures, rescues, database errors). Default
 	// slog.Default().
 	Logger *slog.Logger
+	// FailureWarnAfter is the number of consecutive failed jobs of one kind (all attempts used,
+	// none of the kind succeeding in between), and of consecutive failed occurrences of one
+	// recurring job, at which the engine logs a warning. Default 3.
+	FailureWarnAfter int
 	// OnOutcome, when set, receives every batch of outcomes once it is recorded: successes,
 	// retries (Status queued, with the error) and failures. Releases at shutdown and outcomes
 	// dropped as stale are not reported. It runs on the engine's completer: keep it quick (an
@@ -60,6 +64,8 @@ const (
 	DefaultBackoffCap   = 5 * time.Minute
 	DefaultPollInterval = 5 * time.Second
 	DefaultJobTimeout   = time.Minute
+	// DefaultFailureWarnAfter is Config.FailureWarnAfter's default.
+	DefaultFailureWarnAfter = 3
 )
 
 // withDefaults validates c and fills in its zero fields.
@@ -76,6 +82,10 @@ func (c Config) withDefaults() (Config, error) {
 	neg("BackoffBase", c.BackoffBase < 0)
 	neg("BackoffCap", c.BackoffCap < 0)
 	neg("PollInterval", c.PollInterval < 0)
+	neg("FailureWarnAfter", c.FailureWarnAfter < 0)
+	if c.FailureWarnAfter == 0 {
+		c.FailureWarnAfter = DefaultFailureWarnAfter
+	}
 	if c.Workers == 0 {
 		c.Workers = DefaultWorkers
 	}

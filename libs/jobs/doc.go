@@ -15,8 +15,14 @@
 //     used up; then the job is failed with the error (at once for [Permanent] errors);
 //   - no handler: jobs of kinds an engine has no handler for are never claimed by it.
 //
-// A periodic job that runs out of attempts is failed like a one-shot job and stops; enqueueing it
-// again (a re-seed) brings it back, since only queued and running jobs hold their key.
+// A periodic job never dies of a bad spell: when an occurrence runs out of attempts (or its
+// worker dies on the last one), the occurrence is recorded as a failed row of its own
+// (occurrence_of names the job, with its attempts and error), and the job is queued for its next
+// period on its grid with a fresh attempt budget, keeping its live key (re-seeding stays a
+// no-op). The job row counts its consecutive failed occurrences (consecutive_failures,
+// last_failed_at, the last error), reset by a success; the engine exports per kind the failed jobs
+// since the kind's last success (cp_jobs_consecutive_failures) and warns when that, or a job's
+// own count, reaches Config.FailureWarnAfter. [Failing] lists the recurring jobs failing now.
 //
 // A claimed job is leased to its worker, which renews the lease while it holds the job. Jobs left
 // running by a dead worker are rescued by any live engine once their lease has expired.

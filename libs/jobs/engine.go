@@ -29,8 +29,9 @@ type Engine struct {
 	handlers map[Kind]Handler
 	cur      *run // the current run; nil when not started
 
-	wake  chan struct{} // capacity 1: a pending wake-up for the claim loop
-	stats counters
+	wake    chan struct{} // capacity 1: a pending wake-up for the claim loop
+	stats   counters
+	streaks streaks
 }
 
 // Errors of the engine's lifecycle.
@@ -79,6 +80,7 @@ func (e *Engine) Register(kind Kind, h Handler) error {
 		return fmt.Errorf("jobs: register %s: a handler is already registered", kind)
 	}
 	e.handlers[kind] = h
+	e.streaks.init([]Kind{kind}) // its failure gauge reads 0, not absent, until a job fails
 	return nil
 }
 
@@ -182,6 +184,10 @@ type Stats struct {
 	Rescued int64
 	// InFlight is the number of jobs claimed and not yet finished by a handler, now.
 	InFlight int64
+	// ConsecutiveFailures is, per kind this engine has handled or has a handler for, the number
+	// of jobs of the kind it recorded as failed (all attempts used; for a periodic job, one
+	// failed occurrence) since it last recorded a success of the kind.
+	ConsecutiveFailures map[Kind]int64
 	// ClaimQueries and CompleteQueries count the statements that claimed and recorded jobs;
 	// ClaimTime and CompleteTime are the time spent in them.
 	ClaimQueries    int64
@@ -206,7 +212,52 @@ func (e *Engine) Stats() Stats {
 		CompleteTime:    time.Duration(e.stats.completeNanos.Load()),
 	}
 	s.InFlight = e.stats.inFlight.Load()
+	s.ConsecutiveFailures = e.streaks.snapshot()
 	return s
+}
+
+// streaks counts, per kind, the jobs failed since the kind's last success.
+type streaks struct {
+	mu     sync.Mutex
+	byKind map[Kind]int64
+}
+
+func (s *streaks) init(kinds []Kind) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byKind == nil {
+		s.byKind = map[Kind]int64{}
+	}
+	for _, k := range kinds {
+		if _, ok := s.byKind[k]; !ok {
+			s.byKind[k] = 0
+		}
+	}
+}
+
+func (s *streaks) failed(k Kind) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byKind == nil {
+		s.byKind = map[Kind]int64{}
+	}
+	s.byKind[k]++
+	return s.byKind[k]
+}
+
+func (s *streaks) succeeded(k Kind) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byKind == nil {
+		s.byKind = map[Kind]int64{}
+	}
+	s.byKind[k] = 0
+}
+
+func (s *streaks) snapshot() map[Kind]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.byKind)
 }
 
 type counters struct {

@@ -273,6 +273,11 @@ func TestFailingJobIsRetriedThenFailed(t *testing.T) {
 	require.Nil(t, r.LockedBy)
 	require.EqualValues(t, 3, runs.Load())
 	require.Eventually(t, func() bool { s := e.Stats(); return s.Retried == 2 && s.Failed == 1 }, 5*time.Second, 10*time.Millisecond)
+	// A one-shot job stays failed: nothing is queued after it.
+	var rows int
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM ingest.jobs`).Scan(&rows))
+	require.Equal(t, 1, rows)
+	require.Equal(t, int64(1), e.Stats().ConsecutiveFailures[jobs.KindFetchTicker])
 
 	// The same counters, as operators scrape them.
 	require.NoError(t, promtestutil.CollectAndCompare(jobs.NewCollector(e), strings.NewReader(`
@@ -773,4 +778,191 @@ func TestUnstorableErrorTextIsCleaned(t *testing.T) {
 	r := waitStatus(t, b.pool, ids[0], jobs.StatusFailed)
 	require.Equal(t, "badbody \uFFFD", *r.Error)
 	waitStatus(t, b.pool, ids[1], jobs.StatusSucceeded)
+}
+
+// syncBuffer is a log sink the engine's goroutines may write to while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A periodic job whose occurrence runs out of attempts (a few minutes of exchange errors) is not
+// left failed: the occurrence is recorded as a failed row of its own, the job is queued for its
+// next period on its grid, and its consecutive failures are counted until a success resets them.
+func TestRecurringJobOutlivesFailedOccurrences(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	const period = time.Hour
+	var (
+		failing atomic.Bool
+		mu      sync.Mutex
+		reports []jobs.Outcome
+		logs    syncBuffer
+	)
+	failing.Store(true)
+	e := startEngine(t, b.pool, jobs.Config{BackoffBase: 10 * time.Millisecond, BackoffCap: 20 * time.Millisecond,
+		PollInterval: time.Minute, FailureWarnAfter: 2,
+		Logger:    slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		OnOutcome: func(os []jobs.Outcome) { mu.Lock(); reports = append(reports, os...); mu.Unlock() }},
+		map[jobs.Kind]jobs.Handler{jobs.KindFetchKlines: jobs.HandlerFunc(func(context.Context, jobs.Job) error {
+			if failing.Load() {
+				return errors.New("exchange: 503 Service Unavailable")
+			}
+			return nil
+		})})
+	// On a whole second of the database's clock, so the grid is easy to check.
+	var first time.Time
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT date_trunc('second', now())`).Scan(&first))
+	job := jobs.NewJob{Kind: jobs.KindFetchKlines, Key: jobs.Key("BTCUSDT", "1h"), ScheduledFor: first, Period: period, MaxAttempts: 2}
+	id := enqueue(t, b.pool, job)[0]
+
+	type state struct {
+		Status      string
+		Attempts    int
+		Failures    int
+		Scheduled   time.Time
+		Error       *string
+		Occurrences int
+	}
+	read := func() state {
+		var s state
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT status, attempts, consecutive_failures, scheduled_for, error,
+			(SELECT count(*) FROM ingest.jobs o WHERE o.occurrence_of = j.id AND o.status = 'failed')
+			FROM ingest.jobs j WHERE id = $1`, id).Scan(&s.Status, &s.Attempts, &s.Failures, &s.Scheduled, &s.Error, &s.Occurrences))
+		return s
+	}
+	waitFailures := func(n int) state {
+		t.Helper()
+		require.Eventually(t, func() bool { s := read(); return s.Failures == n && s.Status == "queued" },
+			20*time.Second, 10*time.Millisecond, "job never reached %d consecutive failures", n)
+		return read()
+	}
+	gauge := func(n int) {
+		t.Helper()
+		require.Eventually(t, func() bool { return e.Stats().ConsecutiveFailures[jobs.KindFetchKlines] == int64(n) },
+			5*time.Second, 10*time.Millisecond)
+		require.NoError(t, promtestutil.CollectAndCompare(jobs.NewCollector(e), strings.NewReader(fmt.Sprintf(`
+# HELP cp_jobs_consecutive_failures Jobs of a kind this engine recorded as failed (all attempts used; for a recurring job, one failed occurrence, its next one queued) since its last recorded success of the kind.
+# TYPE cp_jobs_consecutive_failures gauge
+cp_jobs_consecutive_failures{kind="fetch_klines"} %d
+`, n)), "cp_jobs_consecutive_failures"))
+	}
+	// makeDue moves the job's grid back by a period, as if an hour had passed, and wakes the engine.
+	makeDue := func() {
+		t.Helper()
+		_, err := b.pool.Exec(ctx, `UPDATE ingest.jobs SET scheduled_for = scheduled_for - $2::interval,
+			period_anchor = period_anchor - $2::interval WHERE id = $1`, id, period)
+		require.NoError(t, err)
+		e.Wake()
+	}
+
+	// Both attempts fail (the retry moves scheduled_for): the occurrence is recorded as failed,
+	// and the job is queued at the next hour of its grid, not at an hour after the retry.
+	s := waitFailures(1)
+	require.Equal(t, 0, s.Attempts, "the next occurrence has its whole attempt budget")
+	require.True(t, s.Scheduled.Equal(first.Add(period)), "next occurrence at %s, want %s", s.Scheduled, first.Add(period))
+	require.Equal(t, "exchange: 503 Service Unavailable", *s.Error, "the last error stays visible")
+	require.Equal(t, 1, s.Occurrences)
+	var occ struct {
+		Attempts int
+		Error    string
+		Period   *time.Duration
+	}
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT attempts, error, period FROM ingest.jobs WHERE occurrence_of = $1`, id).
+		Scan(&occ.Attempts, &occ.Error, &occ.Period))
+	require.Equal(t, 2, occ.Attempts)
+	require.Equal(t, "exchange: 503 Service Unavailable", occ.Error)
+	require.Nil(t, occ.Period, "a failed occurrence is history, not a second recurring job")
+	gauge(1)
+
+	// The live key is held throughout: seeding the same job again is a no-op.
+	_, inserted, err := jobs.Enqueue(ctx, b.pool, job)
+	require.NoError(t, err)
+	require.False(t, inserted)
+
+	// The next occurrence fails too: two in a row, and a warning at FailureWarnAfter.
+	makeDue()
+	s = waitFailures(2)
+	require.True(t, s.Scheduled.Equal(first.Add(period)), "next occurrence at %s", s.Scheduled)
+	require.Equal(t, 2, s.Occurrences)
+	gauge(2)
+	failingJobs, err := jobs.Failing(ctx, b.pool)
+	require.NoError(t, err)
+	require.Len(t, failingJobs, 1)
+	require.Equal(t, id, failingJobs[0].ID)
+	require.Equal(t, jobs.Key("BTCUSDT", "1h"), failingJobs[0].Key)
+	require.Equal(t, 2, failingJobs[0].ConsecutiveFailures)
+	require.Equal(t, "exchange: 503 Service Unavailable", failingJobs[0].Error)
+	require.True(t, failingJobs[0].NextRun.Equal(first.Add(period)))
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), "recurring job keeps failing") && strings.Contains(logs.String(), "jobs of a kind keep failing")
+	}, 5*time.Second, 10*time.Millisecond, logs.String())
+
+	// The exchange is back: the next occurrence succeeds and resets the count.
+	failing.Store(false)
+	makeDue()
+	require.Eventually(t, func() bool { s := read(); return s.Failures == 0 && s.Status == "queued" && s.Error == nil },
+		20*time.Second, 10*time.Millisecond)
+	s = read()
+	require.True(t, s.Scheduled.Equal(first.Add(period)), "next occurrence at %s", s.Scheduled)
+	require.Equal(t, 2, s.Occurrences, "failed occurrences stay as history")
+	gauge(0)
+	failingJobs, err = jobs.Failing(ctx, b.pool)
+	require.NoError(t, err)
+	require.Empty(t, failingJobs)
+
+	mu.Lock()
+	defer mu.Unlock()
+	var failures []int
+	for _, o := range reports {
+		if o.Status == jobs.StatusFailed {
+			failures = append(failures, o.ConsecutiveFailures)
+		}
+	}
+	require.Equal(t, []int{1, 2}, failures, "failed occurrences are reported as failed, with their count")
+	var live int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM ingest.jobs WHERE status IN ('queued', 'running')`).Scan(&live))
+	require.Equal(t, 1, live)
+}
+
+// A recurring job whose worker died on its last attempt is rescued as a failed occurrence and
+// queued for its next period, like one whose handler failed.
+func TestRecurringJobRescuedOnItsLastAttemptRecurs(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	var first time.Time
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT date_trunc('second', now())`).Scan(&first))
+	id := enqueue(t, b.pool, jobs.NewJob{Kind: jobs.KindFetchTicker, ScheduledFor: first, Period: time.Hour, MaxAttempts: 1})[0]
+	// Claimed by a worker that died: its lease has run out on the job's only attempt.
+	_, err := b.pool.Exec(ctx, `UPDATE ingest.jobs SET status = 'running', attempts = 1, started_at = now(),
+		locked_by = 'dead-worker', lease_expires_at = now() - interval '1 second' WHERE id = $1`, id)
+	require.NoError(t, err)
+	e := startEngine(t, b.pool, jobs.Config{PollInterval: time.Minute},
+		map[jobs.Kind]jobs.Handler{jobs.KindFetchTicker: newRunCounter()})
+
+	require.Eventually(t, func() bool { return jobRow(t, b.pool, id).Status == "queued" }, 20*time.Second, 10*time.Millisecond)
+	r := jobRow(t, b.pool, id)
+	require.True(t, r.Scheduled.Equal(first.Add(time.Hour)), "next occurrence at %s", r.Scheduled)
+	require.Zero(t, r.Attempts)
+	var failures, occurrences int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT consecutive_failures,
+		(SELECT count(*) FROM ingest.jobs o WHERE o.occurrence_of = j.id AND o.status = 'failed' AND o.error LIKE 'lease expired%')
+		FROM ingest.jobs j WHERE id = $1`, id).Scan(&failures, &occurrences))
+	require.Equal(t, 1, failures)
+	require.Equal(t, 1, occurrences)
+	require.Eventually(t, func() bool { return e.Stats().ConsecutiveFailures[jobs.KindFetchTicker] == 1 }, 5*time.Second, 10*time.Millisecond)
 }

@@ -262,6 +262,36 @@ func Counts(ctx context.Context, q Querier) ([]Count, error) {
 	return out, nil
 }
 
+// FailingJob is a recurring job whose last occurrences failed (each used up its attempts); it is
+// queued for its next period all the same.
+type FailingJob struct {
+	ID   int64
+	Kind Kind
+	Key  string
+	// ConsecutiveFailures is the number of its occurrences that failed in a row.
+	ConsecutiveFailures int
+	// LastFailedAt is when the last one failed; Error is its error.
+	LastFailedAt time.Time
+	Error        string
+	// NextRun is when its next occurrence is due.
+	NextRun time.Time
+}
+
+// Failing returns the live recurring jobs whose last occurrence failed, most failures first: what
+// a status page shows as "collection failing". Their failed occurrences are rows of status
+// failed whose occurrence_of is the job's id.
+func Failing(ctx context.Context, q Querier) ([]FailingJob, error) {
+	rows, err := q.Query(ctx, failingSQL)
+	if err != nil {
+		return nil, fmt.Errorf("failing jobs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[FailingJob])
+	if err != nil {
+		return nil, fmt.Errorf("failing jobs: %w", err)
+	}
+	return out, nil
+}
+
 // Prune deletes finished jobs (succeeded, failed or cancelled) that finished before before, and
 // returns how many. Periodic jobs are one row for life and are never pruned while live.
 func Prune(ctx context.Context, q Querier, before time.Time) (int64, error) {

@@ -76,4 +76,8 @@ type Outcome struct {
 	Status Status
 	// Err is the failed attempt's error; empty on success.
 	Err string
+	// ConsecutiveFailures is, for a periodic job, how many of its occurrences have failed in a
+	// row, this one included (0 after a success). A failed occurrence of a periodic job is
+	// recorded as a failed row of its own while the job is queued for its next period.
+	ConsecutiveFailures int
 }

@@ -2,8 +2,8 @@ package jobs
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Collector exports an engine's counters to Prometheus: jobs by outcome, jobs in flight, and the
-// time spent in claim and completion statements. Register one per engine.
+// Collector exports an engine's counters to Prometheus: jobs by outcome, jobs in flight, failed
+// jobs per kind since its last success, and the time spent in claim and completion statements. Register one per engine.
 type Collector struct{ e *Engine }
 
 // NewCollector returns a collector for e.
@@ -14,6 +14,9 @@ var (
 		"Jobs handled by this engine, by outcome.", []string{"outcome"}, nil)
 	descJobsInFlight = prometheus.NewDesc("cp_jobs_in_flight",
 		"Jobs claimed and not yet finished by a handler.", nil, nil)
+	descJobConsecutiveFailures = prometheus.NewDesc("cp_jobs_consecutive_failures",
+		"Jobs of a kind this engine recorded as failed (all attempts used; for a recurring job, one failed occurrence, its next one queued) since its last recorded success of the kind.",
+		[]string{"kind"}, nil)
 	descJobStatements = prometheus.NewDesc("cp_jobs_statements_total",
 		"Claim and completion statements run.", []string{"statement"}, nil)
 	descJobStatementSeconds = prometheus.NewDesc("cp_jobs_statement_seconds_total",
@@ -24,6 +27,7 @@ var (
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descJobs
 	ch <- descJobsInFlight
+	ch <- descJobConsecutiveFailures
 	ch <- descJobStatements
 	ch <- descJobStatementSeconds
 }
@@ -36,6 +40,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descJobs, prometheus.CounterValue, float64(v), outcome)
 	}
 	ch <- prometheus.MustNewConstMetric(descJobsInFlight, prometheus.GaugeValue, float64(s.InFlight))
+	for kind, n := range s.ConsecutiveFailures {
+		ch <- prometheus.MustNewConstMetric(descJobConsecutiveFailures, prometheus.GaugeValue, float64(n), string(kind))
+	}
 	ch <- prometheus.MustNewConstMetric(descJobStatements, prometheus.CounterValue, float64(s.ClaimQueries), "claim")
 	ch <- prometheus.MustNewConstMetric(descJobStatements, prometheus.CounterValue, float64(s.CompleteQueries), "complete")
 	ch <- prometheus.MustNewConstMetric(descJobStatementSeconds, prometheus.CounterValue, s.ClaimTime.Seconds(), "claim")

@@ -365,9 +365,10 @@ func (r *run) work(job Job) result {
 	case IsPermanent(err) || job.Attempt >= job.MaxAttempts:
 		res.outcome = outcomeFailed
 		res.err = truncate(err.Error())
+		// A recurring job's occurrence fails; the job itself is queued for its next period.
 		r.log.Error("job failed", "job_id", job.ID, "kind", job.Kind, "key", job.Key,
 			"attempt", job.Attempt, "max_attempts", job.MaxAttempts, "permanent", IsPermanent(err),
-			"err", fmt.Errorf("job %d (%s): %w", job.ID, job.Kind, err))
+			"recurring", job.Period > 0, "err", fmt.Errorf("job %d (%s): %w", job.ID, job.Kind, err))
 	default:
 		res.outcome = outcomeRetry
 		res.delay = backoff(job.Attempt, r.cfg.BackoffBase, r.cfg.BackoffCap)
@@ -439,18 +440,26 @@ func (r *run) flush(batch []result) {
 	delays := make([]int64, n)
 	errs := make([]string, n)
 	attempts := make([]int32, n)
-	rescheduled := false
+	dues := make([]time.Time, n)
+	rescheduled, occurrences := false, false
 	for i, res := range batch {
 		ids[i], outcomes[i], delays[i], errs[i] = res.id, string(res.outcome), res.delay.Microseconds(), res.err
 		attempts[i] = int32(res.job.Attempt)
-		rescheduled = rescheduled || res.outcome == outcomeRetry || (res.outcome == outcomeSucceeded && res.periodic)
+		dues[i] = res.job.ScheduledFor
+		rescheduled = rescheduled || res.outcome == outcomeRetry ||
+			(res.periodic && (res.outcome == outcomeSucceeded || res.outcome == outcomeFailed))
+		occurrences = occurrences || (res.periodic && res.outcome == outcomeFailed)
+	}
+	query := completeSQL
+	if occurrences {
+		query = completeFailedOccurrencesSQL
 	}
 	for attempt := 1; ; attempt++ {
-		recorded, err := r.record(ids, outcomes, delays, errs, attempts)
+		recorded, err := r.record(query, ids, outcomes, delays, errs, attempts, dues)
 		if err == nil {
 			var applied int64
-			for o, applies := range recorded {
-				c := int64(len(applies))
+			for o, rec := range recorded {
+				c := int64(len(rec.ids))
 				applied += c
 				switch o {
 				case outcomeSucceeded:
@@ -464,6 +473,7 @@ func (r *run) flush(batch []result) {
 				}
 			}
 			r.e.stats.stale.Add(int64(n) - applied)
+			r.countFailures(batch, recorded)
 			r.report(batch, recorded)
 			break
 		}
@@ -487,49 +497,94 @@ func (r *run) flush(batch []result) {
 	}
 }
 
+// applied is what complete.sql recorded for one outcome: the jobs it applied to, in id order,
+// and each one's consecutive failures after it.
+type applied struct {
+	ids      []int64
+	failures []int32
+}
+
+// failuresOf returns the consecutive failures recorded for job id, and whether id was recorded.
+func (a applied) failuresOf(id int64) (int, bool) {
+	i, ok := slices.BinarySearch(a.ids, id)
+	if !ok || i >= len(a.failures) {
+		return 0, ok
+	}
+	return int(a.failures[i]), true
+}
+
 // report hands the recorded outcomes (not the stale ones, nor releases) to Config.OnOutcome.
-func (r *run) report(batch []result, recorded map[outcome][]int64) {
+func (r *run) report(batch []result, recorded map[outcome]applied) {
 	if r.cfg.OnOutcome == nil {
 		return
 	}
-	applied := map[int64]bool{}
-	for o, ids := range recorded {
-		if o == outcomeRelease {
+	out := make([]Outcome, 0, len(batch))
+	for _, res := range batch {
+		if res.outcome == outcomeRelease {
 			continue
 		}
-		for _, id := range ids {
-			applied[id] = true
-		}
-	}
-	out := make([]Outcome, 0, len(applied))
-	for _, res := range batch {
-		if !applied[res.id] {
+		failures, ok := recorded[res.outcome].failuresOf(res.id)
+		if !ok {
 			continue
 		}
 		status := map[outcome]Status{outcomeSucceeded: StatusSucceeded, outcomeRetry: StatusQueued, outcomeFailed: StatusFailed}[res.outcome]
-		out = append(out, Outcome{Job: res.job, Status: status, Err: res.err})
+		out = append(out, Outcome{Job: res.job, Status: status, Err: res.err, ConsecutiveFailures: failures})
 	}
 	if len(out) > 0 {
 		r.cfg.OnOutcome(out)
 	}
 }
 
-func (r *run) record(ids []int64, outcomes []string, delays []int64, errs []string, attempts []int32) (map[outcome][]int64, error) {
+// countFailures keeps the per-kind streaks of failed jobs (cp_jobs_consecutive_failures) and
+// warns when a kind's streak, or a recurring job's own run of failed occurrences, reaches
+// Config.FailureWarnAfter.
+func (r *run) countFailures(batch []result, recorded map[outcome]applied) {
+	for _, res := range batch {
+		switch res.outcome {
+		case outcomeSucceeded:
+			if _, ok := recorded[outcomeSucceeded].failuresOf(res.id); ok {
+				r.e.streaks.succeeded(res.job.Kind)
+			}
+		case outcomeFailed:
+			failures, ok := recorded[outcomeFailed].failuresOf(res.id)
+			if !ok {
+				continue
+			}
+			r.failed(res.job.Kind, res.job.ID, res.job.Key, res.periodic, failures)
+		}
+	}
+}
+
+// failed counts one failed job (all attempts used) of kind.
+func (r *run) failed(kind Kind, id int64, key string, periodic bool, failures int) {
+	if streak := r.e.streaks.failed(kind); streak == int64(r.cfg.FailureWarnAfter) {
+		r.log.Warn("jobs of a kind keep failing", "kind", kind, "consecutive_failures", streak,
+			"last_job_id", id, "last_key", key)
+	}
+	if periodic && failures == r.cfg.FailureWarnAfter {
+		r.log.Warn("recurring job keeps failing; its next occurrence is queued", "job_id", id, "kind", kind,
+			"key", key, "consecutive_failures", failures)
+	}
+}
+
+func (r *run) record(query string, ids []int64, outcomes []string, delays []int64, errs []string, attempts []int32, dues []time.Time) (map[outcome]applied, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.loopCtx), statementTimeout)
 	defer cancel()
 	r.e.stats.completeQueries.Add(1)
 	defer func(t time.Time) { r.e.stats.completeNanos.Add(int64(time.Since(t))) }(time.Now())
-	rows, err := r.e.pool.Query(ctx, completeSQL, ids, outcomes, delays, errs, r.id, attempts)
+	rows, err := r.e.pool.Query(ctx, query, ids, outcomes, delays, errs, r.id, attempts, dues)
 	if err != nil {
 		return nil, fmt.Errorf("record %d outcomes: %w", len(ids), err)
 	}
-	recorded := map[outcome][]int64{}
+	recorded := map[outcome]applied{}
 	var (
-		o       string
-		applies []int64
+		o        string
+		applies  []int64
+		failures []int32
 	)
-	_, err = pgx.ForEachRow(rows, []any{&o, &applies}, func() error {
-		recorded[outcome(o)] = slices.Clone(applies) // the scan may reuse the slice for the next row
+	_, err = pgx.ForEachRow(rows, []any{&o, &applies, &failures}, func() error {
+		// The scan may reuse the slices for the next row.
+		recorded[outcome(o)] = applied{ids: slices.Clone(applies), failures: slices.Clone(failures)}
 		return nil
 	})
 	if err != nil {
@@ -611,15 +666,20 @@ func (r *run) rescue(ctx context.Context) {
 	var (
 		id        int64
 		kind      Kind
+		key       string
 		status    Status
+		failures  int
 		requeued  int64
 		failedIDs []int64
 		kinds     []Kind
 	)
-	tag, err := pgx.ForEachRow(rows, []any{&id, &kind, &status}, func() error {
+	tag, err := pgx.ForEachRow(rows, []any{&id, &kind, &key, &status, &failures}, func() error {
 		if status == StatusFailed {
 			failedIDs = append(failedIDs, id)
-			r.log.Error("job failed: lease expired on its last attempt", "job_id", id, "kind", kind)
+			r.log.Error("job failed: lease expired on its last attempt", "job_id", id, "kind", kind, "key", key,
+				"consecutive_failures", failures)
+			r.e.stats.failed.Add(1)
+			r.failed(kind, id, key, failures > 0, failures)
 		} else {
 			requeued++
 			kinds = append(kinds, kind)
@@ -638,8 +698,8 @@ func (r *run) rescue(ctx context.Context) {
 	}
 	r.e.stats.rescued.Add(n)
 	r.log.Warn("rescued jobs with expired leases", "requeued", requeued, "failed", len(failedIDs))
+	r.e.Wake() // requeued work, or recurring jobs queued for their next period
 	if requeued > 0 {
-		r.e.Wake()
 		r.notify(ctx, kinds)
 	}
 }

@@ -1,6 +1,10 @@
 package jobs
 
-import _ "embed"
+import (
+	_ "embed"
+	"strings"
+	"text/template"
+)
 
 // The engine's SQL, one statement per file in sql/.
 var (
@@ -10,8 +14,12 @@ var (
 	liveIDSQL string
 	//go:embed sql/claim.sql
 	claimSQL string
-	//go:embed sql/complete.sql
-	completeSQL string
+	//go:embed sql/complete.sql.tmpl
+	completeTmpl string
+	// completeSQL records a batch of outcomes; completeFailedOccurrencesSQL also keeps the failed
+	// occurrences of periodic jobs in it as rows of their own.
+	completeSQL                  = renderComplete(false)
+	completeFailedOccurrencesSQL = renderComplete(true)
 	//go:embed sql/heartbeat.sql
 	heartbeatSQL string
 	//go:embed sql/rescue.sql
@@ -30,8 +38,19 @@ var (
 	countsSQL string
 	//go:embed sql/prune.sql
 	pruneSQL string
+	//go:embed sql/failing.sql
+	failingSQL string
 )
 
 // notifyChannel is the channel ingest.jobs' insert trigger notifies, with the inserted kinds
 // comma-separated as payload.
 const notifyChannel = "ingest_jobs"
+
+func renderComplete(occurrences bool) string {
+	var b strings.Builder
+	t := template.Must(template.New("complete").Parse(completeTmpl))
+	if err := t.Execute(&b, struct{ Occurrences bool }{occurrences}); err != nil {
+		panic(err) // the template is embedded; a failure is a build bug that every test catches
+	}
+	return b.String()
+}

@@ -26,9 +26,6 @@ type Config struct {
 	TradeLookback time.Duration
 	// TradeSyncInterval is the pause between trade syncs, CIN_TRADE_SYNC_INTERVAL (default 1m).
 	TradeSyncInterval time.Duration
-	// LateMargin is how far behind a session's watermark each import looks again for trades
-	// stored late, CIN_IMPORT_LATE_MARGIN (default 1h).
-	LateMargin time.Duration
 	// PriceMaxAge is the oldest USDT price used to value a trade or fee, CIN_PRICE_MAX_AGE
 	// (default 1h). Older or missing: the USDT amount is NULL.
 	PriceMaxAge time.Duration
@@ -52,7 +49,6 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		TradeSymbols:      l.List("CIN_TRADE_SYMBOLS", nil),
 		TradeLookback:     l.Duration("CIN_TRADE_LOOKBACK", 7*24*time.Hour),
 		TradeSyncInterval: l.Duration("CIN_TRADE_SYNC_INTERVAL", time.Minute),
-		LateMargin:        l.Duration("CIN_IMPORT_LATE_MARGIN", time.Hour),
 		PriceMaxAge:       l.Duration("CIN_PRICE_MAX_AGE", time.Hour),
 		Debounce:          l.Duration("CIN_IMPORT_DEBOUNCE", 250*time.Millisecond),
 	}

@@ -41,7 +41,7 @@ func setup(t *testing.T) *stack {
 	cfg := Config{
 		Common: config.Common{Env: config.EnvDev, DatabaseURL: s.db.URL, NATSURL: s.bus.Server.URL,
 			HTTPAddr: "127.0.0.1:0", ShutdownGrace: 20 * time.Second, LogLevel: "info"},
-		LateMargin: time.Hour, PriceMaxAge: time.Hour, Debounce: 100 * time.Millisecond,
+		PriceMaxAge: time.Hour, Debounce: 100 * time.Millisecond,
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -193,7 +193,7 @@ func TestOnceExitCodes(t *testing.T) {
 	code, output = once("DATABASE_URL=postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2")
 	require.Equal(t, 1, code, output)
 	// A bad configuration: exit 2.
-	code, output = once("DATABASE_URL="+d.URL, "CIN_IMPORT_LATE_MARGIN=soon")
+	code, output = once("DATABASE_URL="+d.URL, "CIN_PRICE_MAX_AGE=soon")
 	require.Equal(t, 2, code, output)
-	require.True(t, strings.Contains(output, "CIN_IMPORT_LATE_MARGIN"), output)
+	require.True(t, strings.Contains(output, "CIN_PRICE_MAX_AGE"), output)
 }

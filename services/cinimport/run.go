@@ -20,7 +20,7 @@ import (
 
 // run is the service: the change and sweep consumers, and the trade sync loop.
 func run(ctx context.Context, p *service.Process, cfg Config) error {
-	im := importer.New(p.Pool, importer.Config{LateMargin: cfg.LateMargin, PriceMaxAge: cfg.PriceMaxAge})
+	im := importer.New(p.Pool, importer.Config{PriceMaxAge: cfg.PriceMaxAge})
 	pub := p.Publisher
 	trig := trigger.New(im, pub, trigger.Config{Debounce: cfg.Debounce, Logger: p.Logger, Registerer: p.Registry})
 	defer trig.Wait()
@@ -101,7 +101,7 @@ func syncLoop(ctx context.Context, p *service.Process, cfg Config, s *tradesync.
 			p.Logger.Warn("trade sync failed", "err", err)
 		case res.Stored > 0:
 			p.Logger.Info("trades synced", "scope", res.Scope, "stored", res.Stored, "earliest", res.Earliest, "failed_symbols", len(res.Failed))
-			if err := trig.ImportScope(ctx, res.Scope, res.Earliest, eventsv1.MovesImported_TRIGGER_TRADES_INSERTED); err != nil && ctx.Err() == nil {
+			if err := trig.ImportScope(ctx, res.Scope, eventsv1.MovesImported_TRIGGER_TRADES_INSERTED); err != nil && ctx.Err() == nil {
 				p.Logger.Warn("import after trade sync failed; the sweep retries", "err", err)
 			}
 		}
@@ -115,7 +115,7 @@ func syncLoop(ctx context.Context, p *service.Process, cfg Config, s *tradesync.
 
 // runOnce is `cinimport once`: every OPEN session, once.
 func runOnce(ctx context.Context, p *service.Process, cfg Config, full bool) error {
-	im := importer.New(p.Pool, importer.Config{LateMargin: cfg.LateMargin, PriceMaxAge: cfg.PriceMaxAge})
+	im := importer.New(p.Pool, importer.Config{PriceMaxAge: cfg.PriceMaxAge})
 	var pub trigger.Publisher
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("cinimport-once"), nats.Timeout(5*time.Second))
 	if err != nil {

@@ -2,15 +2,20 @@
 // (market.account_trades) into the moves of their OPEN sessions (cin_aux.rt_move), set-based, in
 // SQL that lives in sql/.
 //
-// An import is idempotent and incremental. Each session has a watermark (cin_aux.
-// session_import_cursor): the newest trade imported, in (trade_time, symbol, trade_id) order.
-// Trades after it are new by construction and are bulk-inserted without per-row conflict checks;
-// trades at or behind it are rescanned only within a late-arrival margin (or from an earlier
-// time the caller knows new trades at, or from the session's start on request) and inserted with
-// ON CONFLICT DO NOTHING on the natural key (session_id, src_symbol, src_trade_id). A re-run with
-// nothing new reads the margin's worth of trades through the (account_scope, trade_time) index and
-// writes nothing.
+// An import is idempotent and incremental, and passes over no trade for good. Each session has
+// two watermarks (cin_aux.session_import_cursor): the newest trade imported, in (trade_time,
+// symbol, trade_id) order, and the snapshot its last import read. Trades after the first are new
+// by construction and are bulk-inserted without per-row conflict checks. Trades at or behind it
+// are looked at again only where they may be new: those the snapshot could not see (by
+// account_trades.ingest_xid, the storing transaction's id: a trade stored late is found whatever
+// its trade time, without a trade-insert event, and nothing committed out of order is passed
+// over), those of markets an earlier
+// import passed over because their quote asset could not be told (noted per session in
+// cin_aux.session_pending_market, imported once the market is known), and, on request, those
+// from an earlier trade time (a start moved earlier) or from the session's start (a full rescan).
+// They are inserted with ON CONFLICT DO NOTHING on the natural key (session_id, src_symbol,
+// src_trade_id). A re-run with nothing new reads no trade and writes nothing.
 //
-// Imports of a session are serialised across processes by a transaction-scoped advisory lock, so
-// any number of cinimport replicas and `cinimport once` runs can import side by side.
+// Imports of a session are serialised across processes by a session-level advisory lock, so any
+// number of cinimport replicas and `cinimport once` runs can import side by side.
 package importer

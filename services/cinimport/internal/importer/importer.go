@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,10 +17,6 @@ import (
 
 // Config configures a SessionImporter. The zero value of every field is its default.
 type Config struct {
-	// LateMargin is how far behind a session's watermark every import looks again for trades
-	// that were stored after newer ones (a symbol synced after another, a delayed insert).
-	// Default 1h.
-	LateMargin time.Duration
 	// PriceMaxAge is the oldest a USDT price may be, relative to the trade it prices, to be used
 	// for executed_usdt and fee_usdt. Default 1h.
 	PriceMaxAge time.Duration
@@ -33,9 +30,6 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.LateMargin <= 0 {
-		c.LateMargin = time.Hour
-	}
 	if c.PriceMaxAge <= 0 {
 		c.PriceMaxAge = time.Hour
 	}
@@ -59,9 +53,10 @@ func New(pool *pgxpool.Pool, cfg Config) *SessionImporter {
 	return &SessionImporter{pool: pool, cfg: cfg.withDefaults()}
 }
 
-// Session names a session to import and, optionally, the earliest trade time at which new trades
-// are known to exist (from trade-insert events or a trade sync), so that trades stored late behind
-// the watermark are found even beyond the late-arrival margin.
+// Session names a session to import and, optionally, the earliest trade time from which its
+// trades are to be looked at again. Trades stored since its last import are found without it,
+// whatever their trade time; Since is for trades that were there all along but were not the
+// session's before (its start moved earlier).
 type Session struct {
 	ID    int64
 	Since time.Time // zero: none known
@@ -74,12 +69,19 @@ type Result struct {
 	Moves int64
 	// FirstTrade and LastTrade span the trade times of the inserted moves (zero when Moves is 0).
 	FirstTrade, LastTrade time.Time
+	// Checked is the number of trades at or behind the watermark the import looked at again
+	// (stored late, of a market that became known, or rescanned): 0 on a re-run with nothing new.
+	Checked int64
+	// PendingMarkets are the markets whose trades the session's imports have passed over
+	// because their quote asset cannot be told; they are imported once the market is known
+	// (market.symbols or the universe).
+	PendingMarkets []string
 }
 
 // Options tune one import.
 type Options struct {
-	// Full rescans every trade from each session's start instead of only the late-arrival
-	// margin behind its watermark. Still idempotent; slower on large sessions.
+	// Full rescans every trade from each session's start instead of only the trades stored since
+	// its last import. Still idempotent; slower on large sessions.
 	Full bool
 }
 
@@ -156,18 +158,25 @@ func mergeSessions(sessions []Session) ([]int64, []pgtype.Timestamptz) {
 	return ids, sinces
 }
 
-// markets are the known markets' assets, as parallel arrays for import_moves.
-type markets struct{ symbols, bases, quotes []string }
+// markets are the known markets' assets, as parallel arrays for import_moves, and the traded
+// markets whose quote asset cannot be told.
+type markets struct {
+	symbols, bases, quotes []string
+	unknown                []string
+}
 
 // sessionPlan is one row of plan_sessions.sql.
 type sessionPlan struct {
-	ID         int64
-	Scope      string
-	StartedAt  time.Time
-	LastTime   pgtype.Timestamptz
-	LastSymbol pgtype.Text
-	LastID     pgtype.Int8
-	RescanFrom pgtype.Timestamptz
+	ID           int64
+	Scope        string
+	StartedAt    time.Time
+	LastTime     pgtype.Timestamptz
+	LastSymbol   pgtype.Text
+	LastID       pgtype.Int8
+	SeenSnapshot pgtype.Text // pg_snapshot as text
+	RescanFrom   pgtype.Timestamptz
+	Pending      []string
+	Snapshot     string // pg_snapshot as text
 }
 
 func (im *SessionImporter) importLocked(ctx context.Context, ids []int64, sinces []pgtype.Timestamptz, opts Options) (_ []Result, err error) {
@@ -191,7 +200,8 @@ func (im *SessionImporter) importLocked(ctx context.Context, ids []int64, sinces
 
 	var results []Result
 	// REPEATABLE READ: every statement sees the trades as of one snapshot, taken after the locks
-	// are held, so the watermark is the newest trade this import actually read.
+	// are held, so the watermark is the newest trade this import actually read, and the
+	// next import of the session looks again at exactly the trades this snapshot could not see.
 	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		// The planner's cost estimates of the price subqueries would trigger JIT compilation,
 		// which costs more than it saves here (a second on a re-run that otherwise takes ms).
@@ -203,14 +213,21 @@ func (im *SessionImporter) importLocked(ctx context.Context, ids []int64, sinces
 		if err != nil {
 			return fmt.Errorf("known markets: %w", err)
 		}
-		var sym, base, quote string
+		var (
+			sym         string
+			base, quote pgtype.Text
+		)
 		if _, err := pgx.ForEachRow(rows, []any{&sym, &base, &quote}, func() error {
-			m.symbols, m.bases, m.quotes = append(m.symbols, sym), append(m.bases, base), append(m.quotes, quote)
+			if !quote.Valid {
+				m.unknown = append(m.unknown, sym)
+				return nil
+			}
+			m.symbols, m.bases, m.quotes = append(m.symbols, sym), append(m.bases, base.String), append(m.quotes, quote.String)
 			return nil
 		}); err != nil {
 			return fmt.Errorf("known markets: %w", err)
 		}
-		rows, err = tx.Query(ctx, planSessionsSQL, ids, sinces, im.cfg.LateMargin, opts.Full)
+		rows, err = tx.Query(ctx, planSessionsSQL, ids, sinces, opts.Full)
 		if err != nil {
 			return fmt.Errorf("plan: %w", err)
 		}
@@ -219,7 +236,7 @@ func (im *SessionImporter) importLocked(ctx context.Context, ids []int64, sinces
 			return fmt.Errorf("plan: %w", err)
 		}
 		for _, p := range plans {
-			r, err := im.importSession(ctx, tx, p, m, opts.Full)
+			r, err := im.importSession(ctx, tx, p, m)
 			if err != nil {
 				return fmt.Errorf("session %d: %w", p.ID, err)
 			}
@@ -270,13 +287,15 @@ func newTradesSpan(ctx context.Context, tx pgx.Tx, p sessionPlan, after tradeKey
 	return s, true, nil
 }
 
-// importSession runs the late and the new part for one session and moves its watermark.
-func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessionPlan, m markets, full bool) (Result, error) {
+// importSession runs the checked parts (the trades at or behind the watermark to look at again)
+// and the new part for one session, notes the markets it had to pass over, and moves its
+// watermarks.
+func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessionPlan, m markets) (Result, error) {
 	r := Result{SessionID: p.ID}
-	// Everything up to checkedTo goes through the checked (late) part: the watermark, or on a
-	// full rescan the newest trade there is, so that nothing is inserted unchecked.
+	// Everything up to checkedTo goes through the checked parts: the watermark, or on a rescan
+	// the newest trade there is, so that nothing is inserted unchecked.
 	checkedTo := tradeKey{p.LastTime, p.LastSymbol, p.LastID}
-	if full {
+	if p.RescanFrom.Valid {
 		all, ok, err := newTradesSpan(ctx, tx, p, tradeKey{})
 		if err != nil {
 			return r, err
@@ -286,17 +305,53 @@ func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessi
 		}
 	}
 	if checkedTo.Time.Valid {
-		rows, err := tx.Query(ctx, importLateSQL, p.ID, p.Scope, p.StartedAt, checkedTo.Time, checkedTo.Symbol, checkedTo.ID,
-			im.cfg.PriceMaxAge, p.RescanFrom, m.symbols, m.bases, m.quotes)
-		if err != nil {
-			return r, fmt.Errorf("import late trades: %w", err)
-		}
-		var t time.Time
-		if _, err := pgx.ForEachRow(rows, []any{&t}, func() error {
-			r.add(Result{Moves: 1, FirstTrade: t, LastTrade: t})
+		check := func(part, sql string, bounds ...any) error {
+			var c checked
+			args := append([]any{p.ID, p.Scope, p.StartedAt, checkedTo.Time, checkedTo.Symbol, checkedTo.ID,
+				im.cfg.PriceMaxAge, bounds[0], m.symbols, m.bases, m.quotes}, bounds[1:]...)
+			err := tx.QueryRow(ctx, sql, args...).Scan(&c.read, &c.moves, &c.first, &c.last)
+			if err != nil {
+				return fmt.Errorf("import %s trades: %w", part, err)
+			}
+			r.Checked += c.read
+			if c.moves > 0 {
+				r.add(Result{Moves: c.moves, FirstTrade: c.first.Time, LastTrade: c.last.Time})
+			}
 			return nil
-		}); err != nil {
-			return r, fmt.Errorf("import late trades: %w", err)
+		}
+		// Markets passed over before that are known now.
+		for _, sym := range p.Pending {
+			if slices.Contains(m.unknown, sym) {
+				r.PendingMarkets = append(r.PendingMarkets, sym) // still unknown: still waiting
+			}
+		}
+		if known := without(p.Pending, m.unknown); len(known) > 0 {
+			if err := check("pending", importPendingSQL, known); err != nil {
+				return r, err
+			}
+			if _, err := tx.Exec(ctx, resolvePendingSQL, p.ID, known); err != nil {
+				return r, fmt.Errorf("resolve pending markets %v: %w", known, err)
+			}
+		}
+		// Trades the last import's snapshot could not see, whatever their trade time. A
+		// watermark without a snapshot (from before there was one) looks at every trade once.
+		unseenFrom, unseen := "1", []string{} // a snapshot that sees no transaction
+		if p.SeenSnapshot.Valid {
+			var err error
+			if unseenFrom, unseen, err = parseSnapshot(p.SeenSnapshot.String); err != nil {
+				return r, fmt.Errorf("seen snapshot: %w", err)
+			}
+		}
+		// A rescan from the start reads all of them anyway.
+		if !p.RescanFrom.Valid || p.RescanFrom.Time.After(p.StartedAt) {
+			if err := check("stored", importStoredSQL, unseenFrom, unseen); err != nil {
+				return r, err
+			}
+		}
+		if p.RescanFrom.Valid {
+			if err := check("rescanned", importRescanSQL, p.RescanFrom); err != nil {
+				return r, err
+			}
 		}
 	}
 	// The new part's span first: the same snapshot, so exactly the trades it inserts.
@@ -313,17 +368,61 @@ func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessi
 		r.add(Result{Moves: moves, FirstTrade: fresh.first.Time, LastTrade: fresh.newest.Time.Time})
 		newest = fresh.newest
 	}
-	switch {
-	case newest.Time.Valid && (ok || full):
-		if _, err := tx.Exec(ctx, advanceCursorSQL, p.ID, newest.Time, newest.Symbol, newest.ID, r.Moves); err != nil {
-			return r, fmt.Errorf("advance watermark: %w", err)
+	if len(m.unknown) > 0 && newest.Time.Valid {
+		rows, err := tx.Query(ctx, notePendingSQL, p.ID, p.Scope, p.StartedAt, m.unknown)
+		if err != nil {
+			return r, fmt.Errorf("note pending markets %v: %w", m.unknown, err)
 		}
-	case r.Moves > 0:
-		if _, err := tx.Exec(ctx, countMovesSQL, p.ID, r.Moves); err != nil {
-			return r, fmt.Errorf("count moves: %w", err)
+		noted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return r, fmt.Errorf("note pending markets %v: %w", m.unknown, err)
+		}
+		r.PendingMarkets = append(r.PendingMarkets, noted...)
+		slices.Sort(r.PendingMarkets)
+	}
+	// The watermarks move when something was read; a re-run with nothing new writes nothing.
+	if newest.Time.Valid && (ok || r.Moves > 0 || r.Checked > 0 || p.RescanFrom.Valid || !p.SeenSnapshot.Valid) {
+		if _, err := tx.Exec(ctx, advanceCursorSQL, p.ID, newest.Time, newest.Symbol, newest.ID, r.Moves, p.Snapshot); err != nil {
+			return r, fmt.Errorf("advance watermark: %w", err)
 		}
 	}
 	return r, nil
+}
+
+// parseSnapshot reads a pg_snapshot's text form, xmin:xmax:xip,…, and returns what the snapshot
+// could not see: the transactions from xmax on, and those in progress then (xip).
+func parseSnapshot(s string) (xmax string, xip []string, err error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return "", nil, fmt.Errorf("%q is not xmin:xmax:xip", s)
+	}
+	for _, x := range append([]string{parts[0], parts[1]}, strings.Split(parts[2], ",")...) {
+		if _, err := strconv.ParseUint(x, 10, 64); err != nil && x != "" {
+			return "", nil, fmt.Errorf("%q is not xmin:xmax:xip: %w", s, err)
+		}
+	}
+	xip = []string{}
+	if parts[2] != "" {
+		xip = strings.Split(parts[2], ",")
+	}
+	return parts[1], xip, nil
+}
+
+// checked is the row a checked part of import_moves returns.
+type checked struct {
+	read, moves int64
+	first, last pgtype.Timestamptz
+}
+
+// without returns the elements of a not in b.
+func without(a, b []string) []string {
+	var out []string
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // importNew inserts the trades after the watermark `after`: on tx alone, or, for a large import,

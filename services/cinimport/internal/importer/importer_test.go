@@ -2,10 +2,12 @@ package importer_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -27,6 +29,62 @@ func setup(t *testing.T) *bundle {
 	d := pgtest.NewDB(t)
 	return &bundle{ctx: context.Background(), pool: d.Pool, im: importer.New(d.Pool, importer.Config{}),
 		t0: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+// statementLog is a pgx tracer that names the statements a pool runs.
+type statementLog struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (l *statementLog) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	name := d.SQL
+	if len(name) > 60 {
+		name = name[:60]
+	}
+	for _, k := range []struct{ marker, name string }{
+		{"pg_advisory_lock(", "lock"}, {"pg_advisory_unlock(", "unlock"},
+		{"WITH RECURSIVE known", "markets"}, {"pg_current_snapshot()", "plan_sessions"},
+		{"a.ingest_xid = ANY ($12::xid8[])", "import stored"}, {"WITH bounds AS", "new_trades_span"},
+		{"session_import_cursor AS c", "advance_cursor"},
+	} {
+		if strings.Contains(d.SQL, k.marker) {
+			name = k.name
+			break
+		}
+	}
+	l.mu.Lock()
+	l.names = append(l.names, name)
+	l.mu.Unlock()
+	return ctx
+}
+
+func (l *statementLog) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// countStatements makes the bundle's importer use a pool whose statements are logged, and returns
+// the statements run since, without the session locks around each import.
+func (b *bundle) countStatements(t *testing.T) func() []string {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(b.pool.Config().ConnString())
+	require.NoError(t, err)
+	log := &statementLog{}
+	cfg.ConnConfig.Tracer = log
+	pool, err := pgxpool.NewWithConfig(b.ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	b.im = importer.New(pool, importer.Config{})
+	return func() []string {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		var out []string
+		for _, n := range log.names {
+			if n != "lock" && n != "unlock" {
+				out = append(out, n)
+			}
+		}
+		log.names = nil
+		return out
+	}
 }
 
 type trade struct {
@@ -175,17 +233,16 @@ func TestImportIsIdempotentAndIncremental(t *testing.T) {
 	tr(51, b.t0.Add(3*time.Hour))
 	require.Equal(t, int64(1), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
 
-	// A trade stored late, within the margin (1h) behind the watermark: found by the next import.
+	// Trades stored late behind the watermark, near it or far behind: found by the next import.
 	tr(500, b.t0.Add(150*time.Minute))
 	require.Equal(t, int64(1), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
-
-	// Stored late beyond the margin: found when the caller knows where new trades start, or by
-	// a full rescan.
 	tr(501, b.t0.Add(90*time.Second))
 	tr(502, b.t0.Add(100*time.Second))
-	require.Equal(t, int64(0), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
-	require.Equal(t, int64(1), b.importSessions(t, importer.Options{}, importer.Session{ID: s, Since: b.t0.Add(95 * time.Second)})[s].Moves)
-	require.Equal(t, int64(1), b.importSessions(t, importer.Options{Full: true}, importer.Session{ID: s})[s].Moves)
+	res := b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, int64(2), res.Moves)
+	require.Equal(t, int64(2), res.Checked, "only the trades stored since the last import are read again")
+	require.Equal(t, int64(0), b.importSessions(t, importer.Options{}, importer.Session{ID: s, Since: b.t0.Add(95 * time.Second)})[s].Moves)
+	require.Equal(t, int64(0), b.importSessions(t, importer.Options{Full: true}, importer.Session{ID: s})[s].Moves)
 
 	var moves, counted int64
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT (SELECT count(*) FROM cin_aux.rt_move WHERE session_id = $1),
@@ -202,10 +259,89 @@ func TestUnknownMarketDoesNotBlockTheImport(t *testing.T) {
 	s := b.session(t, "default", b.t0)
 	b.trade(t, trade{symbol: "BTCXYZ", id: 1, price: "1", qty: "1", quoteQty: "1", commission: "0", feeAsset: "XYZ", at: b.t0.Add(time.Minute), buyer: true})
 	b.trade(t, trade{symbol: "BTCUSDT", id: 2, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(2 * time.Minute), buyer: true})
-	require.Equal(t, int64(1), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+	res := b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, int64(1), res.Moves)
+	require.Equal(t, []string{"BTCXYZ"}, res.PendingMarkets, "the market passed over is reported")
 	m := b.moves(t, s)
 	require.Len(t, m, 1)
 	require.Equal(t, "BTCUSDT", m[2].Symbol)
+	// Later trades move the watermark further past it.
+	b.trade(t, trade{symbol: "BTCUSDT", id: 3, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(3 * time.Minute), buyer: true})
+	res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, int64(1), res.Moves)
+	require.Equal(t, []string{"BTCXYZ"}, res.PendingMarkets, "still waiting")
+
+	// Once the market is known, an ordinary import (not a full rescan) finds the trade it passed
+	// over, and only once.
+	_, err := b.pool.Exec(b.ctx, `INSERT INTO market.symbols (symbol, base_asset, quote_asset, status) VALUES ('BTCXYZ', 'BTC', 'XYZ', 'TRADING')`)
+	require.NoError(t, err)
+	res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, int64(1), res.Moves)
+	require.Empty(t, res.PendingMarkets)
+	m = b.moves(t, s)
+	require.Len(t, m, 3)
+	require.Equal(t, move{Side: "BUY", From: "XYZ", To: "BTC", FromQty: "1", ToQty: "1", FeeUSDT: str("0"),
+		FeeAsset: "XYZ", FeeQty: "0", Symbol: "BTCXYZ"}, m[1])
+	require.Equal(t, int64(0), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+	var pending int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM cin_aux.session_pending_market`).Scan(&pending))
+	require.Zero(t, pending)
+}
+
+// A trade stored with a trade time days behind the session's watermark, and no trade-insert
+// event to say so (dead-lettered, never relayed), is found by the next ordinary import: the
+// sweep's. A re-run with nothing new reads no trade, writes nothing and runs a fixed handful
+// of statements, however many trades the session has.
+func TestLateTradesAreFoundWithoutRescanning(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := b.session(t, "default", b.t0)
+	_, err := b.pool.Exec(b.ctx, `INSERT INTO market.account_trades (symbol, trade_id, order_id, price, qty, quote_qty,
+		commission, commission_asset, trade_time, is_buyer, is_maker)
+		SELECT 'ETHUSDT', g, g, 10, 1, 10, 0, 'USDT', $1::timestamptz + g * interval '1 minute', true, false
+		  FROM generate_series(1, 20000) g`, b.t0) // two weeks of trades
+	require.NoError(t, err)
+	require.Equal(t, int64(20000), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+
+	statements := b.countStatements(t)
+	res := b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, int64(0), res.Moves)
+	require.Equal(t, int64(0), res.Checked, "a re-run with nothing new reads no trade again")
+	require.Equal(t, []string{"begin isolation level repeatable read", "SET LOCAL jit = off", "markets", "plan_sessions", "import stored",
+		"new_trades_span", "commit"}, statements())
+	var updated time.Time
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT updated_at FROM cin_aux.session_import_cursor WHERE session_id = $1`, s).Scan(&updated))
+
+	// Three days behind the watermark, inserted without any event.
+	b.trade(t, trade{symbol: "BTCUSDT", id: 30007, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(24 * time.Hour)})
+	res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, int64(1), res.Moves)
+	require.Equal(t, int64(1), res.Checked, "only the late trade is read again, not the weeks behind the watermark")
+	require.True(t, res.FirstTrade.Equal(b.t0.Add(24*time.Hour)))
+	require.Contains(t, b.moves(t, s), int64(30007))
+
+	res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, int64(0), res.Checked)
+	require.Equal(t, int64(0), res.Moves)
+	var after time.Time
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT updated_at FROM cin_aux.session_import_cursor WHERE session_id = $1`, s).Scan(&after))
+	require.True(t, after.After(updated), "the import that found the late trade moved the watermarks")
+
+	// A trade whose transaction commits after an import has read past it (later trades, stored
+	// and committed meanwhile, moved the watermarks) is still found.
+	slow, err := b.pool.Begin(b.ctx)
+	require.NoError(t, err)
+	defer func() { _ = slow.Rollback(b.ctx) }()
+	_, err = slow.Exec(b.ctx, `INSERT INTO market.account_trades (symbol, trade_id, order_id, price, qty, quote_qty,
+		commission, commission_asset, trade_time, is_buyer, is_maker) VALUES ('BTCUSDT', 30008, 30008, 100, 1, 100, 0, 'USDT', $1, true, false)`,
+		b.t0.Add(48*time.Hour))
+	require.NoError(t, err)
+	b.trade(t, trade{symbol: "BTCUSDT", id: 30009, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(30 * 24 * time.Hour)})
+	require.Equal(t, int64(1), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves, "trade 30009; 30008 is not committed yet")
+	require.NoError(t, slow.Commit(b.ctx))
+	res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, int64(1), res.Moves)
+	require.Contains(t, b.moves(t, s), int64(30008))
 }
 
 func TestImportFindsOnlyOpenSessionsOfTheirScope(t *testing.T) {

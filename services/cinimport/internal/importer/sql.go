@@ -1,7 +1,7 @@
 package importer
 
 import (
-	_ "embed"
+	"embed"
 	"strings"
 	"text/template"
 )
@@ -21,23 +21,30 @@ var (
 	advanceCursorSQL string
 	//go:embed sql/count_new_trades.sql
 	countNewTradesSQL string
-	//go:embed sql/markets.sql
-	marketsSQL string
-	//go:embed sql/count_moves.sql
-	countMovesSQL string
-	//go:embed sql/import_moves.sql.tmpl
-	importMovesTmpl string
+	//go:embed sql/note_pending.sql
+	notePendingSQL string
+	//go:embed sql/resolve_pending.sql
+	resolvePendingSQL string
+	//go:embed sql/*.sql.tmpl
+	templates embed.FS
 
-	// importNewSQL and importLateSQL are the two parts of an import (see import_moves.sql.tmpl).
-	importNewSQL  = renderImport(false)
-	importLateSQL = renderImport(true)
+	marketsSQL = render("markets.sql.tmpl", nil)
+	// The parts of an import (see import_moves.sql.tmpl).
+	importNewSQL     = renderImport("new")
+	importStoredSQL  = renderImport("stored")
+	importRescanSQL  = renderImport("rescan")
+	importPendingSQL = renderImport("pending")
 )
 
-func renderImport(late bool) string {
+func renderImport(part string) string {
+	return render("import_moves.sql.tmpl", struct{ Part string }{part})
+}
+
+func render(name string, data any) string {
 	var b strings.Builder
-	t := template.Must(template.New("import_moves").Parse(importMovesTmpl))
-	if err := t.Execute(&b, struct{ Late bool }{late}); err != nil {
-		panic(err) // the template is embedded; a failure is a build bug that every test catches
+	t := template.Must(template.ParseFS(templates, "sql/*.sql.tmpl"))
+	if err := t.ExecuteTemplate(&b, name, data); err != nil {
+		panic(err) // the templates are embedded; a failure is a build bug that every test catches
 	}
 	return b.String()
 }

@@ -57,11 +57,11 @@ type ImportTrigger struct {
 	runs     *prometheus.CounterVec
 	moves    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	waiting  *prometheus.GaugeVec
 }
 
 // batch is one coalesced import of a scope.
 type batch struct {
-	since   time.Time // earliest new trade time seen, zero if unknown
 	trigger eventsv1.MovesImported_Trigger
 	done    chan struct{}
 	err     error
@@ -85,9 +85,12 @@ func New(im Importer, pub Publisher, cfg Config) *ImportTrigger {
 			Help: "Moves inserted into cin_aux.rt_move, by trigger."}, []string{"trigger"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cinimport_import_seconds",
 			Help: "Duration of import runs, by trigger.", Buckets: prometheus.ExponentialBuckets(0.005, 4, 8)}, []string{"trigger"}),
+		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_cinimport_pending_markets",
+			Help: "Markets whose trades a session's imports pass over until their quote asset is known (market.symbols or the universe), by session, as of its last import."},
+			[]string{"rt_session_id"}),
 	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(t.runs, t.moves, t.duration)
+		cfg.Registerer.MustRegister(t.runs, t.moves, t.duration, t.waiting)
 	}
 	return t
 }
@@ -112,8 +115,9 @@ func (t *ImportTrigger) HandleChange(ctx context.Context, ev events.Event) error
 		if scope == "" {
 			scope = "default"
 		}
-		since, _ := parseTimestamptz(text(rc.GetNewValues(), "trade_time"))
-		return t.ImportScope(ctx, scope, since, eventsv1.MovesImported_TRIGGER_TRADES_INSERTED)
+		// No trade time hint: the import finds every trade stored since the last one, whatever
+		// its trade time (a hint would rescan every trade from it on).
+		return t.ImportScope(ctx, scope, eventsv1.MovesImported_TRIGGER_TRADES_INSERTED)
 	}
 	return nil
 }
@@ -132,8 +136,9 @@ func (t *ImportTrigger) sessionChanged(ctx context.Context, rc *eventsv1.RowChan
 	if err != nil {
 		return events.Permanent(fmt.Errorf("rt_session change without a session_id: %w", err))
 	}
-	// A start moved earlier puts trades behind the watermark's late margin: rescan from the new
-	// start (the old values come with REPLICA IDENTITY FULL). Other updates import as usual.
+	// A start moved earlier makes trades the session's that were stored long ago, behind its
+	// watermark: rescan from the new start (the old values come with REPLICA IDENTITY FULL).
+	// Other updates import as usual.
 	var since time.Time
 	if start := text(nv, "started_at"); rc.GetOp() == eventsv1.RowChange_OP_UPDATE && start != text(rc.GetOldValues(), "started_at") {
 		since, _ = parseTimestamptz(start)
@@ -163,18 +168,15 @@ func (t *ImportTrigger) ImportAll(ctx context.Context, opts importer.Options, tr
 
 // ImportScope imports the OPEN sessions of scope, coalesced with every other call for the same
 // scope within the debounce, and returns when the import that covers this call has committed.
-// since is the earliest trade time known to be new (zero: unknown).
-func (t *ImportTrigger) ImportScope(ctx context.Context, scope string, since time.Time, trigger eventsv1.MovesImported_Trigger) error {
+func (t *ImportTrigger) ImportScope(ctx context.Context, scope string, trigger eventsv1.MovesImported_Trigger) error {
 	t.mu.Lock()
 	b, ok := t.pending[scope]
 	if !ok {
-		b = &batch{since: since, trigger: trigger, done: make(chan struct{})}
+		b = &batch{trigger: trigger, done: make(chan struct{})}
 		t.pending[scope] = b
 		t.wg.Add(1)
 		// The import outlives the handler that opened the batch: others wait on it too.
 		go t.flush(context.WithoutCancel(ctx), scope, b)
-	} else if !since.IsZero() && (b.since.IsZero() || since.Before(b.since)) {
-		b.since = since
 	}
 	t.mu.Unlock()
 	select {
@@ -191,7 +193,6 @@ func (t *ImportTrigger) flush(ctx context.Context, scope string, b *batch) {
 	time.Sleep(t.cfg.Debounce)
 	t.mu.Lock()
 	delete(t.pending, scope) // later calls open the next batch
-	since := b.since
 	t.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.ImportTimeout)
@@ -203,7 +204,7 @@ func (t *ImportTrigger) flush(ctx context.Context, scope string, b *batch) {
 	}
 	sessions := make([]importer.Session, len(ids))
 	for i, id := range ids {
-		sessions[i] = importer.Session{ID: id, Since: since}
+		sessions[i] = importer.Session{ID: id}
 	}
 	_, b.err = t.run(ctx, sessions, importer.Options{}, b.trigger)
 }
@@ -228,8 +229,15 @@ func (t *ImportTrigger) run(ctx context.Context, sessions []importer.Session, op
 	var errs []error
 	for _, r := range results {
 		t.moves.WithLabelValues(label).Add(float64(r.Moves))
+		if session := strconv.FormatInt(r.SessionID, 10); len(r.PendingMarkets) > 0 {
+			t.waiting.WithLabelValues(session).Set(float64(len(r.PendingMarkets)))
+			t.log.Warn("trades wait for their market to be known", "rt_session_id", r.SessionID, "markets", r.PendingMarkets,
+				"run_id", runID, "hint", "add the markets to market.symbols or settings.coin_universe; the next import takes their trades")
+		} else {
+			t.waiting.DeleteLabelValues(session)
+		}
 		// rt_session_id: the process's own ops.session_log id is already session_id in its logs.
-		t.log.Info("moves imported", "rt_session_id", r.SessionID, "moves", r.Moves, "run_id", runID,
+		t.log.Info("moves imported", "rt_session_id", r.SessionID, "moves", r.Moves, "checked", r.Checked, "run_id", runID,
 			"trigger", trigger.String(), "took", importedAt.Sub(started).Round(time.Millisecond).String())
 		if t.pub == nil {
 			continue

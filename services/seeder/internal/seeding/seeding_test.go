@@ -2,7 +2,10 @@ package seeding_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -153,4 +156,52 @@ func TestConvergeCancelsDisabledWindows(t *testing.T) {
 	live := liveJobs(t, d)
 	require.NotContains(t, live, "fetch_klines:BTCUSDT/4h")
 	require.Contains(t, live, "fetch_klines:BTCUSDT/1h")
+}
+
+// A recurring job whose occurrence failed all its attempts (the real engine, the exchange down)
+// is queued for its next period already; seeding again changes nothing, not even that job.
+func TestSeedAfterAFailedOccurrenceChangesNothing(t *testing.T) {
+	t.Parallel()
+	d, s := setup(t, seeding.Config{})
+	ctx := context.Background()
+	_, err := s.SeedOnce(ctx)
+	require.NoError(t, err)
+
+	e, err := jobs.New(d.Pool, jobs.Config{BackoffBase: 10 * time.Millisecond, BackoffCap: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))})
+	require.NoError(t, err)
+	require.NoError(t, e.Register(jobs.KindFetchTicker, jobs.HandlerFunc(func(context.Context, jobs.Job) error {
+		return errors.New("exchange: 503")
+	})))
+	require.NoError(t, e.Start(ctx))
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, d.Pool.QueryRow(ctx, `SELECT count(*) FROM ingest.jobs WHERE kind = 'fetch_ticker'
+			AND status = 'queued' AND consecutive_failures = 1`).Scan(&n))
+		return n == 1
+	}, 20*time.Second, 10*time.Millisecond, "the failed occurrence's next one is never queued")
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, e.Stop(stopCtx))
+
+	snapshot := func() string {
+		var rows string
+		require.NoError(t, d.Pool.QueryRow(ctx, `SELECT string_agg(format('%s %s %s %s %s %s %s', id, kind, dedup_key, status,
+			attempts, scheduled_for, consecutive_failures), E'\n' ORDER BY id) FROM ingest.jobs`).Scan(&rows))
+		return rows
+	}
+	before := snapshot()
+	require.Contains(t, before, "fetch_ticker  failed 5", "the failed occurrence is recorded")
+	rep, err := s.SeedOnce(ctx)
+	require.NoError(t, err)
+	require.Zero(t, rep.Inserted())
+	require.Equal(t, [2]int{0, 1}, counts(rep)[jobs.KindFetchTicker])
+	rep, err = s.Converge(ctx)
+	require.NoError(t, err)
+	require.Zero(t, rep.Inserted())
+	require.Zero(t, rep.Cancelled)
+	require.Equal(t, before, snapshot())
+	for k, n := range liveJobs(t, d) {
+		require.Equal(t, 1, n, k)
+	}
 }
