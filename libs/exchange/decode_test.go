@@ -19,7 +19,7 @@ func TestRetryAfterIsBounded(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 3, 17, 15, 4, 5, 0, time.UTC)
 	for v, want := range map[string]time.Duration{
-		"120": 2 * time.Minute, "0": 0, "-5": 0, "1e3": 0, "soon": 0,
+		"120": 2 * time.Minute, "0": 0, "-5": 0, "1e3": 0, "soon": 0, "-99999999999": 0, "-99999999999999999999": 0,
 		"99999999999999999":             maxRetryAfter,
 		"999999999999999999999999":      maxRetryAfter,
 		"259201":                        maxRetryAfter,

@@ -381,7 +381,10 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	}
 	var d time.Duration
 	if s, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
-		if s > int64(maxRetryAfter/time.Second) {
+		switch {
+		case s <= 0:
+			return 0
+		case s > int64(maxRetryAfter/time.Second):
 			return maxRetryAfter
 		}
 		d = time.Duration(s) * time.Second
