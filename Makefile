@@ -10,7 +10,7 @@ LDFLAGS := -X cryptopill.dev/jobs/libs/service.version=$(VERSION)
 # Packages of every workspace module, e.g. cryptopill.dev/jobs/libs/...
 PKGS = $(shell $(GO) list -m | sed 's|$$|/...|')
 
-.PHONY: all build dev test vet fmt-check proto proto-check clean bench-cdc bench-jobs bench-straux bench-cinimport
+.PHONY: all build dev test vet fmt-check fuzz fuzz-smoke proto proto-check clean bench-cdc bench-jobs bench-straux bench-cinimport
 
 all: build
 
@@ -24,9 +24,36 @@ build:
 dev: build
 	./bin/cpctl dev
 
-## test: formatting, vet, generated-code check, and every module's tests with the race detector
-test: fmt-check vet proto-check
+## test: formatting, vet, generated-code check, a few seconds of each fuzz target, and every
+## module's tests with the race detector
+test: fmt-check vet proto-check fuzz-smoke
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# Fuzz targets as package:Name. Go fuzzes one target per invocation; each target's seed corpus
+# (testdata/fuzz/<Name>/ and its f.Add seeds) also runs as a plain test in `go test`.
+FUZZ_TARGETS := \
+	./libs/events:FuzzDecode \
+	./libs/exchange:FuzzKlines \
+	./libs/exchange:FuzzDepth \
+	./libs/exchange:FuzzTickers \
+	./libs/exchange:FuzzExchangeInfo \
+	./libs/exchange:FuzzMyTrades \
+	./libs/exchange:FuzzErrorBody \
+	./services/orchestrator/internal/relay:FuzzParseChange \
+	./services/orchestrator/internal/relay:FuzzDecodeTuple
+FUZZTIME ?= 60s
+FUZZ_SMOKE_TIME ?= 3s
+
+## fuzz: each fuzz target for FUZZTIME (default 60s); a crash is written to the package's testdata/fuzz
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	done
+
+## fuzz-smoke: each fuzz target for FUZZ_SMOKE_TIME (default 3s), as part of make test
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SMOKE_TIME)
 
 vet:
 	$(GO) vet $(PKGS)

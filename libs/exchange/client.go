@@ -17,10 +17,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // maxBody caps an answer's size (a full exchangeInfo is a few MB).
 const maxBody = 64 << 20
+
+// maxErrorMsg caps the bytes of an error body kept in APIError.Msg.
+const maxErrorMsg = 200
 
 // Client calls one exchange. It is safe for concurrent use; create one per process and host and
 // share it, although clients for the same host share their Limiter anyway.
@@ -289,13 +293,21 @@ func apiError(name string, resp *http.Response, body []byte, now time.Time) *API
 	if json.Unmarshal(body, &b) == nil && (b.Code != 0 || b.Msg != "") {
 		e.Code, e.Msg = b.Code, b.Msg
 	} else {
-		e.Msg = strings.TrimSpace(string(body))
-		if len(e.Msg) > 200 {
-			e.Msg = e.Msg[:200] + "…"
+		e.Msg = strings.TrimSpace(strings.ToValidUTF8(string(body), "\uFFFD"))
+	}
+	// An error body ends up in logs: readable and bounded, cut on a character boundary.
+	if len(e.Msg) > maxErrorMsg {
+		cut := maxErrorMsg
+		for cut > 0 && !utf8.RuneStart(e.Msg[cut]) {
+			cut--
 		}
-		if e.Msg == "" {
-			e.Msg = http.StatusText(resp.StatusCode)
-		}
+		e.Msg = e.Msg[:cut] + "…"
+	}
+	if e.Msg == "" {
+		e.Msg = http.StatusText(resp.StatusCode)
+	}
+	if e.Msg == "" { // an empty body with a status net/http has no name for
+		e.Msg = "empty error body"
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusTeapot {
 		e.RetryAfter = retryAfter(resp.Header, now)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"cryptopill.dev/jobs/libs/testkit/clocktest"
 )
 
 // Binance's documented signing example (DOMAIN.md §6).
@@ -39,12 +41,13 @@ func TestWeights(t *testing.T) {
 
 func TestLimiterWaitsForTheNextWindow(t *testing.T) {
 	t.Parallel()
-	l := newLimiter("test", time.Now)
+	// The clock starts just after a window boundary (past the 10 ms guard) so the first 90 fit
+	// in one window.
+	now := clocktest.Running(clocktest.Afternoon.Truncate(time.Second).Add(15 * time.Millisecond))
+	l := newLimiter("test", now)
 	l.configure(100, time.Second) // budget 90
 	ctx := context.Background()
-	// Start just after a window boundary so the first 90 fit in one window.
-	time.Sleep(time.Until(l.windowStart(l.windowOf(time.Now()) + 1).Add(l.guard + 5*time.Millisecond)))
-	k := l.windowOf(time.Now())
+	k := l.windowOf(now())
 	for range 9 {
 		r, err := l.acquire(ctx, 10)
 		require.NoError(t, err)
@@ -61,16 +64,16 @@ func TestLimiterWaitsForTheNextWindow(t *testing.T) {
 	r, err = l.acquire(ctx, 1)
 	require.NoError(t, err)
 	l.finish(r, http.StatusOK, http.Header{"X-Mbx-Used-Weight-1s": {"80"}})
-	if l.windowOf(time.Now().Add(l.guard)) == l.windowOf(r.sent.Add(-l.guard)) {
+	if l.windowOf(now().Add(l.guard)) == l.windowOf(r.sent.Add(-l.guard)) { // not slowed past the window's end
 		require.Equal(t, 80, l.Stats().Used)
 	}
 
 	// A wait past the deadline fails at once.
-	l = newLimiter("test", time.Now)
+	l = newLimiter("test", now)
 	l.configure(100, time.Minute)
 	l.mu.Lock()
-	l.used[l.windowOf(time.Now())] = 90
-	l.used[l.windowOf(time.Now())+1] = 90
+	l.used[l.windowOf(now())] = 90
+	l.used[l.windowOf(now())+1] = 90
 	l.mu.Unlock()
 	dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
@@ -82,13 +85,15 @@ func TestLimiterWaitsForTheNextWindow(t *testing.T) {
 
 func TestLimiterCountsCallsInFlightAcrossWindows(t *testing.T) {
 	t.Parallel()
-	l := newLimiter("test", time.Now)
+	// The clock starts 100 ms before a window boundary.
+	now := clocktest.Running(clocktest.Afternoon.Truncate(time.Second).Add(900 * time.Millisecond))
+	l := newLimiter("test", now)
 	l.configure(100, time.Second)
 	ctx := context.Background()
 	r, err := l.acquire(ctx, 50)
 	require.NoError(t, err)
 	// Still in flight when the next window starts: it may land there.
-	time.Sleep(time.Until(l.windowStart(l.windowOf(time.Now()) + 1).Add(l.guard)))
+	time.Sleep(l.windowStart(l.windowOf(now()) + 1).Add(l.guard).Sub(now()))
 	require.GreaterOrEqual(t, l.Stats().Used, 50)
 	require.Equal(t, 50, l.Stats().InFlight)
 	l.finish(r, http.StatusOK, http.Header{})

@@ -16,6 +16,10 @@ const (
 	defaultWeightWindow = time.Minute
 	// A 418 without Retry-After blocks for Binance's shortest ban.
 	defaultBanPause = 2 * time.Minute
+	// maxRetryAfter is Binance's longest ban: a longer Retry-After is taken as this.
+	maxRetryAfter = 72 * time.Hour
+	// maxWeightWindow bounds a rateLimits window (Binance's longest interval is a day).
+	maxWeightWindow = 7 * 24 * time.Hour
 )
 
 // Limiter keeps one host's REQUEST_WEIGHT budget for every Client in the process. Get it from
@@ -368,19 +372,26 @@ func (l *Limiter) sleepUntil(ctx context.Context, until time.Time, cause error) 
 	}
 }
 
-// retryAfter reads Retry-After (seconds, or an HTTP date).
+// retryAfter reads Retry-After (seconds, or an HTTP date), within 0..maxRetryAfter: a date in
+// the past is no wait, and a huge number of seconds neither overflows nor blocks for years.
 func retryAfter(h http.Header, now time.Time) time.Duration {
 	v := h.Get("Retry-After")
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(v); err == nil {
-		return time.Duration(s) * time.Second
+	var d time.Duration
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case s <= 0:
+			return 0
+		case s > int64(maxRetryAfter/time.Second):
+			return maxRetryAfter
+		}
+		d = time.Duration(s) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
 	}
-	if t, err := http.ParseTime(v); err == nil {
-		return t.Sub(now)
-	}
-	return 0
+	return min(max(d, 0), maxRetryAfter)
 }
 
 // usedWeightHeader is the header reporting the weight used in a window, e.g.
@@ -398,7 +409,8 @@ func usedWeightHeader(window time.Duration) string {
 	return http.CanonicalHeaderKey("X-MBX-USED-WEIGHT-" + strconv.Itoa(int(n)) + unit)
 }
 
-// rateLimitWindow converts a rateLimits entry's interval to a duration.
+// rateLimitWindow converts a rateLimits entry's interval to a duration; false for an unknown
+// interval or a window outside 1 s..maxWeightWindow (a huge intervalNum would overflow).
 func rateLimitWindow(interval string, num int) (time.Duration, bool) {
 	if num <= 0 {
 		return 0, false
@@ -414,6 +426,9 @@ func rateLimitWindow(interval string, num int) (time.Duration, bool) {
 	case "DAY":
 		unit = 24 * time.Hour
 	default:
+		return 0, false
+	}
+	if num > int(maxWeightWindow/unit) {
 		return 0, false
 	}
 	return time.Duration(num) * unit, true

@@ -116,6 +116,10 @@ func (k *Kline) UnmarshalJSON(b []byte) error {
 		{&closeT, 6}, {&k.QuoteVolume, 7}, {&k.Trades, 8}, {&k.TakerBuyBaseVolume, 9}, {&k.TakerBuyQuoteVolume, 10},
 	}
 	for _, f := range fields {
+		// null would leave the field zero: a candle with no price is not one.
+		if string(a[f.i]) == "null" {
+			return fmt.Errorf("kline element %d: null", f.i)
+		}
 		if err := json.Unmarshal(a[f.i], f.dst); err != nil {
 			return fmt.Errorf("kline element %d: %w", f.i, err)
 		}
@@ -183,13 +187,24 @@ type PriceLevel struct {
 	Qty   decimal.Decimal
 }
 
-// UnmarshalJSON reads Binance's ["price","qty"] pair.
+// UnmarshalJSON reads Binance's ["price","qty"] pair: exactly two decimals (a Go array would
+// take a short or long one silently, leaving a zero quantity).
 func (p *PriceLevel) UnmarshalJSON(b []byte) error {
-	var a [2]decimal.Decimal
+	var a []json.RawMessage
 	if err := json.Unmarshal(b, &a); err != nil {
-		return err
+		return fmt.Errorf("price level: %w", err)
 	}
-	p.Price, p.Qty = a[0], a[1]
+	if len(a) != 2 {
+		return fmt.Errorf("price level: %d elements, want [price, qty]", len(a))
+	}
+	for i, dst := range []*decimal.Decimal{&p.Price, &p.Qty} {
+		if string(a[i]) == "null" {
+			return fmt.Errorf("price level element %d: null", i)
+		}
+		if err := json.Unmarshal(a[i], dst); err != nil {
+			return fmt.Errorf("price level element %d: %w", i, err)
+		}
+	}
 	return nil
 }
 

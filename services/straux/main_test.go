@@ -92,7 +92,9 @@ func TestServiceEndToEnd(t *testing.T) {
 	require.Equal(t, 9, count(`SELECT count(*) FROM str_aux.window_vectors WHERE period_start = $1 AND reason IS NULL`, p),
 		"three windows of three symbols, on backfilled history")
 
-	_, _, err = jobs.Enqueue(ctx, d.Pool, jobs.NewJob{Kind: jobs.KindComputeMatrices})
+	// Scheduled on the test clock, so the grid is computed at the instant the tick sampled (not
+	// at Postgres' now()); due at once, since the test clock is in the database clock's past.
+	_, _, err = jobs.Enqueue(ctx, d.Pool, jobs.NewJob{Kind: jobs.KindComputeMatrices, ScheduledFor: now()})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		return count(`SELECT count(*) FROM ingest.jobs WHERE kind = 'compute_matrices' AND status = 'succeeded'`) == 1

@@ -6,7 +6,9 @@ package clocktest
 import "time"
 
 // Afternoon is the default start of a test clock: a mid-afternoon UTC, the hours at which a
-// "since the start of yesterday" window is widest.
+// "since the start of yesterday" window is widest. It is in the past on purpose: a test that
+// also relies on Postgres' now() (a job is due when scheduled_for <= now()) needs its clock
+// behind the database's, or the work it schedules on the test clock is never due.
 var Afternoon = time.Date(2026, time.March, 17, 15, 4, 5, 0, time.UTC)
 
 // Running returns a clock that reads at when it is created and then advances at the real rate

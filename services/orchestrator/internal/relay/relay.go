@@ -495,7 +495,7 @@ func (s *stream) handleCopyData(ctx context.Context, data []byte) error {
 }
 
 func (s *stream) handleWAL(ctx context.Context, data []byte) error {
-	msg, err := pglogrepl.Parse(data)
+	msg, err := parseMessage(data)
 	if err != nil {
 		return fmt.Errorf("parse pgoutput message: %w", err)
 	}
