@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -113,12 +114,14 @@ func (r *streamReader) read(ctx context.Context, js jetstream.JetStream) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", r.stream, err)
 	}
-	if ci := cons.CachedInfo(); ci != nil && ci.NumPending == 0 {
-		r.next = last + 1 // nothing new on the filter
-		return nil
+	ci := cons.CachedInfo()
+	if ci == nil {
+		return fmt.Errorf("read %s: ordered consumer has no info", r.stream)
 	}
-	for r.next <= last {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+	// Fetch exactly what is pending, so no fetch waits out its expiry for a batch that cannot fill.
+	pending := ci.NumPending
+	for pending > 0 {
+		batch, err := cons.Fetch(int(min(pending, 1000)), jetstream.FetchMaxWait(10*time.Second))
 		if err != nil {
 			return fmt.Errorf("read %s from %d: %w", r.stream, r.next, err)
 		}
@@ -134,16 +137,13 @@ func (r *streamReader) read(ctx context.Context, js jetstream.JetStream) error {
 				r.msgs = append(r.msgs, m)
 			}
 			r.next = md.Sequence.Stream + 1
-			if md.NumPending == 0 {
-				r.next = max(r.next, last+1)
-			}
+			pending = md.NumPending
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return fmt.Errorf("read %s from %d: %w", r.stream, r.next, err)
 		}
 		if n == 0 {
-			// Filtered streams end before LastSeq when the last messages are other subjects.
-			break
+			return fmt.Errorf("read %s from %d: no message within 10s though %d are pending", r.stream, r.next, pending)
 		}
 	}
 	return nil
@@ -176,6 +176,20 @@ func (a auditResult) duplicates() int {
 	return a.Changes.Duplicates + a.TickDuplicates + a.SamplesDoubled + a.MovesExtra + a.JobsDoubled
 }
 
+// pending names what a pass that does not hold is still waiting for.
+func (a auditResult) pending() []string {
+	var out []string
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"changes", a.Changes.Lost}, {"samples", a.SamplesMissing}, {"moves", a.MovesMissing}, {"jobs", a.JobsMissing}, {"backlog", a.Backlog}} {
+		if c.n > 0 {
+			out = append(out, c.name)
+		}
+	}
+	return out
+}
+
 // converged: everything committed has arrived and been processed. Duplicates and reordering never
 // go away, so they do not gate convergence; they are reported.
 func (a auditResult) converged() bool { return a.lost() == 0 && a.Backlog == 0 }
@@ -197,6 +211,7 @@ type auditor struct {
 	ticks     streamReader
 	periods   map[string]time.Time // tick id → period start
 	until     time.Time            // ticks of periods starting before this are audited
+	waitedFor []string             // conditions passes before convergence waited for
 }
 
 func newAuditor(ctx context.Context, s *Stack, until time.Time) (*auditor, error) {
@@ -325,6 +340,12 @@ func (a *auditor) waitConverged(ctx context.Context, timeout time.Duration) (aud
 			if r.converged() {
 				return r, true, time.Now(), nil
 			}
+			for _, p := range r.pending() {
+				if !slices.Contains(a.waitedFor, p) {
+					a.waitedFor = append(a.waitedFor, p)
+				}
+			}
+			a.s.log.Debug("audit pass does not hold yet", "waiting_for", r.pending(), "audit", r.detail())
 		} else {
 			lastErr = err
 			a.s.log.Warn("audit pass failed; retrying", "err", err)

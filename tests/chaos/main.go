@@ -23,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 func main() {
@@ -55,6 +57,8 @@ func run() int {
 		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// toxiproxy's toxics log through zerolog's global logger (trace lines on every cut link).
+	zerolog.SetGlobalLevel(zerolog.WarnLevel)
 	selected, err := selectScenarios(all, *runOnly)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "chaos: %v\n", err)
@@ -153,10 +157,12 @@ type scenarioResult struct {
 	Duplicates, Reordered int
 	// Recovery is seconds from the end of the fault to the first audit pass that held.
 	Recovery float64
-	Exits    map[string]int
-	Workload string
-	Notes    []string
-	Err      error
+	// WaitedFor are the audit conditions that did not hold at first (what recovery waited for).
+	WaitedFor []string
+	Exits     map[string]int
+	Workload  string
+	Notes     []string
+	Err       error
 }
 
 func (r scenarioResult) line() string {
@@ -175,6 +181,9 @@ func (r scenarioResult) line() string {
 	extra := ""
 	if len(exits) > 0 {
 		extra += " unexpected_exits=" + strings.Join(exits, ",")
+	}
+	if len(r.WaitedFor) > 0 {
+		extra += " waited_for=" + strings.Join(r.WaitedFor, ",")
 	}
 	if len(r.Notes) > 0 {
 		extra += " notes=[" + strings.Join(r.Notes, "; ") + "]"
@@ -247,6 +256,7 @@ func runScenario(ctx context.Context, env *runEnv, sc scenario, seed uint64, sho
 	res.Lost, res.Duplicates, res.Reordered = audit.lost(), audit.duplicates(), audit.Changes.Reordered
 	res.Recovery = at.Sub(faultEnd).Seconds()
 	res.Exits = s.unexpectedExits()
+	res.WaitedFor = a.waitedFor
 	res.Notes = s.notes
 	if !ok {
 		res.Notes = append(res.Notes, "kept "+s.dir)

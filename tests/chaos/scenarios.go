@@ -28,7 +28,9 @@ type fault struct {
 	log   []string
 }
 
-func (f *fault) record(format string, args ...any) { f.log = append(f.log, fmt.Sprintf(format, args...)) }
+func (f *fault) record(format string, args ...any) {
+	f.log = append(f.log, fmt.Sprintf(format, args...))
+}
 
 // between is a random duration in [lo, hi).
 func (f *fault) between(lo, hi time.Duration) time.Duration {

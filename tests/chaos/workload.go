@@ -18,8 +18,8 @@ import (
 // ETHBTC added and removed). It never needs to remember what it committed: the audit reads that
 // from Postgres itself. A statement that fails during a fault is counted and the loop goes on.
 type workload struct {
-	pool *pgxpool.Pool
-	log  *slog.Logger
+	pool  *pgxpool.Pool
+	log   *slog.Logger
 	rngMu sync.Mutex // trades are also committed from scenario functions
 	rng   *rand.Rand
 
