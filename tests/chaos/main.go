@@ -42,9 +42,15 @@ func run() int {
 		keep     = flag.Bool("keep", false, "keep every scenario's directory (logs, data); failed ones are always kept")
 		timeout  = flag.Duration("timeout", 0, "how long the audit waits for convergence after a fault (default 60s, 30s with -short)")
 		logLevel = flag.String("log-level", "warn", "harness log level (debug, info, warn, error), JSON on stderr")
+		batch    = flag.Int("batch-rows", 5000, "pg-crash: rows of the trade batch committed right before each crash")
+		window   = flag.Duration("dup-window", 10*time.Second, "nats-long-outage: CP_CDC duplicate window (CDC_DUPLICATE_WINDOW); NATS stays away 5s longer")
 	)
 	flag.Parse()
-	all := scenarios()
+	if *batch < 1 || *window < time.Second {
+		fmt.Fprintf(os.Stderr, "chaos: -batch-rows must be at least 1 and -dup-window at least 1s (got %d, %s)\n", *batch, *window)
+		return 2
+	}
+	all := scenarios(suiteConfig{batchRows: *batch, dupWindow: *window})
 	if *list {
 		for _, sc := range all {
 			fmt.Printf("%-18s %s\n", sc.name, sc.what)

@@ -45,7 +45,15 @@ func (f *fault) times(n int) int {
 	return n
 }
 
-func scenarios() []scenario {
+// suiteConfig are the knobs of the scenarios themselves.
+type suiteConfig struct {
+	// batchRows is the size of the trade batch pg-crash commits right before each crash.
+	batchRows int
+	// dupWindow is the CP_CDC duplicate window of nats-long-outage; NATS stays away 5 s longer.
+	dupWindow time.Duration
+}
+
+func scenarios(cfg suiteConfig) []scenario {
 	var out []scenario
 	for _, svc := range services {
 		out = append(out, scenario{
@@ -55,10 +63,11 @@ func scenarios() []scenario {
 		})
 	}
 	return append(out,
-		scenario{name: "pg-crash", what: "Postgres crashed (pg_ctl stop -m immediate) while a 20,000-row batch is relayed and another is open", run: pgCrash},
+		scenario{name: "pg-crash", what: fmt.Sprintf("Postgres crashed (pg_ctl stop -m immediate) while a %d-row batch is relayed and another transaction is open", cfg.batchRows),
+			run: func(ctx context.Context, f *fault) (string, error) { return pgCrash(ctx, f, cfg.batchRows) }},
 		scenario{name: "nats-kill", what: "the single NATS node (file store) kill -9'd and restarted", run: natsKill},
 		scenario{name: "nats-leader-loss", what: "R3 cluster: the CP_CDC leader, then the CP_TICKS leader, kill -9'd", opts: stackOpts{natsNodes: 3}, run: leaderLoss},
-		scenario{name: "nats-long-outage", what: "NATS away for longer than the CP_CDC duplicate window", opts: stackOpts{cdcDupWindow: 10 * time.Second}, run: longOutage},
+		scenario{name: "nats-long-outage", what: "NATS away for longer than the CP_CDC duplicate window", opts: stackOpts{cdcDupWindow: cfg.dupWindow}, run: longOutage},
 		scenario{name: "net-cut", what: "toxiproxy: orchestrator↔Postgres down, cinimport↔NATS reset, straux↔Postgres timeout", run: netCut},
 		scenario{name: "slow-link", what: "toxiproxy: latency and bandwidth limits on orchestrator↔NATS and cinimport↔Postgres", run: slowLink},
 		scenario{name: "oversized-row", what: "a 2 MB rt_session.label committed while later changes keep flowing", run: oversizedRow},
@@ -85,15 +94,15 @@ func killService(ctx context.Context, f *fault, svc string) (string, error) {
 	return fmt.Sprintf("kill -9 %s ×%d (%s)", svc, n, strings.Join(f.log, "; ")), nil
 }
 
-// pgCrash commits a 20,000-row trade batch, opens another without committing it, and crashes
-// Postgres while the relay is still publishing the first.
-func pgCrash(ctx context.Context, f *fault) (string, error) {
+// pgCrash commits a batch of trades, opens another transaction without committing it, and
+// crashes Postgres within 150 ms, while the relay is still publishing the batch.
+func pgCrash(ctx context.Context, f *fault, rows int) (string, error) {
 	n := f.times(2)
 	for i := range n {
 		if !sleepCtx(ctx, f.between(2*time.Second, 5*time.Second)) {
 			return "", ctx.Err()
 		}
-		if err := f.w.trades(ctx, 20000); err != nil {
+		if err := f.w.trades(ctx, rows); err != nil {
 			return "", fmt.Errorf("batch before crash: %w", err)
 		}
 		open, err := f.s.pool.Begin(ctx)
@@ -103,14 +112,14 @@ func pgCrash(ctx context.Context, f *fault) (string, error) {
 		if _, err := open.Exec(ctx, `UPDATE cin_aux.rt_session SET label = 'never committed' WHERE account_scope = $1`, sideScope); err != nil {
 			return "", fmt.Errorf("open batch: %w", err)
 		}
-		delay := f.between(0, 300*time.Millisecond)
+		delay := f.between(0, 150*time.Millisecond)
 		sleepCtx(ctx, delay)
 		if err := f.s.crashPostgres(ctx); err != nil {
 			return "", err
 		}
 		_ = open.Rollback(context.WithoutCancel(ctx))
 		down := f.between(2*time.Second, 4*time.Second)
-		f.record("crash #%d %.0fms after a 20,000-row commit, down %.1fs", i+1, float64(delay.Milliseconds()), down.Seconds())
+		f.record("crash #%d %.0fms after a %d-row commit, down %.1fs", i+1, float64(delay.Milliseconds()), rows, down.Seconds())
 		if !sleepCtx(ctx, down) {
 			return "", ctx.Err()
 		}
