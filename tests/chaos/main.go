@@ -99,10 +99,11 @@ func run() int {
 		return 1
 	}
 	var results []scenarioResult
-	failed := false
+	failed, kept := false, *keep
 	for _, sc := range selected {
 		res := runScenario(ctx, env, sc, scenarioSeed(*seed, sc.name), *short, *timeout)
 		fmt.Println(res.line())
+		kept = kept || !res.Converged
 		if res.Err != nil {
 			failed = true
 			continue
@@ -112,7 +113,11 @@ func run() int {
 			break
 		}
 	}
-	if !*keep && !failed {
+	// Scenario directories kept for a look (failed, unrecovered, or -keep) stay with the run
+	// directory; the template cluster goes either way.
+	if kept {
+		_ = os.RemoveAll(filepath.Join(*dir, "template"))
+	} else {
 		_ = os.RemoveAll(*dir)
 	}
 	fmt.Printf("chaos: %d scenarios in %.0fs\n", len(results), time.Since(began).Seconds())
