@@ -63,6 +63,7 @@ func scenarios(cfg suiteConfig) []scenario {
 		})
 	}
 	return append(out,
+		scenario{name: "kill-random", what: "kill -9 of services picked at random, overlapping (one killed while another is down)", run: killRandom},
 		scenario{name: "pg-crash", what: fmt.Sprintf("Postgres crashed (pg_ctl stop -m immediate) while a %d-row batch is relayed and another transaction is open", cfg.batchRows),
 			run: func(ctx context.Context, f *fault) (string, error) { return pgCrash(ctx, f, cfg.batchRows) }},
 		scenario{name: "nats-kill", what: "the single NATS node (file store) kill -9'd and restarted", run: natsKill},
@@ -92,6 +93,38 @@ func killService(ctx context.Context, f *fault, svc string) (string, error) {
 		}
 	}
 	return fmt.Sprintf("kill -9 %s ×%d (%s)", svc, n, strings.Join(f.log, "; ")), nil
+}
+
+// killRandom kills services picked at random, each restarted after a random pause that may
+// outlast the next kill, so two services are down at once.
+func killRandom(ctx context.Context, f *fault) (string, error) {
+	n := f.times(5)
+	restarts := make(chan error, n)
+	for i := range n {
+		wait := f.between(500*time.Millisecond, 4*time.Second)
+		if !sleepCtx(ctx, wait) {
+			return "", ctx.Err()
+		}
+		svc := services[f.rng.IntN(len(services))]
+		if !f.s.svc[svc].running() {
+			f.record("#%d %s already down", i+1, svc)
+			restarts <- nil
+			continue
+		}
+		f.s.killService(svc)
+		down := f.between(200*time.Millisecond, 5*time.Second)
+		f.record("#%d %s after %.1fs, down %.1fs", i+1, svc, wait.Seconds(), down.Seconds())
+		go func() {
+			sleepCtx(ctx, down)
+			restarts <- f.s.startService(svc)
+		}()
+	}
+	for range n {
+		if err := <-restarts; err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("kill -9 ×%d (%s)", n, strings.Join(f.log, "; ")), nil
 }
 
 // pgCrash commits a batch of trades, opens another transaction without committing it, and
