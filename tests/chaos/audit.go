@@ -325,6 +325,28 @@ func (a *auditor) dbChecks(ctx context.Context, r *auditResult, periods []time.T
 	return nil
 }
 
+// payloads describes the example messages of a pass: their payloads, cut short.
+func (a *auditor) payloads(ctx context.Context, r auditResult) []string {
+	st, err := a.s.js.Stream(ctx, "CP_CDC")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, seq := range r.Changes.ExampleSeqs {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			out = append(out, fmt.Sprintf("seq=%d: %v", seq, err))
+			continue
+		}
+		data := string(m.Data)
+		if len(data) > 300 {
+			data = data[:300] + "…"
+		}
+		out = append(out, fmt.Sprintf("seq=%d %s", seq, data))
+	}
+	return out
+}
+
 // waitConverged polls audit passes until one converges or timeout passes; it returns the last
 // pass, whether it converged, and when.
 func (a *auditor) waitConverged(ctx context.Context, timeout time.Duration) (auditResult, bool, time.Time, error) {

@@ -1,6 +1,9 @@
 package main
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // committedChange is one row change Postgres committed to a relayed table, as the audit slot
 // decoded it: its event id (events.ChangeID of commit LSN and index in the transaction), its table
@@ -31,6 +34,19 @@ type changeCounts struct {
 	// Unmatched are messages whose id no committed change has (a wrong id, or a change of a
 	// table the audit slot does not see). Zero unless the relay invents or mislabels events.
 	Unmatched int
+	// Examples are a few unmatched, duplicated or reordered messages, for the report;
+	// ExampleSeqs their stream sequences.
+	Examples    []string
+	ExampleSeqs []uint64
+}
+
+const maxExamples = 3
+
+func (c *changeCounts) example(kind string, m streamMsg) {
+	if len(c.Examples) < maxExamples {
+		c.Examples = append(c.Examples, fmt.Sprintf("%s seq=%d %s id=%s", kind, m.Seq, m.Subject, m.ID))
+		c.ExampleSeqs = append(c.ExampleSeqs, m.Seq)
+	}
 }
 
 // tableOfSubject maps cp.cdc.<schema>.<table>.<op> to schema.table.
@@ -56,22 +72,26 @@ func compareChanges(committed []committedChange, stored []streamMsg) changeCount
 	for _, m := range stored {
 		if seen[m.ID] {
 			c.Duplicates++
+			c.example("duplicate", m)
 			continue
 		}
 		seen[m.ID] = true
 		ch, ok := byID[m.ID]
 		if !ok {
 			c.Unmatched++
+			c.example("unmatched", m)
 			continue
 		}
 		table := ch.Table
 		if t := tableOfSubject(m.Subject); t != "" && t != table {
 			// Same id under another table's subject: the event is mislabelled.
 			c.Unmatched++
+			c.example("mislabelled (committed to "+table+")", m)
 			continue
 		}
 		if last, ok := maxPos[table]; ok && ch.Pos < last {
 			c.Reordered++
+			c.example("reordered", m)
 			continue
 		}
 		maxPos[table] = ch.Pos

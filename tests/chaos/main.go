@@ -193,6 +193,9 @@ func (r scenarioResult) line() string {
 	if len(exits) > 0 {
 		extra += " unexpected_exits=" + strings.Join(exits, ",")
 	}
+	if len(r.Audit.Changes.Examples) > 0 {
+		extra += " examples=[" + strings.Join(r.Audit.Changes.Examples, "; ") + "]"
+	}
 	if len(r.WaitedFor) > 0 {
 		extra += " waited_for=" + strings.Join(r.WaitedFor, ",")
 	}
@@ -269,6 +272,9 @@ func runScenario(ctx context.Context, env *runEnv, sc scenario, seed uint64, sho
 	res.Exits = s.unexpectedExits()
 	res.WaitedFor = a.waitedFor
 	res.Notes = s.notes
+	if audit.Changes.Unmatched > 0 {
+		res.Notes = append(res.Notes, a.payloads(ctx, audit)...)
+	}
 	if !ok {
 		res.Notes = append(res.Notes, "kept "+s.dir)
 	}
