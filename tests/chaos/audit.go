@@ -97,7 +97,9 @@ func (r *streamReader) read(ctx context.Context, js jetstream.JetStream) error {
 	if r.next == 0 {
 		r.next = 1
 	}
-	st, err := js.Stream(ctx, r.stream)
+	actx, cancel := apiContext(ctx)
+	st, err := js.Stream(actx, r.stream)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", r.stream, err)
 	}
@@ -110,7 +112,9 @@ func (r *streamReader) read(ctx context.Context, js jetstream.JetStream) error {
 	if r.filter != "" {
 		cfg.FilterSubjects = []string{r.filter}
 	}
-	cons, err := st.OrderedConsumer(ctx, cfg)
+	actx, cancel = apiContext(ctx)
+	cons, err := st.OrderedConsumer(actx, cfg)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("read %s: %w", r.stream, err)
 	}
@@ -147,6 +151,12 @@ func (r *streamReader) read(ctx context.Context, js jetstream.JetStream) error {
 		}
 	}
 	return nil
+}
+
+// apiContext bounds one JetStream API request: while a stream has no leader a request can hang,
+// and a pass that waits long on one would inflate the measured recovery.
+func apiContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, 3*time.Second)
 }
 
 // auditResult is one pass of the audit.
@@ -261,17 +271,22 @@ func (a *auditor) pass(ctx context.Context) (auditResult, error) {
 		return r, err
 	}
 	for _, c := range []struct{ stream, durable string }{{"CP_CDC", "cinimport-changes"}, {"CP_UNIVERSE", "seeder-universe"}} {
-		cons, err := a.s.js.Consumer(ctx, c.stream, c.durable)
+		actx, cancel := apiContext(ctx)
+		cons, err := a.s.js.Consumer(actx, c.stream, c.durable)
 		if err != nil {
+			cancel()
 			return r, fmt.Errorf("consumer %s: %w", c.durable, err)
 		}
-		info, err := cons.Info(ctx)
+		info, err := cons.Info(actx)
+		cancel()
 		if err != nil {
 			return r, fmt.Errorf("consumer %s: %w", c.durable, err)
 		}
 		r.Backlog += int(info.NumPending) + info.NumAckPending
 	}
-	dlq, err := a.s.js.Stream(ctx, "CP_DLQ")
+	actx, cancel := apiContext(ctx)
+	dlq, err := a.s.js.Stream(actx, "CP_DLQ")
+	cancel()
 	if err != nil {
 		return r, fmt.Errorf("stream CP_DLQ: %w", err)
 	}
@@ -355,8 +370,10 @@ func (a *auditor) waitConverged(ctx context.Context, timeout time.Duration) (aud
 	var lastErr error
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		began := time.Now()
 		r, err := a.pass(pctx)
 		cancel()
+		a.s.log.Debug("audit pass", "took", time.Since(began), "err", err)
 		if err == nil {
 			last, lastErr = r, nil
 			if r.converged() {
