@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -49,10 +50,44 @@ type runEnv struct {
 	natsBin string
 	tox     *toxiclient.Client
 	keep    bool
+	ports   *portAllocator
+}
+
+// portAllocator hands out loopback ports below the kernel's ephemeral range (32768–60999 by
+// default), each once per run: a port picked from the ephemeral range and released until the
+// process binds it can meanwhile be taken by any outgoing connection on the machine (seen as
+// "bind: address already in use" in a service's crash loop).
+type portAllocator struct {
+	mu   sync.Mutex
+	next int
+}
+
+const portLow, portHigh = 20000, 32000
+
+func newPortAllocator(seed int) *portAllocator {
+	return &portAllocator{next: portLow + (seed*37)%(portHigh-portLow)}
+}
+
+func (p *portAllocator) get() (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for range portHigh - portLow {
+		port := p.next
+		if p.next++; p.next >= portHigh {
+			p.next = portLow
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no free loopback port in %d–%d", portLow, portHigh)
 }
 
 func newRunEnv(ctx context.Context, log *slog.Logger, binDir, dir string, keep bool) (*runEnv, error) {
-	r := &runEnv{log: log, binDir: binDir, dir: dir, natsBin: filepath.Join(binDir, "nats-server"), keep: keep}
+	r := &runEnv{log: log, binDir: binDir, dir: dir, natsBin: filepath.Join(binDir, "nats-server"), keep: keep,
+		ports: newPortAllocator(os.Getpid())}
 	for _, b := range append([]string{"cpctl", "nats-server"}, services...) {
 		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
 			return nil, fmt.Errorf("binary %s missing in %s (run make build and build nats-server, or make chaos): %w", b, binDir, err)
@@ -65,7 +100,7 @@ func newRunEnv(ctx context.Context, log *slog.Logger, binDir, dir string, keep b
 		return nil, err
 	}
 	// toxiproxy as a library: its API server in this process on loopback, driven by its client.
-	port, err := pgcluster.FreePort()
+	port, err := r.ports.get()
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +116,11 @@ func newRunEnv(ctx context.Context, log *slog.Logger, binDir, dir string, keep b
 
 // buildTemplate initialises, migrates and seeds one cluster; each scenario starts from a copy.
 func (r *runEnv) buildTemplate(ctx context.Context) error {
-	c, err := pgcluster.New(pgcluster.Config{Dir: filepath.Join(r.dir, "template"), Settings: pgSettings()})
+	port, err := r.ports.get()
+	if err != nil {
+		return err
+	}
+	c, err := pgcluster.New(pgcluster.Config{Dir: filepath.Join(r.dir, "template"), Port: port, Settings: pgSettings()})
 	if err != nil {
 		return err
 	}
@@ -176,8 +215,11 @@ func (s *Stack) up(ctx context.Context) error {
 		return fmt.Errorf("copy template cluster: %w: %s", err, out)
 	}
 	_ = os.Remove(filepath.Join(s.dir, "pg", "data", "postmaster.pid"))
-	var err error
-	if s.pg, err = pgcluster.New(pgcluster.Config{Dir: filepath.Join(s.dir, "pg"), Settings: pgSettings()}); err != nil {
+	pgPort, err := s.run.ports.get()
+	if err != nil {
+		return err
+	}
+	if s.pg, err = pgcluster.New(pgcluster.Config{Dir: filepath.Join(s.dir, "pg"), Port: pgPort, Settings: pgSettings()}); err != nil {
 		return err
 	}
 	if err := s.pg.Start(ctx); err != nil {
@@ -191,7 +233,7 @@ func (s *Stack) up(ctx context.Context) error {
 		return err
 	}
 
-	simexPort, err := pgcluster.FreePort()
+	simexPort, err := s.run.ports.get()
 	if err != nil {
 		return err
 	}
@@ -248,10 +290,10 @@ func (s *Stack) startNATS(ctx context.Context, logs string) error {
 	s.natsPorts = make([]int, n)
 	for i := range n {
 		var err error
-		if s.natsPorts[i], err = pgcluster.FreePort(); err != nil {
+		if s.natsPorts[i], err = s.run.ports.get(); err != nil {
 			return err
 		}
-		if clusterPorts[i], err = pgcluster.FreePort(); err != nil {
+		if clusterPorts[i], err = s.run.ports.get(); err != nil {
 			return err
 		}
 	}
@@ -312,7 +354,7 @@ func (s *Stack) waitJetStream(ctx context.Context, timeout time.Duration) error 
 // NATS connections through toxiproxy links of its own, so a scenario can cut or slow one
 // service's link; the R3 stack connects services to every node directly.
 func (s *Stack) addService(logs, name string) error {
-	port, err := pgcluster.FreePort()
+	port, err := s.run.ports.get()
 	if err != nil {
 		return err
 	}
@@ -346,7 +388,7 @@ func (s *Stack) addService(logs, name string) error {
 }
 
 func (s *Stack) addProxy(name, upstream string) (string, error) {
-	port, err := pgcluster.FreePort()
+	port, err := s.run.ports.get()
 	if err != nil {
 		return "", err
 	}
