@@ -3,14 +3,14 @@
 
 SHELL := /bin/bash
 GO ?= go
-MODULES := libs proto services/orchestrator services/straux services/cinimport services/seeder cmd/cpctl
+MODULES := libs proto services/orchestrator services/straux services/cinimport services/seeder cmd/cpctl tests/chaos
 SERVICES := orchestrator straux cinimport seeder
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X cryptopill.dev/jobs/libs/service.version=$(VERSION)
 # Packages of every workspace module, e.g. cryptopill.dev/jobs/libs/...
 PKGS = $(shell $(GO) list -m | sed 's|$$|/...|')
 
-.PHONY: all build dev test vet fmt-check fuzz fuzz-smoke proto proto-check clean bench-cdc bench-jobs bench-straux bench-cinimport
+.PHONY: all build dev test vet fmt-check fuzz fuzz-smoke proto proto-check clean bench-cdc bench-jobs bench-straux bench-cinimport chaos nats-server
 
 all: build
 
@@ -54,6 +54,17 @@ fuzz:
 ## fuzz-smoke: each fuzz target for FUZZ_SMOKE_TIME (default 3s), as part of make test
 fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SMOKE_TIME)
+
+## chaos: the crash suite over the built binaries, a private Postgres and real nats-server processes
+## (docs/chaos.md). CHAOS_FLAGS passes flags: CHAOS_FLAGS="-short", "-run nats-kill", "-seed N".
+chaos: build nats-server
+	$(GO) build -o bin/chaos ./tests/chaos
+	./bin/chaos -bin bin $(CHAOS_FLAGS)
+
+## nats-server: the real NATS server, at the version pinned in tests/chaos/go.mod, in bin/
+nats-server:
+	@mkdir -p bin
+	cd tests/chaos && $(GO) build -o ../../bin/nats-server github.com/nats-io/nats-server/v2
 
 vet:
 	$(GO) vet $(PKGS)

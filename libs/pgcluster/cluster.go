@@ -127,6 +127,19 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return nil
 }
 
+// Crash stops the server the way a power cut or an OOM kill would (immediate mode: no shutdown
+// checkpoint, every session dropped); the next Start runs crash recovery. Fault-injection
+// harnesses use it (tests/chaos).
+func (c *Cluster) Crash(ctx context.Context) error {
+	if _, err := os.Stat(filepath.Join(c.dataDir, "postmaster.pid")); err != nil {
+		return nil
+	}
+	if err := c.run(ctx, "pg_ctl", "-D", c.dataDir, "-m", "immediate", "-w", "-t", "60", "stop"); err != nil {
+		return fmt.Errorf("pgcluster: crash: %w", err)
+	}
+	return nil
+}
+
 // Remove deletes the cluster's directory. Stop it first.
 func (c *Cluster) Remove() error { return os.RemoveAll(c.cfg.Dir) }
 
