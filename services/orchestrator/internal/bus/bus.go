@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +30,7 @@ type ChangePublisher struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	source  string
+	stream  string
 	ceType  string
 	pending chan pending
 	wg      sync.WaitGroup
@@ -48,6 +51,8 @@ type Config struct {
 	MaxInFlight int
 	// AckTimeout fails a publish whose PubAck has not come. Default 5 s.
 	AckTimeout time.Duration
+	// Stream is the stream the changes land in. Default events.StreamCDC.
+	Stream string
 }
 
 // ErrClosed is returned by PublishAsync after Close.
@@ -64,6 +69,9 @@ func New(nc *nats.Conn, cfg Config) (*ChangePublisher, error) {
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = 5 * time.Second
 	}
+	if cfg.Stream == "" {
+		cfg.Stream = events.StreamCDC
+	}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight),
 		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout))
@@ -71,7 +79,7 @@ func New(nc *nats.Conn, cfg Config) (*ChangePublisher, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	p := &ChangePublisher{
-		nc: nc, js: js, source: cfg.Source,
+		nc: nc, js: js, source: cfg.Source, stream: cfg.Stream,
 		ceType:  events.TypeOf(&eventsv1.RowChange{}),
 		pending: make(chan pending, cfg.MaxInFlight),
 	}
@@ -94,10 +102,24 @@ func (p *ChangePublisher) resolve() {
 	}
 }
 
+// Position headers of every change event: where the change stands in the WAL. A relay starting a
+// session reads them from each table's last stored event to skip what the stream already holds,
+// without decoding (or resolving) the payload.
+const (
+	HeaderCommitLSN = "Cp-Commit-Lsn"
+	HeaderIndexInTx = "Cp-Index-In-Tx"
+)
+
 // Message builds the NATS message of a change: its already-encoded payload in the events
-// envelope, with the trace context of ctx.
+// envelope, with the trace context of ctx and the position headers.
 func (p *ChangePublisher) Message(ctx context.Context, c *relay.Change) (*nats.Msg, error) {
-	return events.Encode(ctx, events.Event{Subject: c.Subject, ID: c.ID, Type: p.ceType, Source: p.source, Data: c.Data})
+	msg, err := events.Encode(ctx, events.Event{Subject: c.Subject, ID: c.ID, Type: p.ceType, Source: p.source, Data: c.Data})
+	if err != nil {
+		return nil, err
+	}
+	msg.Header[HeaderCommitLSN] = []string{strconv.FormatUint(c.CommitLSN, 10)}
+	msg.Header[HeaderIndexInTx] = []string{strconv.FormatUint(uint64(c.Index), 10)}
+	return msg, nil
 }
 
 // PublishAsync implements relay.Publisher.
@@ -111,14 +133,71 @@ func (p *ChangePublisher) PublishAsync(ctx context.Context, c *relay.Change, don
 	if err != nil {
 		return err
 	}
-	// No library retry either: nats.go resends a "no responders" publish after a pause, which
-	// could store it after later events of the same table.
-	fut, err := p.js.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0))
+	opts := []jetstream.PublishOpt{
+		// No library retry either: nats.go resends a "no responders" publish after a pause, which
+		// could store it after later events of the same table.
+		jetstream.WithRetryAttempts(0),
+	}
+	if c.OrderSubject != "" {
+		// The server stores the event only if its table's last event is still the one before it.
+		opts = append(opts, jetstream.WithExpectLastSequenceForSubject(c.ExpectedLastSeq, c.OrderSubject))
+	}
+	fut, err := p.js.PublishMsgAsync(msg, opts...)
 	if err != nil {
 		return fmt.Errorf("publish %s %s: %w", c.Subject, c.ID, err)
 	}
 	p.pending <- pending{fut: fut, done: done}
 	return nil
+}
+
+// Stored implements relay.Publisher: CP_CDC's last sequence and, per table, the position of its
+// last stored event (from the position headers, or the payload of an event written before them).
+func (p *ChangePublisher) Stored(ctx context.Context, tables []string) (relay.Stored, error) {
+	s, err := p.js.Stream(ctx, p.stream)
+	if err != nil {
+		return relay.Stored{}, fmt.Errorf("stream %s: %w", p.stream, err)
+	}
+	out := relay.Stored{LastSeq: s.CachedInfo().State.LastSeq, Tables: map[string]relay.StoredChange{}}
+	for _, t := range tables {
+		schema, table, _ := strings.Cut(t, ".")
+		filter := events.ChangeFilter(schema, table)
+		m, err := s.GetLastMsgForSubject(ctx, filter)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return relay.Stored{}, fmt.Errorf("last message of %s on %s: %w", filter, p.stream, err)
+		}
+		sc, err := p.position(ctx, m)
+		if err != nil {
+			return relay.Stored{}, fmt.Errorf("last message of %s on %s (seq %d): %w", filter, p.stream, m.Sequence, err)
+		}
+		out.Tables[t] = sc
+	}
+	return out, nil
+}
+
+func (p *ChangePublisher) position(ctx context.Context, m *jetstream.RawStreamMsg) (relay.StoredChange, error) {
+	sc := relay.StoredChange{Seq: m.Sequence}
+	if lsn, idx := m.Header.Get(HeaderCommitLSN), m.Header.Get(HeaderIndexInTx); lsn != "" && idx != "" {
+		l, err1 := strconv.ParseUint(lsn, 10, 64)
+		i, err2 := strconv.ParseUint(idx, 10, 32)
+		if err := errors.Join(err1, err2); err != nil {
+			return sc, fmt.Errorf("position headers %s=%q %s=%q: %w", HeaderCommitLSN, lsn, HeaderIndexInTx, idx, err)
+		}
+		sc.CommitLSN, sc.Index = l, uint32(i)
+		return sc, nil
+	}
+	_, ev, err := events.Decode(ctx, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+	if err != nil {
+		return sc, err
+	}
+	rc, ok := ev.Payload.(*eventsv1.RowChange)
+	if !ok {
+		return sc, fmt.Errorf("payload %T, want RowChange", ev.Payload)
+	}
+	sc.CommitLSN, sc.Index = rc.GetCommitLsn(), rc.GetIndexInTx()
+	return sc, nil
 }
 
 // Connection implements relay.ConnectionReporter: the connection's generation (how often it

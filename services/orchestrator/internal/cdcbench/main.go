@@ -100,6 +100,10 @@ func (p timedPublisher) PublishAsync(ctx context.Context, c *relay.Change, done 
 	})
 }
 
+func (p timedPublisher) Stored(ctx context.Context, tables []string) (relay.Stored, error) {
+	return p.inner.Stored(ctx, tables)
+}
+
 func (r *recorder) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -29,6 +29,13 @@ type Change struct {
 	CommitLSN  uint64
 	CommitTime time.Time
 	Index      uint32
+	// OrderSubject is the table's subject wildcard, cp.cdc.<schema>.<table>.*, and
+	// ExpectedLastSeq the stream sequence the table's previous event has there (0: none). The
+	// publisher sends both as Nats-Expected-Last-Subject-Sequence(-Subject), so the server stores
+	// an event only right after its table's previous one: a failed publish can never let a later
+	// event of the same table be stored ahead of it.
+	OrderSubject    string
+	ExpectedLastSeq uint64
 }
 
 // decoder turns pgoutput messages into encoded row changes. It keeps the relations Postgres has
@@ -37,7 +44,6 @@ type Change struct {
 type decoder struct {
 	relations map[uint32]*relation
 	tx        *txState
-	sizeHint  int
 }
 
 // relation is a RelationMessage with the JSON fragments its events repeat.
@@ -53,6 +59,8 @@ type relation struct {
 	isKey   []bool
 	keyCols []byte
 	subject [4]string
+	// orderSubject is cp.cdc.<schema>.<table>.*.
+	orderSubject string
 }
 
 // txState is the transaction between its Begin and Commit messages.
@@ -66,7 +74,7 @@ type txState struct {
 }
 
 func newDecoder() *decoder {
-	return &decoder{relations: map[uint32]*relation{}, sizeHint: 512}
+	return &decoder{relations: map[uint32]*relation{}}
 }
 
 func (d *decoder) begin(m *pglogrepl.BeginMessage) {
@@ -87,7 +95,7 @@ func (d *decoder) begin(m *pglogrepl.BeginMessage) {
 }
 
 func (d *decoder) relation(m *pglogrepl.RelationMessage) {
-	r := &relation{msg: m, table: m.Namespace + "." + m.RelationName}
+	r := &relation{msg: m, table: m.Namespace + "." + m.RelationName, orderSubject: events.ChangeFilter(m.Namespace, m.RelationName)}
 	for op := eventsv1.RowChange_OP_INSERT; op <= eventsv1.RowChange_OP_DELETE; op++ {
 		h := append([]byte(`{"schema":`), jsonString(m.Namespace)...)
 		h = append(h, `,"table":`...)
@@ -129,6 +137,33 @@ func (d *decoder) relation(m *pglogrepl.RelationMessage) {
 	d.relations[m.RelationID] = r
 }
 
+// position tells where the row change msg stands without encoding it: its table, commit LSN and
+// index in the transaction. skip passes over it (its index is used up).
+func (d *decoder) position(msg pglogrepl.Message) (table string, commitLSN uint64, index uint32, ok bool) {
+	if d.tx == nil {
+		return "", 0, 0, false
+	}
+	rel, ok := d.relations[relationID(msg)]
+	if !ok {
+		return "", 0, 0, false
+	}
+	return rel.table, uint64(d.tx.commitLSN), d.tx.next, true
+}
+
+func (d *decoder) skip() { d.tx.next++ }
+
+func relationID(msg pglogrepl.Message) uint32 {
+	switch m := msg.(type) {
+	case *pglogrepl.InsertMessage:
+		return m.RelationID
+	case *pglogrepl.UpdateMessage:
+		return m.RelationID
+	case *pglogrepl.DeleteMessage:
+		return m.RelationID
+	}
+	return 0
+}
+
 // change decodes an insert, update or delete message into an encoded event.
 func (d *decoder) change(msg pglogrepl.Message) (Change, error) {
 	if d.tx == nil {
@@ -156,7 +191,9 @@ func (d *decoder) change(msg pglogrepl.Message) (Change, error) {
 		return Change{}, fmt.Errorf("row change for unknown relation %d", relID)
 	}
 	tx := d.tx
-	b := make([]byte, 0, d.sizeHint)
+	// Sized for this event alone: one large row must not enlarge the buffers of the small
+	// events after it (each stays in memory until its PubAck).
+	b := make([]byte, 0, rel.estimate(op, len(tx.tail), newTuple, oldTuple))
 	b = append(b, rel.head[op]...)
 	var err error
 	if newTuple != nil {
@@ -181,9 +218,6 @@ func (d *decoder) change(msg pglogrepl.Message) (Change, error) {
 		b = strconv.AppendUint(b, uint64(tx.next), 10)
 	}
 	b = append(b, '}')
-	if len(b) > d.sizeHint {
-		d.sizeHint = len(b)
-	}
 	c := Change{
 		Subject:    rel.subject[op],
 		ID:         events.ChangeID(uint64(tx.commitLSN), tx.next),
@@ -192,12 +226,37 @@ func (d *decoder) change(msg pglogrepl.Message) (Change, error) {
 		CommitLSN:  uint64(tx.commitLSN),
 		CommitTime: tx.commitTime,
 		Index:      tx.next,
+
+		OrderSubject: rel.orderSubject,
 	}
 	tx.next++
 	return c, nil
 }
 
 func (d *decoder) commit() { d.tx = nil }
+
+// estimate is the encoded size of a change, a little over for text that needs escaping.
+func (r *relation) estimate(op eventsv1.RowChange_Op, tail int, tuples ...*pglogrepl.TupleData) int {
+	n := len(r.head[op]) + len(r.keyCols) + tail + 64
+	for _, td := range tuples {
+		if td == nil {
+			continue
+		}
+		n += 16
+		for i, c := range td.Columns {
+			if i < len(r.keys) {
+				n += len(r.keys[i])
+			}
+			n += 24
+			if c.DataType == pglogrepl.TupleDataTypeBinary {
+				n += base64.StdEncoding.EncodedLen(len(c.Data))
+			} else {
+				n += len(c.Data) + len(c.Data)/32
+			}
+		}
+	}
+	return n
+}
 
 // appendValues writes a map<string, Value> field; protojson omits an empty map.
 func (r *relation) appendValues(b []byte, field string, t *pglogrepl.TupleData, keyOnly bool) ([]byte, error) {
