@@ -671,6 +671,10 @@ func (s *stream) handleCopyData(ctx context.Context, data []byte) error {
 		if _, idle := s.tracker.position(); idle && s.dec.tx == nil && pkm.ServerWALEnd > s.idleLSN {
 			s.idleLSN = pkm.ServerWALEnd
 		}
+		if s.relay.blocked.Load() {
+			pos, _ := s.tracker.position()
+			s.checkUnblocked(pos)
+		}
 		if pkm.ReplyRequested {
 			return s.sendStatus()
 		}
@@ -728,6 +732,10 @@ func (s *stream) handleWAL(ctx context.Context, data []byte) error {
 		}
 		s.tracker.commit(s.tx, m.TransactionEndLSN)
 		s.tx = nil
+		if s.relay.blocked.Load() {
+			pos, _ := s.tracker.position()
+			s.checkUnblocked(pos)
+		}
 		tx := s.dec.tx
 		s.dec.commit()
 		if s.relay.cfg.OnCommit != nil && len(s.txTables) > 0 {
@@ -800,6 +808,15 @@ func (s *stream) publish(ctx context.Context, c *Change) error {
 	return nil
 }
 
+// checkUnblocked ends a blocked report once the session has stored past where it started: the
+// event it was stuck on is in the stream.
+func (s *stream) checkUnblocked(pos pglogrepl.LSN) {
+	if pos > s.start && s.relay.blocked.Load() {
+		s.relay.unblock()
+		s.relay.setState(StateStreaming)
+	}
+}
+
 // acquire takes n from sem, sending standby status whenever it is due while waiting.
 func (s *stream) acquire(ctx context.Context, sem *semaphore.Weighted, n int64) error {
 	if sem.TryAcquire(n) {
@@ -838,10 +855,7 @@ func (s *stream) sendStatus() error {
 	if err != nil {
 		return fmt.Errorf("send standby status: %w", err)
 	}
-	if pos > s.start && s.relay.blocked.Load() {
-		s.relay.unblock()
-		s.relay.setState(StateStreaming)
-	}
+	s.checkUnblocked(pos)
 	s.reported = pos
 	s.relay.confirmed.Store(uint64(pos))
 	s.relay.metrics.confirmedLSN.Set(float64(pos))
