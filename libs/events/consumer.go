@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,14 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
+// MetadataAttempts is the durable consumer metadata key that sets the handler attempts per
+// message (a positive integer), for a durable declared with an unbounded MaxDeliver (-1). The
+// server then redelivers an unsettled message forever, so a dead letter that could not be
+// written before the process stopped is never dropped by the server: the next delivery beyond
+// the attempts writes it. With a bounded MaxDeliver and no such key, the attempts are
+// MaxDeliver-1 (the last delivery is reserved for the dead letter).
+const MetadataAttempts = "cp_attempts"
+
 // maxPrefetch caps the messages pulled ahead of free handlers. They get no InProgress heartbeat
 // while they wait, so with many slow handlers a large buffer would outlive its ack wait and be
 // delivered twice.
@@ -25,11 +34,14 @@ const maxPrefetch = 32
 // ConsumerConfig configures a Consumer. Stream, Durable and Handler are required.
 type ConsumerConfig struct {
 	// Stream and Durable name an existing durable pull consumer with explicit acks, e.g.
-	// StreamTicks and ConsumerStrauxTicks, declared in a Topology. Its MaxDeliver bounds
-	// redelivery, its BackOff spaces retries, its AckWait sets the heartbeat. When MaxDeliver
-	// is above 1, its last delivery is reserved for the dead letter: the handler gets
-	// MaxDeliver-1 attempts, and a message whose last attempt never settled (the process died
-	// mid-handler) is still dead-lettered on that reserved delivery instead of being stranded.
+	// StreamTicks and ConsumerStrauxTicks, declared in a Topology. Its BackOff spaces retries,
+	// its AckWait sets the heartbeat. The handler gets the attempts its metadata
+	// MetadataAttempts sets, else MaxDeliver-1 when MaxDeliver is above 1: the deliveries
+	// beyond the attempts are reserved for the dead letter, so a message whose last attempt
+	// never settled (the process died mid-handler) is still dead-lettered instead of being
+	// stranded. Declare MaxDeliver -1 with MetadataAttempts: with a bounded MaxDeliver, a dead
+	// letter still unwritten on the last delivery when the consumer stops cannot be redelivered
+	// (the server gives up on the message) and is counted as lost.
 	Stream  string
 	Durable string
 
@@ -57,6 +69,16 @@ type ConsumerConfig struct {
 	// past the end), or, without a BackOff, 1s doubling per delivery up to 1 minute.
 	RetryDelay func(delivery uint64) time.Duration
 
+	// ClaimCheck resolves claim-checked payloads (header Cp-Claim) before decoding, so handlers
+	// see the whole payload, and offloads dead letters too large for a message. nil means the
+	// consumer binds the CP_CLAIMS bucket on first need, with the default threshold.
+	ClaimCheck *ClaimCheck
+
+	// DeadLetterRetryWait is the wait after a failed dead-letter write; it doubles per failure
+	// up to DeadLetterRetryMax. The write is retried, the message heartbeated, until it succeeds
+	// or the consumer stops. 0 means 250ms and 10s.
+	DeadLetterRetryWait, DeadLetterRetryMax time.Duration
+
 	// ShutdownTimeout is how long Run waits, once its context ends, for running handlers before
 	// cancelling their contexts. 0 means 30s.
 	ShutdownTimeout time.Duration
@@ -79,28 +101,56 @@ type ConsumerStats struct {
 	Retried uint64
 	// DeadLettered is messages written to CP_DLQ and terminated.
 	DeadLettered uint64
-	// DeadLetterFailures is dead letters that could not be written; the message was left for
-	// redelivery instead.
+	// DeadLetterFailures is failed dead-letter writes; each is retried until it succeeds or the
+	// consumer stops.
 	DeadLetterFailures uint64
+	// DeadLetterPending is messages whose dead letter is being retried right now; they are not
+	// settled until it is written.
+	DeadLetterPending int64
+	// DeadLettersLost is dead letters given up when the consumer stopped on a last delivery of a
+	// bounded MaxDeliver: the server will not redeliver them; each is logged as an error with
+	// its stream and sequence (the message itself stays in its stream).
+	DeadLettersLost uint64
+	// SettleFailures is acks, naks, terms and heartbeats (InProgress) that could not be sent,
+	// by operation ("ack", "nak", "term", "in_progress"). A lost ack or term means a
+	// redelivery; a lost heartbeat may mean one.
+	SettleFailures map[string]uint64
+	// ConsumeErrors is failed pulls the consumer went on after, and deliveries without
+	// JetStream metadata (which cannot be settled).
+	ConsumeErrors uint64
 }
 
 // Consumer runs a Handler over one durable pull consumer: explicit acks, heartbeats for long
 // handlers, delayed redelivery, dead letters, graceful stop. Several processes may run the same
 // durable; JetStream spreads the messages among them.
 type Consumer struct {
-	cfg        ConsumerConfig
-	js         jetstream.JetStream
-	cons       jetstream.Consumer
-	handler    Handler
-	log        *slog.Logger
-	maxDeliver int
-	attempts   int // handler attempts: maxDeliver-1 when maxDeliver > 1 (the last is reserved), else maxDeliver; 0 = unbounded
-	backOff    []time.Duration
-	heartbeat  time.Duration
-	running    atomic.Bool
+	cfg       ConsumerConfig
+	js        jetstream.JetStream
+	cons      jetstream.Consumer
+	handler   Handler
+	log       *slog.Logger
+	claims    *ClaimCheck
+	lastDeliv uint64 // the server's MaxDeliver; 0 = it redelivers forever
+	attempts  uint64 // handler attempts per message; 0 = unbounded
+	backOff   []time.Duration
+	heartbeat time.Duration
+	running   atomic.Bool
 
-	acked, retried, deadLettered, dlqFailures atomic.Uint64
+	acked, retried, deadLettered, dlqFailures, dlqLost, consumeErrors atomic.Uint64
+	dlqPending                                                        atomic.Int64
+	settleFailures                                                    [settleOps]atomic.Uint64
 }
+
+// Settlement operations, for SettleFailures.
+const (
+	opAck = iota
+	opNak
+	opTerm
+	opInProgress
+	settleOps
+)
+
+var settleOpNames = [settleOps]string{"ack", "nak", "term", "in_progress"}
 
 // NewConsumer looks up the durable consumer and prepares to run cfg.Handler over it. The
 // consumer must exist (Topology.Apply); a missing one gives an error wrapping
@@ -132,18 +182,31 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = otel.GetTracerProvider()
 	}
-	c := &Consumer{
-		cfg:        cfg,
-		js:         js,
-		cons:       cons,
-		log:        cfg.Logger.With("stream", cfg.Stream, "consumer", cfg.Durable),
-		maxDeliver: info.Config.MaxDeliver,
-		attempts:   info.Config.MaxDeliver,
-		backOff:    info.Config.BackOff,
-		heartbeat:  cfg.HeartbeatInterval,
+	if cfg.DeadLetterRetryWait <= 0 {
+		cfg.DeadLetterRetryWait = 250 * time.Millisecond
 	}
-	if c.maxDeliver > 1 {
-		c.attempts = c.maxDeliver - 1
+	if cfg.DeadLetterRetryMax <= 0 {
+		cfg.DeadLetterRetryMax = 10 * time.Second
+	}
+	if cfg.ClaimCheck == nil {
+		if cfg.ClaimCheck, err = newClaimCheck(js, ClaimConfig{}); err != nil {
+			return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
+		}
+	}
+	attempts, err := budget(info.Config)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
+	}
+	c := &Consumer{
+		cfg:       cfg,
+		js:        js,
+		cons:      cons,
+		log:       cfg.Logger.With("stream", cfg.Stream, "consumer", cfg.Durable),
+		claims:    cfg.ClaimCheck,
+		lastDeliv: uint64(max(info.Config.MaxDeliver, 0)),
+		attempts:  attempts,
+		backOff:   info.Config.BackOff,
+		heartbeat: cfg.HeartbeatInterval,
 	}
 	if c.heartbeat <= 0 {
 		c.heartbeat = max(info.Config.AckWait/3, 10*time.Millisecond)
@@ -151,6 +214,30 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	mws := append([]Middleware{Trace(cfg.TracerProvider, cfg.Durable), Recover(), Timeout(cfg.HandlerTimeout)}, cfg.Middleware...)
 	c.handler = Chain(cfg.Handler, mws...)
 	return c, nil
+}
+
+// budget returns the handler attempts per message the durable's configuration gives (0 =
+// unbounded): its MetadataAttempts, else MaxDeliver-1 (the last delivery reserved for the dead
+// letter) when MaxDeliver is above 1, else MaxDeliver.
+func budget(cfg jetstream.ConsumerConfig) (uint64, error) {
+	if v, ok := cfg.Metadata[MetadataAttempts]; ok {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n == 0 {
+			return 0, fmt.Errorf("metadata %s %q: want a positive integer", MetadataAttempts, v)
+		}
+		if cfg.MaxDeliver > 0 && n >= uint64(cfg.MaxDeliver) {
+			return 0, fmt.Errorf("metadata %s %d needs MaxDeliver -1 or above %d (a delivery reserved for the dead letter), not %d",
+				MetadataAttempts, n, n, cfg.MaxDeliver)
+		}
+		return n, nil
+	}
+	switch {
+	case cfg.MaxDeliver > 1:
+		return uint64(cfg.MaxDeliver - 1), nil
+	case cfg.MaxDeliver == 1:
+		return 1, nil
+	}
+	return 0, nil
 }
 
 // Run consumes until ctx ends, then stops gracefully: it stops pulling, returns the messages it
@@ -195,6 +282,7 @@ loop:
 				runErr = fmt.Errorf("consume %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
 				break loop
 			default:
+				c.consumeErrors.Add(1)
 				c.log.Warn("consume: next message", "err", err)
 				select {
 				case <-time.After(100 * time.Millisecond):
@@ -208,7 +296,7 @@ loop:
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			c.process(hctx, msg)
+			c.process(ctx, hctx, msg)
 		}()
 	}
 
@@ -219,7 +307,10 @@ loop:
 		if err != nil {
 			break
 		}
-		_ = msg.Nak()
+		if err := msg.Nak(); err != nil {
+			// It comes back after its ack wait instead of at once.
+			c.settleFailed(opNak, c.log, err)
+		}
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -235,34 +326,70 @@ loop:
 
 // Stats returns the consumer's counters.
 func (c *Consumer) Stats() ConsumerStats {
-	return ConsumerStats{
+	s := ConsumerStats{
 		Acked:              c.acked.Load(),
 		Retried:            c.retried.Load(),
 		DeadLettered:       c.deadLettered.Load(),
 		DeadLetterFailures: c.dlqFailures.Load(),
+		DeadLetterPending:  c.dlqPending.Load(),
+		DeadLettersLost:    c.dlqLost.Load(),
+		SettleFailures:     make(map[string]uint64, settleOps),
+		ConsumeErrors:      c.consumeErrors.Load(),
 	}
+	for i, name := range settleOpNames {
+		s.SettleFailures[name] = c.settleFailures[i].Load()
+	}
+	return s
 }
 
-// process decodes, handles and settles one message.
-func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
+// process resolves, decodes, handles and settles one message. stop ends when the consumer
+// stops; ctx only after ShutdownTimeout.
+func (c *Consumer) process(stop, ctx context.Context, msg jetstream.Msg) {
 	md, err := msg.Metadata()
 	if err != nil {
 		// Not a JetStream delivery; nothing to settle.
+		c.consumeErrors.Add(1)
 		c.log.Error("consume: message without metadata", "subject", msg.Subject(), "err", err)
 		return
 	}
-	stopHeartbeat := c.startHeartbeat(msg)
+	log := c.log.With("subject", msg.Subject(), "stream_seq", md.Sequence.Stream, "delivery", md.NumDelivered)
+	stopHeartbeat := c.startHeartbeat(msg, log)
 	defer stopHeartbeat()
-	if c.attempts < c.maxDeliver && md.NumDelivered > uint64(c.attempts) {
-		// The reserved delivery: the handler had all its attempts, the last one never settled.
-		c.deadLetter(ctx, msg, md, eventsv1.DeadLetter_REASON_RETRIES_EXHAUSTED, fmt.Errorf(
-			"%w: the last of %d attempts was never settled (its process stopped mid-handler)", ErrAttemptsExhausted, c.attempts))
+	if c.attempts > 0 && md.NumDelivered > c.attempts {
+		// A reserved delivery: the handler had all its attempts, and the last one never settled
+		// or its dead letter was not written before its process stopped.
+		stopHeartbeat()
+		c.deadLetter(stop, ctx, msg, md, eventsv1.DeadLetter_REASON_RETRIES_EXHAUSTED, fmt.Errorf(
+			"%w: the last of %d attempts was never settled (its process stopped mid-handler or before writing the dead letter)",
+			ErrAttemptsExhausted, c.attempts))
+		return
+	}
+	exhausted := c.attempts > 0 && md.NumDelivered >= c.attempts
+
+	// Claim-checked payloads are resolved first, so that handlers see the whole payload. A
+	// missing object may be a writer lagging behind its message: retried like a handler error.
+	data, err := c.claims.Resolve(ctx, msg.Headers(), msg.Data())
+	if err != nil {
+		stopHeartbeat()
+		reason := eventsv1.DeadLetter_REASON_RETRIES_EXHAUSTED
+		switch {
+		case errors.Is(err, ErrClaimMissing):
+			reason = eventsv1.DeadLetter_REASON_CLAIM_MISSING
+		case errors.Is(err, ErrClaimCorrupt):
+			reason = eventsv1.DeadLetter_REASON_CLAIM_CORRUPT
+		}
+		if exhausted {
+			c.deadLetter(stop, ctx, msg, md, reason, err)
+			return
+		}
+		c.redeliver(msg, md, log, err)
 		return
 	}
 
-	ctx, ev, err := Decode(ctx, &nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
+	ctx, ev, err := Decode(ctx, &nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: data})
 	if err != nil {
-		c.deadLetter(ctx, msg, md, eventsv1.DeadLetter_REASON_UNDECODABLE, err)
+		stopHeartbeat()
+		c.deadLetter(stop, ctx, msg, md, eventsv1.DeadLetter_REASON_UNDECODABLE, err)
 		return
 	}
 	ev.Metadata = md
@@ -273,28 +400,45 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 	switch {
 	case err == nil:
 		if err := msg.Ack(); err != nil {
-			c.log.Warn("consume: ack", "subject", ev.Subject, "id", ev.ID, "err", err)
+			c.settleFailed(opAck, log.With("id", ev.ID), err)
 		}
 		c.acked.Add(1)
 	case errors.Is(err, ErrPermanent):
-		c.deadLetter(ctx, msg, md, eventsv1.DeadLetter_REASON_REJECTED, err)
-	case c.attempts > 0 && md.NumDelivered >= uint64(c.attempts):
-		c.deadLetter(ctx, msg, md, eventsv1.DeadLetter_REASON_RETRIES_EXHAUSTED, err)
+		c.deadLetter(stop, ctx, msg, md, eventsv1.DeadLetter_REASON_REJECTED, err)
+	case exhausted:
+		c.deadLetter(stop, ctx, msg, md, eventsv1.DeadLetter_REASON_RETRIES_EXHAUSTED, err)
 	default:
-		delay := c.retryDelay(md.NumDelivered)
-		c.log.Debug("consume: handler failed, redelivering", "subject", ev.Subject, "id", ev.ID,
-			"delivery", md.NumDelivered, "delay", delay, "err", err)
-		if err := msg.NakWithDelay(delay); err != nil {
-			c.log.Warn("consume: nak", "subject", ev.Subject, "id", ev.ID, "err", err)
-		}
-		c.retried.Add(1)
+		c.redeliver(msg, md, log.With("id", ev.ID), err)
 	}
 }
 
-// deadLetter writes msg to CP_DLQ and terminates it. If the dead letter cannot be written, the
-// message is left for redelivery (never dropped): on its last delivery the failure is logged as
-// an error, and the message stays in its stream at its sequence.
-func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, reason eventsv1.DeadLetter_Reason, cause error) {
+// redeliver naks msg with the retry delay of its delivery.
+func (c *Consumer) redeliver(msg jetstream.Msg, md *jetstream.MsgMetadata, log *slog.Logger, cause error) {
+	delay := c.retryDelay(md.NumDelivered)
+	log.Debug("consume: failed, redelivering", "delay", delay, "err", cause)
+	if err := msg.NakWithDelay(delay); err != nil {
+		c.settleFailed(opNak, log, err)
+	}
+	c.retried.Add(1)
+}
+
+func (c *Consumer) settleFailed(op int, log *slog.Logger, err error) {
+	c.settleFailures[op].Add(1)
+	log.Warn("consume: "+settleOpNames[op]+" not sent; the message will be redelivered", "err", err)
+}
+
+// deadLetter writes msg to CP_DLQ and only then terminates it. A failed write is retried with
+// backoff (DeadLetterRetryWait doubling to DeadLetterRetryMax), the message heartbeated so that
+// its ack wait never lapses, until the write succeeds or the consumer stops. On stop the message
+// is left unsettled (nak'ed) for the server to redeliver to the next consumer instance, which
+// writes the dead letter on that delivery. Only when the server would not redeliver it (the
+// last delivery of a bounded MaxDeliver) does the write go on until ctx ends (ShutdownTimeout),
+// and a dead letter still unwritten then is counted and logged as lost.
+//
+// A dead letter too large for a message (its payload embeds the original's payload and headers)
+// is claim-checked; a claim-checked original keeps its reference (its Cp-Claim headers), so the
+// dead letter is small.
+func (c *Consumer) deadLetter(stop, ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, reason eventsv1.DeadLetter_Reason, cause error) {
 	dl := &eventsv1.DeadLetter{
 		Reason:          reason,
 		Error:           cause.Error(),
@@ -317,47 +461,80 @@ func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, md *jetstr
 		Payload: dl,
 	}
 	log := c.log.With("subject", msg.Subject(), "stream_seq", md.Sequence.Stream,
-		"delivery", md.NumDelivered, "reason", reason.String(), "cause", cause)
+		"delivery", md.NumDelivered, "reason", reason.String(), "cause", cause, "dlq_id", ev.ID)
+	lastDelivery := c.lastDeliv > 0 && md.NumDelivered >= c.lastDeliv
 
-	err := c.publishDeadLetter(ctx, ev)
-	if err != nil {
-		c.dlqFailures.Add(1)
-		if c.maxDeliver > 0 && md.NumDelivered >= uint64(c.maxDeliver) {
-			log.Error("consume: dead letter not written on last delivery; message stays in its stream only", "err", err)
-		} else {
-			log.Warn("consume: dead letter not written; redelivering", "err", err)
+	// An encoding error cannot heal, but the message must not be settled without its dead
+	// letter either: it is retried (and counted, and logged) like a write failure.
+	nmsg, encErr := Encode(ctx, ev)
+	wait := c.cfg.DeadLetterRetryWait
+	// Heartbeat from the first write on: one write can outlast a short ack wait, and on a last
+	// delivery a lapsed ack wait is the server giving up on the message.
+	stopHeartbeat := c.startHeartbeat(msg, log)
+	defer stopHeartbeat()
+	for failures := 1; ; failures++ {
+		err := encErr
+		if err == nil {
+			err = c.writeDeadLetter(ctx, nmsg)
 		}
-		_ = msg.NakWithDelay(c.retryDelay(md.NumDelivered))
+		if err == nil {
+			break
+		}
+		c.dlqFailures.Add(1)
+		if failures == 1 {
+			c.dlqPending.Add(1)
+			defer c.dlqPending.Add(-1)
+		}
+		log.Warn("consume: dead letter not written; retrying, the message unsettled",
+			"failures", failures, "retry_in", wait, "last_delivery", lastDelivery, "err", err)
+		select {
+		case <-time.After(wait):
+			wait = min(wait*2, c.cfg.DeadLetterRetryMax)
+			continue
+		case <-stop.Done():
+			if lastDelivery {
+				// The server would not redeliver it: keep trying through the shutdown timeout.
+				log.Error("consume: stopping with the dead letter of a last delivery unwritten; retrying until the shutdown timeout", "err", err)
+				stop = context.Background()
+				continue
+			}
+		case <-ctx.Done():
+		}
+		stopHeartbeat()
+		if !lastDelivery {
+			log.Warn("consume: stopping with the dead letter unwritten; the message is left for redelivery", "err", err)
+			// At once: whoever gets it next retries the write with its own backoff.
+			if err := msg.Nak(); err != nil {
+				c.settleFailed(opNak, log, err) // it comes back after its ack wait
+			}
+			return
+		}
+		c.dlqLost.Add(1)
+		log.Error("consume: dead letter lost: shut down on the last delivery (MaxDeliver) before it could be written; "+
+			"the message stays in its stream at its sequence, re-drive it from there", "err", err)
 		return
 	}
+	stopHeartbeat()
 	if err := msg.TermWithReason("dead-lettered: " + reason.String()); err != nil {
-		log.Warn("consume: term after dead letter", "err", err)
+		c.settleFailed(opTerm, log, err)
 	}
 	c.deadLettered.Add(1)
 	log.Warn("consume: dead-lettered", "dlq_subject", ev.Subject)
 }
 
-func (c *Consumer) publishDeadLetter(ctx context.Context, ev Event) error {
-	nmsg, err := Encode(ctx, ev)
-	if err != nil {
+// writeDeadLetter claim-checks nmsg when it is too large (once: Offload leaves it small), then
+// publishes it and waits for its PubAck.
+func (c *Consumer) writeDeadLetter(ctx context.Context, nmsg *nats.Msg) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := c.claims.Offload(actx, nmsg); err != nil {
 		return err
 	}
-	var lastErr error
-	for attempt := range 3 {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
-		}
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_, lastErr = c.js.PublishMsg(actx, nmsg)
-		cancel()
-		if lastErr == nil || !retryable(lastErr) {
-			return lastErr
-		}
-	}
-	return lastErr
+	_, err := c.js.PublishMsg(actx, nmsg)
+	return err
 }
 
-func (c *Consumer) startHeartbeat(msg jetstream.Msg) (stop func()) {
+func (c *Consumer) startHeartbeat(msg jetstream.Msg, log *slog.Logger) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -367,7 +544,10 @@ func (c *Consumer) startHeartbeat(msg jetstream.Msg) (stop func()) {
 		for {
 			select {
 			case <-t.C:
-				_ = msg.InProgress()
+				if err := msg.InProgress(); err != nil {
+					c.settleFailures[opInProgress].Add(1)
+					log.Warn("consume: heartbeat (in progress) not sent; the message may be redelivered when its ack wait lapses", "err", err)
+				}
 			case <-done:
 				return
 			}

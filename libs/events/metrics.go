@@ -13,11 +13,21 @@ type Collector struct {
 	mu         sync.Mutex
 	publishers map[string]*Publisher
 	consumers  map[string]*Consumer
+	claims     map[*ClaimCheck]string
 }
 
 // NewCollector returns an empty collector.
 func NewCollector() *Collector {
-	return &Collector{publishers: map[string]*Publisher{}, consumers: map[string]*Consumer{}}
+	return &Collector{publishers: map[string]*Publisher{}, consumers: map[string]*Consumer{}, claims: map[*ClaimCheck]string{}}
+}
+
+// AddClaimCheck exports cc's counters under the label claim_check=name. A consumer's own
+// claim-check (one it made because its config had none) is exported with the consumer, named
+// after its durable.
+func (c *Collector) AddClaimCheck(name string, cc *ClaimCheck) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.claims[cc] = name
 }
 
 // AddPublisher exports p's counters under the label publisher=name.
@@ -32,6 +42,9 @@ func (c *Collector) AddConsumer(k *Consumer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.consumers[k.cfg.Durable] = k
+	if _, ok := c.claims[k.claims]; !ok {
+		c.claims[k.claims] = k.cfg.Durable
+	}
 }
 
 var (
@@ -43,6 +56,18 @@ var (
 		"Asynchronous publishes awaiting their PubAck.", []string{"publisher"}, nil)
 	descConsumed = prometheus.NewDesc("cp_events_consumed_total",
 		"Messages settled by a consumer, by outcome.", []string{"consumer", "outcome"}, nil)
+	descDeadLetterPending = prometheus.NewDesc("cp_events_dead_letter_pending",
+		"Messages whose dead-letter write is failing and being retried; they stay unsettled until it succeeds.", []string{"consumer"}, nil)
+	descDeadLettersLost = prometheus.NewDesc("cp_events_dead_letters_lost_total",
+		"Dead letters given up at shutdown on a last delivery (bounded MaxDeliver); the message stays in its stream.", []string{"consumer"}, nil)
+	descSettleFailures = prometheus.NewDesc("cp_events_settle_failures_total",
+		"Acks, naks, terms and in-progress heartbeats that could not be sent, by operation.", []string{"consumer", "op"}, nil)
+	descConsumeErrors = prometheus.NewDesc("cp_events_consume_errors_total",
+		"Failed pulls a consumer went on after, and deliveries without JetStream metadata.", []string{"consumer"}, nil)
+	descClaims = prometheus.NewDesc("cp_events_claims_total",
+		"Claim-check operations, by result: offloaded, offload_failed, resolved, missing, corrupt, resolve_failed.", []string{"claim_check", "result"}, nil)
+	descClaimBytes = prometheus.NewDesc("cp_events_claim_offloaded_bytes_total",
+		"Payload bytes stored in the claim bucket.", []string{"claim_check"}, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -51,6 +76,12 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descPublishRetries
 	ch <- descPublishInFlight
 	ch <- descConsumed
+	ch <- descDeadLetterPending
+	ch <- descDeadLettersLost
+	ch <- descSettleFailures
+	ch <- descConsumeErrors
+	ch <- descClaims
+	ch <- descClaimBytes
 }
 
 // Collect implements prometheus.Collector.
@@ -74,5 +105,21 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descConsumed, s.Retried, name, "retried")
 		counter(descConsumed, s.DeadLettered, name, "dead_lettered")
 		counter(descConsumed, s.DeadLetterFailures, name, "dead_letter_failed")
+		ch <- prometheus.MustNewConstMetric(descDeadLetterPending, prometheus.GaugeValue, float64(s.DeadLetterPending), name)
+		counter(descDeadLettersLost, s.DeadLettersLost, name)
+		for _, op := range settleOpNames {
+			counter(descSettleFailures, s.SettleFailures[op], name, op)
+		}
+		counter(descConsumeErrors, s.ConsumeErrors, name)
+	}
+	for cc, name := range c.claims {
+		s := cc.Stats()
+		counter(descClaims, s.Offloaded, name, "offloaded")
+		counter(descClaims, s.OffloadFailures, name, "offload_failed")
+		counter(descClaims, s.Resolved, name, "resolved")
+		counter(descClaims, s.Missing, name, "missing")
+		counter(descClaims, s.Corrupt, name, "corrupt")
+		counter(descClaims, s.ResolveFailures, name, "resolve_failed")
+		counter(descClaimBytes, s.OffloadedBytes, name)
 	}
 }

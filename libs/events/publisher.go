@@ -51,6 +51,12 @@ type PublisherConfig struct {
 	// PublishAsync or Flush (it would wait on itself).
 	OnResult func(Result)
 
+	// ClaimCheck, when set, stores the payload of an event over its threshold in its bucket and
+	// publishes the reference instead (ClaimCheck.Offload), before the publish; consumers
+	// resolve it transparently. nil means no offload: a message over the server's max_payload
+	// fails to publish (nats.ErrMaxPayload).
+	ClaimCheck *ClaimCheck
+
 	// TracerProvider makes a producer span per publish. nil means otel.GetTracerProvider().
 	TracerProvider trace.TracerProvider
 }
@@ -414,7 +420,19 @@ func (p *Publisher) encode(ctx context.Context, ev Event) (*nats.Msg, error) {
 	if ev.Source == "" {
 		ev.Source = p.cfg.Source
 	}
-	return Encode(ctx, ev)
+	msg, err := Encode(ctx, ev)
+	if err != nil || p.cfg.ClaimCheck == nil {
+		return msg, err
+	}
+	off, err := p.cfg.ClaimCheck.Offload(ctx, msg)
+	if err != nil {
+		p.failed.Add(1)
+		return nil, fmt.Errorf("publish %s %s: %w", ev.Subject, ev.ID, err)
+	}
+	if off {
+		trace.SpanFromContext(ctx).SetAttributes(attribute.String("cp.claim", msg.Header.Get(HeaderClaim)))
+	}
+	return msg, nil
 }
 
 func (p *Publisher) startSpan(ctx context.Context, ev Event) (context.Context, trace.Span) {

@@ -1,9 +1,11 @@
 // Package eventstest gives tests a ready event bus: an embedded JetStream server with the
-// platform's streams and consumers applied, and helpers to read what landed in a stream.
+// platform's streams and consumers applied and the claim bucket created, and helpers to read
+// what landed in a stream.
 package eventstest
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,10 +21,13 @@ type Bus struct {
 	Conn     *nats.Conn
 	JS       jetstream.JetStream
 	Topology events.Topology
+	// Claims owns the CP_CLAIMS bucket (default threshold: half the server's max_payload).
+	Claims *events.ClaimCheck
 }
 
-// NewBus starts a server for t, connects (reconnecting quickly, for Restart), and applies
-// events.NewTopology(events.TopologyConfig{}) plus any extra consumer declarations.
+// NewBus starts a server for t, connects (reconnecting quickly, for Restart), applies
+// events.NewTopology(events.TopologyConfig{}) plus any extra consumer declarations, and creates
+// the claim bucket.
 func NewBus(t testing.TB, extra ...events.ConsumerDecl) *Bus {
 	t.Helper()
 	srv := natstest.NewServer(t)
@@ -38,11 +43,16 @@ func NewBus(t testing.TB, extra ...events.ConsumerDecl) *Bus {
 	if err := topo.Apply(ctx, js); err != nil {
 		t.Fatalf("eventstest: apply topology: %v", err)
 	}
-	return &Bus{Server: srv, Conn: nc, JS: js, Topology: topo}
+	claims, err := events.NewClaimCheck(ctx, js, events.ClaimConfig{Create: true})
+	if err != nil {
+		t.Fatalf("eventstest: claim bucket: %v", err)
+	}
+	return &Bus{Server: srv, Conn: nc, JS: js, Topology: topo, Claims: claims}
 }
 
 // Events decodes every message of stream whose subject matches filter (">" for all), in stream
-// order. It fails the test on a message that does not decode.
+// order, claim-checked payloads resolved from their bucket (ev.Data is the resolved payload). It
+// fails the test on a message that does not decode or resolve.
 func Events(t testing.TB, js jetstream.JetStream, stream, filter string) []events.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -56,6 +66,7 @@ func Events(t testing.TB, js jetstream.JetStream, stream, filter string) []event
 		t.Fatalf("eventstest: stream %s info: %v", stream, err)
 	}
 	var out []events.Event
+	var claims *events.ClaimCheck
 	if info.State.Msgs == 0 {
 		return out
 	}
@@ -71,7 +82,19 @@ func Events(t testing.TB, js jetstream.JetStream, stream, filter string) []event
 		n := 0
 		for msg := range batch.Messages() {
 			n++
-			_, ev, err := events.Decode(ctx, &nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
+			data := msg.Data()
+			if ref := msg.Headers().Get(events.HeaderClaim); ref != "" {
+				if claims == nil {
+					bucket, _, _ := strings.Cut(ref, "/")
+					if claims, err = events.NewClaimCheck(ctx, js, events.ClaimConfig{Bucket: bucket}); err != nil {
+						t.Fatalf("eventstest: %s message: %v", stream, err)
+					}
+				}
+				if data, err = claims.Resolve(ctx, msg.Headers(), data); err != nil {
+					t.Fatalf("eventstest: %s message: %v", stream, err)
+				}
+			}
+			_, ev, err := events.Decode(ctx, &nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: data})
 			if err != nil {
 				t.Fatalf("eventstest: decode %s message: %v", stream, err)
 			}

@@ -33,6 +33,12 @@ const (
 	DeadLetter_REASON_RETRIES_EXHAUSTED DeadLetter_Reason = 2
 	// The handler rejected the message as permanently unprocessable.
 	DeadLetter_REASON_REJECTED DeadLetter_Reason = 3
+	// The payload was claim-checked (header Cp-Claim) and its object was still missing (not
+	// written yet, expired or deleted) on the last delivery the consumer allows.
+	DeadLetter_REASON_CLAIM_MISSING DeadLetter_Reason = 4
+	// The payload was claim-checked and its object's size or digest did not match the
+	// message's Cp-Claim-Size / Cp-Claim-Digest on the last delivery the consumer allows.
+	DeadLetter_REASON_CLAIM_CORRUPT DeadLetter_Reason = 5
 )
 
 // Enum value maps for DeadLetter_Reason.
@@ -42,12 +48,16 @@ var (
 		1: "REASON_UNDECODABLE",
 		2: "REASON_RETRIES_EXHAUSTED",
 		3: "REASON_REJECTED",
+		4: "REASON_CLAIM_MISSING",
+		5: "REASON_CLAIM_CORRUPT",
 	}
 	DeadLetter_Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":       0,
 		"REASON_UNDECODABLE":       1,
 		"REASON_RETRIES_EXHAUSTED": 2,
 		"REASON_REJECTED":          3,
+		"REASON_CLAIM_MISSING":     4,
+		"REASON_CLAIM_CORRUPT":     5,
 	}
 )
 
@@ -93,7 +103,8 @@ type DeadLetter struct {
 	OriginalSubject string `protobuf:"bytes,3,opt,name=original_subject,json=originalSubject,proto3" json:"original_subject,omitempty"`
 	// Headers of the original message, every value kept.
 	OriginalHeaders map[string]*HeaderValues `protobuf:"bytes,4,rep,name=original_headers,json=originalHeaders,proto3" json:"original_headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Payload of the original message, byte for byte.
+	// Payload of the original message, byte for byte. Empty for a claim-checked message: its
+	// payload stays in the object that original_headers' Cp-Claim names.
 	OriginalPayload []byte `protobuf:"bytes,5,opt,name=original_payload,json=originalPayload,proto3" json:"original_payload,omitempty"`
 	// Stream the message was read from.
 	Stream string `protobuf:"bytes,6,opt,name=stream,proto3" json:"stream,omitempty"`
@@ -258,7 +269,7 @@ var File_cryptopill_events_v1_deadletter_proto protoreflect.FileDescriptor
 
 const file_cryptopill_events_v1_deadletter_proto_rawDesc = "" +
 	"\n" +
-	"%cryptopill/events/v1/deadletter.proto\x12\x14cryptopill.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x05\n" +
+	"%cryptopill/events/v1/deadletter.proto\x12\x14cryptopill.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x05\n" +
 	"\n" +
 	"DeadLetter\x12?\n" +
 	"\x06reason\x18\x01 \x01(\x0e2'.cryptopill.events.v1.DeadLetter.ReasonR\x06reason\x12\x14\n" +
@@ -274,12 +285,14 @@ const file_cryptopill_events_v1_deadletter_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\x1af\n" +
 	"\x14OriginalHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x128\n" +
-	"\x05value\x18\x02 \x01(\v2\".cryptopill.events.v1.HeaderValuesR\x05value:\x028\x01\"k\n" +
+	"\x05value\x18\x02 \x01(\v2\".cryptopill.events.v1.HeaderValuesR\x05value:\x028\x01\"\x9f\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REASON_UNDECODABLE\x10\x01\x12\x1c\n" +
 	"\x18REASON_RETRIES_EXHAUSTED\x10\x02\x12\x13\n" +
-	"\x0fREASON_REJECTED\x10\x03\"&\n" +
+	"\x0fREASON_REJECTED\x10\x03\x12\x18\n" +
+	"\x14REASON_CLAIM_MISSING\x10\x04\x12\x18\n" +
+	"\x14REASON_CLAIM_CORRUPT\x10\x05\"&\n" +
 	"\fHeaderValues\x12\x16\n" +
 	"\x06values\x18\x01 \x03(\tR\x06valuesB.Z,cryptopill.dev/jobs/proto/events/v1;eventsv1b\x06proto3"
 

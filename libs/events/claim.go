@@ -1,0 +1,289 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ClaimBucket is the JetStream Object Store bucket of claim-checked payloads (its stream is
+// OBJ_CP_CLAIMS).
+const ClaimBucket = "CP_CLAIMS"
+
+// Claim-check headers. A claim-checked message has an empty payload and these three headers;
+// the payload is the object named in HeaderClaim.
+const (
+	// HeaderClaim is "<bucket>/<object name>"; the object name is the message's Nats-Msg-Id.
+	HeaderClaim = "Cp-Claim"
+	// HeaderClaimSize is the payload's length in bytes.
+	HeaderClaimSize = "Cp-Claim-Size"
+	// HeaderClaimDigest is "SHA-256=<base64url>" of the payload, as the Object Store spells
+	// digests (so it reads the same as `nats object info`).
+	HeaderClaimDigest = "Cp-Claim-Digest"
+)
+
+var (
+	// ErrClaimMissing is returned by Resolve when the named object (or its bucket) does not
+	// exist: not written yet, expired, or deleted.
+	ErrClaimMissing = errors.New("events: claim-checked object missing")
+	// ErrClaimCorrupt is returned by Resolve when the object's size or digest is not the one
+	// the message carries, or the claim headers are malformed.
+	ErrClaimCorrupt = errors.New("events: claim-checked object corrupt")
+)
+
+// ClaimConfig configures a ClaimCheck. Zero values take the defaults.
+type ClaimConfig struct {
+	// Bucket is the JetStream Object Store bucket. "" means ClaimBucket ("CP_CLAIMS").
+	Bucket string
+	// Threshold is the payload+header size in bytes above which a message is offloaded. 0 means
+	// half the connection's MaxPayload (512 KiB on the default 1 MiB server). It must be below
+	// MaxPayload: an offloaded message still carries its headers.
+	Threshold int
+	// Replicas of the bucket when it is created. 0 means 1.
+	Replicas int
+	// MaxAge is the objects' TTL when the bucket is created. 0 means DLQMaxAge (30 days), so a
+	// dead letter that keeps a claim reference can still be re-driven while it lives.
+	MaxAge time.Duration
+	// Create creates the bucket, or updates it to this configuration, in NewClaimCheck. Only
+	// the bucket's owner sets it; everyone else binds to the existing bucket.
+	Create bool
+}
+
+// ClaimStats counts a ClaimCheck's outcomes since it was created.
+type ClaimStats struct {
+	// Offloaded is messages whose payload was stored in the bucket; OffloadedBytes their bytes.
+	Offloaded, OffloadedBytes uint64
+	// OffloadFailures is offloads that failed (the message was not sent by the caller).
+	OffloadFailures uint64
+	// Resolved is claims read back and verified.
+	Resolved uint64
+	// Missing and Corrupt are resolves that failed with ErrClaimMissing and ErrClaimCorrupt;
+	// ResolveFailures is the other failed resolves (timeouts, connection).
+	Missing, Corrupt, ResolveFailures uint64
+}
+
+// ClaimCheck stores payloads too large for a NATS message in a JetStream Object Store and puts a
+// reference in their place (the claim-check pattern), and resolves such references back. It is
+// safe for concurrent use.
+type ClaimCheck struct {
+	js        jetstream.JetStream
+	bucket    string
+	threshold int
+
+	mu     sync.Mutex
+	stores map[string]jetstream.ObjectStore // bound buckets, the own one and any a Cp-Claim names
+
+	offloaded, offloadedBytes, offloadFailures  atomic.Uint64
+	resolved, missing, corrupt, resolveFailures atomic.Uint64
+}
+
+// NewClaimCheck binds to (or, with cfg.Create, creates or updates) the claim bucket. Without
+// Create a missing bucket is an error wrapping jetstream.ErrBucketNotFound.
+func NewClaimCheck(ctx context.Context, js jetstream.JetStream, cfg ClaimConfig) (*ClaimCheck, error) {
+	c, err := newClaimCheck(js, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var store jetstream.ObjectStore
+	if cfg.Create {
+		replicas, maxAge := cfg.Replicas, cfg.MaxAge
+		if replicas == 0 {
+			replicas = 1
+		}
+		if maxAge == 0 {
+			maxAge = DLQMaxAge
+		}
+		store, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket:      c.bucket,
+			Description: "Claim-checked payloads of events too large for a NATS message",
+			TTL:         maxAge,
+			Replicas:    replicas,
+			Storage:     jetstream.FileStorage,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create claim bucket %s: %w", c.bucket, err)
+		}
+	} else if store, err = js.ObjectStore(ctx, c.bucket); err != nil {
+		return nil, fmt.Errorf("bind claim bucket %s: %w", c.bucket, err)
+	}
+	c.stores[c.bucket] = store
+	return c, nil
+}
+
+// newClaimCheck validates cfg and returns a ClaimCheck that binds its bucket on first use.
+func newClaimCheck(js jetstream.JetStream, cfg ClaimConfig) (*ClaimCheck, error) {
+	if cfg.Threshold < 0 || cfg.Replicas < 0 || cfg.MaxAge < 0 {
+		return nil, fmt.Errorf("events: ClaimConfig: negative Threshold (%d), Replicas (%d) or MaxAge (%s)",
+			cfg.Threshold, cfg.Replicas, cfg.MaxAge)
+	}
+	if cfg.Bucket == "" {
+		cfg.Bucket = ClaimBucket
+	}
+	maxPayload := int(js.Conn().MaxPayload()) // 0 before the first connect
+	if cfg.Threshold == 0 {
+		cfg.Threshold = 512 << 10
+		if maxPayload > 0 {
+			cfg.Threshold = maxPayload / 2
+		}
+	}
+	if maxPayload > 0 && cfg.Threshold >= maxPayload {
+		return nil, fmt.Errorf("events: ClaimConfig.Threshold %d is not below the server's max_payload %d", cfg.Threshold, maxPayload)
+	}
+	return &ClaimCheck{js: js, bucket: cfg.Bucket, threshold: cfg.Threshold, stores: map[string]jetstream.ObjectStore{}}, nil
+}
+
+// Bucket is the bucket Offload writes to.
+func (c *ClaimCheck) Bucket() string { return c.bucket }
+
+// Threshold is the payload+header size above which Offload stores a message's payload.
+func (c *ClaimCheck) Threshold() int { return c.threshold }
+
+// Stats returns the claim-check's counters.
+func (c *ClaimCheck) Stats() ClaimStats {
+	return ClaimStats{
+		Offloaded: c.offloaded.Load(), OffloadedBytes: c.offloadedBytes.Load(), OffloadFailures: c.offloadFailures.Load(),
+		Resolved: c.resolved.Load(), Missing: c.missing.Load(), Corrupt: c.corrupt.Load(), ResolveFailures: c.resolveFailures.Load(),
+	}
+}
+
+// Offload moves msg.Data into the bucket when the message is over Threshold: the object is named
+// after the message's Nats-Msg-Id (deterministic, so a replayed publish rewrites the same object
+// and keeps the JetStream de-duplication of the small message), msg.Data becomes empty, and the
+// headers Cp-Claim: <bucket>/<object name>, Cp-Claim-Size: <bytes> and
+// Cp-Claim-Digest: SHA-256=<base64url> are set. The object is stored (Put acknowledged) before
+// Offload returns. Small messages are left as they are.
+func (c *ClaimCheck) Offload(ctx context.Context, msg *nats.Msg) (offloaded bool, err error) {
+	if msgBytes(msg) <= c.threshold {
+		return false, nil
+	}
+	id := msg.Header.Get(HeaderMsgID)
+	defer func() {
+		if err != nil {
+			c.offloadFailures.Add(1)
+		}
+	}()
+	if id == "" {
+		return false, fmt.Errorf("offload %s: no %s header to name the object after", msg.Subject, HeaderMsgID)
+	}
+	if ref := msg.Header.Get(HeaderClaim); ref != "" {
+		// Offloaded already: only the headers are left, and they alone are over the threshold.
+		return false, fmt.Errorf("offload %s %s: already claim-checked (%s), headers alone are %d bytes",
+			msg.Subject, id, ref, msgBytes(msg))
+	}
+	store, err := c.store(ctx, c.bucket)
+	if err != nil {
+		return false, fmt.Errorf("offload %s %s: %w", msg.Subject, id, err)
+	}
+	sum := sha256.Sum256(msg.Data)
+	digest := "SHA-256=" + base64URL(sum[:])
+	info, err := store.Put(ctx, jetstream.ObjectMeta{Name: id}, bytes.NewReader(msg.Data))
+	if err != nil {
+		return false, fmt.Errorf("offload %s %s: put %s/%s: %w", msg.Subject, id, c.bucket, id, err)
+	}
+	if info.Digest != digest || info.Size != uint64(len(msg.Data)) {
+		return false, fmt.Errorf("offload %s %s: stored %d bytes %s, sent %d bytes %s",
+			msg.Subject, id, info.Size, info.Digest, len(msg.Data), digest)
+	}
+	msg.Header.Set(HeaderClaim, c.bucket+"/"+id)
+	msg.Header.Set(HeaderClaimSize, strconv.Itoa(len(msg.Data)))
+	msg.Header.Set(HeaderClaimDigest, digest)
+	c.offloaded.Add(1)
+	c.offloadedBytes.Add(uint64(len(msg.Data)))
+	msg.Data = nil
+	return true, nil
+}
+
+// Resolve returns the real payload: data itself when h has no Cp-Claim header, else the
+// object's bytes, checked against Cp-Claim-Size and Cp-Claim-Digest (ErrClaimMissing /
+// ErrClaimCorrupt otherwise, both wrapping the name). Any other error (a timeout, a lost
+// connection) is transient.
+func (c *ClaimCheck) Resolve(ctx context.Context, h nats.Header, data []byte) ([]byte, error) {
+	ref := h.Get(HeaderClaim)
+	if ref == "" {
+		return data, nil
+	}
+	out, err := c.resolve(ctx, ref, h)
+	switch {
+	case err == nil:
+		c.resolved.Add(1)
+	case errors.Is(err, ErrClaimMissing):
+		c.missing.Add(1)
+	case errors.Is(err, ErrClaimCorrupt):
+		c.corrupt.Add(1)
+	default:
+		c.resolveFailures.Add(1)
+	}
+	return out, err
+}
+
+func (c *ClaimCheck) resolve(ctx context.Context, ref string, h nats.Header) ([]byte, error) {
+	bucket, name, ok := strings.Cut(ref, "/")
+	if !ok || bucket == "" || name == "" {
+		return nil, fmt.Errorf("resolve claim %q: %w: not <bucket>/<object>", ref, ErrClaimCorrupt)
+	}
+	size, err := strconv.ParseUint(h.Get(HeaderClaimSize), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("resolve claim %s: %w: %s %q", ref, ErrClaimCorrupt, HeaderClaimSize, h.Get(HeaderClaimSize))
+	}
+	want := h.Get(HeaderClaimDigest)
+	if !strings.HasPrefix(want, "SHA-256=") {
+		return nil, fmt.Errorf("resolve claim %s: %w: %s %q", ref, ErrClaimCorrupt, HeaderClaimDigest, want)
+	}
+	store, err := c.store(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("resolve claim %s: %w: %w", ref, ErrClaimMissing, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("resolve claim %s: %w", ref, err)
+	}
+	data, err := store.GetBytes(ctx, name)
+	switch {
+	case errors.Is(err, jetstream.ErrObjectNotFound):
+		return nil, fmt.Errorf("resolve claim %s: %w: %w", ref, ErrClaimMissing, err)
+	case errors.Is(err, jetstream.ErrDigestMismatch):
+		return nil, fmt.Errorf("resolve claim %s: %w: %w", ref, ErrClaimCorrupt, err)
+	case err != nil:
+		return nil, fmt.Errorf("resolve claim %s: %w", ref, err)
+	}
+	if uint64(len(data)) != size {
+		return nil, fmt.Errorf("resolve claim %s: %w: %d bytes, the message says %d", ref, ErrClaimCorrupt, len(data), size)
+	}
+	sum := sha256.Sum256(data)
+	if got := "SHA-256=" + base64URL(sum[:]); got != want {
+		return nil, fmt.Errorf("resolve claim %s: %w: digest %s, the message says %s", ref, ErrClaimCorrupt, got, want)
+	}
+	return data, nil
+}
+
+// store returns the bound bucket, binding it on first use.
+func (c *ClaimCheck) store(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.stores[bucket]; ok {
+		return s, nil
+	}
+	s, err := c.js.ObjectStore(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("bind claim bucket %s: %w", bucket, err)
+	}
+	c.stores[bucket] = s
+	return s, nil
+}
+
+// msgBytes is what counts against max_payload: headers and payload.
+func msgBytes(m *nats.Msg) int {
+	return m.Size() - len(m.Subject) - len(m.Reply)
+}
+
+// base64URL spells a digest as the Object Store does (jetstream.GetObjectDigestValue).
+func base64URL(b []byte) string { return base64.URLEncoding.EncodeToString(b) }
