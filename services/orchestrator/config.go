@@ -31,6 +31,11 @@ type Config struct {
 	CDCTables []string
 	// CDCMaxInFlight bounds relayed events awaiting their PubAck, CDC_MAX_IN_FLIGHT.
 	CDCMaxInFlight int
+	// CDCMaxInFlightBytes bounds their bytes, CDC_MAX_IN_FLIGHT_BYTES (default 64 MiB).
+	CDCMaxInFlightBytes int64
+	// CDCRecreateLostSlot drops and recreates a slot Postgres invalidated, CDC_RECREATE_LOST_SLOT
+	// (default off: an operator decides; the changes in between are gone either way).
+	CDCRecreateLostSlot bool
 	// CDCStatusInterval is how often the relay reports its confirmed position to Postgres,
 	// CDC_STATUS_INTERVAL; it must stay well inside the server's wal_sender_timeout.
 	CDCStatusInterval time.Duration
@@ -57,6 +62,8 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		CDCPublication:           l.String("CDC_PUBLICATION", "cp_cdc"),
 		CDCTables:                l.List("CDC_TABLES", []string{"settings.coin_universe", "cin_aux.rt_session", "market.account_trades"}),
 		CDCMaxInFlight:           l.Int("CDC_MAX_IN_FLIGHT", 8192, 1, 1<<20),
+		CDCMaxInFlightBytes:      int64(l.Int("CDC_MAX_IN_FLIGHT_BYTES", 64<<20, 1<<20, 1<<34)),
+		CDCRecreateLostSlot:      l.Bool("CDC_RECREATE_LOST_SLOT", false),
 		CDCStatusInterval:        l.Duration("CDC_STATUS_INTERVAL", 2*time.Second),
 	}
 	l.Check(cfg.CDCStatusInterval <= 20*time.Second, "CDC_STATUS_INTERVAL", cfg.CDCStatusInterval.String(),

@@ -31,6 +31,7 @@ type ChangePublisher struct {
 	js      jetstream.JetStream
 	source  string
 	stream  string
+	claims  *events.ClaimCheck
 	ceType  string
 	pending chan pending
 	wg      sync.WaitGroup
@@ -53,6 +54,11 @@ type Config struct {
 	AckTimeout time.Duration
 	// Stream is the stream the changes land in. Default events.StreamCDC.
 	Stream string
+	// Claims offloads an event over its threshold (half the server's max_payload by default) to
+	// its Object Store bucket before the publish, so a row of any size reaches the stream as a
+	// reference consumers resolve (libs/events). Without it an event over max_payload cannot be
+	// published: the relay reports itself blocked on it.
+	Claims *events.ClaimCheck
 }
 
 // ErrClosed is returned by PublishAsync after Close.
@@ -79,7 +85,7 @@ func New(nc *nats.Conn, cfg Config) (*ChangePublisher, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	p := &ChangePublisher{
-		nc: nc, js: js, source: cfg.Source, stream: cfg.Stream,
+		nc: nc, js: js, source: cfg.Source, stream: cfg.Stream, claims: cfg.Claims,
 		ceType:  events.TypeOf(&eventsv1.RowChange{}),
 		pending: make(chan pending, cfg.MaxInFlight),
 	}
@@ -132,6 +138,13 @@ func (p *ChangePublisher) PublishAsync(ctx context.Context, c *relay.Change, don
 	msg, err := p.Message(ctx, c)
 	if err != nil {
 		return err
+	}
+	if p.claims != nil {
+		// Synchronous: the object is stored before its reference is published, and the
+		// reference takes the event's place in the stream's order.
+		if _, err := p.claims.Offload(ctx, msg); err != nil {
+			return err
+		}
 	}
 	opts := []jetstream.PublishOpt{
 		// No library retry either: nats.go resends a "no responders" publish after a pause, which
