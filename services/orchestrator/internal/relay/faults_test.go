@@ -272,5 +272,3 @@ func TestInFlightIsBoundedInBytes(t *testing.T) {
 	require.Len(t, requireExactlyOnceInOrder(t, readCDC(t, b.js))["cin_aux.rt_session"], 101)
 	t.Logf("peak in flight %d bytes (bound %d)", peak, bound)
 }
-
-

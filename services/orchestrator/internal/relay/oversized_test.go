@@ -78,7 +78,7 @@ func TestOversizedRowsReachTheConsumer(t *testing.T) {
 		require.NoError(t, err, q)
 	}
 	label := func(n int, c string) string { return strings.Repeat(c, n) }
-	exec(`INSERT INTO cin_aux.rt_session (label) VALUES ($1)`, label(2<<20, "a"))        // 2 MB: twice max_payload
+	exec(`INSERT INTO cin_aux.rt_session (label) VALUES ($1)`, label(2<<20, "a"))          // 2 MB: twice max_payload
 	exec(`INSERT INTO cin_aux.rt_session (label) VALUES ($1)`, label(threshold-2000, "b")) // just under the threshold
 	exec(`INSERT INTO cin_aux.rt_session (label) VALUES ($1)`, label(threshold+1, "c"))    // just over it
 	// An update under REPLICA IDENTITY FULL carries the old row whole: 600 KB of old label.
