@@ -29,12 +29,12 @@ type Change struct {
 	CommitLSN  uint64
 	CommitTime time.Time
 	Index      uint32
-	// OrderSubject is the table's subject wildcard, cp.cdc.<schema>.<table>.*, and
-	// ExpectedLastSeq the stream sequence the table's previous event has there (0: none). The
-	// publisher sends both as Nats-Expected-Last-Subject-Sequence(-Subject), so the server stores
-	// an event only right after its table's previous one: a failed publish can never let a later
-	// event of the same table be stored ahead of it.
-	OrderSubject    string
+	// ExpectedLastSeq is the stream sequence the event before this one has (0: an empty stream).
+	// The publisher sends it as Nats-Expected-Last-Sequence, so the server stores an event only
+	// right after its predecessor: a failed publish can never let a later event be stored ahead
+	// of it. (The per-subject variant, Nats-Expected-Last-Subject-Sequence, cannot be pipelined
+	// on a clustered stream: the server rejects a second message for a subject while the first
+	// is still being proposed. The stream-wide check counts proposals in flight.)
 	ExpectedLastSeq uint64
 }
 
@@ -59,8 +59,6 @@ type relation struct {
 	isKey   []bool
 	keyCols []byte
 	subject [4]string
-	// orderSubject is cp.cdc.<schema>.<table>.*.
-	orderSubject string
 }
 
 // txState is the transaction between its Begin and Commit messages.
@@ -95,7 +93,7 @@ func (d *decoder) begin(m *pglogrepl.BeginMessage) {
 }
 
 func (d *decoder) relation(m *pglogrepl.RelationMessage) {
-	r := &relation{msg: m, table: m.Namespace + "." + m.RelationName, orderSubject: events.ChangeFilter(m.Namespace, m.RelationName)}
+	r := &relation{msg: m, table: m.Namespace + "." + m.RelationName}
 	for op := eventsv1.RowChange_OP_INSERT; op <= eventsv1.RowChange_OP_DELETE; op++ {
 		h := append([]byte(`{"schema":`), jsonString(m.Namespace)...)
 		h = append(h, `,"table":`...)
@@ -226,8 +224,6 @@ func (d *decoder) change(msg pglogrepl.Message) (Change, error) {
 		CommitLSN:  uint64(tx.commitLSN),
 		CommitTime: tx.commitTime,
 		Index:      tx.next,
-
-		OrderSubject: rel.orderSubject,
 	}
 	tx.next++
 	return c, nil

@@ -30,7 +30,7 @@ type Publisher interface {
 	// Stored reads what the stream already holds of tables (schema.table): the relay skips
 	// replayed changes at or before a table's last stored one, and predicts from the stream's
 	// last sequence the sequence of each event it publishes (while it holds the slot it is the
-	// stream's only writer).
+	// stream's only writer), which Change.ExpectedLastSeq carries.
 	Stored(ctx context.Context, tables []string) (Stored, error)
 }
 
@@ -396,11 +396,10 @@ func (r *ChangeRelay) session(ctx context.Context) error {
 	s := &stream{
 		relay: r, conn: conn, dec: newDecoder(), start: start, reported: start,
 		count: semaphore.NewWeighted(int64(r.cfg.MaxInFlight)), bytes: semaphore.NewWeighted(r.cfg.MaxInFlightBytes),
-		stored: map[string]StoredChange{}, tableSeq: map[string]uint64{}, nextSeq: stored.LastSeq + 1,
+		stored: map[string]StoredChange{}, nextSeq: stored.LastSeq + 1,
 	}
 	for t, sc := range stored.Tables {
 		s.stored[t] = sc
-		s.tableSeq[t] = sc.Seq
 	}
 	r.confirmed.Store(uint64(start))
 	return s.run(ctx, start)
@@ -565,10 +564,9 @@ type stream struct {
 	// it are skipped (a replay can outlast the stream's duplicate window). A table leaves the
 	// map once the replay is past it.
 	stored map[string]StoredChange
-	// tableSeq is the stream sequence of each table's last event, predicted for the events
-	// published in this session; nextSeq is the sequence the next event will get.
-	tableSeq map[string]uint64
-	nextSeq  uint64
+	// nextSeq is the stream sequence the next event will get: the stream assigns sequences in
+	// publish order and the relay holding the slot is its only writer.
+	nextSeq uint64
 
 	tx         *txAcks
 	txTables   []string
@@ -771,7 +769,7 @@ func (s *stream) publish(ctx context.Context, c *Change) error {
 		s.bytes.Release(weight)
 		return err
 	}
-	c.ExpectedLastSeq = s.tableSeq[c.Table]
+	c.ExpectedLastSeq = s.nextSeq - 1
 	m := s.relay.metrics
 	tx, tracker, count, bytes := s.tx, s.tracker, s.count, s.bytes
 	commitTime := c.CommitTime
@@ -801,8 +799,6 @@ func (s *stream) publish(ctx context.Context, c *Change) error {
 		release(err)
 		return fmt.Errorf("%w: %w", errPublish, &PublishError{ID: id, Subject: subject, Bytes: n, Err: err})
 	}
-	// The stream assigns sequences in publish order: this event's is the next one.
-	s.tableSeq[c.Table] = s.nextSeq
 	s.nextSeq++
 	m.published.Inc()
 	return nil
