@@ -146,16 +146,12 @@ func (p *ChangePublisher) PublishAsync(ctx context.Context, c *relay.Change, don
 			return err
 		}
 	}
-	opts := []jetstream.PublishOpt{
+	fut, err := p.js.PublishMsgAsync(msg,
 		// No library retry either: nats.go resends a "no responders" publish after a pause, which
 		// could store it after later events of the same table.
 		jetstream.WithRetryAttempts(0),
-	}
-	if c.OrderSubject != "" {
-		// The server stores the event only if its table's last event is still the one before it.
-		opts = append(opts, jetstream.WithExpectLastSequenceForSubject(c.ExpectedLastSeq, c.OrderSubject))
-	}
-	fut, err := p.js.PublishMsgAsync(msg, opts...)
+		// The server stores the event only right after the one published before it.
+		jetstream.WithExpectLastSequence(c.ExpectedLastSeq))
 	if err != nil {
 		return fmt.Errorf("publish %s %s: %w", c.Subject, c.ID, err)
 	}
