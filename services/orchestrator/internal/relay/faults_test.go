@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"cryptopill.dev/jobs/libs/events"
+	"cryptopill.dev/jobs/services/orchestrator/internal/bus"
 	"cryptopill.dev/jobs/services/orchestrator/internal/relay"
 )
 
@@ -271,4 +273,22 @@ func TestInFlightIsBoundedInBytes(t *testing.T) {
 	require.LessOrEqual(t, peak, int64(max(bound, largest+512)), "peak in flight %d bytes", peak)
 	require.Len(t, requireExactlyOnceInOrder(t, readCDC(t, b.js))["cin_aux.rt_session"], 101)
 	t.Logf("peak in flight %d bytes (bound %d)", peak, bound)
+}
+
+// A stream that holds changes from beyond this database's WAL (the database was restored into a
+// new cluster, whose WAL starts over) must not make the relay skip real changes.
+func TestStoredChangesFromAnotherHistoryAreNotSkipped(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	msg := nats.NewMsg("cp.cdc.market.account_trades.insert")
+	msg.Header.Set(bus.HeaderCommitLSN, "4611686018427387904")
+	msg.Header.Set(bus.HeaderIndexInTx, "0")
+	msg.Data = []byte(`{}`)
+	_, err := b.js.PublishMsg(ctx, msg)
+	require.NoError(t, err)
+	r, _ := b.startRelay(t, b.nc, nil)
+	waitFor(t, 10*time.Second, "streaming", func() bool { return r.State() == relay.StateStreaming })
+	require.NoError(t, insertTrades(ctx, b.db.Pool, 1, 50))
+	waitFor(t, 20*time.Second, "the trades", func() bool { return cdcCount(t, b.js) >= 51 })
 }

@@ -398,7 +398,18 @@ func (r *ChangeRelay) session(ctx context.Context) error {
 		count: semaphore.NewWeighted(int64(r.cfg.MaxInFlight)), bytes: semaphore.NewWeighted(r.cfg.MaxInFlightBytes),
 		stored: map[string]StoredChange{}, nextSeq: stored.LastSeq + 1,
 	}
+	walEnd, err := r.currentWAL(ctx)
+	if err != nil {
+		return err
+	}
 	for t, sc := range stored.Tables {
+		if sc.CommitLSN > uint64(walEnd) {
+			// Not this database's history (a restored or new cluster starts its WAL over):
+			// skipping by it would drop real changes.
+			r.log.Warn("CP_CDC's last change of a table lies beyond this database's WAL; replays of it are not skipped",
+				"table", t, "stored_commit_lsn", pglogrepl.LSN(sc.CommitLSN).String(), "stream_seq", sc.Seq, "wal_lsn", walEnd.String())
+			continue
+		}
 		s.stored[t] = sc
 	}
 	r.confirmed.Store(uint64(start))
@@ -472,6 +483,19 @@ func (r *ChangeRelay) prepare(ctx context.Context) (pglogrepl.LSN, error) {
 	lsn, err := pglogrepl.ParseLSN(*confirmed)
 	if err != nil {
 		return 0, fmt.Errorf("slot %s confirmed_flush_lsn %q: %w", r.cfg.Slot, *confirmed, err)
+	}
+	return lsn, nil
+}
+
+// currentWAL is the server's current WAL position.
+func (r *ChangeRelay) currentWAL(ctx context.Context) (pglogrepl.LSN, error) {
+	var v string
+	if err := r.cfg.Pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read the current WAL position: %w", err)
+	}
+	lsn, err := pglogrepl.ParseLSN(v)
+	if err != nil {
+		return 0, fmt.Errorf("current WAL position %q: %w", v, err)
 	}
 	return lsn, nil
 }
