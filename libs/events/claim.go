@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -24,7 +25,8 @@ const ClaimBucket = "CP_CLAIMS"
 // Claim-check headers. A claim-checked message has an empty payload and these three headers;
 // the payload is the object named in HeaderClaim.
 const (
-	// HeaderClaim is "<bucket>/<object name>"; the object name is the message's Nats-Msg-Id.
+	// HeaderClaim is "<bucket>/<object name>"; the object name is the message's Nats-Msg-Id and
+	// a digest prefix of the payload (see ClaimCheck.Offload).
 	HeaderClaim = "Cp-Claim"
 	// HeaderClaimSize is the payload's length in bytes.
 	HeaderClaimSize = "Cp-Claim-Size"
@@ -97,20 +99,7 @@ func NewClaimCheck(ctx context.Context, js jetstream.JetStream, cfg ClaimConfig)
 	}
 	var store jetstream.ObjectStore
 	if cfg.Create {
-		replicas, maxAge := cfg.Replicas, cfg.MaxAge
-		if replicas == 0 {
-			replicas = 1
-		}
-		if maxAge == 0 {
-			maxAge = DLQMaxAge
-		}
-		store, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket:      c.bucket,
-			Description: "Claim-checked payloads of events too large for a NATS message",
-			TTL:         maxAge,
-			Replicas:    replicas,
-			Storage:     jetstream.FileStorage,
-		})
+		store, err = js.CreateOrUpdateObjectStore(ctx, ClaimBucketConfig(cfg))
 		if err != nil {
 			return nil, fmt.Errorf("create claim bucket %s: %w", c.bucket, err)
 		}
@@ -119,6 +108,42 @@ func NewClaimCheck(ctx context.Context, js jetstream.JetStream, cfg ClaimConfig)
 	}
 	c.stores[c.bucket] = store
 	return c, nil
+}
+
+// ClaimBucketConfig is the Object Store configuration of the claim bucket for cfg, defaults
+// applied: what NewClaimCheck creates with cfg.Create, for a topology that declares the bucket
+// itself.
+func ClaimBucketConfig(cfg ClaimConfig) jetstream.ObjectStoreConfig {
+	if cfg.Bucket == "" {
+		cfg.Bucket = ClaimBucket
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = DLQMaxAge
+	}
+	return jetstream.ObjectStoreConfig{
+		Bucket:      cfg.Bucket,
+		Description: "Claim-checked payloads of events too large for a NATS message",
+		TTL:         cfg.MaxAge,
+		Replicas:    cfg.Replicas,
+		Storage:     jetstream.FileStorage,
+	}
+}
+
+// OpenClaimCheck binds to the claim bucket, and creates it with cfg's Replicas and MaxAge only
+// when it does not exist yet (cfg.Create is ignored). An existing bucket's settings are never
+// changed, so a process that is not the bucket's owner can open it at start, before or after
+// the owner, without resetting what the owner declared.
+func OpenClaimCheck(ctx context.Context, js jetstream.JetStream, cfg ClaimConfig) (*ClaimCheck, error) {
+	cfg.Create = false
+	c, err := NewClaimCheck(ctx, js, cfg)
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return c, err
+	}
+	cfg.Create = true
+	return NewClaimCheck(ctx, js, cfg)
 }
 
 // newClaimCheck validates cfg and returns a ClaimCheck that binds its bucket on first use.
@@ -158,11 +183,17 @@ func (c *ClaimCheck) Stats() ClaimStats {
 }
 
 // Offload moves msg.Data into the bucket when the message is over Threshold: the object is named
-// after the message's Nats-Msg-Id (deterministic, so a replayed publish rewrites the same object
-// and keeps the JetStream de-duplication of the small message), msg.Data becomes empty, and the
-// headers Cp-Claim: <bucket>/<object name>, Cp-Claim-Size: <bytes> and
+// after the message's Nats-Msg-Id and the payload's digest, "<Nats-Msg-Id>/<16 hex digits of
+// SHA-256>" (deterministic, so a replayed publish names the same object and keeps the JetStream
+// de-duplication of the small message), msg.Data becomes empty, and the headers
+// Cp-Claim: <bucket>/<object name>, Cp-Claim-Size: <bytes> and
 // Cp-Claim-Digest: SHA-256=<base64url> are set. The object is stored (Put acknowledged) before
-// Offload returns. Small messages are left as they are.
+// Offload returns; one already stored with the same digest is not written again. Small messages
+// are left as they are.
+//
+// The digest is in the name because JetStream keeps the first of two publishes with one id: a
+// replay whose payload differs (a new timestamp in it) must not overwrite the object the first,
+// stored message refers to.
 func (c *ClaimCheck) Offload(ctx context.Context, msg *nats.Msg) (offloaded bool, err error) {
 	if msgBytes(msg) <= c.threshold {
 		return false, nil
@@ -187,15 +218,19 @@ func (c *ClaimCheck) Offload(ctx context.Context, msg *nats.Msg) (offloaded bool
 	}
 	sum := sha256.Sum256(msg.Data)
 	digest := "SHA-256=" + base64URL(sum[:])
-	info, err := store.Put(ctx, jetstream.ObjectMeta{Name: id}, bytes.NewReader(msg.Data))
+	name := id + "/" + hex.EncodeToString(sum[:8])
+	info, err := store.GetInfo(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) || err == nil && (info.Digest != digest || info.Size != uint64(len(msg.Data))) {
+		info, err = store.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(msg.Data))
+	}
 	if err != nil {
-		return false, fmt.Errorf("offload %s %s: put %s/%s: %w", msg.Subject, id, c.bucket, id, err)
+		return false, fmt.Errorf("offload %s %s: put %s/%s: %w", msg.Subject, id, c.bucket, name, err)
 	}
 	if info.Digest != digest || info.Size != uint64(len(msg.Data)) {
 		return false, fmt.Errorf("offload %s %s: stored %d bytes %s, sent %d bytes %s",
 			msg.Subject, id, info.Size, info.Digest, len(msg.Data), digest)
 	}
-	msg.Header.Set(HeaderClaim, c.bucket+"/"+id)
+	msg.Header.Set(HeaderClaim, c.bucket+"/"+name)
 	msg.Header.Set(HeaderClaimSize, strconv.Itoa(len(msg.Data)))
 	msg.Header.Set(HeaderClaimDigest, digest)
 	c.offloaded.Add(1)

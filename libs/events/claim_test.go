@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,6 +47,11 @@ func randomBytes(t *testing.T, n int) []byte {
 	return b
 }
 
+// objectName is the object a claim-checked message refers to, in the default bucket.
+func objectName(m *nats.Msg) string {
+	return strings.TrimPrefix(m.Header.Get(events.HeaderClaim), events.ClaimBucket+"/")
+}
+
 func claimMsg(id string, data []byte) *nats.Msg {
 	m := nats.NewMsg("cp.cdc.cin_aux.rt_session.update")
 	m.Header.Set(events.HeaderMsgID, id)
@@ -77,12 +84,12 @@ func TestClaimCheckOffloadsOverThresholdAndResolves(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, off)
 	require.Empty(t, m.Data)
-	require.Equal(t, events.ClaimBucket+"/cdc-0/1", m.Header.Get(events.HeaderClaim))
+	require.Regexp(t, `^CP_CLAIMS/cdc-0/1/[0-9a-f]{16}$`, m.Header.Get(events.HeaderClaim))
 	require.Equal(t, "2097152", m.Header.Get(events.HeaderClaimSize))
 	require.Regexp(t, `^SHA-256=[A-Za-z0-9_-]{43}=$`, m.Header.Get(events.HeaderClaimDigest))
 
 	// The object is there before Offload returned, with the same digest.
-	info, err := b.store.GetInfo(ctx, "cdc-0/1")
+	info, err := b.store.GetInfo(ctx, objectName(m))
 	require.NoError(t, err)
 	require.Equal(t, m.Header.Get(events.HeaderClaimDigest), info.Digest)
 
@@ -141,32 +148,37 @@ func TestClaimCheckOffloadIsDeterministic(t *testing.T) {
 	b := setupClaims(t)
 	ctx := context.Background()
 	first := randomBytes(t, 600<<10)
-	second := randomBytes(t, 700<<10)
+	other := randomBytes(t, 700<<10)
 
-	m1 := claimMsg("change-42", first)
+	m1 := claimMsg("change-42", bytes.Clone(first))
 	_, err := b.cc.Offload(ctx, m1)
 	require.NoError(t, err)
-	// A replayed publish of the same id rewrites the same object.
-	m2 := claimMsg("change-42", second)
+	// A replayed publish of the same id and payload names the same object (the small message
+	// is then a JetStream duplicate of the first).
+	m2 := claimMsg("change-42", bytes.Clone(first))
 	_, err = b.cc.Offload(ctx, m2)
 	require.NoError(t, err)
-	require.Equal(t, m1.Header.Get(events.HeaderClaim), m2.Header.Get(events.HeaderClaim))
-
+	require.Equal(t, m1.Header, m2.Header)
 	objs, err := b.store.List(ctx)
 	require.NoError(t, err)
-	require.Len(t, objs, 1, "one object per Nats-Msg-Id")
-	got, err := b.cc.Resolve(ctx, m2.Header, m2.Data)
-	require.NoError(t, err)
-	require.True(t, bytes.Equal(second, got))
+	require.Len(t, objs, 1, "one object per Nats-Msg-Id and payload")
 
-	// The first reference now names different bytes: found out, not returned.
-	_, err = b.cc.Resolve(ctx, m1.Header, m1.Data)
-	require.ErrorIs(t, err, events.ErrClaimCorrupt)
-
-	// The old chunks were purged: the bucket holds the second object only.
-	st, err := b.store.Status(ctx)
+	// A replay whose payload differs does not overwrite what the first message refers to:
+	// JetStream keeps the first message, so its object must stay.
+	m3 := claimMsg("change-42", bytes.Clone(other))
+	_, err = b.cc.Offload(ctx, m3)
 	require.NoError(t, err)
-	require.Less(t, st.Size(), uint64(len(first)+len(second)))
+	require.NotEqual(t, m1.Header.Get(events.HeaderClaim), m3.Header.Get(events.HeaderClaim))
+	require.True(t, strings.HasPrefix(objectName(m3), "change-42/"))
+	for _, c := range []struct {
+		m    *nats.Msg
+		want []byte
+	}{{m1, first}, {m3, other}} {
+		got, err := b.cc.Resolve(ctx, c.m.Header, c.m.Data)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(c.want, got))
+	}
+	require.EqualValues(t, 3, b.cc.Stats().Offloaded)
 }
 
 func TestClaimCheckMissingAndCorrupt(t *testing.T) {
@@ -183,21 +195,21 @@ func TestClaimCheckMissingAndCorrupt(t *testing.T) {
 
 	t.Run("missing object", func(t *testing.T) {
 		m := offload("gone")
-		require.NoError(t, b.store.Delete(ctx, "gone"))
+		require.NoError(t, b.store.Delete(ctx, objectName(m)))
 		_, err := b.cc.Resolve(ctx, m.Header, m.Data)
 		require.ErrorIs(t, err, events.ErrClaimMissing)
 		require.ErrorContains(t, err, "CP_CLAIMS/gone")
 	})
 	t.Run("missing bucket", func(t *testing.T) {
 		m := offload("elsewhere")
-		m.Header.Set(events.HeaderClaim, "NO_SUCH_BUCKET/elsewhere")
+		m.Header.Set(events.HeaderClaim, "NO_SUCH_BUCKET/"+objectName(m))
 		_, err := b.cc.Resolve(ctx, m.Header, m.Data)
 		require.ErrorIs(t, err, events.ErrClaimMissing)
 		require.ErrorContains(t, err, "NO_SUCH_BUCKET/elsewhere")
 	})
 	t.Run("same size, other bytes", func(t *testing.T) {
 		m := offload("swapped")
-		_, err := b.store.PutBytes(ctx, "swapped", randomBytes(t, 800<<10))
+		_, err := b.store.PutBytes(ctx, objectName(m), randomBytes(t, 800<<10))
 		require.NoError(t, err)
 		_, err = b.cc.Resolve(ctx, m.Header, m.Data)
 		require.ErrorIs(t, err, events.ErrClaimCorrupt)
@@ -206,7 +218,7 @@ func TestClaimCheckMissingAndCorrupt(t *testing.T) {
 	})
 	t.Run("other size", func(t *testing.T) {
 		m := offload("short")
-		_, err := b.store.PutBytes(ctx, "short", []byte("truncated"))
+		_, err := b.store.PutBytes(ctx, objectName(m), []byte("truncated"))
 		require.NoError(t, err)
 		_, err = b.cc.Resolve(ctx, m.Header, m.Data)
 		require.ErrorIs(t, err, events.ErrClaimCorrupt)
@@ -268,4 +280,26 @@ func TestNewClaimCheckBindsOnlyWithoutCreate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "OWN", cc.Bucket())
 	require.Equal(t, 2000, cc.Threshold(), "the threshold is the writer's, not the bucket's")
+}
+
+func TestOpenClaimCheckCreatesOnlyWhenAbsent(t *testing.T) {
+	t.Parallel()
+	srv := natstest.NewServer(t)
+	js, err := jetstream.New(srv.Connect(t))
+	require.NoError(t, err)
+	ctx := context.Background()
+	ttl := func() time.Duration {
+		store, err := js.ObjectStore(ctx, events.ClaimBucket)
+		require.NoError(t, err)
+		st, err := store.Status(ctx)
+		require.NoError(t, err)
+		return st.TTL()
+	}
+
+	_, err = events.OpenClaimCheck(ctx, js, events.ClaimConfig{MaxAge: 40 * 24 * time.Hour})
+	require.NoError(t, err)
+	require.Equal(t, 40*24*time.Hour, ttl(), "created with the opener's settings")
+	_, err = events.OpenClaimCheck(ctx, js, events.ClaimConfig{MaxAge: time.Hour, Create: true})
+	require.NoError(t, err)
+	require.Equal(t, 40*24*time.Hour, ttl(), "an existing bucket is left as it is")
 }

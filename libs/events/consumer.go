@@ -382,6 +382,7 @@ func (c *Consumer) process(stop, ctx context.Context, msg jetstream.Msg) {
 			c.deadLetter(stop, ctx, msg, md, reason, err)
 			return
 		}
+		log.Warn("consume: claim-checked payload not resolved; redelivering", "err", err)
 		c.redeliver(msg, md, log, err)
 		return
 	}
@@ -470,6 +471,8 @@ func (c *Consumer) deadLetter(stop, ctx context.Context, msg jetstream.Msg, md *
 	wait := c.cfg.DeadLetterRetryWait
 	// Heartbeat from the first write on: one write can outlast a short ack wait, and on a last
 	// delivery a lapsed ack wait is the server giving up on the message.
+	// At once too: the handler's heartbeat may have been about to fire.
+	c.inProgress(msg, log)
 	stopHeartbeat := c.startHeartbeat(msg, log)
 	defer stopHeartbeat()
 	for failures := 1; ; failures++ {
@@ -544,10 +547,7 @@ func (c *Consumer) startHeartbeat(msg jetstream.Msg, log *slog.Logger) (stop fun
 		for {
 			select {
 			case <-t.C:
-				if err := msg.InProgress(); err != nil {
-					c.settleFailures[opInProgress].Add(1)
-					log.Warn("consume: heartbeat (in progress) not sent; the message may be redelivered when its ack wait lapses", "err", err)
-				}
+				c.inProgress(msg, log)
 			case <-done:
 				return
 			}
@@ -555,6 +555,14 @@ func (c *Consumer) startHeartbeat(msg jetstream.Msg, log *slog.Logger) (stop fun
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { close(done); <-finished }) }
+}
+
+// inProgress resets msg's ack timer on the server.
+func (c *Consumer) inProgress(msg jetstream.Msg, log *slog.Logger) {
+	if err := msg.InProgress(); err != nil {
+		c.settleFailures[opInProgress].Add(1)
+		log.Warn("consume: heartbeat (in progress) not sent; the message may be redelivered when its ack wait lapses", "err", err)
+	}
 }
 
 func (c *Consumer) retryDelay(delivery uint64) time.Duration {

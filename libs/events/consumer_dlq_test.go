@@ -42,7 +42,7 @@ func setupDLQ(t *testing.T, maxDeliver int, metadata map[string]string) *dlqBund
 		Durable:       dlqDurable,
 		FilterSubject: dlqSubject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       200 * time.Millisecond,
+		AckWait:       time.Second,
 		MaxDeliver:    maxDeliver,
 		Metadata:      metadata,
 	}})
@@ -145,9 +145,9 @@ func TestConsumerRetriesTheDeadLetterOfALastDeliveryUntilItIsWritten(t *testing.
 	_, err := b.pub.Publish(ctx, events.Event{Subject: dlqSubject, ID: "t-1", Payload: sampleTick(time.Unix(1_700_000_000, 0))})
 	require.NoError(t, err)
 
-	// Several failed writes: with 200ms ack waits, an unheartbeated message would have been
-	// given up by the server by now.
-	waitFor(t, "failed dead-letter writes", func() bool { return c.Stats().DeadLetterFailures >= 4 })
+	// Several failed writes (each ~0.5s: the client retries a publish nobody answers): with a
+	// 1s ack wait, an unheartbeated message would have been given up by the server by now.
+	waitFor(t, "failed dead-letter writes", func() bool { return c.Stats().DeadLetterFailures >= 5 })
 	st := c.Stats()
 	require.EqualValues(t, 1, st.DeadLetterPending)
 	require.Zero(t, st.DeadLettered)
@@ -268,7 +268,8 @@ func TestDeadLetterOfALargeMessageIsClaimChecked(t *testing.T) {
 	raw, err := dlq.GetLastMsgForSubject(ctx, events.DeadLetterSubject(dlqDurable))
 	require.NoError(t, err)
 	require.Empty(t, raw.Data, "the dead letter itself is claim-checked")
-	require.Equal(t, events.ClaimBucket+"/"+events.DeadLetterID(events.StreamTicks, 1, dlqDurable), raw.Header.Get(events.HeaderClaim))
+	require.True(t, strings.HasPrefix(raw.Header.Get(events.HeaderClaim), events.ClaimBucket+"/"+events.DeadLetterID(events.StreamTicks, 1, dlqDurable)+"/"),
+		"the dead letter's object is named after its id: %s", raw.Header.Get(events.HeaderClaim))
 
 	// Recovery, as an operator's tool does it: resolve, decode, read the original.
 	dls := b.deadLetters(t)
@@ -278,7 +279,7 @@ func TestDeadLetterOfALargeMessageIsClaimChecked(t *testing.T) {
 	require.Equal(t, []string{"big-1"}, dls[0].OriginalHeaders[events.HeaderID].GetValues())
 }
 
-// A message with large headers (60 KB; the server takes at most 64 KB) and a 700 KB payload
+// A message with large headers (60 KB; the server takes at most 64 KB) and a 750 KB payload
 // dead-letters too: the headers are in the dead letter's payload, which is claim-checked.
 func TestDeadLetterOfAMessageWithHugeHeadersIsClaimChecked(t *testing.T) {
 	t.Parallel()
@@ -287,7 +288,7 @@ func TestDeadLetterOfAMessageWithHugeHeadersIsClaimChecked(t *testing.T) {
 	c, _ := b.start(t, events.ConsumerConfig{Handler: func(context.Context, events.Event) error {
 		return events.Permanent(errors.New("rejected"))
 	}})
-	m, err := events.Encode(ctx, events.Event{Subject: dlqSubject, ID: "hdr-1", Source: "test", Payload: bigTick(700 << 10)})
+	m, err := events.Encode(ctx, events.Event{Subject: dlqSubject, ID: "hdr-1", Source: "test", Payload: bigTick(750 << 10)})
 	require.NoError(t, err)
 	huge := strings.Repeat("h", 60<<10)
 	m.Header.Set("X-Huge", huge)
@@ -329,7 +330,7 @@ func TestDeadLetterOfAClaimCheckedMessageKeepsTheReference(t *testing.T) {
 	for k, v := range dl.OriginalHeaders {
 		h[k] = v.GetValues()
 	}
-	require.Equal(t, events.ClaimBucket+"/claimed-1", h.Get(events.HeaderClaim))
+	require.True(t, strings.HasPrefix(h.Get(events.HeaderClaim), events.ClaimBucket+"/claimed-1/"))
 	data, err := b.bus.Claims.Resolve(ctx, h, dl.OriginalPayload)
 	require.NoError(t, err)
 	_, ev, err := events.Decode(ctx, &nats.Msg{Subject: dl.OriginalSubject, Header: h, Data: data})
@@ -399,7 +400,7 @@ func TestConsumerResolvesClaimCheckedEvents(t *testing.T) {
 	first, err := stream.GetMsg(ctx, 1)
 	require.NoError(t, err)
 	require.Empty(t, first.Data)
-	require.Equal(t, events.ClaimBucket+"/big-sync", first.Header.Get(events.HeaderClaim))
+	require.True(t, strings.HasPrefix(first.Header.Get(events.HeaderClaim), events.ClaimBucket+"/big-sync/"))
 	second, err := stream.GetMsg(ctx, 2)
 	require.NoError(t, err)
 	require.NotEmpty(t, second.Data)
@@ -525,4 +526,26 @@ func TestConsumerCountsSettlementsItCouldNotSend(t *testing.T) {
 	st := c.Stats()
 	require.EqualValues(t, 1, st.SettleFailures["ack"])
 	require.GreaterOrEqual(t, st.SettleFailures["in_progress"], uint64(1))
+}
+
+// The attempts in a durable's metadata must leave the server a delivery for the dead letter.
+func TestNewConsumerChecksTheAttemptsMetadata(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, c := range []struct {
+		maxDeliver int
+		attempts   string
+		err        string
+	}{
+		{-1, "zero", "want a positive integer"},
+		{-1, "0", "want a positive integer"},
+		{3, "3", "needs MaxDeliver -1 or above 3"},
+	} {
+		b := setupDLQ(t, c.maxDeliver, map[string]string{events.MetadataAttempts: c.attempts})
+		_, err := events.NewConsumer(ctx, b.bus.JS, events.ConsumerConfig{
+			Stream: events.StreamTicks, Durable: dlqDurable, Handler: func(context.Context, events.Event) error { return nil },
+		})
+		require.ErrorContains(t, err, c.err)
+		require.ErrorContains(t, err, dlqDurable)
+	}
 }

@@ -30,13 +30,21 @@
 // asynchronous publish resolves exactly once, to a PubAck or an error, through its [Future]
 // and the optional [PublisherConfig.OnResult]; [Publisher.Flush] waits for all of them.
 //
+// # Large events
+//
+// [ClaimCheck] stores a payload too large for a NATS message in the CP_CLAIMS Object Store
+// bucket and publishes a reference in its place (headers Cp-Claim, Cp-Claim-Size,
+// Cp-Claim-Digest); [PublisherConfig.ClaimCheck] does it transparently, and [Consumer] resolves
+// references before decoding, so handlers always see the whole payload.
+//
 // # Consuming
 //
 // [Consumer] runs a [Handler] for every message of one durable pull consumer with explicit
 // acks, InProgress heartbeats while the handler runs, delayed redelivery on failure, and a
 // dead letter on CP_DLQ (subject cp.dlq.<consumer>) for a message that cannot be decoded,
-// that the handler rejects with [Permanent], or that fails on its last allowed delivery. It
-// stops gracefully: it stops pulling, hands back what it had buffered, finishes the handlers
+// that the handler rejects with [Permanent], or that fails on its last allowed delivery; the
+// original is terminated only once the dead letter is written (a failed write is retried, the
+// message heartbeated, until it succeeds or the consumer stops). It stops gracefully: it stops pulling, hands back what it had buffered, finishes the handlers
 // in flight, then returns. [Middleware] wraps handlers; [Recover], [Timeout] and [Trace] are
 // always applied.
 package events

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/events/eventstest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -266,4 +268,56 @@ func TestPublisherRejectsAfterClose(t *testing.T) {
 	_, err = pub.Publish(ctx, changeEvent(2))
 	require.ErrorIs(t, err, events.ErrPublisherClosed)
 	require.NoError(t, pub.Close(ctx), "Close twice is fine")
+}
+
+// A row change larger than max_payload (a 2 MB text value) fails to publish without a
+// claim-check and is stored as a reference with one, through Publish and PublishAsync alike; a
+// replay of the same id is still a JetStream duplicate.
+func TestPublisherOffloadsLargeEventsWithAClaimCheck(t *testing.T) {
+	t.Parallel()
+	bus := eventstest.NewBus(t)
+	ctx := context.Background()
+	large := func(i int) events.Event {
+		ev := changeEvent(i)
+		ev.Payload.(*eventsv1.RowChange).CommitTime = timestamppb.New(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+		ev.Payload.(*eventsv1.RowChange).NewValues["label"] = &eventsv1.Value{Kind: &eventsv1.Value_Text{Text: strings.Repeat("l", 2<<20)}}
+		return ev
+	}
+
+	plain, err := events.NewPublisher(bus.Conn, events.PublisherConfig{Source: "orchestrator", RetryAttempts: -1})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = plain.Close(ctx) })
+	_, err = plain.Publish(ctx, large(1))
+	require.ErrorIs(t, err, nats.ErrMaxPayload)
+
+	pub, err := events.NewPublisher(bus.Conn, events.PublisherConfig{Source: "orchestrator", ClaimCheck: bus.Claims})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pub.Close(ctx) })
+	_, err = pub.Publish(ctx, large(1))
+	require.NoError(t, err)
+	fut, err := pub.PublishAsync(ctx, large(2))
+	require.NoError(t, err)
+	_, err = fut.Wait(ctx)
+	require.NoError(t, err)
+	ack, err := pub.Publish(ctx, large(1))
+	require.NoError(t, err)
+	require.True(t, ack.Duplicate, "a replayed large event keeps its de-duplication")
+
+	got := eventstest.Events(t, bus.JS, events.StreamCDC, ">")
+	require.Len(t, got, 2)
+	for i, ev := range got {
+		require.True(t, strings.HasPrefix(ev.Header.Get(events.HeaderClaim), events.ClaimBucket+"/"+large(i+1).ID+"/"))
+		require.Len(t, ev.Payload.(*eventsv1.RowChange).NewValues["label"].GetText(), 2<<20)
+	}
+	st := bus.Claims.Stats()
+	require.EqualValues(t, 3, st.Offloaded, "the replay named the same object")
+	objs, err := func() ([]*jetstream.ObjectInfo, error) {
+		store, err := bus.JS.ObjectStore(ctx, events.ClaimBucket)
+		if err != nil {
+			return nil, err
+		}
+		return store.List(ctx)
+	}()
+	require.NoError(t, err)
+	require.Len(t, objs, 2)
 }

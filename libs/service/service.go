@@ -73,9 +73,13 @@ type Process struct {
 	NC     *nats.Conn
 	JS     jetstream.JetStream
 	// Publisher is the process's event publisher (ce-source = Name), counted in Events and
-	// closed, its outstanding publishes awaited, after the run function returns.
+	// closed, its outstanding publishes awaited, after the run function returns. It offloads
+	// events too large for a NATS message through Claims.
 	Publisher *events.Publisher
-	Registry  *prometheus.Registry
+	// Claims is the process's claim-check on the CP_CLAIMS bucket (opened, created only when
+	// absent), counted in Events; consumers may share it (ConsumerConfig.ClaimCheck).
+	Claims   *events.ClaimCheck
+	Registry *prometheus.Registry
 	// Events exports the counters of the publishers and consumers the service adds to it.
 	Events    *events.Collector
 	SessionID int64
@@ -175,7 +179,11 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		if err := applyTopology(ctx, p.JS, topo, logger); err != nil {
 			return err
 		}
-		if p.Publisher, err = events.NewPublisher(p.NC, events.PublisherConfig{Source: opts.Name}); err != nil {
+		if p.Claims, err = events.OpenClaimCheck(ctx, p.JS, events.ClaimConfig{Replicas: opts.Common.NATSReplicas}); err != nil {
+			return fmt.Errorf("claim bucket: %w", err)
+		}
+		p.Events.AddClaimCheck(opts.Name, p.Claims)
+		if p.Publisher, err = events.NewPublisher(p.NC, events.PublisherConfig{Source: opts.Name, ClaimCheck: p.Claims}); err != nil {
 			return err
 		}
 		p.Events.AddPublisher(opts.Name, p.Publisher)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"cryptopill.dev/jobs/libs/service"
 	"cryptopill.dev/jobs/libs/testkit/natstest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
+	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -70,7 +72,15 @@ func TestServiceLifecycle(t *testing.T) {
 		require.NoError(t, err, name)
 	}
 
-	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "postgres: ok", "/metrics": "go_goroutines"} {
+	// The claim bucket is there and the publisher offloads what max_payload would refuse.
+	_, err = js.ObjectStore(ctx, events.ClaimBucket)
+	require.NoError(t, err)
+	_, err = p.Publisher.Publish(ctx, events.Event{Subject: events.TickSubject("lifecycle"), ID: "big-tick",
+		Payload: &eventsv1.Tick{Module: "lifecycle", RunnerSessionId: strings.Repeat("r", 2<<20)}})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, p.Claims.Stats().Offloaded)
+
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "postgres: ok", "/metrics": `cp_events_claims_total{claim_check="lifecycle",result="offloaded"} 1`} {
 		resp, err := http.Get("http://" + p.HTTPAddr + path)
 		require.NoError(t, err)
 		body, _ := io.ReadAll(resp.Body)
