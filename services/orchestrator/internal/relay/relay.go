@@ -413,7 +413,11 @@ func (r *ChangeRelay) session(ctx context.Context) error {
 		s.stored[t] = sc
 	}
 	r.confirmed.Store(uint64(start))
-	return s.run(ctx, start)
+	err = s.run(ctx, start)
+	// Whatever ended the session, let its publishes resolve before the next one reads the
+	// stream's state: one landing after that read would upset the next session's sequence.
+	s.awaitOutstanding()
+	return err
 }
 
 // prepare reads the slot and returns its confirmed position. Only a relay about to stream the
@@ -670,11 +674,19 @@ func watchConnection(ctx context.Context, cancel context.CancelCauseFunc, cr Con
 // drain waits for outstanding PubAcks (bounded) and reports the final position, so a clean stop
 // leaves the least to replay.
 func (s *stream) drain() error {
+	s.awaitOutstanding()
+	return s.sendStatus()
+}
+
+// awaitOutstanding waits (at most DrainTimeout) until every publish of the session has resolved.
+func (s *stream) awaitOutstanding() {
+	if s.tracker == nil {
+		return
+	}
 	deadline := time.Now().Add(s.relay.cfg.DrainTimeout)
 	for time.Now().Before(deadline) && s.tracker.outstanding() > 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
-	return s.sendStatus()
 }
 
 func (s *stream) handleCopyData(ctx context.Context, data []byte) error {
