@@ -179,7 +179,13 @@ func (p *ChangePublisher) Stored(ctx context.Context, tables []string) (relay.St
 		}
 		sc, err := p.position(ctx, m)
 		if err != nil {
-			return relay.Stored{}, fmt.Errorf("last message of %s on %s (seq %d): %w", filter, p.stream, m.Sequence, err)
+			// Not the relay's (something else published there): no position to skip by, which
+			// must not stop the relay.
+			if out.Unreadable == nil {
+				out.Unreadable = map[string]error{}
+			}
+			out.Unreadable[t] = fmt.Errorf("last message of %s on %s (seq %d): %w", filter, p.stream, m.Sequence, err)
+			continue
 		}
 		out.Tables[t] = sc
 	}

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"cryptopill.dev/jobs/libs/events"
+	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 	"cryptopill.dev/jobs/services/orchestrator/internal/bus"
 	"cryptopill.dev/jobs/services/orchestrator/internal/relay"
 )
@@ -291,4 +293,42 @@ func TestStoredChangesFromAnotherHistoryAreNotSkipped(t *testing.T) {
 	waitFor(t, 10*time.Second, "streaming", func() bool { return r.State() == relay.StateStreaming })
 	require.NoError(t, insertTrades(ctx, b.db.Pool, 1, 50))
 	waitFor(t, 20*time.Second, "the trades", func() bool { return cdcCount(t, b.js) >= 51 })
+}
+
+// Something other than the relay publishes on CP_CDC (a junk message, on a relayed table's
+// subject, in the middle of the stream): the relay's sequence moves under it, and the junk is
+// the table's last message at its next session start. Neither may wedge it or reorder anything.
+func TestForeignMessageOnTheStreamDoesNotWedgeTheRelay(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	r, _ := b.startRelay(t, b.nc, func(c *relay.Config) { c.Registerer = reg })
+	waitFor(t, 10*time.Second, "streaming", func() bool { return r.State() == relay.StateStreaming })
+	require.NoError(t, insertTrades(ctx, b.db.Pool, 1, 100))
+	waitFor(t, 20*time.Second, "first trades", func() bool { return cdcCount(t, b.js) >= 100 })
+	_, err := b.js.Publish(ctx, "cp.cdc.market.account_trades.insert", []byte("not a row change"))
+	require.NoError(t, err)
+	require.NoError(t, insertTrades(ctx, b.db.Pool, 101, 100))
+	waitFor(t, 30*time.Second, "every trade", func() bool { return cdcCount(t, b.js) >= 201 })
+	// A new session starts with the junk as the table's last message.
+	require.True(t, terminateRelayBackend(t, b.db.Pool, b.slot()))
+	waitFor(t, 20*time.Second, "a second session", func() bool {
+		return metricValue(t, reg, "cp_relay_sessions_ended_total", "reason", "postgres") >= 1 && r.State() == relay.StateStreaming
+	})
+	require.NoError(t, insertTrades(ctx, b.db.Pool, 201, 100))
+	waitFor(t, 30*time.Second, "the trades after it", func() bool { return cdcCount(t, b.js) >= 301 })
+
+	var ids []int
+	for _, m := range rawCDC(t, b) {
+		if string(m.Data) == "not a row change" {
+			continue
+		}
+		_, ev, err := events.Decode(ctx, m)
+		require.NoError(t, err)
+		id, err := strconv.Atoi(ev.Payload.(*eventsv1.RowChange).NewValues["trade_id"].GetText())
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	require.Equal(t, seq(1, 300), ids)
 }

@@ -40,6 +40,9 @@ type Stored struct {
 	LastSeq uint64
 	// Tables holds each table's last stored change; a table with none in the stream is absent.
 	Tables map[string]StoredChange
+	// Unreadable holds the tables whose last stored message names no position (not written by
+	// the relay): their replays are not skipped, and the relay says so.
+	Unreadable map[string]error
 }
 
 // StoredChange is the position of a table's last stored change.
@@ -401,6 +404,9 @@ func (r *ChangeRelay) session(ctx context.Context) error {
 	walEnd, err := r.currentWAL(ctx)
 	if err != nil {
 		return err
+	}
+	for t, err := range stored.Unreadable {
+		r.log.Warn("CP_CDC's last message of a table is not a change the relay wrote; replays of the table are not skipped", "table", t, "err", err)
 	}
 	for t, sc := range stored.Tables {
 		if sc.CommitLSN > uint64(walEnd) {
