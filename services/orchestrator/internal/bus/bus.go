@@ -146,12 +146,16 @@ func (p *ChangePublisher) PublishAsync(ctx context.Context, c *relay.Change, don
 			return err
 		}
 	}
-	fut, err := p.js.PublishMsgAsync(msg,
+	opts := []jetstream.PublishOpt{
 		// No library retry either: nats.go resends a "no responders" publish after a pause, which
 		// could store it after later events of the same table.
 		jetstream.WithRetryAttempts(0),
+	}
+	if c.ExpectedLastID != "" {
 		// The server stores the event only right after the one published before it.
-		jetstream.WithExpectLastSequence(c.ExpectedLastSeq))
+		opts = append(opts, jetstream.WithExpectLastMsgID(c.ExpectedLastID))
+	}
+	fut, err := p.js.PublishMsgAsync(msg, opts...)
 	if err != nil {
 		return fmt.Errorf("publish %s %s: %w", c.Subject, c.ID, err)
 	}
@@ -167,6 +171,15 @@ func (p *ChangePublisher) Stored(ctx context.Context, tables []string) (relay.St
 		return relay.Stored{}, fmt.Errorf("stream %s: %w", p.stream, err)
 	}
 	out := relay.Stored{LastSeq: s.CachedInfo().State.LastSeq, Tables: map[string]relay.StoredChange{}}
+	if out.LastSeq > 0 {
+		last, err := s.GetLastMsgForSubject(ctx, ">")
+		switch {
+		case err == nil:
+			out.LastID = last.Header.Get(jetstream.MsgIDHeader)
+		case !errors.Is(err, jetstream.ErrMsgNotFound): // not found: emptied since the info
+			return relay.Stored{}, fmt.Errorf("last message of %s: %w", p.stream, err)
+		}
+	}
 	for _, t := range tables {
 		schema, table, _ := strings.Cut(t, ".")
 		filter := events.ChangeFilter(schema, table)

@@ -29,13 +29,15 @@ type Change struct {
 	CommitLSN  uint64
 	CommitTime time.Time
 	Index      uint32
-	// ExpectedLastSeq is the stream sequence the event before this one has (0: an empty stream).
-	// The publisher sends it as Nats-Expected-Last-Sequence, so the server stores an event only
-	// right after its predecessor: a failed publish can never let a later event be stored ahead
-	// of it. (The per-subject variant, Nats-Expected-Last-Subject-Sequence, cannot be pipelined
-	// on a clustered stream: the server rejects a second message for a subject while the first
-	// is still being proposed. The stream-wide check counts proposals in flight.)
-	ExpectedLastSeq uint64
+	// ExpectedLastID is the id (Nats-Msg-Id) of the event published before this one; "" for the
+	// first of a session when the stream's last message has none. The publisher sends it as
+	// Nats-Expected-Last-Msg-Id, so the server stores an event only right after its predecessor:
+	// a failed publish, or anything else landing in the stream, can never let a later event be
+	// stored ahead of it. (The server checks it in order as it stores, clustered or not, so
+	// publishing stays pipelined; Nats-Expected-Last-Subject-Sequence cannot be pipelined on a
+	// clustered stream, and a predicted Nats-Expected-Last-Sequence re-syncs by coincidence after
+	// a foreign message.)
+	ExpectedLastID string
 }
 
 // decoder turns pgoutput messages into encoded row changes. It keeps the relations Postgres has

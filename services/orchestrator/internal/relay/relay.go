@@ -28,16 +28,17 @@ type Publisher interface {
 	// PublishAsync itself returns an error, done is not called.
 	PublishAsync(ctx context.Context, c *Change, done func(error)) error
 	// Stored reads what the stream already holds of tables (schema.table): the relay skips
-	// replayed changes at or before a table's last stored one, and predicts from the stream's
-	// last sequence the sequence of each event it publishes (while it holds the slot it is the
-	// stream's only writer), which Change.ExpectedLastSeq carries.
+	// replayed changes at or before a table's last stored one, and chains its first publish to
+	// the stream's last message (Change.ExpectedLastID).
 	Stored(ctx context.Context, tables []string) (Stored, error)
 }
 
 // Stored is the state of the change stream at the start of a session.
 type Stored struct {
-	// LastSeq is the stream's last sequence.
+	// LastSeq is the stream's last sequence and LastID its last message's Nats-Msg-Id ("" when
+	// it has none, or the stream is empty).
 	LastSeq uint64
+	LastID  string
 	// Tables holds each table's last stored change; a table with none in the stream is absent.
 	Tables map[string]StoredChange
 	// Unreadable holds the tables whose last stored message names no position (not written by
@@ -399,7 +400,7 @@ func (r *ChangeRelay) session(ctx context.Context) error {
 	s := &stream{
 		relay: r, conn: conn, dec: newDecoder(), start: start, reported: start,
 		count: semaphore.NewWeighted(int64(r.cfg.MaxInFlight)), bytes: semaphore.NewWeighted(r.cfg.MaxInFlightBytes),
-		stored: map[string]StoredChange{}, nextSeq: stored.LastSeq + 1,
+		stored: map[string]StoredChange{}, lastID: stored.LastID,
 	}
 	walEnd, err := r.currentWAL(ctx)
 	if err != nil {
@@ -598,9 +599,9 @@ type stream struct {
 	// it are skipped (a replay can outlast the stream's duplicate window). A table leaves the
 	// map once the replay is past it.
 	stored map[string]StoredChange
-	// nextSeq is the stream sequence the next event will get: the stream assigns sequences in
-	// publish order and the relay holding the slot is its only writer.
-	nextSeq uint64
+	// lastID is the id of the last event published (or of the stream's last message at session
+	// start): the next event names it as its predecessor.
+	lastID string
 
 	tx         *txAcks
 	txTables   []string
@@ -811,7 +812,7 @@ func (s *stream) publish(ctx context.Context, c *Change) error {
 		s.bytes.Release(weight)
 		return err
 	}
-	c.ExpectedLastSeq = s.nextSeq - 1
+	c.ExpectedLastID = s.lastID
 	m := s.relay.metrics
 	tx, tracker, count, bytes := s.tx, s.tracker, s.count, s.bytes
 	commitTime := c.CommitTime
@@ -841,7 +842,7 @@ func (s *stream) publish(ctx context.Context, c *Change) error {
 		release(err)
 		return fmt.Errorf("%w: %w", errPublish, &PublishError{ID: id, Subject: subject, Bytes: n, Err: err})
 	}
-	s.nextSeq++
+	s.lastID = c.ID
 	m.published.Inc()
 	return nil
 }
