@@ -58,6 +58,7 @@ func TestComposeFile(t *testing.T) {
 
 	pg := p.Services["postgres"]
 	require.Contains(t, strings.Join(pg.Command, " "), "wal_level=logical")
+	require.Contains(t, strings.Join(pg.Command, " "), "max_slot_wal_keep_size=", "a slot nobody reads must not fill the disk")
 	require.NotNil(t, pg.HealthCheck)
 	require.NotEmpty(t, pg.Volumes)
 	require.Equal(t, types.ServiceConditionHealthy, p.Services["migrate"].DependsOn["postgres"].Condition)

@@ -107,7 +107,10 @@ func (s *devStack) up(ctx context.Context, natsPort, pgPort, simexPort int) erro
 	}
 
 	// Postgres, initialised on first run and reused after.
-	s.pg, err = pgcluster.New(pgcluster.Config{Dir: filepath.Join(abs, "pg"), Port: pgPort, Durable: true})
+	s.pg, err = pgcluster.New(pgcluster.Config{Dir: filepath.Join(abs, "pg"), Port: pgPort, Durable: true,
+		// A replication slot nobody reads (the orchestrator stopped) must not fill the disk:
+		// past this much retained WAL Postgres invalidates it (docs/orchestrator.md).
+		Settings: map[string]string{"max_slot_wal_keep_size": "2GB"}})
 	if err != nil {
 		return err
 	}

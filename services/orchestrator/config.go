@@ -37,6 +37,11 @@ type Config struct {
 	// 5m): how long JetStream drops a replayed change by its id. The orchestrator owns CP_CDC, so
 	// this is the window's only source.
 	CDCDuplicateWindow time.Duration
+	// CDCMaxInFlightBytes bounds their bytes, CDC_MAX_IN_FLIGHT_BYTES (default 64 MiB).
+	CDCMaxInFlightBytes int64
+	// CDCRecreateLostSlot drops and recreates a slot Postgres invalidated, CDC_RECREATE_LOST_SLOT
+	// (default off: an operator decides; the changes in between are gone either way).
+	CDCRecreateLostSlot bool
 	// CDCStatusInterval is how often the relay reports its confirmed position to Postgres,
 	// CDC_STATUS_INTERVAL; it must stay well inside the server's wal_sender_timeout.
 	CDCStatusInterval time.Duration
@@ -63,6 +68,8 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		CDCPublication:           l.String("CDC_PUBLICATION", "cp_cdc"),
 		CDCTables:                l.List("CDC_TABLES", []string{"settings.coin_universe", "cin_aux.rt_session", "market.account_trades"}),
 		CDCMaxInFlight:           l.Int("CDC_MAX_IN_FLIGHT", 8192, 1, 1<<20),
+		CDCMaxInFlightBytes:      int64(l.Int("CDC_MAX_IN_FLIGHT_BYTES", 64<<20, 1<<20, 1<<34)),
+		CDCRecreateLostSlot:      l.Bool("CDC_RECREATE_LOST_SLOT", false),
 		CDCStatusInterval:        l.Duration("CDC_STATUS_INTERVAL", 2*time.Second),
 		CDCDuplicateWindow:       l.Duration("CDC_DUPLICATE_WINDOW", events.CDCDuplicates),
 	}

@@ -130,20 +130,28 @@ func startRelay(ctx context.Context, g *errgroup.Group, p *service.Process, cfg 
 	if err != nil {
 		return nil, fmt.Errorf("connect nats %s for the change relay: %w", config.SafeNATSURL(cfg.NATSURL), err)
 	}
-	pub, err := bus.New(nc, bus.Config{MaxInFlight: cfg.CDCMaxInFlight})
+	// The relay owns the claim bucket: row changes are what can outgrow a NATS message.
+	claims, err := events.NewClaimCheck(ctx, p.JS, events.ClaimConfig{Replicas: cfg.NATSReplicas, Create: true})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	pub, err := bus.New(nc, bus.Config{MaxInFlight: cfg.CDCMaxInFlight, Claims: claims})
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
 	r, err := relay.New(relay.Config{
-		ConnString:     cfg.DatabaseURL,
-		Pool:           p.Pool,
-		Publisher:      pub,
-		Slot:           cfg.CDCSlot,
-		Publication:    cfg.CDCPublication,
-		Tables:         cfg.CDCTables,
-		MaxInFlight:    cfg.CDCMaxInFlight,
-		StatusInterval: cfg.CDCStatusInterval,
+		ConnString:       cfg.DatabaseURL,
+		Pool:             p.Pool,
+		Publisher:        pub,
+		Slot:             cfg.CDCSlot,
+		Publication:      cfg.CDCPublication,
+		Tables:           cfg.CDCTables,
+		MaxInFlight:      cfg.CDCMaxInFlight,
+		MaxInFlightBytes: cfg.CDCMaxInFlightBytes,
+		RecreateLostSlot: cfg.CDCRecreateLostSlot,
+		StatusInterval:   cfg.CDCStatusInterval,
 		OnCommit: func(c relay.Commit) {
 			if slices.Contains(c.Tables, universe.Table) {
 				uw.Notify(universe.Change{CommitLSN: c.CommitLSN, CommitTime: c.CommitTime})

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,6 +64,14 @@ func TestConfigFloorsAndValidation(t *testing.T) {
 	cfg, err = LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y"}))
 	require.NoError(t, err)
 	require.Equal(t, 40*time.Second, cfg.StrauxInterval)
+	require.Equal(t, int64(64<<20), cfg.CDCMaxInFlightBytes)
+	require.False(t, cfg.CDCRecreateLostSlot)
+	cfg, err = LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "CDC_MAX_IN_FLIGHT_BYTES": "8388608", "CDC_RECREATE_LOST_SLOT": "1"}))
+	require.NoError(t, err)
+	require.Equal(t, int64(8<<20), cfg.CDCMaxInFlightBytes)
+	require.True(t, cfg.CDCRecreateLostSlot)
+	_, err = LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "CDC_MAX_IN_FLIGHT_BYTES": "64MB"}))
+	require.ErrorContains(t, err, "CDC_MAX_IN_FLIGHT_BYTES")
 
 	require.Equal(t, 5*time.Minute, cfg.CDCDuplicateWindow)
 
@@ -118,6 +127,7 @@ func (b *bundle) config() Config {
 		CDCPublication:           "cp_cdc",
 		CDCTables:                []string{"settings.coin_universe", "cin_aux.rt_session", "market.account_trades"},
 		CDCMaxInFlight:           1024,
+		CDCMaxInFlightBytes:      16 << 20,
 		CDCStatusInterval:        200 * time.Millisecond,
 		CDCDuplicateWindow:       5 * time.Minute,
 	}
@@ -436,4 +446,54 @@ func TestUniverseChangesArePublished(t *testing.T) {
 	b.start(t, "b", cfg)
 	time.Sleep(2 * time.Second)
 	require.Equal(t, n, len(universes(t, b.js)), "an unchanged universe republished at start is de-duplicated")
+}
+
+// The orchestrator owns the claim bucket: a 2 MB row change (twice NATS' max_payload) reaches
+// CP_CDC as a reference that any consumer binding the existing bucket resolves.
+func TestOrchestratorRelaysARowOverMaxPayload(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	cfg := b.config()
+	cfg.StrauxInterval, cfg.CinImportInterval = time.Hour, time.Hour
+	b.start(t, "a", cfg)
+	waitFor(t, 20*time.Second, "the relay streaming", func() bool {
+		var active bool
+		err := b.db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1)`, cfg.CDCSlot).Scan(&active)
+		return err == nil && active
+	})
+	big := strings.Repeat("q", 2<<20)
+	_, err := b.db.Pool.Exec(ctx, `INSERT INTO cin_aux.rt_session (label) VALUES ($1)`, big)
+	require.NoError(t, err)
+	_, err = b.db.Pool.Exec(ctx, `INSERT INTO cin_aux.rt_session (label) VALUES ('after')`)
+	require.NoError(t, err)
+	var msgs []*jetstream.RawStreamMsg
+	waitFor(t, 30*time.Second, "both sessions in CP_CDC", func() bool {
+		s, err := b.js.Stream(ctx, events.StreamCDC)
+		if err != nil || s.CachedInfo().State.Msgs < 2 {
+			return false
+		}
+		msgs = msgs[:0]
+		for seq := uint64(1); seq <= s.CachedInfo().State.LastSeq; seq++ {
+			m, err := s.GetMsg(ctx, seq)
+			if err != nil {
+				return false
+			}
+			msgs = append(msgs, m)
+		}
+		return true
+	})
+	claims, err := events.NewClaimCheck(ctx, b.js, events.ClaimConfig{}) // binds: the orchestrator created it
+	require.NoError(t, err)
+	var labels []string
+	for _, m := range msgs {
+		data, err := claims.Resolve(ctx, m.Header, m.Data)
+		require.NoError(t, err)
+		_, ev, err := events.Decode(ctx, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: data})
+		require.NoError(t, err)
+		labels = append(labels, ev.Payload.(*eventsv1.RowChange).NewValues["label"].GetText())
+	}
+	require.Equal(t, []string{big, "after"}, labels)
+	require.NotEmpty(t, msgs[0].Header.Get(events.HeaderClaim))
+	require.Empty(t, msgs[1].Header.Get(events.HeaderClaim))
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"cryptopill.dev/jobs/libs/config"
+	"cryptopill.dev/jobs/libs/db"
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/service"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
@@ -43,6 +44,9 @@ func main() {
 
 // run converges ingest.jobs on every universe change, one event at a time.
 func run(ctx context.Context, p *service.Process, cfg Config) error {
+	// The seeder runs whatever RUN_JOBS says, so it is where a replication slot nobody reads
+	// (the orchestrator off or down) shows: read from Postgres at every scrape.
+	p.Registry.MustRegister(db.NewSlotCollector(p.Pool, p.Logger))
 	s, err := seeding.New(p.Pool, seeding.Config{Windows: cfg.Windows, Period: cfg.JobPeriod})
 	if err != nil {
 		return err

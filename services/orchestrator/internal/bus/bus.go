@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +30,8 @@ type ChangePublisher struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	source  string
+	stream  string
+	claims  *events.ClaimCheck
 	ceType  string
 	pending chan pending
 	wg      sync.WaitGroup
@@ -48,6 +52,13 @@ type Config struct {
 	MaxInFlight int
 	// AckTimeout fails a publish whose PubAck has not come. Default 5 s.
 	AckTimeout time.Duration
+	// Stream is the stream the changes land in. Default events.StreamCDC.
+	Stream string
+	// Claims offloads an event over its threshold (half the server's max_payload by default) to
+	// its Object Store bucket before the publish, so a row of any size reaches the stream as a
+	// reference consumers resolve (libs/events). Without it an event over max_payload cannot be
+	// published: the relay reports itself blocked on it.
+	Claims *events.ClaimCheck
 }
 
 // ErrClosed is returned by PublishAsync after Close.
@@ -64,6 +75,9 @@ func New(nc *nats.Conn, cfg Config) (*ChangePublisher, error) {
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = 5 * time.Second
 	}
+	if cfg.Stream == "" {
+		cfg.Stream = events.StreamCDC
+	}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight),
 		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout))
@@ -71,7 +85,7 @@ func New(nc *nats.Conn, cfg Config) (*ChangePublisher, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	p := &ChangePublisher{
-		nc: nc, js: js, source: cfg.Source,
+		nc: nc, js: js, source: cfg.Source, stream: cfg.Stream, claims: cfg.Claims,
 		ceType:  events.TypeOf(&eventsv1.RowChange{}),
 		pending: make(chan pending, cfg.MaxInFlight),
 	}
@@ -94,10 +108,24 @@ func (p *ChangePublisher) resolve() {
 	}
 }
 
+// Position headers of every change event: where the change stands in the WAL. A relay starting a
+// session reads them from each table's last stored event to skip what the stream already holds,
+// without decoding (or resolving) the payload.
+const (
+	HeaderCommitLSN = "Cp-Commit-Lsn"
+	HeaderIndexInTx = "Cp-Index-In-Tx"
+)
+
 // Message builds the NATS message of a change: its already-encoded payload in the events
-// envelope, with the trace context of ctx.
+// envelope, with the trace context of ctx and the position headers.
 func (p *ChangePublisher) Message(ctx context.Context, c *relay.Change) (*nats.Msg, error) {
-	return events.Encode(ctx, events.Event{Subject: c.Subject, ID: c.ID, Type: p.ceType, Source: p.source, Data: c.Data})
+	msg, err := events.Encode(ctx, events.Event{Subject: c.Subject, ID: c.ID, Type: p.ceType, Source: p.source, Data: c.Data})
+	if err != nil {
+		return nil, err
+	}
+	msg.Header[HeaderCommitLSN] = []string{strconv.FormatUint(c.CommitLSN, 10)}
+	msg.Header[HeaderIndexInTx] = []string{strconv.FormatUint(uint64(c.Index), 10)}
+	return msg, nil
 }
 
 // PublishAsync implements relay.Publisher.
@@ -111,14 +139,93 @@ func (p *ChangePublisher) PublishAsync(ctx context.Context, c *relay.Change, don
 	if err != nil {
 		return err
 	}
-	// No library retry either: nats.go resends a "no responders" publish after a pause, which
-	// could store it after later events of the same table.
-	fut, err := p.js.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0))
+	if p.claims != nil {
+		// Synchronous: the object is stored before its reference is published, and the
+		// reference takes the event's place in the stream's order.
+		if _, err := p.claims.Offload(ctx, msg); err != nil {
+			return err
+		}
+	}
+	opts := []jetstream.PublishOpt{
+		// No library retry either: nats.go resends a "no responders" publish after a pause, which
+		// could store it after later events of the same table.
+		jetstream.WithRetryAttempts(0),
+	}
+	if c.ExpectedLastID != "" {
+		// The server stores the event only right after the one published before it.
+		opts = append(opts, jetstream.WithExpectLastMsgID(c.ExpectedLastID))
+	}
+	fut, err := p.js.PublishMsgAsync(msg, opts...)
 	if err != nil {
 		return fmt.Errorf("publish %s %s: %w", c.Subject, c.ID, err)
 	}
 	p.pending <- pending{fut: fut, done: done}
 	return nil
+}
+
+// Stored implements relay.Publisher: CP_CDC's last sequence and, per table, the position of its
+// last stored event (from the position headers, or the payload of an event written before them).
+func (p *ChangePublisher) Stored(ctx context.Context, tables []string) (relay.Stored, error) {
+	s, err := p.js.Stream(ctx, p.stream)
+	if err != nil {
+		return relay.Stored{}, fmt.Errorf("stream %s: %w", p.stream, err)
+	}
+	out := relay.Stored{LastSeq: s.CachedInfo().State.LastSeq, Tables: map[string]relay.StoredChange{}}
+	if out.LastSeq > 0 {
+		last, err := s.GetLastMsgForSubject(ctx, ">")
+		switch {
+		case err == nil:
+			out.LastID = last.Header.Get(jetstream.MsgIDHeader)
+		case !errors.Is(err, jetstream.ErrMsgNotFound): // not found: emptied since the info
+			return relay.Stored{}, fmt.Errorf("last message of %s: %w", p.stream, err)
+		}
+	}
+	for _, t := range tables {
+		schema, table, _ := strings.Cut(t, ".")
+		filter := events.ChangeFilter(schema, table)
+		m, err := s.GetLastMsgForSubject(ctx, filter)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return relay.Stored{}, fmt.Errorf("last message of %s on %s: %w", filter, p.stream, err)
+		}
+		sc, err := p.position(ctx, m)
+		if err != nil {
+			// Not the relay's (something else published there): no position to skip by, which
+			// must not stop the relay.
+			if out.Unreadable == nil {
+				out.Unreadable = map[string]error{}
+			}
+			out.Unreadable[t] = fmt.Errorf("last message of %s on %s (seq %d): %w", filter, p.stream, m.Sequence, err)
+			continue
+		}
+		out.Tables[t] = sc
+	}
+	return out, nil
+}
+
+func (p *ChangePublisher) position(ctx context.Context, m *jetstream.RawStreamMsg) (relay.StoredChange, error) {
+	sc := relay.StoredChange{Seq: m.Sequence}
+	if lsn, idx := m.Header.Get(HeaderCommitLSN), m.Header.Get(HeaderIndexInTx); lsn != "" && idx != "" {
+		l, err1 := strconv.ParseUint(lsn, 10, 64)
+		i, err2 := strconv.ParseUint(idx, 10, 32)
+		if err := errors.Join(err1, err2); err != nil {
+			return sc, fmt.Errorf("position headers %s=%q %s=%q: %w", HeaderCommitLSN, lsn, HeaderIndexInTx, idx, err)
+		}
+		sc.CommitLSN, sc.Index = l, uint32(i)
+		return sc, nil
+	}
+	_, ev, err := events.Decode(ctx, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+	if err != nil {
+		return sc, err
+	}
+	rc, ok := ev.Payload.(*eventsv1.RowChange)
+	if !ok {
+		return sc, fmt.Errorf("payload %T, want RowChange", ev.Payload)
+	}
+	sc.CommitLSN, sc.Index = rc.GetCommitLsn(), rc.GetIndexInTx()
+	return sc, nil
 }
 
 // Connection implements relay.ConnectionReporter: the connection's generation (how often it

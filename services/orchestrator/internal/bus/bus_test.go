@@ -26,7 +26,7 @@ func TestMessageIsTheEventsEnvelope(t *testing.T) {
 	rc := &eventsv1.RowChange{Schema: "market", Table: "account_trades", Op: eventsv1.RowChange_OP_INSERT, CommitLsn: 42}
 	want, err := events.Encode(ctx, events.Event{Subject: "cp.cdc.market.account_trades.insert", ID: events.ChangeID(42, 0), Source: "orchestrator", Payload: rc})
 	require.NoError(t, err)
-	got, err := p.Message(ctx, &relay.Change{Subject: want.Subject, ID: events.ChangeID(42, 0), Data: want.Data})
+	got, err := p.Message(ctx, &relay.Change{Subject: want.Subject, ID: events.ChangeID(42, 0), Data: want.Data, CommitLSN: 42, Index: 7})
 	require.NoError(t, err)
 
 	require.Equal(t, want.Subject, got.Subject)
@@ -36,7 +36,9 @@ func TestMessageIsTheEventsEnvelope(t *testing.T) {
 		}
 		require.Equal(t, want.Header.Values(k), got.Header.Values(k), k)
 	}
-	require.Len(t, got.Header, len(want.Header))
+	require.Len(t, got.Header, len(want.Header)+2, "the envelope plus the position headers")
+	require.Equal(t, "42", got.Header.Get(bus.HeaderCommitLSN))
+	require.Equal(t, "7", got.Header.Get(bus.HeaderIndexInTx))
 	_, ev, err := events.Decode(ctx, got)
 	require.NoError(t, err)
 	require.WithinDuration(t, time.Now(), ev.Time, time.Minute)

@@ -9,11 +9,15 @@ import (
 // ackTracker knows which transactions have every event acknowledged. Transactions enter in commit
 // order (the order Postgres streams them) and leave from the front once committed and fully
 // acknowledged, so the confirmable position only ever moves to the end of a transaction all of
-// whose events, and all earlier ones, JetStream has stored.
+// whose events, and all earlier ones, JetStream has stored. A transaction with a failed event
+// stops the position before it for good (the session ends and the next one replays from there);
+// the transactions before it still complete as their acknowledgements arrive, so a session ending
+// on a failure can confirm everything that was stored.
 type ackTracker struct {
 	mu        sync.Mutex
 	queue     []*txAcks
 	confirmed pglogrepl.LSN
+	pending   int // events awaiting their outcome, over all transactions
 	err       error
 	onFail    func(error)
 }
@@ -23,6 +27,7 @@ type txAcks struct {
 	end         pglogrepl.LSN
 	outstanding int
 	committed   bool
+	failed      bool
 }
 
 func newAckTracker(start pglogrepl.LSN, onFail func(error)) *ackTracker {
@@ -42,22 +47,24 @@ func (t *ackTracker) begin() *txAcks {
 func (t *ackTracker) sent(tx *txAcks) {
 	t.mu.Lock()
 	tx.outstanding++
+	t.pending++
 	t.mu.Unlock()
 }
 
-// acked resolves one event of tx. A failed publish stops the position where it is for good:
-// the session ends and the next one replays from the slot's confirmed position.
+// acked resolves one event of tx. The first failure is reported to onFail once.
 func (t *ackTracker) acked(tx *txAcks, err error) {
 	t.mu.Lock()
 	tx.outstanding--
+	t.pending--
 	var fail func(error)
-	if err != nil && t.err == nil {
-		t.err = err
-		fail = t.onFail
+	if err != nil {
+		tx.failed = true
+		if t.err == nil {
+			t.err = err
+			fail = t.onFail
+		}
 	}
-	if t.err == nil {
-		t.advance()
-	}
+	t.advance()
 	t.mu.Unlock()
 	if fail != nil {
 		fail(err)
@@ -68,15 +75,13 @@ func (t *ackTracker) acked(tx *txAcks, err error) {
 func (t *ackTracker) commit(tx *txAcks, end pglogrepl.LSN) {
 	t.mu.Lock()
 	tx.committed, tx.end = true, end
-	if t.err == nil {
-		t.advance()
-	}
+	t.advance()
 	t.mu.Unlock()
 }
 
 func (t *ackTracker) advance() {
 	n := 0
-	for n < len(t.queue) && t.queue[n].committed && t.queue[n].outstanding == 0 {
+	for n < len(t.queue) && t.queue[n].committed && t.queue[n].outstanding == 0 && !t.queue[n].failed {
 		if t.queue[n].end > t.confirmed {
 			t.confirmed = t.queue[n].end
 		}
@@ -93,6 +98,13 @@ func (t *ackTracker) position() (pglogrepl.LSN, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.confirmed, len(t.queue) == 0 && t.err == nil
+}
+
+// outstanding is the number of events whose outcome has not come yet.
+func (t *ackTracker) outstanding() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pending
 }
 
 // failed returns the first publish error, if any.

@@ -53,4 +53,28 @@ func TestAckTrackerAdvancesInCommitOrder(t *testing.T) {
 	require.Equal(t, pglogrepl.LSN(400), pos)
 	require.False(t, idle)
 	require.EqualError(t, failed, "boom")
+	require.Zero(t, tr.outstanding())
+}
+
+// A session that ends on a failure still confirms the transactions before the failed one whose
+// acknowledgements arrive after the failure: they are stored, and a replay of them beyond the
+// stream's duplicate window would store them twice.
+func TestAckTrackerCompletesTransactionsBeforeAFailure(t *testing.T) {
+	t.Parallel()
+	tr := newAckTracker(100, func(error) {})
+	a, b, c := tr.begin(), tr.begin(), tr.begin()
+	for _, tx := range []*txAcks{a, b, c} {
+		tr.sent(tx)
+	}
+	tr.commit(a, 200)
+	tr.commit(b, 300)
+	tr.commit(c, 400)
+	tr.acked(b, errors.New("rejected"))
+	require.Equal(t, 2, tr.outstanding())
+	tr.acked(a, nil)
+	tr.acked(c, nil)
+	pos, idle := tr.position()
+	require.Equal(t, pglogrepl.LSN(200), pos, "a completes after b failed; b and c stay unconfirmed")
+	require.False(t, idle)
+	require.Zero(t, tr.outstanding())
 }

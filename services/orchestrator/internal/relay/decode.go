@@ -29,6 +29,15 @@ type Change struct {
 	CommitLSN  uint64
 	CommitTime time.Time
 	Index      uint32
+	// ExpectedLastID is the id (Nats-Msg-Id) of the event published before this one; "" for the
+	// first of a session when the stream's last message has none. The publisher sends it as
+	// Nats-Expected-Last-Msg-Id, so the server stores an event only right after its predecessor:
+	// a failed publish, or anything else landing in the stream, can never let a later event be
+	// stored ahead of it. (The server checks it in order as it stores, clustered or not, so
+	// publishing stays pipelined; Nats-Expected-Last-Subject-Sequence cannot be pipelined on a
+	// clustered stream, and a predicted Nats-Expected-Last-Sequence re-syncs by coincidence after
+	// a foreign message.)
+	ExpectedLastID string
 }
 
 // decoder turns pgoutput messages into encoded row changes. It keeps the relations Postgres has
@@ -37,7 +46,6 @@ type Change struct {
 type decoder struct {
 	relations map[uint32]*relation
 	tx        *txState
-	sizeHint  int
 }
 
 // relation is a RelationMessage with the JSON fragments its events repeat.
@@ -66,7 +74,7 @@ type txState struct {
 }
 
 func newDecoder() *decoder {
-	return &decoder{relations: map[uint32]*relation{}, sizeHint: 512}
+	return &decoder{relations: map[uint32]*relation{}}
 }
 
 func (d *decoder) begin(m *pglogrepl.BeginMessage) {
@@ -129,6 +137,33 @@ func (d *decoder) relation(m *pglogrepl.RelationMessage) {
 	d.relations[m.RelationID] = r
 }
 
+// position tells where the row change msg stands without encoding it: its table, commit LSN and
+// index in the transaction. skip passes over it (its index is used up).
+func (d *decoder) position(msg pglogrepl.Message) (table string, commitLSN uint64, index uint32, ok bool) {
+	if d.tx == nil {
+		return "", 0, 0, false
+	}
+	rel, ok := d.relations[relationID(msg)]
+	if !ok {
+		return "", 0, 0, false
+	}
+	return rel.table, uint64(d.tx.commitLSN), d.tx.next, true
+}
+
+func (d *decoder) skip() { d.tx.next++ }
+
+func relationID(msg pglogrepl.Message) uint32 {
+	switch m := msg.(type) {
+	case *pglogrepl.InsertMessage:
+		return m.RelationID
+	case *pglogrepl.UpdateMessage:
+		return m.RelationID
+	case *pglogrepl.DeleteMessage:
+		return m.RelationID
+	}
+	return 0
+}
+
 // change decodes an insert, update or delete message into an encoded event.
 func (d *decoder) change(msg pglogrepl.Message) (Change, error) {
 	if d.tx == nil {
@@ -156,7 +191,9 @@ func (d *decoder) change(msg pglogrepl.Message) (Change, error) {
 		return Change{}, fmt.Errorf("row change for unknown relation %d", relID)
 	}
 	tx := d.tx
-	b := make([]byte, 0, d.sizeHint)
+	// Sized for this event alone: one large row must not enlarge the buffers of the small
+	// events after it (each stays in memory until its PubAck).
+	b := make([]byte, 0, rel.estimate(op, len(tx.tail), newTuple, oldTuple))
 	b = append(b, rel.head[op]...)
 	var err error
 	if newTuple != nil {
@@ -181,9 +218,6 @@ func (d *decoder) change(msg pglogrepl.Message) (Change, error) {
 		b = strconv.AppendUint(b, uint64(tx.next), 10)
 	}
 	b = append(b, '}')
-	if len(b) > d.sizeHint {
-		d.sizeHint = len(b)
-	}
 	c := Change{
 		Subject:    rel.subject[op],
 		ID:         events.ChangeID(uint64(tx.commitLSN), tx.next),
@@ -198,6 +232,29 @@ func (d *decoder) change(msg pglogrepl.Message) (Change, error) {
 }
 
 func (d *decoder) commit() { d.tx = nil }
+
+// estimate is the encoded size of a change, a little over for text that needs escaping.
+func (r *relation) estimate(op eventsv1.RowChange_Op, tail int, tuples ...*pglogrepl.TupleData) int {
+	n := len(r.head[op]) + len(r.keyCols) + tail + 64
+	for _, td := range tuples {
+		if td == nil {
+			continue
+		}
+		n += 16
+		for i, c := range td.Columns {
+			if i < len(r.keys) {
+				n += len(r.keys[i])
+			}
+			n += 24
+			if c.DataType == pglogrepl.TupleDataTypeBinary {
+				n += base64.StdEncoding.EncodedLen(len(c.Data))
+			} else {
+				n += len(c.Data) + len(c.Data)/32
+			}
+		}
+	}
+	return n
+}
 
 // appendValues writes a map<string, Value> field; protojson omits an empty map.
 func (r *relation) appendValues(b []byte, field string, t *pglogrepl.TupleData, keyOnly bool) ([]byte, error) {

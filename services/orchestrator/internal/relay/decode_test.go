@@ -129,3 +129,27 @@ func BenchmarkDecodeAndEncode(b *testing.B) {
 		}
 	}
 }
+
+// Every event's buffer is sized for that event: a large row must not enlarge the buffers of the
+// small ones after it (each stays in memory until its PubAck: 8,192 small events with the
+// capacity of one 900 KB row are gigabytes).
+func TestEventBuffersAreSizedPerEvent(t *testing.T) {
+	t.Parallel()
+	d := newDecoder()
+	d.relation(&pglogrepl.RelationMessage{RelationID: 7, Namespace: "cin_aux", RelationName: "rt_session", Columns: []*pglogrepl.RelationMessageColumn{
+		{Name: "session_id", Flags: 1}, {Name: "label"},
+	}})
+	d.begin(&pglogrepl.BeginMessage{FinalLSN: 0x10, CommitTime: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Xid: 9})
+	row := func(label string) pglogrepl.Message {
+		return &pglogrepl.InsertMessage{RelationID: 7, Tuple: &pglogrepl.TupleData{Columns: []*pglogrepl.TupleDataColumn{text("1"), text(label)}}}
+	}
+	big, err := d.change(row(string(bytes.Repeat([]byte("x"), 900_000))))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, cap(big.Data), len(big.Data))
+	require.Less(t, cap(big.Data), len(big.Data)*11/10, "the large event's buffer is its own size, not more")
+	for _, label := range []string{"small", `with "quotes" \ and ` + "\n\t control"} {
+		small, err := d.change(row(label))
+		require.NoError(t, err)
+		require.Less(t, cap(small.Data), 2*len(small.Data)+512, "a small event after a large one: %d bytes in a %d-byte buffer", len(small.Data), cap(small.Data))
+	}
+}

@@ -2,12 +2,16 @@
 // published tables out of Postgres logical replication (pgoutput, protocol v1) and publishes each
 // as a RowChange event on cp.cdc.<schema>.<table>.<insert|update|delete>.
 //
-// Delivery is at-least-once with nothing lost: the replication slot's confirmed flush position
-// only ever advances to the end of a transaction whose every event JetStream has acknowledged,
-// and events carry deterministic ids (commit LSN, index in the transaction), so a replay after a
-// crash, a dropped connection or a restart of either server is absorbed by JetStream's
-// de-duplication. Publishing is asynchronous with a bounded number of events in flight, which also
-// bounds memory for transactions of any size: events are published as they are decoded.
+// Nothing is lost and nothing is stored twice: the replication slot's confirmed flush position
+// only ever advances to the end of a transaction whose every event JetStream has acknowledged; a
+// session starts by reading each table's last stored event and skips the replayed changes at or
+// before it (however long the outage was), and events carry deterministic ids (commit LSN, index
+// in the transaction) for JetStream's de-duplication besides. Every publish names the id of the
+// one before it (Nats-Expected-Last-Msg-Id), so the server keeps commit order even when a publish
+// fails with later ones in flight.
+// Publishing is asynchronous with a bounded number and bytes of events in flight, which bounds
+// memory for transactions of any size: events are published as they are decoded, and an event
+// too large for a NATS message goes through the claim-check (libs/events).
 //
 // Only one relay streams from a slot at a time; another started on the same slot waits (Postgres
 // reports the slot active) and takes over when the first one's connection goes away.

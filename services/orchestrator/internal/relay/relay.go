@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 )
 
 // Publisher is what the relay needs from the event bus: an asynchronous publish whose outcome
@@ -26,7 +27,51 @@ type Publisher interface {
 	// called exactly once, from any goroutine, with nil after the PubAck or with the error; when
 	// PublishAsync itself returns an error, done is not called.
 	PublishAsync(ctx context.Context, c *Change, done func(error)) error
+	// Stored reads what the stream already holds of tables (schema.table): the relay skips
+	// replayed changes at or before a table's last stored one, and chains its first publish to
+	// the stream's last message (Change.ExpectedLastID).
+	Stored(ctx context.Context, tables []string) (Stored, error)
 }
+
+// Stored is the state of the change stream at the start of a session.
+type Stored struct {
+	// LastSeq is the stream's last sequence and LastID its last message's Nats-Msg-Id ("" when
+	// it has none, or the stream is empty).
+	LastSeq uint64
+	LastID  string
+	// Tables holds each table's last stored change; a table with none in the stream is absent.
+	Tables map[string]StoredChange
+	// Unreadable holds the tables whose last stored message names no position (not written by
+	// the relay): their replays are not skipped, and the relay says so.
+	Unreadable map[string]error
+}
+
+// StoredChange is the position of a table's last stored change.
+type StoredChange struct {
+	// Seq is its stream sequence.
+	Seq       uint64
+	CommitLSN uint64
+	Index     uint32
+}
+
+// covers reports whether the change at (commitLSN, index) is at or before s: already stored.
+func (s StoredChange) covers(commitLSN uint64, index uint32) bool {
+	return commitLSN < s.CommitLSN || commitLSN == s.CommitLSN && index <= s.Index
+}
+
+// PublishError is the outcome of an event the publisher could not store.
+type PublishError struct {
+	ID      string
+	Subject string
+	Bytes   int
+	Err     error
+}
+
+func (e *PublishError) Error() string {
+	return fmt.Sprintf("publish %s %s (%d bytes): %v", e.Subject, e.ID, e.Bytes, e.Err)
+}
+
+func (e *PublishError) Unwrap() error { return e.Err }
 
 // ConnectionReporter is implemented by publishers that can tell when their connection was
 // replaced. Publishes in flight on a connection that dropped can be lost while later ones go
@@ -62,9 +107,21 @@ type Config struct {
 	Publication string
 	// Tables are the schema-qualified tables relayed. Required.
 	Tables []string
-	// MaxInFlight bounds the events published and not yet acknowledged; it also bounds memory
-	// for transactions of any size. Default 8192.
+	// MaxInFlight bounds the events published and not yet acknowledged. Default 8192.
 	MaxInFlight int
+	// MaxInFlightBytes bounds the bytes of those events (payloads plus a fixed overhead each), so
+	// memory stays bounded whatever the rows' sizes; an event larger than the bound goes alone.
+	// Default 64 MiB.
+	MaxInFlightBytes int64
+	// BlockedAfter is how many sessions in a row must fail on the same event before the relay
+	// reports itself blocked (StateBlocked, cp_relay_publish_blocked, one error log). Default 3.
+	BlockedAfter int
+	// RecreateLostSlot drops and recreates a slot Postgres has invalidated (wal_status lost)
+	// instead of waiting for an operator. The changes in between are gone either way; see
+	// docs/orchestrator.md. Default off.
+	RecreateLostSlot bool
+	// LostSlotRetry is how often a relay whose slot is lost checks again. Default 30 s.
+	LostSlotRetry time.Duration
 	// StatusInterval is how often standby status goes to Postgres, carrying the confirmed
 	// position; keep it well inside the server's wal_sender_timeout (60 s by default). Default 2 s.
 	StatusInterval time.Duration
@@ -114,6 +171,15 @@ func (c *Config) validate() error {
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 8192
 	}
+	if c.MaxInFlightBytes <= 0 {
+		c.MaxInFlightBytes = 64 << 20
+	}
+	if c.BlockedAfter <= 0 {
+		c.BlockedAfter = 3
+	}
+	if c.LostSlotRetry <= 0 {
+		c.LostSlotRetry = 30 * time.Second
+	}
 	if c.StatusInterval <= 0 {
 		c.StatusInterval = 2 * time.Second
 	}
@@ -147,6 +213,8 @@ type ChangeRelay struct {
 	state   atomic.Value // State
 	// confirmed is the last position reported to Postgres, for tests and status.
 	confirmed atomic.Uint64
+	// blocked is set while sessions keep failing on one event (see Config.BlockedAfter).
+	blocked atomic.Bool
 }
 
 // New validates cfg and returns a relay.
@@ -175,12 +243,19 @@ func (r *ChangeRelay) setState(s State) {
 // errSlotInUse: another relay is streaming from the slot.
 var errSlotInUse = errors.New("replication slot is in use by another relay")
 
+// errSlotLost: Postgres invalidated the slot (wal_status lost); it cannot be streamed again.
+var errSlotLost = errors.New("replication slot was invalidated by Postgres (wal_status lost)")
+
 // Run relays until ctx is cancelled. It reconnects after failures of Postgres or the publisher,
 // waits while another relay holds the slot, and returns nil after a clean stop.
 func (r *ChangeRelay) Run(ctx context.Context) error {
 	go r.sampleLag(ctx)
 	backoff := 250 * time.Millisecond
-	standbyLogged := false
+	standbyLogged, lostLogged := false, false
+	var (
+		failedID string // the event the last sessions failed on
+		repeats  int
+	)
 	for {
 		started := time.Now()
 		err := r.session(ctx)
@@ -188,6 +263,10 @@ func (r *ChangeRelay) Run(ctx context.Context) error {
 			r.setState(StateStopped)
 			r.metrics.sessions.WithLabelValues("stopped").Inc()
 			return nil
+		}
+		if !errors.Is(err, errSlotLost) && lostLogged {
+			lostLogged = false
+			r.metrics.slotLost.Set(0)
 		}
 		var wait time.Duration
 		switch {
@@ -199,19 +278,54 @@ func (r *ChangeRelay) Run(ctx context.Context) error {
 				standbyLogged = true
 			}
 			wait = r.cfg.StandbyRetry
+		case errors.Is(err, errSlotLost):
+			r.metrics.sessions.WithLabelValues("slot_lost").Inc()
+			r.metrics.slotLost.Set(1)
+			r.setState(StateSlotLost)
+			if !lostLogged {
+				r.log.Error("replication slot lost: Postgres invalidated it (max_slot_wal_keep_size exceeded while nobody read it) and the changes since are gone; "+
+					"recreate it with SELECT pg_drop_replication_slot('"+r.cfg.Slot+"') (or set CDC_RECREATE_LOST_SLOT=1 and restart), "+
+					"then run `cinimport once -full` to import what was missed; retrying in the meantime",
+					"err", err, "retry_every", r.cfg.LostSlotRetry)
+				lostLogged = true
+			}
+			standbyLogged = false
+			wait = r.cfg.LostSlotRetry
 		default:
 			reason := "postgres"
+			var pe *PublishError
 			if errors.Is(err, errPublish) {
 				reason = "publish"
+				if errors.As(err, &pe) {
+					if pe.ID == failedID {
+						repeats++
+					} else {
+						failedID, repeats = pe.ID, 1
+						r.unblock()
+					}
+				}
 			}
 			r.metrics.sessions.WithLabelValues(reason).Inc()
-			r.setState(StateBackoff)
 			standbyLogged = false
 			if time.Since(started) > time.Minute {
 				backoff = 250 * time.Millisecond
 			}
 			wait = backoff
 			backoff = min(backoff*2, r.cfg.MaxBackoff)
+			if pe != nil && repeats >= r.cfg.BlockedAfter {
+				if !r.blocked.Swap(true) {
+					r.metrics.blocked.Set(1)
+					r.log.Error("change relay blocked: the server rejects this event in every session; it is retried and never skipped, "+
+						"and the slot retains WAL meanwhile: remove the cause (e.g. CP_CDC's max message size or the account's limits)",
+						"event_id", pe.ID, "subject", pe.Subject, "bytes", pe.Bytes, "err", pe.Err, "sessions", repeats)
+				}
+				wait = r.cfg.MaxBackoff
+			}
+			if r.blocked.Load() {
+				r.setState(StateBlocked)
+			} else {
+				r.setState(StateBackoff)
+			}
 			r.log.Warn("replication session ended; reconnecting", "err", err, "retry_in", wait)
 		}
 		select {
@@ -220,6 +334,14 @@ func (r *ChangeRelay) Run(ctx context.Context) error {
 			return nil
 		case <-time.After(wait):
 		}
+	}
+}
+
+// unblock clears the blocked report: the event it was stuck on went through (or another failed).
+func (r *ChangeRelay) unblock() {
+	if r.blocked.Swap(false) {
+		r.metrics.blocked.Set(0)
+		r.log.Info("change relay unblocked: the event it was stuck on is stored")
 	}
 }
 
@@ -261,31 +383,96 @@ func (r *ChangeRelay) session(ctx context.Context) error {
 		if errors.As(err, &pgErr) && pgErr.Code == "55006" { // object_in_use
 			return fmt.Errorf("%w: %s", errSlotInUse, pgErr.Message)
 		}
+		if errors.As(err, &pgErr) && pgErr.Code == "55000" && r.slotLost(ctx) { // invalidated since prepare
+			return fmt.Errorf("%w: %s", errSlotLost, pgErr.Message)
+		}
 		return fmt.Errorf("start replication on slot %s: %w", r.cfg.Slot, err)
 	}
-	r.setState(StateStreaming)
-	r.log.Info("streaming changes", "from_lsn", start.String(), "publication", r.cfg.Publication)
-	s := &stream{relay: r, conn: conn, dec: newDecoder(), sem: make(chan struct{}, r.cfg.MaxInFlight), reported: start}
+	// The slot is ours: only now is the stream read, so no other relay of this slot writes it.
+	stored, err := r.cfg.Publisher.Stored(ctx, r.cfg.Tables)
+	if err != nil {
+		return fmt.Errorf("%w: read the change stream's last events: %w", errPublish, err)
+	}
+	if !r.blocked.Load() {
+		r.setState(StateStreaming)
+	}
+	r.log.Info("streaming changes", "from_lsn", start.String(), "publication", r.cfg.Publication, "stream_last_seq", stored.LastSeq)
+	s := &stream{
+		relay: r, conn: conn, dec: newDecoder(), start: start, reported: start,
+		count: semaphore.NewWeighted(int64(r.cfg.MaxInFlight)), bytes: semaphore.NewWeighted(r.cfg.MaxInFlightBytes),
+		stored: map[string]StoredChange{}, lastID: stored.LastID,
+	}
+	walEnd, err := r.currentWAL(ctx)
+	if err != nil {
+		return err
+	}
+	for t, err := range stored.Unreadable {
+		r.log.Warn("CP_CDC's last message of a table is not a change the relay wrote; replays of the table are not skipped", "table", t, "err", err)
+	}
+	for t, sc := range stored.Tables {
+		if sc.CommitLSN > uint64(walEnd) {
+			// Not this database's history (a restored or new cluster starts its WAL over):
+			// skipping by it would drop real changes.
+			r.log.Warn("CP_CDC's last change of a table lies beyond this database's WAL; replays of it are not skipped",
+				"table", t, "stored_commit_lsn", pglogrepl.LSN(sc.CommitLSN).String(), "stream_seq", sc.Seq, "wal_lsn", walEnd.String())
+			continue
+		}
+		s.stored[t] = sc
+	}
 	r.confirmed.Store(uint64(start))
-	return s.run(ctx, start)
+	err = s.run(ctx, start)
+	// Whatever ended the session, let its publishes resolve before the next one reads the
+	// stream's state: one landing after that read would upset the next session's sequence.
+	s.awaitOutstanding()
+	return err
 }
 
-// prepare creates the publication and then the slot when absent (in that order: a slot must not
-// decode WAL from before its publication existed) and returns the slot's confirmed position.
+// prepare reads the slot and returns its confirmed position. Only a relay about to stream the
+// slot (it is free) or create it touches anything shared: it brings the publication in line with
+// Tables, then creates the slot when absent (in that order: a slot must not decode WAL from before
+// its publication existed). A standby (the slot is active) changes nothing.
 func (r *ChangeRelay) prepare(ctx context.Context) (pglogrepl.LSN, error) {
-	if err := r.ensurePublication(ctx); err != nil {
-		return 0, err
-	}
 	var (
 		confirmed *string
+		walStatus *string
+		active    bool
 		sameDB    bool
 		plugin    *string
 	)
-	const q = `SELECT confirmed_flush_lsn::text, database IS NOT DISTINCT FROM current_database(), plugin FROM pg_replication_slots WHERE slot_name = $1`
-	err := r.cfg.Pool.QueryRow(ctx, q, r.cfg.Slot).Scan(&confirmed, &sameDB, &plugin)
+	const q = `SELECT active, confirmed_flush_lsn::text, wal_status, database IS NOT DISTINCT FROM current_database(), plugin FROM pg_replication_slots WHERE slot_name = $1`
+	read := func() error {
+		return r.cfg.Pool.QueryRow(ctx, q, r.cfg.Slot).Scan(&active, &confirmed, &walStatus, &sameDB, &plugin)
+	}
+	err := read()
 	if err == nil && (!sameDB || plugin == nil || *plugin != "pgoutput") {
 		// Slot names are cluster-wide: refuse to stream another database's (or a physical) slot.
 		return 0, fmt.Errorf("replication slot %s exists but is not a pgoutput slot of this database; choose another CDC_SLOT", r.cfg.Slot)
+	}
+	if err == nil && active {
+		return 0, fmt.Errorf("%w (pg_replication_slots.active)", errSlotInUse)
+	}
+	if err == nil && walStatus != nil {
+		r.metrics.setWALStatus(*walStatus)
+		switch *walStatus {
+		case "lost":
+			if !r.cfg.RecreateLostSlot {
+				return 0, errSlotLost
+			}
+			// The operator opted in: the changes since the slot was lost are gone either way.
+			if _, err := r.cfg.Pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, r.cfg.Slot); err != nil {
+				return 0, fmt.Errorf("drop lost replication slot %s: %w", r.cfg.Slot, err)
+			}
+			r.log.Error("dropped the lost replication slot to recreate it (CDC_RECREATE_LOST_SLOT): the changes committed while it was lost are not relayed; run `cinimport once -full` to import them")
+			err = pgx.ErrNoRows
+		case "unreserved":
+			r.log.Warn("replication slot is about to be lost: its WAL exceeds max_slot_wal_keep_size and Postgres will invalidate it at the next checkpoint unless the relay catches up")
+		}
+	}
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("read replication slot %s: %w", r.cfg.Slot, err)
+	}
+	if err := r.ensurePublication(ctx); err != nil {
+		return 0, err
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		_, err = r.cfg.Pool.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, r.cfg.Slot)
@@ -297,10 +484,9 @@ func (r *ChangeRelay) prepare(ctx context.Context) (pglogrepl.LSN, error) {
 			return 0, fmt.Errorf("create replication slot %s: %w", r.cfg.Slot, err)
 		}
 		r.log.Info("created replication slot")
-		err = r.cfg.Pool.QueryRow(ctx, q, r.cfg.Slot).Scan(&confirmed, &sameDB, &plugin)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read replication slot %s: %w", r.cfg.Slot, err)
+		if err := read(); err != nil {
+			return 0, fmt.Errorf("read replication slot %s: %w", r.cfg.Slot, err)
+		}
 	}
 	if confirmed == nil {
 		return 0, nil
@@ -310,6 +496,26 @@ func (r *ChangeRelay) prepare(ctx context.Context) (pglogrepl.LSN, error) {
 		return 0, fmt.Errorf("slot %s confirmed_flush_lsn %q: %w", r.cfg.Slot, *confirmed, err)
 	}
 	return lsn, nil
+}
+
+// currentWAL is the server's current WAL position.
+func (r *ChangeRelay) currentWAL(ctx context.Context) (pglogrepl.LSN, error) {
+	var v string
+	if err := r.cfg.Pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read the current WAL position: %w", err)
+	}
+	lsn, err := pglogrepl.ParseLSN(v)
+	if err != nil {
+		return 0, fmt.Errorf("current WAL position %q: %w", v, err)
+	}
+	return lsn, nil
+}
+
+// slotLost reports whether Postgres has invalidated the slot.
+func (r *ChangeRelay) slotLost(ctx context.Context) bool {
+	var status *string
+	err := r.cfg.Pool.QueryRow(ctx, `SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1`, r.cfg.Slot).Scan(&status)
+	return err == nil && status != nil && *status == "lost"
 }
 
 func (r *ChangeRelay) ensurePublication(ctx context.Context) error {
@@ -360,10 +566,16 @@ func (r *ChangeRelay) sampleLag(ctx context.Context) {
 	t := time.NewTicker(r.cfg.LagInterval)
 	defer t.Stop()
 	for {
-		var lag *int64
-		err := r.cfg.Pool.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1`, r.cfg.Slot).Scan(&lag)
+		var (
+			lag       *int64
+			walStatus *string
+		)
+		err := r.cfg.Pool.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, wal_status FROM pg_replication_slots WHERE slot_name = $1`, r.cfg.Slot).Scan(&lag, &walStatus)
 		if err == nil && lag != nil {
 			r.metrics.slotLag.Set(float64(*lag))
+		}
+		if err == nil && walStatus != nil {
+			r.metrics.setWALStatus(*walStatus)
 		}
 		select {
 		case <-ctx.Done():
@@ -379,7 +591,17 @@ type stream struct {
 	conn    *pgconn.PgConn
 	dec     *decoder
 	tracker *ackTracker
-	sem     chan struct{}
+	// count and bytes bound the events in flight.
+	count, bytes *semaphore.Weighted
+	start        pglogrepl.LSN
+
+	// stored is each table's last change already in the stream: replayed changes at or before
+	// it are skipped (a replay can outlast the stream's duplicate window). A table leaves the
+	// map once the replay is past it.
+	stored map[string]StoredChange
+	// lastID is the id of the last event published (or of the stream's last message at session
+	// start): the next event names it as its predecessor.
+	lastID string
 
 	tx         *txAcks
 	txTables   []string
@@ -431,6 +653,10 @@ func (s *stream) run(ctx context.Context, start pglogrepl.LSN) error {
 		}
 	}
 	if cause := context.Cause(sctx); errors.Is(cause, errPublish) {
+		// Confirm what was stored before the failure, so the replay starts as late as it can.
+		if err := s.drain(); err != nil {
+			s.relay.log.Warn("could not confirm the acknowledged position before ending the session", "err", err)
+		}
 		return cause
 	}
 	return s.drain()
@@ -455,14 +681,19 @@ func watchConnection(ctx context.Context, cancel context.CancelCauseFunc, cr Con
 // drain waits for outstanding PubAcks (bounded) and reports the final position, so a clean stop
 // leaves the least to replay.
 func (s *stream) drain() error {
+	s.awaitOutstanding()
+	return s.sendStatus()
+}
+
+// awaitOutstanding waits (at most DrainTimeout) until every publish of the session has resolved.
+func (s *stream) awaitOutstanding() {
+	if s.tracker == nil {
+		return
+	}
 	deadline := time.Now().Add(s.relay.cfg.DrainTimeout)
-	for time.Now().Before(deadline) {
-		if _, idle := s.tracker.position(); idle || s.tracker.failed() != nil {
-			break
-		}
+	for time.Now().Before(deadline) && s.tracker.outstanding() > 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
-	return s.sendStatus()
 }
 
 func (s *stream) handleCopyData(ctx context.Context, data []byte) error {
@@ -480,6 +711,10 @@ func (s *stream) handleCopyData(ctx context.Context, data []byte) error {
 		// one whose WAL is all other tables' changes) keeps advancing and pins no WAL.
 		if _, idle := s.tracker.position(); idle && s.dec.tx == nil && pkm.ServerWALEnd > s.idleLSN {
 			s.idleLSN = pkm.ServerWALEnd
+		}
+		if s.relay.blocked.Load() {
+			pos, _ := s.tracker.position()
+			s.checkUnblocked(pos)
 		}
 		if pkm.ReplyRequested {
 			return s.sendStatus()
@@ -507,6 +742,21 @@ func (s *stream) handleWAL(ctx context.Context, data []byte) error {
 		s.tx = s.tracker.begin()
 		s.txTables = s.txTables[:0]
 	case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage:
+		if len(s.stored) > 0 {
+			if table, lsn, index, ok := s.dec.position(m); ok {
+				if last, ok := s.stored[table]; ok {
+					if last.covers(lsn, index) {
+						s.dec.skip()
+						s.relay.metrics.skipped.Inc()
+						if !slices.Contains(s.txTables, table) {
+							s.txTables = append(s.txTables, table)
+						}
+						return nil
+					}
+					delete(s.stored, table)
+				}
+			}
+		}
 		c, err := s.dec.change(m)
 		if err != nil {
 			return err
@@ -523,6 +773,10 @@ func (s *stream) handleWAL(ctx context.Context, data []byte) error {
 		}
 		s.tracker.commit(s.tx, m.TransactionEndLSN)
 		s.tx = nil
+		if s.relay.blocked.Load() {
+			pos, _ := s.tracker.position()
+			s.checkUnblocked(pos)
+		}
 		tx := s.dec.tx
 		s.dec.commit()
 		if s.relay.cfg.OnCommit != nil && len(s.txTables) > 0 {
@@ -535,61 +789,92 @@ func (s *stream) handleWAL(ctx context.Context, data []byte) error {
 	return nil
 }
 
-// publish hands one event to the publisher, waiting for an in-flight slot while still sending
-// standby status on time.
+// eventOverhead is what an event costs in flight besides its payload: headers, the message and
+// its future.
+const eventOverhead = 512
+
+// publish hands one event to the publisher, waiting for room in flight (count and bytes) while
+// still sending standby status on time.
 func (s *stream) publish(ctx context.Context, c *Change) error {
-	select {
-	case s.sem <- struct{}{}:
-	default:
-		for acquired := false; !acquired; {
-			wait := time.Until(s.nextStatus)
-			timer := time.NewTimer(max(wait, 0))
-			select {
-			case s.sem <- struct{}{}:
-				acquired = true
-			case <-timer.C:
-				if err := s.sendStatus(); err != nil {
-					timer.Stop()
-					return err
-				}
-			case <-ctx.Done():
-				timer.Stop()
-				return context.Cause(ctx)
-			}
-			timer.Stop()
-		}
+	size := int64(len(c.Data)) + eventOverhead
+	weight := min(size, s.relay.cfg.MaxInFlightBytes) // a larger event goes alone
+	if err := s.acquire(ctx, s.count, 1); err != nil {
+		return err
+	}
+	if err := s.acquire(ctx, s.bytes, weight); err != nil {
+		s.count.Release(1)
+		return err
 	}
 	// A session cancelled meanwhile (its NATS connection dropped) must not publish on a new
 	// connection ahead of the events that will be replayed.
 	if err := context.Cause(ctx); err != nil {
-		<-s.sem
+		s.count.Release(1)
+		s.bytes.Release(weight)
 		return err
 	}
+	c.ExpectedLastID = s.lastID
 	m := s.relay.metrics
-	tx, tracker, sem := s.tx, s.tracker, s.sem
+	tx, tracker, count, bytes := s.tx, s.tracker, s.count, s.bytes
 	commitTime := c.CommitTime
+	id, subject, n := c.ID, c.Subject, len(c.Data)
 	tracker.sent(tx)
 	m.inflight.Inc()
-	err := s.relay.cfg.Publisher.PublishAsync(ctx, c, func(err error) {
+	m.inflightB.Add(float64(size))
+	release := func(err error) {
 		m.inflight.Dec()
+		m.inflightB.Sub(float64(size))
 		if err != nil {
 			m.failed.Inc()
-		} else {
+			err = &PublishError{ID: id, Subject: subject, Bytes: n, Err: err}
+		}
+		tracker.acked(tx, err)
+		count.Release(1)
+		bytes.Release(weight)
+	}
+	err := s.relay.cfg.Publisher.PublishAsync(ctx, c, func(err error) {
+		if err == nil {
 			m.acked.Inc()
 			m.latency.Observe(time.Since(commitTime).Seconds())
 		}
-		tracker.acked(tx, err)
-		<-sem
+		release(err)
 	})
 	if err != nil {
-		m.inflight.Dec()
-		m.failed.Inc()
-		tracker.acked(tx, err)
-		<-sem
-		return fmt.Errorf("%w: %s: %w", errPublish, c.ID, err)
+		release(err)
+		return fmt.Errorf("%w: %w", errPublish, &PublishError{ID: id, Subject: subject, Bytes: n, Err: err})
 	}
+	s.lastID = c.ID
 	m.published.Inc()
 	return nil
+}
+
+// checkUnblocked ends a blocked report once the session has stored past where it started: the
+// event it was stuck on is in the stream.
+func (s *stream) checkUnblocked(pos pglogrepl.LSN) {
+	if pos > s.start && s.relay.blocked.Load() {
+		s.relay.unblock()
+		s.relay.setState(StateStreaming)
+	}
+}
+
+// acquire takes n from sem, sending standby status whenever it is due while waiting.
+func (s *stream) acquire(ctx context.Context, sem *semaphore.Weighted, n int64) error {
+	if sem.TryAcquire(n) {
+		return nil
+	}
+	for {
+		wctx, cancel := context.WithDeadline(ctx, s.nextStatus)
+		err := sem.Acquire(wctx, n)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if err := s.sendStatus(); err != nil {
+			return err
+		}
+	}
 }
 
 // sendStatus reports the confirmed position: the end of the last transaction whose events are
@@ -609,6 +894,7 @@ func (s *stream) sendStatus() error {
 	if err != nil {
 		return fmt.Errorf("send standby status: %w", err)
 	}
+	s.checkUnblocked(pos)
 	s.reported = pos
 	s.relay.confirmed.Store(uint64(pos))
 	s.relay.metrics.confirmedLSN.Set(float64(pos))

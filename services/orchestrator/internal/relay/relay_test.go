@@ -503,8 +503,15 @@ func helperRelayProcess() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
 	}
+	status := 100 * time.Millisecond
+	if v := os.Getenv("CP_RELAY_STATUS_INTERVAL"); v != "" {
+		if status, err = time.ParseDuration(v); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+	}
 	r, err := relay.New(relay.Config{ConnString: os.Getenv("CP_RELAY_DB"), Pool: pool, Publisher: pub, Tables: tables, Slot: os.Getenv("CP_RELAY_SLOT"),
-		StatusInterval: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		StatusInterval: status, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
