@@ -11,8 +11,12 @@
 // its trade time, without a trade-insert event, and nothing committed out of order is passed
 // over), those of markets an earlier
 // import passed over because their quote asset could not be told (noted per session in
-// cin_aux.session_pending_market, imported once the market is known), and, on request, those
-// from an earlier trade time (a start moved earlier) or from the session's start (a full rescan).
+// cin_aux.session_pending_market, imported once the market is known), those between the session's
+// start and the start its cursor covers (covered_from: a start moved earlier is found by whatever
+// import comes next, no row-change event needed), and, on request, every one from the session's
+// start (a full rescan). A snapshot taken in another cluster (by system identifier: a dump
+// restored elsewhere) or ahead of this cluster's xids is not trusted: that import looks at every
+// trade once.
 // They are inserted with ON CONFLICT DO NOTHING on the natural key (session_id, src_symbol,
 // src_trade_id). A re-run with nothing new reads no trade and writes nothing.
 //
