@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -338,9 +339,18 @@ func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessi
 				return r, fmt.Errorf("seen snapshot: %w", err)
 			}
 		}
+		// Up to this import's own xmax: xids beyond it are not this cluster's (restored from
+		// another's dump, and read once by the import that found no snapshot to trust).
+		unseenTo := strconv.FormatUint(math.MaxUint64, 10)
+		if p.SeenSnapshot.Valid {
+			var err error
+			if unseenTo, _, err = parseSnapshot(p.Snapshot); err != nil {
+				return r, fmt.Errorf("own snapshot: %w", err)
+			}
+		}
 		// A full rescan from the start reads all of them anyway.
 		if !fullRescan {
-			if err := check("stored", importStoredSQL, unseenFrom, unseen); err != nil {
+			if err := check("stored", importStoredSQL, unseenFrom, unseen, unseenTo); err != nil {
 				return r, err
 			}
 		}

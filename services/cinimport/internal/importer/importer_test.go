@@ -533,11 +533,16 @@ func TestASnapshotOfAnotherClusterOrAheadOfItIsNotTrusted(t *testing.T) {
 			require.Equal(t, int64(3), res.Moves)
 			require.Empty(t, res.SnapshotDiscarded)
 
+			// The trades imported so far came with the dump: their xids are the old cluster's,
+			// beyond this one's.
+			_, err := b.pool.Exec(b.ctx, `UPDATE market.account_trades
+				SET ingest_xid = (pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 2000000)::text::xid8`)
+			require.NoError(t, err)
 			// Stored late, behind the watermark, as the restored cluster's first transactions.
 			b.trade(t, trade{symbol: "BTCUSDT", id: 10, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(time.Minute), buyer: true})
 			var next int64
 			require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT ingest_xid::text::bigint + 1 FROM market.account_trades WHERE trade_id = 10`).Scan(&next))
-			_, err := b.pool.Exec(b.ctx, tc.set, s, next)
+			_, err = b.pool.Exec(b.ctx, tc.set, s, next)
 			require.NoError(t, err)
 
 			res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
@@ -546,7 +551,10 @@ func TestASnapshotOfAnotherClusterOrAheadOfItIsNotTrusted(t *testing.T) {
 			require.Contains(t, b.moves(t, s), int64(10))
 			res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
 			require.Empty(t, res.SnapshotDiscarded, "the cursor holds this cluster's snapshot now")
-			require.Equal(t, movesChecked{0, 0}, movesChecked{res.Moves, res.Checked})
+			require.Equal(t, movesChecked{0, 0}, movesChecked{res.Moves, res.Checked}, "the restored trades' xids are not read again")
+			b.trade(t, trade{symbol: "BTCUSDT", id: 11, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(2 * time.Minute), buyer: true})
+			res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+			require.Equal(t, movesChecked{1, 1}, movesChecked{res.Moves, res.Checked}, "a trade stored late after the restore")
 		})
 	}
 }
