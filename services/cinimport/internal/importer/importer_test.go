@@ -518,7 +518,7 @@ func TestASnapshotOfAnotherClusterOrAheadOfItIsNotTrusted(t *testing.T) {
 		{"other_cluster", `UPDATE cin_aux.session_import_cursor SET seen_snapshot = format('%s:%s:', $2::bigint, $2::bigint)::pg_snapshot,
 			seen_system_id = (SELECT system_identifier + 1 FROM pg_control_system()) WHERE session_id = $1`},
 		{"ahead_of_cluster", `UPDATE cin_aux.session_import_cursor SET seen_snapshot = format('%s:%s:', x, x)::pg_snapshot
-			FROM (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 1000000 + 0 * $2::bigint AS x) f WHERE session_id = $1`},
+			FROM (SELECT greatest($2::bigint, pg_snapshot_xmax(pg_current_snapshot())::text::bigint) + 1000000 AS x) f WHERE session_id = $1`},
 		{"unrecorded_cluster", `UPDATE cin_aux.session_import_cursor SET seen_snapshot = format('%s:%s:', $2::bigint, $2::bigint)::pg_snapshot,
 			seen_system_id = NULL WHERE session_id = $1`},
 	} {
