@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,13 +54,12 @@ func New(pool *pgxpool.Pool, cfg Config) *SessionImporter {
 	return &SessionImporter{pool: pool, cfg: cfg.withDefaults()}
 }
 
-// Session names a session to import and, optionally, the earliest trade time from which its
-// trades are to be looked at again. Trades stored since its last import are found without it,
-// whatever their trade time; Since is for trades that were there all along but were not the
-// session's before (its start moved earlier).
+// Session names a session to import. Nothing else is needed to find its trades: those stored
+// since its last import are found whatever their trade time, and those that were there all
+// along but became the session's when its start moved earlier are found from the start its
+// cursor covers.
 type Session struct {
-	ID    int64
-	Since time.Time // zero: none known
+	ID int64
 }
 
 // Result is what an import did for one session.
@@ -76,6 +76,11 @@ type Result struct {
 	// because their quote asset cannot be told; they are imported once the market is known
 	// (market.symbols or the universe).
 	PendingMarkets []string
+	// SnapshotDiscarded is why the snapshot the session's last import read was not used
+	// (other_cluster, unrecorded_cluster or ahead_of_cluster; see plan_sessions.sql), so that
+	// this import looked at every trade of the session once; "" when it was used or there was
+	// none.
+	SnapshotDiscarded string
 }
 
 // Options tune one import.
@@ -117,15 +122,15 @@ func (im *SessionImporter) Import(ctx context.Context, sessions []Session, opts 
 	if len(sessions) == 0 {
 		return nil, nil
 	}
-	ids, sinces := mergeSessions(sessions)
-	results, err := im.importLocked(ctx, ids, sinces, opts)
+	ids := sessionIDs(sessions)
+	results, err := im.importLocked(ctx, ids, opts)
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if !opts.Full && errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
 			// A move after the watermark existed already, so the watermark lags behind moves
 			// written by something else. Import again checking every trade; the watermark
 			// catches up.
-			results, err = im.importLocked(ctx, ids, sinces, Options{Full: true})
+			results, err = im.importLocked(ctx, ids, Options{Full: true})
 		}
 	}
 	if err != nil {
@@ -134,28 +139,14 @@ func (im *SessionImporter) Import(ctx context.Context, sessions []Session, opts 
 	return results, nil
 }
 
-// mergeSessions returns the distinct session ids, sorted (the lock order), and for each the
-// earliest known-new trade time given for it.
-func mergeSessions(sessions []Session) ([]int64, []pgtype.Timestamptz) {
-	since := map[int64]time.Time{}
+// sessionIDs returns the distinct session ids, sorted (the lock order).
+func sessionIDs(sessions []Session) []int64 {
+	ids := make([]int64, 0, len(sessions))
 	for _, s := range sessions {
-		cur, seen := since[s.ID]
-		if !seen || (!s.Since.IsZero() && (cur.IsZero() || s.Since.Before(cur))) {
-			since[s.ID] = s.Since
-		}
-	}
-	ids := make([]int64, 0, len(since))
-	for id := range since {
-		ids = append(ids, id)
+		ids = append(ids, s.ID)
 	}
 	slices.Sort(ids)
-	sinces := make([]pgtype.Timestamptz, len(ids))
-	for i, id := range ids {
-		if t := since[id]; !t.IsZero() {
-			sinces[i] = pgtype.Timestamptz{Time: t, Valid: true}
-		}
-	}
-	return ids, sinces
+	return slices.Compact(ids)
 }
 
 // markets are the known markets' assets, as parallel arrays for import_moves, and the traded
@@ -173,13 +164,16 @@ type sessionPlan struct {
 	LastTime     pgtype.Timestamptz
 	LastSymbol   pgtype.Text
 	LastID       pgtype.Int8
-	SeenSnapshot pgtype.Text // pg_snapshot as text
+	SeenSnapshot pgtype.Text // pg_snapshot as text; NULL: none, or discarded
+	Discarded    pgtype.Text // why SeenSnapshot was discarded
 	RescanFrom   pgtype.Timestamptz
+	RescanTo     pgtype.Timestamptz // exclusive; NULL: no bound but the watermark
 	Pending      []string
 	Snapshot     string // pg_snapshot as text
+	SystemID     int64  // pg_control_system().system_identifier
 }
 
-func (im *SessionImporter) importLocked(ctx context.Context, ids []int64, sinces []pgtype.Timestamptz, opts Options) (_ []Result, err error) {
+func (im *SessionImporter) importLocked(ctx context.Context, ids []int64, opts Options) (_ []Result, err error) {
 	conn, err := im.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("acquire connection: %w", err)
@@ -227,7 +221,7 @@ func (im *SessionImporter) importLocked(ctx context.Context, ids []int64, sinces
 		}); err != nil {
 			return fmt.Errorf("known markets: %w", err)
 		}
-		rows, err = tx.Query(ctx, planSessionsSQL, ids, sinces, opts.Full)
+		rows, err = tx.Query(ctx, planSessionsSQL, ids, opts.Full)
 		if err != nil {
 			return fmt.Errorf("plan: %w", err)
 		}
@@ -291,11 +285,14 @@ func newTradesSpan(ctx context.Context, tx pgx.Tx, p sessionPlan, after tradeKey
 // and the new part for one session, notes the markets it had to pass over, and moves its
 // watermarks.
 func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessionPlan, m markets) (Result, error) {
-	r := Result{SessionID: p.ID}
+	r := Result{SessionID: p.ID, SnapshotDiscarded: p.Discarded.String}
 	// Everything up to checkedTo goes through the checked parts: the watermark, or on a rescan
-	// the newest trade there is, so that nothing is inserted unchecked.
+	// with no bound (a full one) the newest trade there is, so that nothing is inserted
+	// unchecked. A bounded rescan (a start moved earlier) ends before the old start, behind the
+	// watermark.
 	checkedTo := tradeKey{p.LastTime, p.LastSymbol, p.LastID}
-	if p.RescanFrom.Valid {
+	fullRescan := p.RescanFrom.Valid && !p.RescanTo.Valid
+	if fullRescan {
 		all, ok, err := newTradesSpan(ctx, tx, p, tradeKey{})
 		if err != nil {
 			return r, err
@@ -342,14 +339,23 @@ func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessi
 				return r, fmt.Errorf("seen snapshot: %w", err)
 			}
 		}
-		// A rescan from the start reads all of them anyway.
-		if !p.RescanFrom.Valid || p.RescanFrom.Time.After(p.StartedAt) {
-			if err := check("stored", importStoredSQL, unseenFrom, unseen); err != nil {
+		// Up to this import's own xmax: xids beyond it are not this cluster's (restored from
+		// another's dump, and read once by the import that found no snapshot to trust).
+		unseenTo := strconv.FormatUint(math.MaxUint64, 10)
+		if p.SeenSnapshot.Valid {
+			var err error
+			if unseenTo, _, err = parseSnapshot(p.Snapshot); err != nil {
+				return r, fmt.Errorf("own snapshot: %w", err)
+			}
+		}
+		// A full rescan from the start reads all of them anyway.
+		if !fullRescan {
+			if err := check("stored", importStoredSQL, unseenFrom, unseen, unseenTo); err != nil {
 				return r, err
 			}
 		}
 		if p.RescanFrom.Valid {
-			if err := check("rescanned", importRescanSQL, p.RescanFrom); err != nil {
+			if err := check("rescanned", importRescanSQL, p.RescanFrom, p.RescanTo); err != nil {
 				return r, err
 			}
 		}
@@ -382,7 +388,7 @@ func (im *SessionImporter) importSession(ctx context.Context, tx pgx.Tx, p sessi
 	}
 	// The watermarks move when something was read; a re-run with nothing new writes nothing.
 	if newest.Time.Valid && (ok || r.Moves > 0 || r.Checked > 0 || p.RescanFrom.Valid || !p.SeenSnapshot.Valid) {
-		if _, err := tx.Exec(ctx, advanceCursorSQL, p.ID, newest.Time, newest.Symbol, newest.ID, r.Moves, p.Snapshot); err != nil {
+		if _, err := tx.Exec(ctx, advanceCursorSQL, p.ID, newest.Time, newest.Symbol, newest.ID, r.Moves, p.Snapshot, p.StartedAt, p.SystemID); err != nil {
 			return r, fmt.Errorf("advance watermark: %w", err)
 		}
 	}

@@ -241,7 +241,6 @@ func TestImportIsIdempotentAndIncremental(t *testing.T) {
 	res := b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
 	require.Equal(t, int64(2), res.Moves)
 	require.Equal(t, int64(2), res.Checked, "only the trades stored since the last import are read again")
-	require.Equal(t, int64(0), b.importSessions(t, importer.Options{}, importer.Session{ID: s, Since: b.t0.Add(95 * time.Second)})[s].Moves)
 	require.Equal(t, int64(0), b.importSessions(t, importer.Options{Full: true}, importer.Session{ID: s})[s].Moves)
 
 	var moves, counted int64
@@ -452,5 +451,110 @@ func TestLargeImportsRunInShares(t *testing.T) {
 		var n int64
 		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM cin_aux.rt_move WHERE session_id = $1`, s).Scan(&n))
 		require.Equal(t, int64(1051), n)
+	}
+}
+
+// A session whose start moves earlier gets the trades between the new and the old start from
+// the next ordinary import, whatever triggered it (the sweep carries no start): the cursor
+// records the start it covers, and only the uncovered span is read again.
+func TestAStartMovedEarlierIsImportedWithoutAnEvent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := b.session(t, "default", b.t0.Add(-time.Hour))
+	tr := func(id int64, at time.Time) {
+		b.trade(t, trade{symbol: "BTCUSDT", id: id, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: at, buyer: true})
+	}
+	tr(1, b.t0.Add(-2*time.Hour))
+	tr(2, b.t0.Add(-30*time.Minute))
+	tr(3, b.t0)
+	require.Equal(t, int64(2), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+	move := func(start time.Time) {
+		t.Helper()
+		_, err := b.pool.Exec(b.ctx, `UPDATE cin_aux.rt_session SET started_at = $2 WHERE session_id = $1`, s, start)
+		require.NoError(t, err)
+	}
+
+	move(b.t0.Add(-3 * time.Hour))
+	res := b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, int64(1), res.Moves, "the trade between the new and the old start")
+	require.Equal(t, int64(1), res.Checked, "only the span the cursor did not cover is read again")
+	require.True(t, res.FirstTrade.Equal(b.t0.Add(-2*time.Hour)))
+	require.Len(t, b.moves(t, s), 3)
+	res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, movesChecked{}, movesChecked{res.Moves, res.Checked}, "covered now")
+
+	// Moved later, imported, then back: the span is read again, nothing is doubled.
+	move(b.t0.Add(-10 * time.Minute))
+	tr(4, b.t0.Add(time.Minute)) // something new, so that the cursor records the later start
+	require.Equal(t, int64(1), b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s].Moves)
+	move(b.t0.Add(-3 * time.Hour))
+	res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, movesChecked{0, 2}, movesChecked{res.Moves, res.Checked}, "trades 1 and 2 checked again, already imported")
+
+	// A cursor from before covered_from was recorded rescans from the start once.
+	_, err := b.pool.Exec(b.ctx, `UPDATE cin_aux.session_import_cursor SET covered_from = NULL WHERE session_id = $1`, s)
+	require.NoError(t, err)
+	res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, movesChecked{0, 4}, movesChecked{res.Moves, res.Checked})
+	res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+	require.Equal(t, movesChecked{0, 0}, movesChecked{res.Moves, res.Checked})
+	require.Len(t, b.moves(t, s), 4)
+}
+
+// movesChecked pairs an import's moves and checked trades for one comparison.
+type movesChecked struct{ Moves, Checked int64 }
+
+// A stored snapshot is trusted only in the cluster it was taken in and while it is not ahead of
+// the cluster's transaction ids. After a dump restored into another cluster, new xids are lower
+// than the stored snapshot's: a trade stored late would look seen and be passed over until they
+// caught up. Such a snapshot is treated as none: the import looks at every trade once.
+func TestASnapshotOfAnotherClusterOrAheadOfItIsNotTrusted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		reason string
+		// sets the cursor's snapshot; $2 is the late trade's ingest_xid + 1
+		set string
+	}{
+		{"other_cluster", `UPDATE cin_aux.session_import_cursor SET seen_snapshot = format('%s:%s:', $2::bigint, $2::bigint)::pg_snapshot,
+			seen_system_id = (SELECT system_identifier + 1 FROM pg_control_system()) WHERE session_id = $1`},
+		{"ahead_of_cluster", `UPDATE cin_aux.session_import_cursor SET seen_snapshot = format('%s:%s:', x, x)::pg_snapshot
+			FROM (SELECT greatest($2::bigint, pg_snapshot_xmax(pg_current_snapshot())::text::bigint) + 1000000 AS x) f WHERE session_id = $1`},
+		{"unrecorded_cluster", `UPDATE cin_aux.session_import_cursor SET seen_snapshot = format('%s:%s:', $2::bigint, $2::bigint)::pg_snapshot,
+			seen_system_id = NULL WHERE session_id = $1`},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			s := b.session(t, "default", b.t0)
+			for i := int64(1); i <= 3; i++ {
+				b.trade(t, trade{symbol: "BTCUSDT", id: i, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(time.Duration(i) * time.Hour), buyer: true})
+			}
+			res := b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+			require.Equal(t, int64(3), res.Moves)
+			require.Empty(t, res.SnapshotDiscarded)
+
+			// The trades imported so far came with the dump: their xids are the old cluster's,
+			// beyond this one's.
+			_, err := b.pool.Exec(b.ctx, `UPDATE market.account_trades
+				SET ingest_xid = (pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 2000000)::text::xid8`)
+			require.NoError(t, err)
+			// Stored late, behind the watermark, as the restored cluster's first transactions.
+			b.trade(t, trade{symbol: "BTCUSDT", id: 10, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(time.Minute), buyer: true})
+			var next int64
+			require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT ingest_xid::text::bigint + 1 FROM market.account_trades WHERE trade_id = 10`).Scan(&next))
+			_, err = b.pool.Exec(b.ctx, tc.set, s, next)
+			require.NoError(t, err)
+
+			res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+			require.Equal(t, tc.reason, res.SnapshotDiscarded)
+			require.Equal(t, movesChecked{1, 4}, movesChecked{res.Moves, res.Checked}, "every trade looked at once, the late one imported")
+			require.Contains(t, b.moves(t, s), int64(10))
+			res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+			require.Empty(t, res.SnapshotDiscarded, "the cursor holds this cluster's snapshot now")
+			require.Equal(t, movesChecked{0, 0}, movesChecked{res.Moves, res.Checked}, "the restored trades' xids are not read again")
+			b.trade(t, trade{symbol: "BTCUSDT", id: 11, price: "100", qty: "1", quoteQty: "100", commission: "0", feeAsset: "USDT", at: b.t0.Add(2 * time.Minute), buyer: true})
+			res = b.importSessions(t, importer.Options{}, importer.Session{ID: s})[s]
+			require.Equal(t, movesChecked{1, 1}, movesChecked{res.Moves, res.Checked}, "a trade stored late after the restore")
+		})
 	}
 }

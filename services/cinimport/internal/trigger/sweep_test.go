@@ -67,4 +67,74 @@ func TestSweepFindsTradesNoEventAnnounced(t *testing.T) {
 	var moves int
 	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT count(*) FROM cin_aux.rt_move WHERE session_id = $1`, session).Scan(&moves))
 	require.Equal(t, 4, moves)
+
+	// The cursor restored from another cluster: its snapshot is not trusted, and that is counted.
+	_, err = d.Pool.Exec(ctx, `UPDATE cin_aux.session_import_cursor SET seen_system_id = seen_system_id + 1 WHERE session_id = $1`, session)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), sweep())
+	require.InDelta(t, 1, promtestutil.ToFloat64(tr.distrust.WithLabelValues("other_cluster")), 0)
+	require.Equal(t, int64(0), sweep())
+	require.InDelta(t, 1, promtestutil.ToFloat64(tr.distrust.WithLabelValues("other_cluster")), 0, "once")
+}
+
+// A session's cp_cinimport_pending_markets series goes when the session is no longer OPEN,
+// whichever way the trigger learns it: its closing change, an import that finds it closed, or
+// a sweep that no longer lists it. A stale series would keep a warning up for good.
+func TestPendingMarketsSeriesGoesWithItsSession(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDB(t)
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	tr := New(importer.New(d.Pool, importer.Config{}), &fakePublisher{}, Config{Logger: slog.New(slog.DiscardHandler), Registerer: reg})
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	var a, b, c int64
+	for _, id := range []*int64{&a, &b, &c} {
+		require.NoError(t, d.Pool.QueryRow(ctx, `INSERT INTO cin_aux.rt_session (started_at) VALUES ($1) RETURNING session_id`, t0).Scan(id))
+	}
+	_, err := d.Pool.Exec(ctx, `INSERT INTO market.account_trades (symbol, trade_id, order_id, price, qty, quote_qty,
+		commission, commission_asset, trade_time, is_buyer, is_maker) VALUES ('ABCXYZ', 1, 1, 10, 1, 10, 0, 'XYZ', $1, true, false)`,
+		t0.Add(time.Minute)) // a market nobody knows
+	require.NoError(t, err)
+	series := func() map[string]float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		out := map[string]float64{}
+		for _, mf := range mfs {
+			if mf.GetName() != "cp_cinimport_pending_markets" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				out[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+			}
+		}
+		return out
+	}
+	id := func(s int64) string { return strconv.FormatInt(s, 10) }
+	closeSession := func(s int64) {
+		t.Helper()
+		_, err := d.Pool.Exec(ctx, `UPDATE cin_aux.rt_session SET status = 'CLOSED', closed_at = started_at + interval '1 day' WHERE session_id = $1`, s)
+		require.NoError(t, err)
+	}
+	change := func(s int64, status string) events.Event {
+		return events.Event{Payload: &eventsv1.RowChange{Schema: "cin_aux", Table: "rt_session", Op: eventsv1.RowChange_OP_UPDATE,
+			NewValues: map[string]*eventsv1.Value{
+				"session_id": {Kind: &eventsv1.Value_Text{Text: id(s)}},
+				"status":     {Kind: &eventsv1.Value_Text{Text: status}},
+			}}}
+	}
+	require.NoError(t, tr.HandleTick(ctx, events.Event{Payload: &eventsv1.Tick{}}))
+	require.Equal(t, map[string]float64{id(a): 1, id(b): 1, id(c): 1}, series())
+
+	closeSession(a) // its closing change arrives
+	require.NoError(t, tr.HandleChange(ctx, change(a, "CLOSED")))
+	require.Equal(t, map[string]float64{id(b): 1, id(c): 1}, series())
+
+	closeSession(b) // a replayed change from when it was OPEN: the import finds it closed
+	require.NoError(t, tr.HandleChange(ctx, change(b, "OPEN")))
+	require.Equal(t, map[string]float64{id(c): 1}, series())
+
+	closeSession(c) // no change event: the next sweep no longer lists it
+	require.NoError(t, tr.HandleTick(ctx, events.Event{Payload: &eventsv1.Tick{}}))
+	require.Empty(t, series())
 }

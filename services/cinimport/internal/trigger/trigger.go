@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,10 +55,14 @@ type ImportTrigger struct {
 	pending map[string]*batch // by account scope
 	wg      sync.WaitGroup
 
+	waitingMu sync.Mutex
+	waitingOf map[int64]bool // the sessions with a cp_cinimport_pending_markets series
+
 	runs     *prometheus.CounterVec
 	moves    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	waiting  *prometheus.GaugeVec
+	distrust *prometheus.CounterVec
 }
 
 // batch is one coalesced import of a scope.
@@ -78,7 +83,7 @@ func New(im Importer, pub Publisher, cfg Config) *ImportTrigger {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	t := &ImportTrigger{im: im, pub: pub, cfg: cfg, log: cfg.Logger, pending: map[string]*batch{},
+	t := &ImportTrigger{im: im, pub: pub, cfg: cfg, log: cfg.Logger, pending: map[string]*batch{}, waitingOf: map[int64]bool{},
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinimport_import_runs_total",
 			Help: "Import runs by trigger and result (ok, error)."}, []string{"trigger", "result"}),
 		moves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinimport_moves_imported_total",
@@ -88,9 +93,12 @@ func New(im Importer, pub Publisher, cfg Config) *ImportTrigger {
 		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_cinimport_pending_markets",
 			Help: "Markets whose trades a session's imports pass over until their quote asset is known (market.symbols or the universe), by session, as of its last import."},
 			[]string{"rt_session_id"}),
+		distrust: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_cinimport_snapshots_discarded_total",
+			Help: "Imports that did not trust their session's stored snapshot and looked at every trade of the session once, by reason (other_cluster: a dump restored into another cluster; ahead_of_cluster: its xmax is beyond the cluster's xids; unrecorded_cluster: a cursor from before migration 00013)."},
+			[]string{"reason"}),
 	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(t.runs, t.moves, t.duration, t.waiting)
+		cfg.Registerer.MustRegister(t.runs, t.moves, t.duration, t.waiting, t.distrust)
 	}
 	return t
 }
@@ -123,28 +131,36 @@ func (t *ImportTrigger) HandleChange(ctx context.Context, ev events.Event) error
 }
 
 // sessionChanged imports a session that is OPEN after the change (opened, or updated while
-// open). Closed and deleted sessions are not imported.
+// open). Closed and deleted sessions are not imported, and their pending-markets series goes.
 func (t *ImportTrigger) sessionChanged(ctx context.Context, rc *eventsv1.RowChange) error {
-	if rc.GetOp() == eventsv1.RowChange_OP_DELETE {
-		return nil
-	}
 	nv := rc.GetNewValues()
-	if text(nv, "status") != "OPEN" {
-		return nil
+	if rc.GetOp() == eventsv1.RowChange_OP_DELETE {
+		nv = rc.GetOldValues()
 	}
 	id, err := strconv.ParseInt(text(nv, "session_id"), 10, 64)
 	if err != nil {
+		if rc.GetOp() == eventsv1.RowChange_OP_DELETE || text(nv, "status") != "OPEN" {
+			return nil // nothing to import; a deleted row's key may not come with the event
+		}
 		return events.Permanent(fmt.Errorf("rt_session change without a session_id: %w", err))
 	}
-	// A start moved earlier makes trades the session's that were stored long ago, behind its
-	// watermark: rescan from the new start (the old values come with REPLICA IDENTITY FULL).
-	// Other updates import as usual.
-	var since time.Time
-	if start := text(nv, "started_at"); rc.GetOp() == eventsv1.RowChange_OP_UPDATE && start != text(rc.GetOldValues(), "started_at") {
-		since, _ = parseTimestamptz(start)
+	if rc.GetOp() == eventsv1.RowChange_OP_DELETE || text(nv, "status") != "OPEN" {
+		t.forgetWaiting(id)
+		return nil
 	}
-	_, err = t.run(ctx, []importer.Session{{ID: id, Since: since}}, importer.Options{}, eventsv1.MovesImported_TRIGGER_SESSION_CHANGED)
-	return err
+	// A start moved earlier is found by the import itself (from the start its cursor covers);
+	// the change's start is not needed, but one that is not a timestamptz is a fault upstream
+	// (the relay, a DateStyle other than ISO) that must be seen: dead-lettered after the import.
+	var badStart error
+	if start := text(nv, "started_at"); start != "" {
+		if _, ok := parseTimestamptz(start); !ok {
+			badStart = events.Permanent(fmt.Errorf("rt_session %d change: started_at %q is not a timestamptz in ISO DateStyle", id, start))
+		}
+	}
+	if _, err := t.run(ctx, []importer.Session{{ID: id}}, importer.Options{}, eventsv1.MovesImported_TRIGGER_SESSION_CHANGED); err != nil {
+		return err
+	}
+	return badStart
 }
 
 // HandleTick is the events.Handler of the cinimport-ticks consumer: the sweep.
@@ -163,7 +179,39 @@ func (t *ImportTrigger) ImportAll(ctx context.Context, opts importer.Options, tr
 	for i, id := range ids {
 		sessions[i] = importer.Session{ID: id}
 	}
+	// Sessions no longer OPEN keep no pending-markets series.
+	t.waitingMu.Lock()
+	var gone []int64
+	for id := range t.waitingOf {
+		if !slices.Contains(ids, id) {
+			gone = append(gone, id)
+		}
+	}
+	t.waitingMu.Unlock()
+	for _, id := range gone {
+		t.forgetWaiting(id)
+	}
 	return t.run(ctx, sessions, opts, trigger)
+}
+
+// setWaiting sets a session's pending-markets series, or removes it when nothing waits.
+func (t *ImportTrigger) setWaiting(id int64, markets int) {
+	if markets == 0 {
+		t.forgetWaiting(id)
+		return
+	}
+	t.waitingMu.Lock()
+	defer t.waitingMu.Unlock()
+	t.waitingOf[id] = true
+	t.waiting.WithLabelValues(strconv.FormatInt(id, 10)).Set(float64(markets))
+}
+
+// forgetWaiting removes a session's pending-markets series (nothing waits, or it is not OPEN).
+func (t *ImportTrigger) forgetWaiting(id int64) {
+	t.waitingMu.Lock()
+	defer t.waitingMu.Unlock()
+	delete(t.waitingOf, id)
+	t.waiting.DeleteLabelValues(strconv.FormatInt(id, 10))
 }
 
 // ImportScope imports the OPEN sessions of scope, coalesced with every other call for the same
@@ -226,15 +274,25 @@ func (t *ImportTrigger) run(ctx context.Context, sessions []importer.Session, op
 	}
 	t.runs.WithLabelValues(label, "ok").Inc()
 	importedAt := time.Now()
+	// A session asked for but not imported is not OPEN (or gone): nothing of it waits.
+	for _, s := range sessions {
+		if !slices.ContainsFunc(results, func(r importer.Result) bool { return r.SessionID == s.ID }) {
+			t.forgetWaiting(s.ID)
+		}
+	}
 	var errs []error
 	for _, r := range results {
 		t.moves.WithLabelValues(label).Add(float64(r.Moves))
-		if session := strconv.FormatInt(r.SessionID, 10); len(r.PendingMarkets) > 0 {
-			t.waiting.WithLabelValues(session).Set(float64(len(r.PendingMarkets)))
+		t.setWaiting(r.SessionID, len(r.PendingMarkets))
+		if len(r.PendingMarkets) > 0 {
 			t.log.Warn("trades wait for their market to be known", "rt_session_id", r.SessionID, "markets", r.PendingMarkets,
 				"run_id", runID, "hint", "add the markets to market.symbols or settings.coin_universe; the next import takes their trades")
-		} else {
-			t.waiting.DeleteLabelValues(session)
+		}
+		if r.SnapshotDiscarded != "" {
+			t.distrust.WithLabelValues(r.SnapshotDiscarded).Inc()
+			t.log.Warn("stored import snapshot not trusted: every trade of the session was looked at once", "rt_session_id", r.SessionID,
+				"reason", r.SnapshotDiscarded, "checked", r.Checked, "run_id", runID,
+				"hint", "expected once after a dump restored into another cluster or an upgrade to migration 00013; if it repeats, the cluster's transaction ids went back")
 		}
 		// rt_session_id: the process's own ops.session_log id is already session_id in its logs.
 		t.log.Info("moves imported", "rt_session_id", r.SessionID, "moves", r.Moves, "checked", r.Checked, "run_id", runID,

@@ -79,7 +79,6 @@ func TestABurstOfTradeInsertsIsOneImport(t *testing.T) {
 	require.Len(t, im.calls, 1, "one import for the burst")
 	require.Len(t, im.calls[0], 1)
 	require.Equal(t, int64(7), im.calls[0][0].ID)
-	require.True(t, im.calls[0][0].Since.IsZero(), "no trade time hint, which would rescan from it: %s", im.calls[0][0].Since)
 	require.Len(t, pub.evs, 1)
 	mi := pub.evs[0].Payload.(*eventsv1.MovesImported)
 	require.Equal(t, eventsv1.MovesImported_TRIGGER_TRADES_INSERTED, mi.GetTrigger())
@@ -107,18 +106,19 @@ func TestSessionChanges(t *testing.T) {
 	require.Equal(t, []importer.Session{{ID: 7}, {ID: 8}}, im.calls[1])
 	require.Len(t, pub.evs, 3)
 
-	// A start moved earlier: rescan from the new start. Another update: import as usual.
+	// A start moved earlier: an import as usual (it finds the older trades from the start its
+	// cursor covers). A start that is not a timestamptz is imported and then dead-lettered.
 	moved := change(eventsv1.RowChange_OP_UPDATE, "OPEN")
 	rc := moved.Payload.(*eventsv1.RowChange)
 	rc.NewValues["started_at"] = &eventsv1.Value{Kind: &eventsv1.Value_Text{Text: "2025-03-01 10:00:00+00"}}
 	rc.OldValues = map[string]*eventsv1.Value{"started_at": {Kind: &eventsv1.Value_Text{Text: "2025-03-01 12:00:00+00"}}}
 	require.NoError(t, tr.HandleChange(context.Background(), moved))
-	require.Len(t, im.calls[2], 1)
-	require.Equal(t, int64(9), im.calls[2][0].ID)
-	require.True(t, im.calls[2][0].Since.Equal(time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)), im.calls[2][0].Since)
-	rc.OldValues["started_at"] = rc.NewValues["started_at"]
-	require.NoError(t, tr.HandleChange(context.Background(), moved))
-	require.Equal(t, []importer.Session{{ID: 9}}, im.calls[3])
+	require.Equal(t, []importer.Session{{ID: 9}}, im.calls[2])
+	rc.NewValues["started_at"] = &eventsv1.Value{Kind: &eventsv1.Value_Text{Text: "Sun Mar 01 10:00:00 2025 UTC"}} // DateStyle Postgres
+	err := tr.HandleChange(context.Background(), moved)
+	require.ErrorIs(t, err, events.ErrPermanent)
+	require.ErrorContains(t, err, `started_at "Sun Mar 01 10:00:00 2025 UTC" is not a timestamptz`)
+	require.Equal(t, []importer.Session{{ID: 9}}, im.calls[3], "imported all the same")
 
 	bad := change(eventsv1.RowChange_OP_INSERT, "OPEN")
 	delete(bad.Payload.(*eventsv1.RowChange).NewValues, "session_id")
