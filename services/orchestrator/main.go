@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/jackc/pglogrepl"
 	"log/slog"
 	"os"
 	"slices"
@@ -155,6 +156,14 @@ func startRelay(ctx context.Context, g *errgroup.Group, p *service.Process, cfg 
 		OnCommit: func(c relay.Commit) {
 			if slices.Contains(c.Tables, universe.Table) {
 				uw.Notify(universe.Change{CommitLSN: c.CommitLSN, CommitTime: c.CommitTime})
+			}
+		},
+		// The universe published at start was read before the slot may have existed: a change
+		// committed in between would never be relayed. Publish it again once streaming; unchanged,
+		// it is dropped as a duplicate of the start event.
+		OnStreaming: func(from pglogrepl.LSN) {
+			if slices.Contains(cfg.CDCTables, universe.Table) {
+				uw.Notify(universe.Change{CommitLSN: uint64(from), CommitTime: time.Now(), Resync: true})
 			}
 		},
 		Logger:     p.Logger,

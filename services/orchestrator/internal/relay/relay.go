@@ -127,7 +127,8 @@ type Config struct {
 	StatusInterval time.Duration
 	// StandbyRetry is how often a relay whose slot is held by another one tries again. Default 1 s.
 	StandbyRetry time.Duration
-	// MaxBackoff caps the wait between attempts after a failed session. Default 10 s.
+	// MaxBackoff caps the wait between attempts after a failed session, and so how long after
+	// Postgres or NATS are back the relay can take to notice. Default 3 s.
 	MaxBackoff time.Duration
 	// DrainTimeout is how long a stopping relay waits for outstanding PubAcks before it reports
 	// its final position. Default 5 s.
@@ -137,6 +138,11 @@ type Config struct {
 	// OnCommit, when set, is called after each relayed transaction's Commit with the tables it
 	// changed, on the relay's goroutine: it must not block.
 	OnCommit func(Commit)
+	// OnStreaming, when set, is called each time a session starts streaming, with the position it
+	// streams from, on the relay's goroutine: it must not block. A change committed before the
+	// slot existed is never streamed; a caller that published a snapshot of a table before that
+	// (the universe at start) publishes it again from here.
+	OnStreaming func(from pglogrepl.LSN)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the relay's metrics; nil leaves them unregistered.
@@ -187,7 +193,7 @@ func (c *Config) validate() error {
 		c.StandbyRetry = time.Second
 	}
 	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = 10 * time.Second
+		c.MaxBackoff = 3 * time.Second
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 5 * time.Second
@@ -215,6 +221,8 @@ type ChangeRelay struct {
 	confirmed atomic.Uint64
 	// blocked is set while sessions keep failing on one event (see Config.BlockedAfter).
 	blocked atomic.Bool
+	// streamedAt is when the last session started streaming (unix ns), for the reconnect backoff.
+	streamedAt atomic.Int64
 }
 
 // New validates cfg and returns a relay.
@@ -307,7 +315,10 @@ func (r *ChangeRelay) Run(ctx context.Context) error {
 			}
 			r.metrics.sessions.WithLabelValues(reason).Inc()
 			standbyLogged = false
-			if time.Since(started) > time.Minute {
+			// A session that streamed for a while was no tight failure loop: the next attempt
+			// starts from the shortest wait, so an outage is left as soon as it ends.
+			if at := r.streamedAt.Load(); time.Since(started) > time.Minute ||
+				(at >= started.UnixNano() && time.Since(time.Unix(0, at)) > 5*time.Second) {
 				backoff = 250 * time.Millisecond
 			}
 			wait = backoff
@@ -319,7 +330,7 @@ func (r *ChangeRelay) Run(ctx context.Context) error {
 						"and the slot retains WAL meanwhile: remove the cause (e.g. CP_CDC's max message size or the account's limits)",
 						"event_id", pe.ID, "subject", pe.Subject, "bytes", pe.Bytes, "err", pe.Err, "sessions", repeats)
 				}
-				wait = r.cfg.MaxBackoff
+				wait = max(r.cfg.MaxBackoff, 10*time.Second)
 			}
 			if r.blocked.Load() {
 				r.setState(StateBlocked)
@@ -397,6 +408,10 @@ func (r *ChangeRelay) session(ctx context.Context) error {
 		r.setState(StateStreaming)
 	}
 	r.log.Info("streaming changes", "from_lsn", start.String(), "publication", r.cfg.Publication, "stream_last_seq", stored.LastSeq)
+	r.streamedAt.Store(time.Now().UnixNano())
+	if r.cfg.OnStreaming != nil {
+		r.cfg.OnStreaming(start)
+	}
 	s := &stream{
 		relay: r, conn: conn, dec: newDecoder(), start: start, reported: start,
 		count: semaphore.NewWeighted(int64(r.cfg.MaxInFlight)), bytes: semaphore.NewWeighted(r.cfg.MaxInFlightBytes),

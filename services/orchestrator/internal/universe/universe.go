@@ -52,6 +52,10 @@ type Config struct {
 type Change struct {
 	CommitLSN  uint64
 	CommitTime time.Time
+	// Resync marks no particular commit: the relay has started streaming and the universe is
+	// published again, under its start id (the version alone), so an unchanged universe is
+	// dropped as a duplicate and one changed before the slot existed is stored.
+	Resync bool
 }
 
 // Watcher publishes the enabled universe.
@@ -64,6 +68,8 @@ type Watcher struct {
 
 	// enabled is the set last published, for the next event's added and removed.
 	enabled []string
+	// started is set once this watcher has published its start event.
+	started bool
 }
 
 // New returns a Watcher.
@@ -79,7 +85,7 @@ func New(cfg Config) (*Watcher, error) {
 		log:     cfg.Logger.With("component", "universe_watcher"),
 		changes: make(chan Change, 1024),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_orchestrator_universe_published_total",
-			Help: "cp.universe.changed events published, by reason (start, change) and result (stored, duplicate)."}, []string{"reason", "result"}),
+			Help: "cp.universe.changed events published, by reason (start, change, resync) and result (stored, duplicate, unchanged: equal to the last event, not published)."}, []string{"reason", "result"}),
 		size: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_orchestrator_universe_enabled",
 			Help: "Symbols in the enabled universe last published."}),
 	}
@@ -174,10 +180,20 @@ func (w *Watcher) publishChange(ctx context.Context, c Change) error {
 	if err != nil {
 		return err
 	}
+	if c.Resync {
+		return w.publish(ctx, "resync", events.UniverseID(Version(enabled)), enabled, c.CommitTime)
+	}
 	return w.publish(ctx, "change", ChangeID(Version(enabled), c.CommitLSN), enabled, c.CommitTime)
 }
 
 func (w *Watcher) publish(ctx context.Context, reason, id string, enabled []string, at time.Time) error {
+	// After the start event, one whose set equals the last this watcher published adds nothing: a
+	// change notified after a resync already published it, or a resync with nothing missed.
+	if reason != "start" && w.started && Version(enabled) == Version(w.enabled) {
+		w.published.WithLabelValues(reason, "unchanged").Inc()
+		w.log.Debug("universe unchanged since the last event; not published", "reason", reason, "version", Version(enabled))
+		return nil
+	}
 	ev := &eventsv1.UniverseChanged{
 		Version:   Version(enabled),
 		Enabled:   enabled,
@@ -198,6 +214,7 @@ func (w *Watcher) publish(ctx context.Context, reason, id string, enabled []stri
 	w.log.Info("universe published", "reason", reason, "result", result, "version", ev.Version,
 		"enabled", len(enabled), "added", ev.Added, "removed", ev.Removed)
 	w.enabled = enabled
+	w.started = true
 	return nil
 }
 
