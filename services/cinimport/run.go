@@ -33,6 +33,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		Concurrency: 512,
 		Source:      "cinimport",
 		Logger:      p.Logger,
+		Middleware:  []events.Middleware{p.WaitWhileUnavailable(events.ConsumerCinimportChanges)},
 	})
 	if err != nil {
 		return err
@@ -40,9 +41,10 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	p.Events.AddConsumer(changes)
 	ticks, err := events.NewConsumer(ctx, p.JS, events.ConsumerConfig{
 		Stream: events.StreamTicks, Durable: events.ConsumerCinimportTicks,
-		Handler: trig.HandleTick,
-		Source:  "cinimport",
-		Logger:  p.Logger,
+		Handler:    trig.HandleTick,
+		Source:     "cinimport",
+		Logger:     p.Logger,
+		Middleware: []events.Middleware{p.WaitWhileUnavailable(events.ConsumerCinimportTicks)},
 	})
 	if err != nil {
 		return err

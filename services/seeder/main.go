@@ -54,6 +54,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	c, err := events.NewConsumer(ctx, p.JS, events.ConsumerConfig{
 		Stream: events.StreamUniverse, Durable: events.ConsumerSeederUniverse,
 		Source: "seeder", Logger: p.Logger,
+		Middleware: []events.Middleware{p.WaitWhileUnavailable(events.ConsumerSeederUniverse)},
 		Handler: func(ctx context.Context, ev events.Event) error {
 			uc, ok := ev.Payload.(*eventsv1.UniverseChanged)
 			if !ok {

@@ -88,6 +88,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	cons, err := events.NewConsumer(ctx, p.JS, events.ConsumerConfig{
 		Stream: events.StreamTicks, Durable: events.ConsumerStrauxTicks,
 		Handler: runner.Handler(), Concurrency: 2, Logger: log, ShutdownTimeout: cfg.ShutdownGrace,
+		Middleware: []events.Middleware{p.WaitWhileUnavailable(events.ConsumerStrauxTicks)},
 	})
 	if err != nil {
 		return err
