@@ -69,7 +69,9 @@ func TestClaimCheckDefaults(t *testing.T) {
 
 	st, err := b.store.Status(context.Background())
 	require.NoError(t, err)
-	require.Equal(t, events.DLQMaxAge, st.TTL(), "an object lives as long as a dead letter that refers to it")
+	require.Equal(t, events.ClaimMaxAge, st.TTL())
+	require.Greater(t, st.TTL(), events.DLQMaxAge, "a dead letter's copy, written just before it, outlives it")
+	require.EqualValues(t, events.DefaultClaimMaxBytes, st.(*jetstream.ObjectBucketStatus).StreamInfo().Config.MaxBytes)
 	require.Equal(t, 1, st.Replicas())
 }
 
