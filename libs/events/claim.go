@@ -129,8 +129,8 @@ func NewClaimCheck(ctx context.Context, js jetstream.JetStream, cfg ClaimConfig)
 }
 
 // ClaimBucketConfig is the Object Store configuration of the claim bucket for cfg, defaults
-// applied: what NewClaimCheck creates with cfg.Create, for a topology that declares the bucket
-// itself.
+// applied: what NewClaimCheck creates with cfg.Create, and what the topology declares (owned by
+// the orchestrator, NewTopology).
 func ClaimBucketConfig(cfg ClaimConfig) jetstream.ObjectStoreConfig {
 	if cfg.Bucket == "" {
 		cfg.Bucket = ClaimBucket
@@ -167,20 +167,6 @@ const (
 	// (~1 MB each) over the CDC retention, far below a node's disk.
 	DefaultClaimMaxBytes int64 = 8 << 30
 )
-
-// OpenClaimCheck binds to the claim bucket, and creates it with cfg's Replicas and MaxAge only
-// when it does not exist yet (cfg.Create is ignored). An existing bucket's settings are never
-// changed, so a process that is not the bucket's owner can open it at start, before or after
-// the owner, without resetting what the owner declared.
-func OpenClaimCheck(ctx context.Context, js jetstream.JetStream, cfg ClaimConfig) (*ClaimCheck, error) {
-	cfg.Create = false
-	c, err := NewClaimCheck(ctx, js, cfg)
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return c, err
-	}
-	cfg.Create = true
-	return NewClaimCheck(ctx, js, cfg)
-}
 
 // newClaimCheck validates cfg and returns a ClaimCheck that binds its bucket on first use.
 func newClaimCheck(js jetstream.JetStream, cfg ClaimConfig) (*ClaimCheck, error) {
