@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,6 +69,9 @@ type ClaimConfig struct {
 	// (the bucket discards new writes, never stored objects); it is counted as
 	// cp_events_claims_total{result="no_space"} and logged by the caller.
 	MaxBytes int64
+	// Logger logs a Put refused by a full bucket (an operator must act: raise CLAIMS_MAX_MB or
+	// free space). nil means slog.Default().
+	Logger *slog.Logger
 	// Create creates the bucket, or updates it to this configuration, in NewClaimCheck. Only
 	// the bucket's owner sets it; everyone else binds to the existing bucket.
 	Create bool
@@ -99,6 +103,7 @@ type ClaimCheck struct {
 	js        jetstream.JetStream
 	bucket    string
 	threshold int
+	log       *slog.Logger
 
 	mu     sync.Mutex
 	stores map[string]jetstream.ObjectStore // bound buckets, the own one and any a Cp-Claim names
@@ -187,7 +192,10 @@ func newClaimCheck(js jetstream.JetStream, cfg ClaimConfig) (*ClaimCheck, error)
 	if maxPayload > 0 && cfg.Threshold >= maxPayload {
 		return nil, fmt.Errorf("events: ClaimConfig.Threshold %d is not below the server's max_payload %d", cfg.Threshold, maxPayload)
 	}
-	return &ClaimCheck{js: js, bucket: cfg.Bucket, threshold: cfg.Threshold, stores: map[string]jetstream.ObjectStore{}}, nil
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &ClaimCheck{js: js, bucket: cfg.Bucket, threshold: cfg.Threshold, log: cfg.Logger, stores: map[string]jetstream.ObjectStore{}}, nil
 }
 
 // Bucket is the bucket Offload writes to.
@@ -337,6 +345,8 @@ func (c *ClaimCheck) put(ctx context.Context, store jetstream.ObjectStore, name 
 		if bs, ok := st.(*jetstream.ObjectBucketStatus); ok {
 			if max := bs.StreamInfo().Config.MaxBytes; max > 0 && st.Size()+uint64(len(data)) > uint64(max) {
 				c.noSpace.Add(1)
+				c.log.Error("claim bucket full: a payload was refused; raise its max bytes (CLAIMS_MAX_MB) or free space",
+					"bucket", c.bucket, "object", name, "used_bytes", st.Size(), "max_bytes", max, "asked_bytes", len(data), "err", err)
 				return nil, fmt.Errorf("%w: %d of %d bytes used, %d more asked: %w", ErrClaimNoSpace, st.Size(), max, len(data), err)
 			}
 		}

@@ -367,8 +367,9 @@ func (c *Consumer) process(stop, ctx context.Context, msg jetstream.Msg) {
 	if c.attempts > 0 && md.NumDelivered > c.attempts {
 		// A reserved delivery: the handler had all its attempts, and the last one never settled
 		// or its dead letter was not written before its process stopped.
-		stopHeartbeat()
+		// Looked up still heartbeated: the look-up may take as long as a short ack wait.
 		reason, cause, noted := c.reservedCause(ctx, md, log)
+		stopHeartbeat()
 		if c.deadLetter(stop, ctx, msg, md, reason, cause) && noted {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			if err := c.claims.deleteNote(dctx, pendingNoteName(DeadLetterID(md.Stream, md.Sequence.Stream, c.cfg.Durable))); err != nil {

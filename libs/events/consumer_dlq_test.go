@@ -382,7 +382,8 @@ func TestClaimCheckCountsAPutRefusedByAFullBucket(t *testing.T) {
 	ctx := context.Background()
 	require.Equal(t, events.DefaultClaimMaxBytes, events.ClaimBucketConfig(events.ClaimConfig{}).MaxBytes)
 	require.Zero(t, events.ClaimBucketConfig(events.ClaimConfig{MaxBytes: -1}).MaxBytes, "-1 is no bound")
-	cc, err := events.NewClaimCheck(ctx, bus.JS, events.ClaimConfig{Bucket: "SMALL_CLAIMS", MaxBytes: 256 << 10, Create: true})
+	var logs syncBuffer
+	cc, err := events.NewClaimCheck(ctx, bus.JS, events.ClaimConfig{Bucket: "SMALL_CLAIMS", MaxBytes: 256 << 10, Create: true, Logger: slogJSON(&logs)})
 	require.NoError(t, err)
 	m := nats.NewMsg(dlqSubject)
 	m.Header.Set(events.HeaderMsgID, "big-1")
@@ -392,6 +393,8 @@ func TestClaimCheckCountsAPutRefusedByAFullBucket(t *testing.T) {
 	st := cc.Stats()
 	require.EqualValues(t, 1, st.NoSpace)
 	require.EqualValues(t, 1, st.OffloadFailures)
+	require.Contains(t, logs.String(), `"msg":"claim bucket full`)
+	require.Contains(t, logs.String(), `"max_bytes":262144`)
 }
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.

@@ -216,7 +216,7 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		}
 		// Bound, never created here: the bucket is in the topology (owned by the orchestrator),
 		// which is in line by now.
-		if p.Claims, err = events.NewClaimCheck(ctx, p.JS, events.ClaimConfig{}); err != nil {
+		if p.Claims, err = events.NewClaimCheck(ctx, p.JS, events.ClaimConfig{Logger: logger}); err != nil {
 			return fmt.Errorf("claim bucket: %w", err)
 		}
 		p.Events.AddClaimCheck(opts.Name, p.Claims)
