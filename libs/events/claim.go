@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +35,9 @@ const (
 	// HeaderClaimDigest is "SHA-256=<base64url>" of the payload, as the Object Store spells
 	// digests (so it reads the same as `nats object info`).
 	HeaderClaimDigest = "Cp-Claim-Digest"
+	// HeaderClaimOriginal, in a dead letter's original headers, is the Cp-Claim the message
+	// had; Cp-Claim there names the dead letter's own copy of the payload (ClaimCheck.Keep).
+	HeaderClaimOriginal = "Cp-Claim-Original"
 )
 
 var (
@@ -54,9 +59,19 @@ type ClaimConfig struct {
 	Threshold int
 	// Replicas of the bucket when it is created. 0 means 1.
 	Replicas int
-	// MaxAge is the objects' TTL when the bucket is created. 0 means DLQMaxAge (30 days), so a
-	// dead letter that keeps a claim reference can still be re-driven while it lives.
+	// MaxAge is the objects' TTL when the bucket is created. 0 means ClaimMaxAge (DLQMaxAge
+	// and an hour): a dead letter of a claim-checked message points at a copy of the object
+	// made just before the dead letter is written (and refreshed while its write is retried),
+	// so the copy outlives the dead letter.
 	MaxAge time.Duration
+	// MaxBytes bounds the bucket's stored bytes (its stream's max_bytes) when it is created. 0
+	// means DefaultClaimMaxBytes (8 GiB); -1 means no bound. A Put into a full bucket fails
+	// (the bucket discards new writes, never stored objects); it is counted as
+	// cp_events_claims_total{result="no_space"} and logged by the caller.
+	MaxBytes int64
+	// Logger logs a Put refused by a full bucket (an operator must act: raise CLAIMS_MAX_MB or
+	// free space). nil means slog.Default().
+	Logger *slog.Logger
 	// Create creates the bucket, or updates it to this configuration, in NewClaimCheck. Only
 	// the bucket's owner sets it; everyone else binds to the existing bucket.
 	Create bool
@@ -68,6 +83,12 @@ type ClaimStats struct {
 	Offloaded, OffloadedBytes uint64
 	// OffloadFailures is offloads that failed (the message was not sent by the caller).
 	OffloadFailures uint64
+	// NoSpace is Puts (offloads and dead-letter copies) refused because the bucket was at its
+	// MaxBytes; each is also an OffloadFailures or a KeepFailures.
+	NoSpace uint64
+	// Kept is claim-checked payloads copied for a dead letter (Keep); KeepFailures the copies
+	// that failed.
+	Kept, KeepFailures uint64
 	// Resolved is claims read back and verified.
 	Resolved uint64
 	// Missing and Corrupt are resolves that failed with ErrClaimMissing and ErrClaimCorrupt;
@@ -82,11 +103,13 @@ type ClaimCheck struct {
 	js        jetstream.JetStream
 	bucket    string
 	threshold int
+	log       *slog.Logger
 
 	mu     sync.Mutex
 	stores map[string]jetstream.ObjectStore // bound buckets, the own one and any a Cp-Claim names
 
 	offloaded, offloadedBytes, offloadFailures  atomic.Uint64
+	noSpace, kept, keepFailures                 atomic.Uint64
 	resolved, missing, corrupt, resolveFailures atomic.Uint64
 }
 
@@ -111,8 +134,8 @@ func NewClaimCheck(ctx context.Context, js jetstream.JetStream, cfg ClaimConfig)
 }
 
 // ClaimBucketConfig is the Object Store configuration of the claim bucket for cfg, defaults
-// applied: what NewClaimCheck creates with cfg.Create, for a topology that declares the bucket
-// itself.
+// applied: what NewClaimCheck creates with cfg.Create, and what the topology declares (owned by
+// the orchestrator, NewTopology).
 func ClaimBucketConfig(cfg ClaimConfig) jetstream.ObjectStoreConfig {
 	if cfg.Bucket == "" {
 		cfg.Bucket = ClaimBucket
@@ -121,36 +144,40 @@ func ClaimBucketConfig(cfg ClaimConfig) jetstream.ObjectStoreConfig {
 		cfg.Replicas = 1
 	}
 	if cfg.MaxAge == 0 {
-		cfg.MaxAge = DLQMaxAge
+		cfg.MaxAge = ClaimMaxAge
+	}
+	switch cfg.MaxBytes {
+	case 0:
+		cfg.MaxBytes = DefaultClaimMaxBytes
+	case -1:
+		cfg.MaxBytes = 0 // the server's "no bound"
 	}
 	return jetstream.ObjectStoreConfig{
 		Bucket:      cfg.Bucket,
 		Description: "Claim-checked payloads of events too large for a NATS message",
 		TTL:         cfg.MaxAge,
+		MaxBytes:    cfg.MaxBytes,
 		Replicas:    cfg.Replicas,
 		Storage:     jetstream.FileStorage,
 	}
 }
 
-// OpenClaimCheck binds to the claim bucket, and creates it with cfg's Replicas and MaxAge only
-// when it does not exist yet (cfg.Create is ignored). An existing bucket's settings are never
-// changed, so a process that is not the bucket's owner can open it at start, before or after
-// the owner, without resetting what the owner declared.
-func OpenClaimCheck(ctx context.Context, js jetstream.JetStream, cfg ClaimConfig) (*ClaimCheck, error) {
-	cfg.Create = false
-	c, err := NewClaimCheck(ctx, js, cfg)
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return c, err
-	}
-	cfg.Create = true
-	return NewClaimCheck(ctx, js, cfg)
-}
+// Claim bucket limits, exported for docs and tests.
+const (
+	// ClaimMaxAge is the objects' default TTL: DLQMaxAge and an hour, so that a dead letter's
+	// copy of its claim-checked payload (Keep, refreshed while the write is retried) outlives
+	// the dead letter.
+	ClaimMaxAge = DLQMaxAge + time.Hour
+	// DefaultClaimMaxBytes is the bucket's default bound: room for thousands of oversized rows
+	// (~1 MB each) over the CDC retention, far below a node's disk.
+	DefaultClaimMaxBytes int64 = 8 << 30
+)
 
 // newClaimCheck validates cfg and returns a ClaimCheck that binds its bucket on first use.
 func newClaimCheck(js jetstream.JetStream, cfg ClaimConfig) (*ClaimCheck, error) {
-	if cfg.Threshold < 0 || cfg.Replicas < 0 || cfg.MaxAge < 0 {
-		return nil, fmt.Errorf("events: ClaimConfig: negative Threshold (%d), Replicas (%d) or MaxAge (%s)",
-			cfg.Threshold, cfg.Replicas, cfg.MaxAge)
+	if cfg.Threshold < 0 || cfg.Replicas < 0 || cfg.MaxAge < 0 || cfg.MaxBytes < -1 {
+		return nil, fmt.Errorf("events: ClaimConfig: negative Threshold (%d), Replicas (%d), MaxAge (%s) or MaxBytes (%d, -1 is no bound)",
+			cfg.Threshold, cfg.Replicas, cfg.MaxAge, cfg.MaxBytes)
 	}
 	if cfg.Bucket == "" {
 		cfg.Bucket = ClaimBucket
@@ -165,7 +192,10 @@ func newClaimCheck(js jetstream.JetStream, cfg ClaimConfig) (*ClaimCheck, error)
 	if maxPayload > 0 && cfg.Threshold >= maxPayload {
 		return nil, fmt.Errorf("events: ClaimConfig.Threshold %d is not below the server's max_payload %d", cfg.Threshold, maxPayload)
 	}
-	return &ClaimCheck{js: js, bucket: cfg.Bucket, threshold: cfg.Threshold, stores: map[string]jetstream.ObjectStore{}}, nil
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &ClaimCheck{js: js, bucket: cfg.Bucket, threshold: cfg.Threshold, log: cfg.Logger, stores: map[string]jetstream.ObjectStore{}}, nil
 }
 
 // Bucket is the bucket Offload writes to.
@@ -179,6 +209,7 @@ func (c *ClaimCheck) Stats() ClaimStats {
 	return ClaimStats{
 		Offloaded: c.offloaded.Load(), OffloadedBytes: c.offloadedBytes.Load(), OffloadFailures: c.offloadFailures.Load(),
 		Resolved: c.resolved.Load(), Missing: c.missing.Load(), Corrupt: c.corrupt.Load(), ResolveFailures: c.resolveFailures.Load(),
+		NoSpace: c.noSpace.Load(), Kept: c.kept.Load(), KeepFailures: c.keepFailures.Load(),
 	}
 }
 
@@ -221,7 +252,7 @@ func (c *ClaimCheck) Offload(ctx context.Context, msg *nats.Msg) (offloaded bool
 	name := id + "/" + hex.EncodeToString(sum[:8])
 	info, err := store.GetInfo(ctx, name)
 	if errors.Is(err, jetstream.ErrObjectNotFound) || err == nil && (info.Digest != digest || info.Size != uint64(len(msg.Data))) {
-		info, err = store.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(msg.Data))
+		info, err = c.put(ctx, store, name, msg.Data)
 	}
 	if err != nil {
 		return false, fmt.Errorf("offload %s %s: put %s/%s: %w", msg.Subject, id, c.bucket, name, err)
@@ -298,6 +329,92 @@ func (c *ClaimCheck) resolve(ctx context.Context, ref string, h nats.Header) ([]
 		return nil, fmt.Errorf("resolve claim %s: %w: digest %s, the message says %s", ref, ErrClaimCorrupt, got, want)
 	}
 	return data, nil
+}
+
+// ErrClaimNoSpace is a Put refused because the claim bucket is at its MaxBytes.
+var ErrClaimNoSpace = errors.New("events: claim bucket full (max_bytes)")
+
+// put stores data as name and tells a full bucket (ErrClaimNoSpace, counted) from other
+// failures by the bucket's own figures, not the server's error text.
+func (c *ClaimCheck) put(ctx context.Context, store jetstream.ObjectStore, name string, data []byte) (*jetstream.ObjectInfo, error) {
+	info, err := store.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(data))
+	if err == nil {
+		return info, nil
+	}
+	if st, serr := store.Status(ctx); serr == nil {
+		if bs, ok := st.(*jetstream.ObjectBucketStatus); ok {
+			if max := bs.StreamInfo().Config.MaxBytes; max > 0 && st.Size()+uint64(len(data)) > uint64(max) {
+				c.noSpace.Add(1)
+				c.log.Error("claim bucket full: a payload was refused; raise its max bytes (CLAIMS_MAX_MB) or free space",
+					"bucket", c.bucket, "object", name, "used_bytes", st.Size(), "max_bytes", max, "asked_bytes", len(data), "err", err)
+				return nil, fmt.Errorf("%w: %d of %d bytes used, %d more asked: %w", ErrClaimNoSpace, st.Size(), max, len(data), err)
+			}
+		}
+	}
+	return nil, err
+}
+
+// Keep copies the claim-checked payload h refers to into the own bucket as name (always written
+// afresh, so the copy's age starts now) and returns a copy of h pointing at it, the original
+// reference kept in HeaderClaimOriginal. A dead letter points at such a copy, named after its
+// own id, so that its payload lives as long as the dead letter and not only as long as the
+// original object. The payload is verified on the way (ErrClaimMissing, ErrClaimCorrupt).
+func (c *ClaimCheck) Keep(ctx context.Context, h nats.Header, name string) (out nats.Header, err error) {
+	ref := h.Get(HeaderClaim)
+	defer func() {
+		if err != nil {
+			c.keepFailures.Add(1)
+		} else {
+			c.kept.Add(1)
+		}
+	}()
+	data, err := c.resolve(ctx, ref, h)
+	if err != nil {
+		return nil, fmt.Errorf("keep %s as %s/%s: %w", ref, c.bucket, name, err)
+	}
+	store, err := c.store(ctx, c.bucket)
+	if err != nil {
+		return nil, fmt.Errorf("keep %s as %s/%s: %w", ref, c.bucket, name, err)
+	}
+	if _, err := c.put(ctx, store, name, data); err != nil {
+		return nil, fmt.Errorf("keep %s as %s/%s: put: %w", ref, c.bucket, name, err)
+	}
+	out = make(nats.Header, len(h)+1)
+	for k, vs := range h {
+		out[k] = slices.Clone(vs)
+	}
+	out.Set(HeaderClaim, c.bucket+"/"+name)
+	if out.Get(HeaderClaimOriginal) == "" {
+		out.Set(HeaderClaimOriginal, ref)
+	}
+	return out, nil
+}
+
+// Notes are small objects beside the payloads: what a consumer that stopped with a dead letter
+// unwritten knew (the handler's error), for the instance that writes it on the redelivery.
+func (c *ClaimCheck) putNote(ctx context.Context, name string, data []byte) error {
+	store, err := c.store(ctx, c.bucket)
+	if err != nil {
+		return err
+	}
+	_, err = c.put(ctx, store, name, data)
+	return err
+}
+
+func (c *ClaimCheck) getNote(ctx context.Context, name string) ([]byte, error) {
+	store, err := c.store(ctx, c.bucket)
+	if err != nil {
+		return nil, err
+	}
+	return store.GetBytes(ctx, name)
+}
+
+func (c *ClaimCheck) deleteNote(ctx context.Context, name string) error {
+	store, err := c.store(ctx, c.bucket)
+	if err != nil {
+		return err
+	}
+	return store.Delete(ctx, name)
 }
 
 // store returns the bound bucket, binding it on first use.

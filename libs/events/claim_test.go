@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -69,7 +68,9 @@ func TestClaimCheckDefaults(t *testing.T) {
 
 	st, err := b.store.Status(context.Background())
 	require.NoError(t, err)
-	require.Equal(t, events.DLQMaxAge, st.TTL(), "an object lives as long as a dead letter that refers to it")
+	require.Equal(t, events.ClaimMaxAge, st.TTL())
+	require.Greater(t, st.TTL(), events.DLQMaxAge, "a dead letter's copy, written just before it, outlives it")
+	require.EqualValues(t, events.DefaultClaimMaxBytes, st.(*jetstream.ObjectBucketStatus).StreamInfo().Config.MaxBytes)
 	require.Equal(t, 1, st.Replicas())
 }
 
@@ -282,24 +283,38 @@ func TestNewClaimCheckBindsOnlyWithoutCreate(t *testing.T) {
 	require.Equal(t, 2000, cc.Threshold(), "the threshold is the writer's, not the bucket's")
 }
 
-func TestOpenClaimCheckCreatesOnlyWhenAbsent(t *testing.T) {
+// Review item 3: CP_CLAIMS has one owner, the orchestrator. A user waits for it (a
+// StreamMissingError naming OBJ_CP_CLAIMS and its owner) and never creates or changes it; the
+// owner creates it and brings it in line with its declaration.
+func TestClaimBucketIsOwnedByTheOrchestrator(t *testing.T) {
 	t.Parallel()
 	srv := natstest.NewServer(t)
 	js, err := jetstream.New(srv.Connect(t))
 	require.NoError(t, err)
 	ctx := context.Background()
-	ttl := func() time.Duration {
+	status := func() jetstream.ObjectStoreStatus {
 		store, err := js.ObjectStore(ctx, events.ClaimBucket)
 		require.NoError(t, err)
 		st, err := store.Status(ctx)
 		require.NoError(t, err)
-		return st.TTL()
+		return st
 	}
 
-	_, err = events.OpenClaimCheck(ctx, js, events.ClaimConfig{MaxAge: 40 * 24 * time.Hour})
-	require.NoError(t, err)
-	require.Equal(t, 40*24*time.Hour, ttl(), "created with the opener's settings")
-	_, err = events.OpenClaimCheck(ctx, js, events.ClaimConfig{MaxAge: time.Hour, Create: true})
-	require.NoError(t, err)
-	require.Equal(t, 40*24*time.Hour, ttl(), "an existing bucket is left as it is")
+	var missing *events.StreamMissingError
+	require.ErrorAs(t, events.NewTopology(events.TopologyConfig{}).ApplyAs(ctx, js, events.ServiceStraux), &missing)
+	require.ErrorContains(t, events.NewTopology(events.TopologyConfig{}).ApplyAs(ctx, js, events.ServiceStraux),
+		"waiting for stream OBJ_CP_CLAIMS (owned by orchestrator)")
+	_, err = js.ObjectStore(ctx, events.ClaimBucket)
+	require.ErrorIs(t, err, jetstream.ErrBucketNotFound, "a user does not create it")
+
+	require.NoError(t, events.NewTopology(events.TopologyConfig{ClaimMaxBytes: 1 << 30}).ApplyAs(ctx, js, events.ServiceOrchestrator))
+	require.EqualValues(t, 1<<30, status().(*jetstream.ObjectBucketStatus).StreamInfo().Config.MaxBytes)
+	require.Equal(t, events.ClaimMaxAge, status().TTL())
+
+	// A user's restart with other settings of its own leaves the owner's as they are.
+	require.NoError(t, events.NewTopology(events.TopologyConfig{ClaimMaxBytes: 2 << 30}).ApplyAs(ctx, js, events.ServiceStraux))
+	require.EqualValues(t, 1<<30, status().(*jetstream.ObjectBucketStatus).StreamInfo().Config.MaxBytes)
+	// The owner's new declaration is applied in place.
+	require.NoError(t, events.NewTopology(events.TopologyConfig{}).ApplyAs(ctx, js, events.ServiceOrchestrator))
+	require.EqualValues(t, events.DefaultClaimMaxBytes, status().(*jetstream.ObjectBucketStatus).StreamInfo().Config.MaxBytes)
 }

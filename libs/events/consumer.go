@@ -2,13 +2,16 @@ package events
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 	"github.com/nats-io/nats.go"
@@ -107,9 +110,13 @@ type ConsumerStats struct {
 	// DeadLetterPending is messages whose dead letter is being retried right now; they are not
 	// settled until it is written.
 	DeadLetterPending int64
+	// DeadLetterEncodeFailures is dead letters that could not be encoded whole (written
+	// minimal instead: stream, sequence, reason, raw payload and the encoding error).
+	DeadLetterEncodeFailures uint64
 	// DeadLettersLost is dead letters given up when the consumer stopped on a last delivery of a
-	// bounded MaxDeliver: the server will not redeliver them; each is logged as an error with
-	// its stream and sequence (the message itself stays in its stream).
+	// bounded MaxDeliver (the server will not redeliver them), and dead letters not encodable
+	// even minimal (terminated: they would fail on every instance); each is logged as an error
+	// with its stream and sequence (the message itself stays in its stream).
 	DeadLettersLost uint64
 	// SettleFailures is acks, naks, terms and heartbeats (InProgress) that could not be sent,
 	// by operation ("ack", "nak", "term", "in_progress"). A lost ack or term means a
@@ -137,6 +144,7 @@ type Consumer struct {
 	running   atomic.Bool
 
 	acked, retried, deadLettered, dlqFailures, dlqLost, consumeErrors atomic.Uint64
+	dlqEncodeFailures                                                 atomic.Uint64
 	dlqPending                                                        atomic.Int64
 	settleFailures                                                    [settleOps]atomic.Uint64
 }
@@ -327,14 +335,15 @@ loop:
 // Stats returns the consumer's counters.
 func (c *Consumer) Stats() ConsumerStats {
 	s := ConsumerStats{
-		Acked:              c.acked.Load(),
-		Retried:            c.retried.Load(),
-		DeadLettered:       c.deadLettered.Load(),
-		DeadLetterFailures: c.dlqFailures.Load(),
-		DeadLetterPending:  c.dlqPending.Load(),
-		DeadLettersLost:    c.dlqLost.Load(),
-		SettleFailures:     make(map[string]uint64, settleOps),
-		ConsumeErrors:      c.consumeErrors.Load(),
+		Acked:                    c.acked.Load(),
+		Retried:                  c.retried.Load(),
+		DeadLettered:             c.deadLettered.Load(),
+		DeadLetterFailures:       c.dlqFailures.Load(),
+		DeadLetterPending:        c.dlqPending.Load(),
+		DeadLettersLost:          c.dlqLost.Load(),
+		DeadLetterEncodeFailures: c.dlqEncodeFailures.Load(),
+		SettleFailures:           make(map[string]uint64, settleOps),
+		ConsumeErrors:            c.consumeErrors.Load(),
 	}
 	for i, name := range settleOpNames {
 		s.SettleFailures[name] = c.settleFailures[i].Load()
@@ -358,10 +367,16 @@ func (c *Consumer) process(stop, ctx context.Context, msg jetstream.Msg) {
 	if c.attempts > 0 && md.NumDelivered > c.attempts {
 		// A reserved delivery: the handler had all its attempts, and the last one never settled
 		// or its dead letter was not written before its process stopped.
+		// Looked up still heartbeated: the look-up may take as long as a short ack wait.
+		reason, cause, noted := c.reservedCause(ctx, md, log)
 		stopHeartbeat()
-		c.deadLetter(stop, ctx, msg, md, eventsv1.DeadLetter_REASON_RETRIES_EXHAUSTED, fmt.Errorf(
-			"%w: the last of %d attempts was never settled (its process stopped mid-handler or before writing the dead letter)",
-			ErrAttemptsExhausted, c.attempts))
+		if c.deadLetter(stop, ctx, msg, md, reason, cause) && noted {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			if err := c.claims.deleteNote(dctx, pendingNoteName(DeadLetterID(md.Stream, md.Sequence.Stream, c.cfg.Durable))); err != nil {
+				log.Debug("consume: dead letter's note not deleted; it expires with the bucket's TTL", "err", err)
+			}
+			cancel()
+		}
 		return
 	}
 	exhausted := c.attempts > 0 && md.NumDelivered >= c.attempts
@@ -428,46 +443,30 @@ func (c *Consumer) settleFailed(op int, log *slog.Logger, err error) {
 	log.Warn("consume: "+settleOpNames[op]+" not sent; the message will be redelivered", "err", err)
 }
 
-// deadLetter writes msg to CP_DLQ and only then terminates it. A failed write is retried with
-// backoff (DeadLetterRetryWait doubling to DeadLetterRetryMax), the message heartbeated so that
-// its ack wait never lapses, until the write succeeds or the consumer stops. On stop the message
-// is left unsettled (nak'ed) for the server to redeliver to the next consumer instance, which
-// writes the dead letter on that delivery. Only when the server would not redeliver it (the
-// last delivery of a bounded MaxDeliver) does the write go on until ctx ends (ShutdownTimeout),
-// and a dead letter still unwritten then is counted and logged as lost.
+// deadLetter writes msg to CP_DLQ and only then terminates it, and reports whether it did. A
+// failed write is retried with backoff (DeadLetterRetryWait doubling to DeadLetterRetryMax), the
+// message heartbeated so that its ack wait never lapses, until the write succeeds or the consumer
+// stops. On stop the message is left unsettled (nak'ed) for the server to redeliver to the next
+// consumer instance, which writes the dead letter on that delivery; what this instance knew (the
+// reason and the handler's error) is left for it as a note in the claim bucket. Only when the
+// server would not redeliver it (the last delivery of a bounded MaxDeliver) does the write go on
+// until ctx ends (ShutdownTimeout), and a dead letter still unwritten then is counted and logged
+// as lost.
 //
 // A dead letter too large for a message (its payload embeds the original's payload and headers)
-// is claim-checked; a claim-checked original keeps its reference (its Cp-Claim headers), so the
-// dead letter is small.
-func (c *Consumer) deadLetter(stop, ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, reason eventsv1.DeadLetter_Reason, cause error) {
-	dl := &eventsv1.DeadLetter{
-		Reason:          reason,
-		Error:           cause.Error(),
-		OriginalSubject: msg.Subject(),
-		OriginalHeaders: make(map[string]*eventsv1.HeaderValues, len(msg.Headers())),
-		OriginalPayload: msg.Data(),
-		Stream:          md.Stream,
-		StreamSequence:  md.Sequence.Stream,
-		Consumer:        md.Consumer,
-		DeliveryCount:   md.NumDelivered,
-		FailedAt:        timestamppb.Now(),
-	}
-	for k, vs := range msg.Headers() {
-		dl.OriginalHeaders[k] = &eventsv1.HeaderValues{Values: vs}
-	}
-	ev := Event{
-		Subject: DeadLetterSubject(c.cfg.Durable),
-		ID:      DeadLetterID(md.Stream, md.Sequence.Stream, c.cfg.Durable),
-		Source:  c.cfg.Source,
-		Payload: dl,
-	}
+// is claim-checked. A claim-checked original's payload is copied under the dead letter's own
+// name (ClaimCheck.Keep) and the dead letter points at the copy, so the payload lives as long as
+// the dead letter. Strings the JSON encoding refuses (invalid UTF-8 in a header or the error) are
+// sanitised; a dead letter that still cannot be encoded is written minimal (stream, sequence,
+// reason, raw payload, the encoding error), never retried as if a write had failed.
+func (c *Consumer) deadLetter(stop, ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, reason eventsv1.DeadLetter_Reason, cause error) (written bool) {
+	id := DeadLetterID(md.Stream, md.Sequence.Stream, c.cfg.Durable)
+	subject := DeadLetterSubject(c.cfg.Durable)
 	log := c.log.With("subject", msg.Subject(), "stream_seq", md.Sequence.Stream,
-		"delivery", md.NumDelivered, "reason", reason.String(), "cause", cause, "dlq_id", ev.ID)
+		"delivery", md.NumDelivered, "reason", reason.String(), "cause", cause, "dlq_id", id)
 	lastDelivery := c.lastDeliv > 0 && md.NumDelivered >= c.lastDeliv
+	claimed := msg.Headers().Get(HeaderClaim) != ""
 
-	// An encoding error cannot heal, but the message must not be settled without its dead
-	// letter either: it is retried (and counted, and logged) like a write failure.
-	nmsg, encErr := Encode(ctx, ev)
 	wait := c.cfg.DeadLetterRetryWait
 	// Heartbeat from the first write on: one write can outlast a short ack wait, and on a last
 	// delivery a lapsed ack wait is the server giving up on the message.
@@ -475,8 +474,27 @@ func (c *Consumer) deadLetter(stop, ctx context.Context, msg jetstream.Msg, md *
 	c.inProgress(msg, log)
 	stopHeartbeat := c.startHeartbeat(msg, log)
 	defer stopHeartbeat()
+	var nmsg *nats.Msg
+	var builtAt time.Time
 	for failures := 1; ; failures++ {
-		err := encErr
+		var err error
+		// Rebuilt while retrying a claim-checked one: the kept copy's age restarts, so it still
+		// outlives a dead letter written after a long CP_DLQ outage.
+		if nmsg == nil || claimed && time.Since(builtAt) > keepRefresh {
+			nmsg, err = c.deadLetterMsg(ctx, msg, md, reason, cause, id, subject, log)
+			builtAt = time.Now()
+		}
+		if errors.Is(err, errUnencodable) {
+			// It would fail the same way on every retry and every instance.
+			stopHeartbeat()
+			c.dlqLost.Add(1)
+			log.Error("consume: dead letter lost: not encodable even minimal; terminating the message, "+
+				"which stays in its stream at its sequence", "err", err)
+			if err := msg.TermWithReason("dead letter not encodable"); err != nil {
+				c.settleFailed(opTerm, log, err)
+			}
+			return false
+		}
 		if err == nil {
 			err = c.writeDeadLetter(ctx, nmsg)
 		}
@@ -506,23 +524,169 @@ func (c *Consumer) deadLetter(stop, ctx context.Context, msg jetstream.Msg, md *
 		stopHeartbeat()
 		if !lastDelivery {
 			log.Warn("consume: stopping with the dead letter unwritten; the message is left for redelivery", "err", err)
+			c.notePending(ctx, id, reason, cause, err, log)
 			// At once: whoever gets it next retries the write with its own backoff.
 			if err := msg.Nak(); err != nil {
 				c.settleFailed(opNak, log, err) // it comes back after its ack wait
 			}
-			return
+			return false
 		}
 		c.dlqLost.Add(1)
 		log.Error("consume: dead letter lost: shut down on the last delivery (MaxDeliver) before it could be written; "+
 			"the message stays in its stream at its sequence, re-drive it from there", "err", err)
-		return
+		return false
 	}
 	stopHeartbeat()
 	if err := msg.TermWithReason("dead-lettered: " + reason.String()); err != nil {
 		c.settleFailed(opTerm, log, err)
 	}
 	c.deadLettered.Add(1)
-	log.Warn("consume: dead-lettered", "dlq_subject", ev.Subject)
+	log.Warn("consume: dead-lettered", "dlq_subject", subject)
+	return true
+}
+
+// keepRefresh is how old a dead letter's copy of its claim-checked payload may get while the
+// write is retried before it is copied again; ClaimMaxAge is DLQMaxAge and an hour.
+const keepRefresh = 10 * time.Minute
+
+// errUnencodable is a dead letter that cannot be encoded even minimal: permanent.
+var errUnencodable = errors.New("dead letter not encodable")
+
+// deadLetterMsg builds and encodes msg's dead letter. Its errors are transient (copying a
+// claim-checked payload failed) except errUnencodable.
+func (c *Consumer) deadLetterMsg(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata,
+	reason eventsv1.DeadLetter_Reason, cause error, id, subject string, log *slog.Logger) (*nats.Msg, error) {
+	headers := msg.Headers()
+	errText := cause.Error()
+	if headers.Get(HeaderClaim) != "" && reason != eventsv1.DeadLetter_REASON_CLAIM_MISSING && reason != eventsv1.DeadLetter_REASON_CLAIM_CORRUPT {
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		kept, err := c.claims.Keep(kctx, headers, keptPayloadName(id))
+		cancel()
+		switch {
+		case err == nil:
+			headers = kept
+		case errors.Is(err, ErrClaimMissing), errors.Is(err, ErrClaimCorrupt):
+			// Nothing sound to copy: the reference stays as it is, and the dead letter says why.
+			errText += "; its claim-checked payload could not be kept: " + err.Error()
+		default:
+			return nil, err
+		}
+	}
+	dl := &eventsv1.DeadLetter{
+		Reason:          reason,
+		Error:           validUTF8(errText),
+		OriginalSubject: validUTF8(msg.Subject()),
+		OriginalHeaders: make(map[string]*eventsv1.HeaderValues, len(headers)),
+		OriginalPayload: msg.Data(),
+		Stream:          validUTF8(md.Stream),
+		StreamSequence:  md.Sequence.Stream,
+		Consumer:        validUTF8(md.Consumer),
+		DeliveryCount:   md.NumDelivered,
+		FailedAt:        timestamppb.Now(),
+	}
+	for k, vs := range headers {
+		// Two keys that differ only in invalid bytes become one: their values are kept together.
+		hv := dl.OriginalHeaders[validUTF8(k)]
+		if hv == nil {
+			hv = &eventsv1.HeaderValues{}
+			dl.OriginalHeaders[validUTF8(k)] = hv
+		}
+		for _, v := range vs {
+			hv.Values = append(hv.Values, validUTF8(v))
+		}
+	}
+	ev := Event{Subject: subject, ID: id, Source: c.cfg.Source, Payload: dl}
+	nmsg, err := Encode(ctx, ev)
+	if err == nil {
+		return nmsg, nil
+	}
+	c.dlqEncodeFailures.Add(1)
+	log.Error("consume: dead letter not encodable; writing a minimal one (stream, sequence, reason, payload)", "err", err)
+	ev.Payload = &eventsv1.DeadLetter{
+		Reason:          reason,
+		Error:           validUTF8("encode failed: " + err.Error() + "; " + errText),
+		OriginalPayload: msg.Data(),
+		Stream:          validUTF8(md.Stream),
+		StreamSequence:  md.Sequence.Stream,
+		Consumer:        validUTF8(md.Consumer),
+		DeliveryCount:   md.NumDelivered,
+		FailedAt:        dl.FailedAt,
+	}
+	nmsg, merr := Encode(ctx, ev)
+	if merr != nil {
+		return nil, fmt.Errorf("%w: %w (minimal: %w)", errUnencodable, err, merr)
+	}
+	return nmsg, nil
+}
+
+// validUTF8 replaces invalid UTF-8 (which protojson refuses in string fields) with U+FFFD. The
+// exact bytes stay in the original message in its stream.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// keptPayloadName is the object a dead letter's copy of its claim-checked payload is stored as.
+func keptPayloadName(dlID string) string { return dlID + "/original" }
+
+// pendingNoteName is the object a consumer that stopped with a dead letter unwritten leaves for
+// the instance that writes it.
+func pendingNoteName(dlID string) string { return "pending-dead-letter/" + dlID }
+
+// pendingNote is that object's content.
+type pendingNote struct {
+	Reason     string `json:"reason"`
+	Error      string `json:"error"`
+	WriteError string `json:"write_error"`
+}
+
+// notePending records, best effort, why msg was being dead-lettered: the next instance gets only
+// a reserved delivery and would otherwise not know the handler's error. A note that cannot be
+// written is logged; the next dead letter then says it found none.
+func (c *Consumer) notePending(ctx context.Context, id string, reason eventsv1.DeadLetter_Reason, cause, writeErr error, log *slog.Logger) {
+	data, err := json.Marshal(pendingNote{Reason: reason.String(), Error: validUTF8(cause.Error()), WriteError: validUTF8(writeErr.Error())})
+	if err == nil {
+		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		err = c.claims.putNote(nctx, pendingNoteName(id), data)
+		cancel()
+	}
+	if err != nil {
+		log.Warn("consume: the unwritten dead letter's reason not recorded for the next instance", "err", err)
+	}
+}
+
+// reservedCause is the reason and error of the dead letter written on a reserved delivery: the
+// previous instance's, when it left a note (its dead-letter write had failed), else that the
+// last attempt never settled.
+func (c *Consumer) reservedCause(ctx context.Context, md *jetstream.MsgMetadata, log *slog.Logger) (eventsv1.DeadLetter_Reason, error, bool) {
+	id := DeadLetterID(md.Stream, md.Sequence.Stream, c.cfg.Durable)
+	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	data, err := c.claims.getNote(nctx, pendingNoteName(id))
+	cancel()
+	var note pendingNote
+	if err == nil {
+		err = json.Unmarshal(data, &note)
+	}
+	switch {
+	case err == nil:
+		reason := eventsv1.DeadLetter_Reason(eventsv1.DeadLetter_Reason_value[note.Reason])
+		if reason == eventsv1.DeadLetter_REASON_UNSPECIFIED {
+			reason = eventsv1.DeadLetter_REASON_RETRIES_EXHAUSTED
+		}
+		return reason, fmt.Errorf("%s (written on a later delivery: the previous instance's dead-letter write had failed: %s)",
+			note.Error, note.WriteError), true
+	case errors.Is(err, jetstream.ErrObjectNotFound), errors.Is(err, jetstream.ErrBucketNotFound):
+		return eventsv1.DeadLetter_REASON_RETRIES_EXHAUSTED, fmt.Errorf(
+			"%w: the last of %d attempts was never settled and left no record of a failed dead-letter write "+
+				"(its process stopped mid-handler, or could not record why)", ErrAttemptsExhausted, c.attempts), false
+	default:
+		log.Warn("consume: the previous instance's record of this dead letter not read", "err", err)
+		return eventsv1.DeadLetter_REASON_RETRIES_EXHAUSTED, fmt.Errorf(
+			"%w: the last of %d attempts was never settled; whether the previous instance's dead-letter write had failed is unknown (%v)",
+			ErrAttemptsExhausted, c.attempts, err), false
+	}
 }
 
 // writeDeadLetter claim-checks nmsg when it is too large (once: Offload leaves it small), then

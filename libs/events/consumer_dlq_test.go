@@ -213,6 +213,10 @@ func TestConsumerStoppedDuringADLQOutageLeavesTheMessageToTheNextInstance(t *tes
 	require.EqualValues(t, 3, dls[0].DeliveryCount, "the delivery beyond the two attempts")
 	require.EqualValues(t, 2, calls.Load(), "the handler is not run again")
 	require.Zero(t, gaveUp.Load())
+	// Review item 4: the handler's error, and that the previous write had failed, not only
+	// "never settled".
+	require.Contains(t, dls[0].Error, "exchange unavailable")
+	require.Contains(t, dls[0].Error, "the previous instance's dead-letter write had failed")
 }
 
 // With a bounded MaxDeliver the server gives up on a last delivery that is not settled, so a
@@ -330,12 +334,67 @@ func TestDeadLetterOfAClaimCheckedMessageKeepsTheReference(t *testing.T) {
 	for k, v := range dl.OriginalHeaders {
 		h[k] = v.GetValues()
 	}
-	require.True(t, strings.HasPrefix(h.Get(events.HeaderClaim), events.ClaimBucket+"/claimed-1/"))
+	// Review item 2: the dead letter points at its own copy, named after its id, and keeps the
+	// original reference beside it; the original object going (its TTL runs from its own,
+	// earlier write) does not take the dead letter's payload with it.
+	dlID := events.DeadLetterID(events.StreamTicks, 1, dlqDurable)
+	require.Equal(t, events.ClaimBucket+"/"+dlID+"/original", h.Get(events.HeaderClaim))
+	orig := h.Get(events.HeaderClaimOriginal)
+	require.True(t, strings.HasPrefix(orig, events.ClaimBucket+"/claimed-1/"), orig)
+	store, err := b.bus.JS.ObjectStore(ctx, events.ClaimBucket)
+	require.NoError(t, err)
+	require.NoError(t, store.Delete(ctx, strings.TrimPrefix(orig, events.ClaimBucket+"/")))
 	data, err := b.bus.Claims.Resolve(ctx, h, dl.OriginalPayload)
 	require.NoError(t, err)
 	_, ev, err := events.Decode(ctx, &nats.Msg{Subject: dl.OriginalSubject, Header: h, Data: data})
 	require.NoError(t, err)
 	require.True(t, proto.Equal(tick, ev.Payload))
+}
+
+// Review item 1: a message whose header is not UTF-8 (protojson refuses it in the dead letter's
+// string fields) and whose payload is garbage is dead-lettered at once, the header sanitised,
+// instead of its dead letter being retried forever with the durable stuck behind it.
+func TestDeadLetterOfAMessageWithInvalidUTF8HeadersIsWritten(t *testing.T) {
+	t.Parallel()
+	b := setupDLQ(t, -1, map[string]string{events.MetadataAttempts: "2"})
+	ctx := context.Background()
+	c, _ := b.start(t, events.ConsumerConfig{Handler: func(context.Context, events.Event) error { return nil }})
+	m := nats.NewMsg(dlqSubject)
+	m.Header.Set("X-Bad", "\xff\xfe")
+	m.Header.Set(events.HeaderMsgID, "bad-1")
+	m.Data = []byte("\xff\x00 not an event")
+	_, err := b.bus.JS.PublishMsg(ctx, m)
+	require.NoError(t, err)
+	waitFor(t, "dead-lettered", func() bool { return c.Stats().DeadLettered == 1 })
+	require.Zero(t, c.Stats().DeadLetterFailures)
+	waitFor(t, "original settled", func() bool { i := b.info(t); return i.NumAckPending == 0 && i.AckFloor.Stream == 1 })
+	dls := b.deadLetters(t)
+	require.Len(t, dls, 1)
+	require.Equal(t, eventsv1.DeadLetter_REASON_UNDECODABLE, dls[0].Reason)
+	require.Equal(t, []string{"\uFFFD"}, dls[0].OriginalHeaders["X-Bad"].GetValues())
+	require.Equal(t, m.Data, dls[0].OriginalPayload, "the payload is bytes: kept exactly")
+}
+
+// A full claim bucket (MaxBytes) refuses a Put: counted as no_space, an error saying so.
+func TestClaimCheckCountsAPutRefusedByAFullBucket(t *testing.T) {
+	t.Parallel()
+	bus := eventstest.NewBus(t)
+	ctx := context.Background()
+	require.Equal(t, events.DefaultClaimMaxBytes, events.ClaimBucketConfig(events.ClaimConfig{}).MaxBytes)
+	require.Zero(t, events.ClaimBucketConfig(events.ClaimConfig{MaxBytes: -1}).MaxBytes, "-1 is no bound")
+	var logs syncBuffer
+	cc, err := events.NewClaimCheck(ctx, bus.JS, events.ClaimConfig{Bucket: "SMALL_CLAIMS", MaxBytes: 256 << 10, Create: true, Logger: slogJSON(&logs)})
+	require.NoError(t, err)
+	m := nats.NewMsg(dlqSubject)
+	m.Header.Set(events.HeaderMsgID, "big-1")
+	m.Data = bytes.Repeat([]byte("x"), 600<<10)
+	_, err = cc.Offload(ctx, m)
+	require.ErrorIs(t, err, events.ErrClaimNoSpace)
+	st := cc.Stats()
+	require.EqualValues(t, 1, st.NoSpace)
+	require.EqualValues(t, 1, st.OffloadFailures)
+	require.Contains(t, logs.String(), `"msg":"claim bucket full`)
+	require.Contains(t, logs.String(), `"max_bytes":262144`)
 }
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
@@ -409,9 +468,12 @@ func TestConsumerResolvesClaimCheckedEvents(t *testing.T) {
 	col := events.NewCollector()
 	col.AddConsumer(c)
 	require.NoError(t, promtestutil.CollectAndCompare(col, strings.NewReader(`
-# HELP cp_events_claims_total Claim-check operations, by result: offloaded, offload_failed, resolved, missing, corrupt, resolve_failed.
+# HELP cp_events_claims_total Claim-check operations, by result: offloaded, offload_failed, resolved, missing, corrupt, resolve_failed, kept (copied for a dead letter), keep_failed, no_space (a Put refused by a full bucket).
 # TYPE cp_events_claims_total counter
 cp_events_claims_total{claim_check="dlq-test",result="corrupt"} 0
+cp_events_claims_total{claim_check="dlq-test",result="keep_failed"} 0
+cp_events_claims_total{claim_check="dlq-test",result="kept"} 0
+cp_events_claims_total{claim_check="dlq-test",result="no_space"} 0
 cp_events_claims_total{claim_check="dlq-test",result="missing"} 0
 cp_events_claims_total{claim_check="dlq-test",result="offload_failed"} 0
 cp_events_claims_total{claim_check="dlq-test",result="offloaded"} 0

@@ -427,6 +427,7 @@ func TestConsumerDeadLettersAfterALastAttemptThatNeverSettled(t *testing.T) {
 	dl := deadLetters(t, b.bus.JS)[0]
 	require.Equal(t, eventsv1.DeadLetter_REASON_RETRIES_EXHAUSTED, dl.Reason)
 	require.Contains(t, dl.Error, "never settled")
+	require.Contains(t, dl.Error, "left no record of a failed dead-letter write")
 	require.EqualValues(t, 4, dl.DeliveryCount)
 	require.Equal(t, []string{id}, dl.OriginalHeaders["ce-id"].GetValues())
 	require.Zero(t, calls.Load(), "the handler had its attempts")

@@ -41,6 +41,12 @@ func TestDocsMatchCode(t *testing.T) {
 			s.Owner, users}
 		require.Equal(t, want, rows["`"+s.Name+"`"], "streams table row of %s", s.Name)
 	}
+	for _, b := range topo.Buckets {
+		want := []string{"`" + b.StreamName() + "`", "`$O." + b.Bucket + ".C.>`, `$O." + b.Bucket + ".M.>`",
+			fmt.Sprintf("Object Store bucket `%s` (claim-checked payloads, max %d GiB)", b.Bucket, b.MaxBytes>>30),
+			human(b.TTL), "none", b.Owner, strings.Join(b.Users, ", ")}
+		require.Equal(t, want, rows["`"+b.StreamName()+"`"], "streams table row of bucket %s", b.Bucket)
+	}
 
 	deliver := map[jetstream.DeliverPolicy]string{
 		jetstream.DeliverAllPolicy: "all", jetstream.DeliverNewPolicy: "new", jetstream.DeliverLastPolicy: "last",

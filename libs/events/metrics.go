@@ -59,13 +59,15 @@ var (
 	descDeadLetterPending = prometheus.NewDesc("cp_events_dead_letter_pending",
 		"Messages whose dead-letter write is failing and being retried; they stay unsettled until it succeeds.", []string{"consumer"}, nil)
 	descDeadLettersLost = prometheus.NewDesc("cp_events_dead_letters_lost_total",
-		"Dead letters given up at shutdown on a last delivery (bounded MaxDeliver); the message stays in its stream.", []string{"consumer"}, nil)
+		"Dead letters given up: at shutdown on a last delivery (bounded MaxDeliver), or not encodable even minimal; the message stays in its stream.", []string{"consumer"}, nil)
+	descDeadLetterEncodeFailures = prometheus.NewDesc("cp_events_dead_letter_encode_failures_total",
+		"Dead letters that could not be encoded whole and were written minimal (stream, sequence, reason, payload, the encoding error).", []string{"consumer"}, nil)
 	descSettleFailures = prometheus.NewDesc("cp_events_settle_failures_total",
 		"Acks, naks, terms and in-progress heartbeats that could not be sent, by operation.", []string{"consumer", "op"}, nil)
 	descConsumeErrors = prometheus.NewDesc("cp_events_consume_errors_total",
 		"Failed pulls a consumer went on after, and deliveries without JetStream metadata.", []string{"consumer"}, nil)
 	descClaims = prometheus.NewDesc("cp_events_claims_total",
-		"Claim-check operations, by result: offloaded, offload_failed, resolved, missing, corrupt, resolve_failed.", []string{"claim_check", "result"}, nil)
+		"Claim-check operations, by result: offloaded, offload_failed, resolved, missing, corrupt, resolve_failed, kept (copied for a dead letter), keep_failed, no_space (a Put refused by a full bucket).", []string{"claim_check", "result"}, nil)
 	descClaimBytes = prometheus.NewDesc("cp_events_claim_offloaded_bytes_total",
 		"Payload bytes stored in the claim bucket.", []string{"claim_check"}, nil)
 )
@@ -78,6 +80,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descConsumed
 	ch <- descDeadLetterPending
 	ch <- descDeadLettersLost
+	ch <- descDeadLetterEncodeFailures
 	ch <- descSettleFailures
 	ch <- descConsumeErrors
 	ch <- descClaims
@@ -107,6 +110,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descConsumed, s.DeadLetterFailures, name, "dead_letter_failed")
 		ch <- prometheus.MustNewConstMetric(descDeadLetterPending, prometheus.GaugeValue, float64(s.DeadLetterPending), name)
 		counter(descDeadLettersLost, s.DeadLettersLost, name)
+		counter(descDeadLetterEncodeFailures, s.DeadLetterEncodeFailures, name)
 		for _, op := range settleOpNames {
 			counter(descSettleFailures, s.SettleFailures[op], name, op)
 		}
@@ -120,6 +124,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descClaims, s.Missing, name, "missing")
 		counter(descClaims, s.Corrupt, name, "corrupt")
 		counter(descClaims, s.ResolveFailures, name, "resolve_failed")
+		counter(descClaims, s.Kept, name, "kept")
+		counter(descClaims, s.KeepFailures, name, "keep_failed")
+		counter(descClaims, s.NoSpace, name, "no_space")
 		counter(descClaimBytes, s.OffloadedBytes, name)
 	}
 }

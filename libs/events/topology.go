@@ -30,6 +30,9 @@ type TopologyConfig struct {
 	// CDCDuplicateWindow is CP_CDC's de-duplication window: how long a relay's replay of an
 	// already stored change is dropped. 0 means CDCDuplicates (5 minutes).
 	CDCDuplicateWindow time.Duration
+	// ClaimMaxBytes bounds the claim bucket CP_CLAIMS (ClaimConfig.MaxBytes): 0 means
+	// DefaultClaimMaxBytes (8 GiB), -1 no bound.
+	ClaimMaxBytes int64
 }
 
 // Service names: the owners and users of streams and durable consumers.
@@ -45,7 +48,22 @@ const (
 type Topology struct {
 	Streams   []StreamDecl
 	Consumers []ConsumerDecl
+	// Buckets are the Object Store buckets (each a stream OBJ_<bucket>): the claim bucket.
+	Buckets []BucketDecl
 }
+
+// BucketDecl is one JetStream Object Store bucket, its owner and the services that use it.
+type BucketDecl struct {
+	jetstream.ObjectStoreConfig
+	// Owner is the only service that creates and updates the bucket.
+	Owner string
+	// Users put and get objects without owning the bucket: they check that it exists (INFO on
+	// its stream OBJ_<bucket>) and wait until it does, but never create or change it.
+	Users []string
+}
+
+// StreamName is the bucket's stream, as the server names it.
+func (b BucketDecl) StreamName() string { return "OBJ_" + b.Bucket }
 
 // StreamDecl is one stream, its owner and the services that use it without owning it.
 type StreamDecl struct {
@@ -156,6 +174,13 @@ func NewTopology(cfg TopologyConfig) Topology {
 				ServiceCinimport),
 			dlq,
 		},
+		// Every service may put (dead letters of large messages, the publishers' large events)
+		// and get; the orchestrator, which owns the shared streams, owns the bucket.
+		Buckets: []BucketDecl{{
+			ObjectStoreConfig: claimBucket(cfg.Storage, replicas, cfg.ClaimMaxBytes),
+			Owner:             ServiceOrchestrator,
+			Users:             []string{ServiceStraux, ServiceCinimport, ServiceSeeder},
+		}},
 		Consumers: []ConsumerDecl{
 			{Stream: StreamTicks, Owner: ServiceStraux, Config: jetstream.ConsumerConfig{
 				Durable:       ConsumerStrauxTicks,
@@ -215,12 +240,20 @@ func NewTopology(cfg TopologyConfig) Topology {
 	}
 }
 
+func claimBucket(storage jetstream.StorageType, replicas int, maxBytes int64) jetstream.ObjectStoreConfig {
+	b := ClaimBucketConfig(ClaimConfig{Replicas: replicas, MaxBytes: maxBytes})
+	b.Storage = storage
+	return b
+}
+
 // ApplyAs brings service's part of the topology in line with the declarations, and nothing else:
 //   - a stream it owns is created, or updated in place to its declaration;
 //   - a stream it uses without owning it is only looked up (stream INFO); while it does not
 //     exist the result holds a *StreamMissingError, except that a stream declared UsersCreate
 //     is created as declared (an existing one is never updated);
-//   - a durable consumer it owns is created, or updated in place to its declaration.
+//   - a durable consumer it owns is created, or updated in place to its declaration;
+//   - a bucket it owns is created, or updated to its declaration; one it uses is only looked
+//     up, and while it does not exist the result holds a *StreamMissingError naming its stream.
 //
 // A declared setting the server cannot change in place on a live stream or durable (an
 // operator recreated a durable with another deliver policy, a stream with another storage) is
@@ -257,6 +290,26 @@ func (t Topology) ApplyAs(ctx context.Context, js jetstream.JetStream, service s
 			errs = append(errs, err)
 		}
 	}
+	for _, b := range t.Buckets {
+		var err error
+		switch {
+		case b.Owner == service:
+			if _, err = js.CreateOrUpdateObjectStore(ctx, b.ObjectStoreConfig); err != nil {
+				err = fmt.Errorf("apply bucket %s: %w", b.Bucket, err)
+			}
+		case slices.Contains(b.Users, service):
+			_, err = js.ObjectStore(ctx, b.Bucket)
+			switch {
+			case errors.Is(err, jetstream.ErrBucketNotFound):
+				err = &StreamMissingError{Stream: b.StreamName(), Owner: b.Owner}
+			case err != nil:
+				err = fmt.Errorf("bucket %s info: %w", b.Bucket, err)
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -273,6 +326,11 @@ func (t Topology) Apply(ctx context.Context, js jetstream.JetStream) error {
 	for _, c := range t.Consumers {
 		if _, err := js.CreateOrUpdateConsumer(ctx, c.Stream, c.Config); err != nil {
 			return fmt.Errorf("apply consumer %s on %s: %w", c.Config.Durable, c.Stream, err)
+		}
+	}
+	for _, b := range t.Buckets {
+		if _, err := js.CreateOrUpdateObjectStore(ctx, b.ObjectStoreConfig); err != nil {
+			return fmt.Errorf("apply bucket %s: %w", b.Bucket, err)
 		}
 	}
 	return nil
@@ -293,6 +351,11 @@ func (t Topology) CreateMissing(ctx context.Context, js jetstream.JetStream) err
 			return fmt.Errorf("create consumer %s on %s: %w", c.Config.Durable, c.Stream, err)
 		}
 	}
+	for _, b := range t.Buckets {
+		if _, err := js.CreateObjectStore(ctx, b.ObjectStoreConfig); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+			return fmt.Errorf("create bucket %s: %w", b.Bucket, err)
+		}
+	}
 	return nil
 }
 
@@ -302,6 +365,11 @@ func (t Topology) Validate() error {
 	for _, s := range t.Streams {
 		if s.Owner == "" {
 			return fmt.Errorf("topology: stream %s has no owner", s.Name)
+		}
+	}
+	for _, b := range t.Buckets {
+		if b.Owner == "" {
+			return fmt.Errorf("topology: bucket %s has no owner", b.Bucket)
 		}
 	}
 	for _, c := range t.Consumers {

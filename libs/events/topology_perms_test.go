@@ -26,8 +26,14 @@ func TestApplyAsNeedsOnlyInfoOnStreamsItDoesNotOwn(t *testing.T) {
 			// The orchestrator's streams it uses: look-ups only; CP_DLQ created when absent.
 			"$JS.API.STREAM.INFO.CP_TICKS", "$JS.API.STREAM.INFO.CP_UNIVERSE",
 			"$JS.API.STREAM.INFO.CP_DLQ", "$JS.API.STREAM.CREATE.CP_DLQ",
+			// The orchestrator's claim bucket: INFO to bind, its subjects to put, and what a
+			// get (object info, an ordered consumer over the chunks) and a note's delete ask.
+			"$JS.API.STREAM.INFO.OBJ_CP_CLAIMS", "$O.CP_CLAIMS.>",
+			"$JS.API.DIRECT.GET.OBJ_CP_CLAIMS.>", "$JS.API.STREAM.MSG.GET.OBJ_CP_CLAIMS",
+			"$JS.API.CONSUMER.CREATE.OBJ_CP_CLAIMS.>", "$JS.API.CONSUMER.DELETE.OBJ_CP_CLAIMS.>",
+			"$JS.API.STREAM.PURGE.OBJ_CP_CLAIMS",
 		}},
-		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>", "$O.CP_CLAIMS.>"}},
 	}
 	srv, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
@@ -59,6 +65,19 @@ func TestApplyAsNeedsOnlyInfoOnStreamsItDoesNotOwn(t *testing.T) {
 	require.NoError(t, topo.ApplyAs(ctx, orch, events.ServiceOrchestrator))
 	require.NoError(t, topo.ApplyAs(ctx, strauxJS, events.ServiceStraux))
 	require.NoError(t, topo.ApplyAs(ctx, strauxJS, events.ServiceStraux), "a restart")
+
+	// straux puts and gets claim-checked payloads in the orchestrator's bucket.
+	cc, err := events.NewClaimCheck(ctx, strauxJS, events.ClaimConfig{})
+	require.NoError(t, err)
+	m := nats.NewMsg("cp.jobs.x")
+	m.Header.Set(events.HeaderMsgID, "perm-1")
+	m.Data = make([]byte, 600<<10)
+	offloaded, err := cc.Offload(ctx, m)
+	require.NoError(t, err)
+	require.True(t, offloaded)
+	data, err := cc.Resolve(ctx, m.Header, m.Data)
+	require.NoError(t, err)
+	require.Len(t, data, 600<<10)
 
 	// Applying everything, as every service used to, needs rights straux does not have.
 	actx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -353,4 +353,20 @@ func TestCreateMissingLeavesExistingDeclarations(t *testing.T) {
 		consumerConfig(t, js, c.Stream, c.Config.Durable)
 	}
 	streamConfig(t, js, events.StreamImports)
+
+	// The claim bucket too (cpctl dev), created when missing, an existing one left as it is.
+	require.Equal(t, events.DefaultClaimMaxBytes, streamConfig(t, js, "OBJ_"+events.ClaimBucket).MaxBytes)
+	require.NoError(t, events.NewTopology(events.TopologyConfig{ClaimMaxBytes: 1 << 20}).CreateMissing(ctx, js))
+	require.Equal(t, events.DefaultClaimMaxBytes, streamConfig(t, js, "OBJ_"+events.ClaimBucket).MaxBytes)
+}
+
+// cpctl dev lays the claim bucket down when nothing else exists yet.
+func TestCreateMissingCreatesTheClaimBucket(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	js := bareJS(t)
+	require.NoError(t, events.NewTopology(events.TopologyConfig{}).CreateMissing(ctx, js))
+	_, err := js.ObjectStore(ctx, events.ClaimBucket)
+	require.NoError(t, err)
+	require.NoError(t, events.NewTopology(events.TopologyConfig{}).ApplyAs(ctx, js, events.ServiceSeeder), "a user then finds everything")
 }

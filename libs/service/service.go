@@ -79,8 +79,9 @@ type Process struct {
 	// closed, its outstanding publishes awaited, after the run function returns. It offloads
 	// events too large for a NATS message through Claims.
 	Publisher *events.Publisher
-	// Claims is the process's claim-check on the CP_CLAIMS bucket (opened, created only when
-	// absent), counted in Events; consumers may share it (ConsumerConfig.ClaimCheck).
+	// Claims is the process's claim-check on the CP_CLAIMS bucket (bound once the topology is in
+	// line: the orchestrator owns the bucket, other services wait for it), counted in Events;
+	// consumers may share it (ConsumerConfig.ClaimCheck).
 	Claims   *events.ClaimCheck
 	Registry *prometheus.Registry
 	// Events exports the counters of the publishers and consumers the service adds to it.
@@ -213,7 +214,9 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 			}
 			return err
 		}
-		if p.Claims, err = events.OpenClaimCheck(ctx, p.JS, events.ClaimConfig{Replicas: opts.Common.NATSReplicas}); err != nil {
+		// Bound, never created here: the bucket is in the topology (owned by the orchestrator),
+		// which is in line by now.
+		if p.Claims, err = events.NewClaimCheck(ctx, p.JS, events.ClaimConfig{Logger: logger}); err != nil {
 			return fmt.Errorf("claim bucket: %w", err)
 		}
 		p.Events.AddClaimCheck(opts.Name, p.Claims)

@@ -134,14 +134,21 @@ func TestFrameWaitsNotReadyForItsOwnersStreams(t *testing.T) {
 	ctx := context.Background()
 	_, err = js.Stream(ctx, events.StreamTicks)
 	require.ErrorIs(t, err, jetstream.ErrStreamNotFound, "a waiting straux does not create the orchestrator's stream")
+	// The claim bucket too is the orchestrator's: waited for, not created.
+	straux.waitReadyz(t, http.StatusServiceUnavailable, "waiting for stream OBJ_CP_CLAIMS (owned by orchestrator)")
+	_, err = js.ObjectStore(ctx, events.ClaimBucket)
+	require.ErrorIs(t, err, jetstream.ErrBucketNotFound, "a waiting straux does not create the orchestrator's bucket")
 
-	prod := events.NewTopology(events.TopologyConfig{TickDuplicateWindow: time.Hour})
+	prod := events.NewTopology(events.TopologyConfig{TickDuplicateWindow: time.Hour, ClaimMaxBytes: 1 << 30})
 	require.NoError(t, prod.ApplyAs(ctx, js, events.ServiceOrchestrator))
 	straux.waitRunning(t)
 	straux.waitReadyz(t, http.StatusOK, "topology: ok")
 	s, err := js.Stream(ctx, events.StreamTicks)
 	require.NoError(t, err)
 	require.Equal(t, time.Hour, s.CachedInfo().Config.Duplicates)
+	claims, err := js.Stream(ctx, "OBJ_"+events.ClaimBucket)
+	require.NoError(t, err)
+	require.EqualValues(t, 1<<30, claims.CachedInfo().Config.MaxBytes, "the owner's bound, not straux's default")
 }
 
 func TestFrameStaysNotReadyOnASettingItCannotUpdate(t *testing.T) {

@@ -45,6 +45,9 @@ type Config struct {
 	// CDCStatusInterval is how often the relay reports its confirmed position to Postgres,
 	// CDC_STATUS_INTERVAL; it must stay well inside the server's wal_sender_timeout.
 	CDCStatusInterval time.Duration
+	// ClaimsMaxBytes bounds the claim bucket CP_CLAIMS, which the orchestrator owns: CLAIMS_MAX_MB
+	// in MiB (default 8192, -1 no bound).
+	ClaimsMaxBytes int64
 }
 
 // Interval floors: an interval below its floor is raised to it, as the seed did.
@@ -72,6 +75,7 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		CDCRecreateLostSlot:      l.Bool("CDC_RECREATE_LOST_SLOT", false),
 		CDCStatusInterval:        l.Duration("CDC_STATUS_INTERVAL", 2*time.Second),
 		CDCDuplicateWindow:       l.Duration("CDC_DUPLICATE_WINDOW", events.CDCDuplicates),
+		ClaimsMaxBytes:           claimsMaxBytes(l.Int("CLAIMS_MAX_MB", int(events.DefaultClaimMaxBytes>>20), -1, 1<<24)),
 	}
 	// A replay after a crash reaches back to the last confirmed position, up to a status interval
 	// old: a window shorter than that could not drop it. JetStream needs it within the max age.
@@ -99,4 +103,12 @@ func validIdent(s string) bool {
 		}
 	}
 	return true
+}
+
+// claimsMaxBytes is CLAIMS_MAX_MB in bytes; -1 (no bound) stays -1.
+func claimsMaxBytes(mb int) int64 {
+	if mb < 0 {
+		return -1
+	}
+	return int64(mb) << 20
 }

@@ -50,7 +50,7 @@ func orchestrate(lookup func(string) (string, bool), logger *slog.Logger) int {
 }
 
 // topology is the platform's declarations with the settings of the streams the orchestrator
-// owns (CP_TICKS, CP_UNIVERSE, CP_CDC, CP_DLQ): their only source, since no other service
+// owns (CP_TICKS, CP_UNIVERSE, CP_CDC, CP_DLQ, the claim bucket CP_CLAIMS): their only source, since no other service
 // changes them.
 func topology(cfg Config) *events.Topology {
 	t := events.NewTopology(events.TopologyConfig{
@@ -58,6 +58,7 @@ func topology(cfg Config) *events.Topology {
 		// Two orchestrators must de-duplicate each other's ticks of the longest period.
 		TickDuplicateWindow: max(events.DefaultTickDuplicates, 2*max(cfg.StrauxInterval, cfg.CinImportInterval)),
 		CDCDuplicateWindow:  cfg.CDCDuplicateWindow,
+		ClaimMaxBytes:       cfg.ClaimsMaxBytes,
 	})
 	return &t
 }

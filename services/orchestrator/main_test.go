@@ -84,6 +84,13 @@ func TestConfigFloorsAndValidation(t *testing.T) {
 	require.Equal(t, 20*time.Second, cfg.CDCDuplicateWindow)
 	cdc, _ := topology(cfg).Stream(events.StreamCDC)
 	require.Equal(t, 20*time.Second, cdc.Duplicates, "CP_CDC's window comes from CDC_DUPLICATE_WINDOW")
+	require.Equal(t, events.DefaultClaimMaxBytes, topology(cfg).Buckets[0].MaxBytes)
+	cfg, err = LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "CLAIMS_MAX_MB": "1024"}))
+	require.NoError(t, err)
+	require.Equal(t, events.ClaimBucket, topology(cfg).Buckets[0].Bucket)
+	require.EqualValues(t, 1<<30, topology(cfg).Buckets[0].MaxBytes, "CP_CLAIMS's bound comes from CLAIMS_MAX_MB")
+	_, err = LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "CLAIMS_MAX_MB": "-2"}))
+	require.ErrorContains(t, err, "CLAIMS_MAX_MB")
 	for _, bad := range []string{"2s", "1s", "169h", "soon", "0s"} { // not longer than the 2s status interval, past the max age, unparsable
 		_, err = LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "CDC_DUPLICATE_WINDOW": bad}))
 		require.ErrorContains(t, err, "CDC_DUPLICATE_WINDOW", bad)
