@@ -132,13 +132,9 @@ func startRelay(ctx context.Context, g *errgroup.Group, p *service.Process, cfg 
 	if err != nil {
 		return nil, fmt.Errorf("connect nats %s for the change relay: %w", config.SafeNATSURL(cfg.NATSURL), err)
 	}
-	// The relay owns the claim bucket: row changes are what can outgrow a NATS message.
-	claims, err := events.NewClaimCheck(ctx, p.JS, events.ClaimConfig{Replicas: cfg.NATSReplicas, Create: true})
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	pub, err := bus.New(nc, bus.Config{MaxInFlight: cfg.CDCMaxInFlight, Claims: claims})
+	// Row changes are what can outgrow a NATS message: the relay offloads through the frame's
+	// claim-check, on the bucket the orchestrator's topology declares (CLAIMS_MAX_MB, replicas).
+	pub, err := bus.New(nc, bus.Config{MaxInFlight: cfg.CDCMaxInFlight, Claims: p.Claims})
 	if err != nil {
 		nc.Close()
 		return nil, err
