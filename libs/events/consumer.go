@@ -431,7 +431,9 @@ func (c *Consumer) process(stop, ctx context.Context, msg jetstream.Msg) {
 // redeliver naks msg with the retry delay of its delivery.
 func (c *Consumer) redeliver(msg jetstream.Msg, md *jetstream.MsgMetadata, log *slog.Logger, cause error) {
 	delay := c.retryDelay(md.NumDelivered)
-	log.Debug("consume: failed, redelivering", "delay", delay, "err", cause)
+	// Warn, not debug: a handler failure is what an operator looks for first (it is also counted
+	// in the consumer's retried total); outages of Postgres are waited out in place instead.
+	log.Warn("consume: handler failed, redelivering", "delivery", md.NumDelivered, "delay", delay, "err", cause)
 	if err := msg.NakWithDelay(delay); err != nil {
 		c.settleFailed(opNak, log, err)
 	}
