@@ -20,6 +20,7 @@ import (
 
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/events/eventstest"
+	"cryptopill.dev/jobs/libs/testkit/logtest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 )
 
@@ -227,7 +228,7 @@ func TestConsumerStoppedOnABoundedLastDeliveryCountsTheLostDeadLetter(t *testing
 	b := setupDLQ(t, 1, nil)
 	ctx := context.Background()
 	b.breakDLQ(t)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	c, stop := b.start(t, events.ConsumerConfig{
 		ShutdownTimeout: 300 * time.Millisecond,
 		Logger:          slogJSON(&logs),
@@ -382,7 +383,7 @@ func TestClaimCheckCountsAPutRefusedByAFullBucket(t *testing.T) {
 	ctx := context.Background()
 	require.Equal(t, events.DefaultClaimMaxBytes, events.ClaimBucketConfig(events.ClaimConfig{}).MaxBytes)
 	require.Zero(t, events.ClaimBucketConfig(events.ClaimConfig{MaxBytes: -1}).MaxBytes, "-1 is no bound")
-	var logs syncBuffer
+	var logs logtest.Buffer
 	cc, err := events.NewClaimCheck(ctx, bus.JS, events.ClaimConfig{Bucket: "SMALL_CLAIMS", MaxBytes: 256 << 10, Create: true, Logger: slogJSON(&logs)})
 	require.NoError(t, err)
 	m := nats.NewMsg(dlqSubject)
@@ -395,24 +396,6 @@ func TestClaimCheckCountsAPutRefusedByAFullBucket(t *testing.T) {
 	require.EqualValues(t, 1, st.OffloadFailures)
 	require.Contains(t, logs.String(), `"msg":"claim bucket full`)
 	require.Contains(t, logs.String(), `"max_bytes":262144`)
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func slogJSON(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }

@@ -1,7 +1,6 @@
 package exchange_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,7 @@ import (
 	"cryptopill.dev/jobs/libs/exchange"
 	"cryptopill.dev/jobs/libs/simex"
 	"cryptopill.dev/jobs/libs/testkit/clocktest"
+	"cryptopill.dev/jobs/libs/testkit/logtest"
 )
 
 const (
@@ -29,30 +29,12 @@ const (
 	testSecret = "s3cr3t-NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqq"
 )
 
-// syncBuffer collects log output from concurrent calls.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type bundle struct {
 	now    func() time.Time // the exchange's and the client's clock
 	ex     *simex.Exchange
 	url    string
 	client *exchange.Client
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 }
 
 type options struct {
@@ -84,7 +66,7 @@ func setup(t *testing.T, o options) *bundle {
 		srv.Close()
 		exchange.ForgetLimiter(srv.URL)
 	})
-	b := &bundle{now: now, ex: ex, url: srv.URL, logs: &syncBuffer{}}
+	b := &bundle{now: now, ex: ex, url: srv.URL, logs: &logtest.Buffer{}}
 	b.client = b.newClient(t, o.client)
 	return b
 }
@@ -636,7 +618,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 	t.Cleanup(func() { ln.Close() })
 	down := "http://" + ln.Addr().String()
 	t.Cleanup(func() { exchange.ForgetLimiter(down) })
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	cfg := exchange.Config{BaseURL: down, APIKey: testKey, APISecret: testSecret, WeightLimit: 6000,
 		MaxRetries: 1, MinBackoff: time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}

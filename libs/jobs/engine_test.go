@@ -18,6 +18,7 @@ import (
 
 	"cryptopill.dev/jobs/libs/jobs"
 	"cryptopill.dev/jobs/libs/startstop"
+	"cryptopill.dev/jobs/libs/testkit/logtest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 )
 
@@ -780,24 +781,6 @@ func TestUnstorableErrorTextIsCleaned(t *testing.T) {
 	waitStatus(t, b.pool, ids[1], jobs.StatusSucceeded)
 }
 
-// syncBuffer is a log sink the engine's goroutines may write to while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A periodic job whose occurrence runs out of attempts (a few minutes of exchange errors) is not
 // left failed: the occurrence is recorded as a failed row of its own, the job is queued for its
 // next period on its grid, and its consecutive failures are counted until a success resets them.
@@ -810,7 +793,7 @@ func TestRecurringJobOutlivesFailedOccurrences(t *testing.T) {
 		failing atomic.Bool
 		mu      sync.Mutex
 		reports []jobs.Outcome
-		logs    syncBuffer
+		logs    logtest.Buffer
 	)
 	failing.Store(true)
 	e := startEngine(t, b.pool, jobs.Config{BackoffBase: 10 * time.Millisecond, BackoffCap: 20 * time.Millisecond,

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"cryptopill.dev/jobs/libs/config"
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/service"
+	"cryptopill.dev/jobs/libs/testkit/logtest"
 	"cryptopill.dev/jobs/libs/testkit/natstest"
 )
 
@@ -26,7 +26,7 @@ type frame struct {
 	addr string
 	ran  chan struct{}
 	done chan error
-	logs *syncBuffer
+	logs *logtest.Buffer
 	stop context.CancelFunc
 }
 
@@ -37,7 +37,7 @@ func startFrame(t *testing.T, name, natsURL string, topo *events.Topology) *fram
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &frame{addr: addr, ran: make(chan struct{}), done: make(chan error, 1), logs: &syncBuffer{}, stop: cancel}
+	f := &frame{addr: addr, ran: make(chan struct{}), done: make(chan error, 1), logs: &logtest.Buffer{}, stop: cancel}
 	go func() {
 		f.done <- service.Start(ctx, service.Options{
 			Name:       name,
@@ -186,22 +186,4 @@ func TestFrameStaysNotReadyOnASettingItCannotUpdate(t *testing.T) {
 	c, err := js.Consumer(ctx, events.StreamTicks, events.ConsumerStrauxTicks)
 	require.NoError(t, err)
 	require.Equal(t, jetstream.DeliverNewPolicy, c.CachedInfo().Config.DeliverPolicy)
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger writing while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

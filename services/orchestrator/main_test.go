@@ -18,6 +18,7 @@ import (
 	"cryptopill.dev/jobs/libs/config"
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/service"
+	"cryptopill.dev/jobs/libs/testkit/logtest"
 	"cryptopill.dev/jobs/libs/testkit/natstest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
@@ -335,7 +336,7 @@ func TestMissedPeriodsAreCounted(t *testing.T) {
 	time.Sleep(3 * time.Second)
 
 	// A fresh orchestrator finds the gap in the stream and counts it.
-	var buf syncBuffer
+	var buf logtest.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -369,23 +370,6 @@ func TestMissedPeriodsAreCounted(t *testing.T) {
 		}
 	}
 	require.GreaterOrEqual(t, missed, 2.0)
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func universes(t *testing.T, js jetstream.JetStream) []*eventsv1.UniverseChanged {

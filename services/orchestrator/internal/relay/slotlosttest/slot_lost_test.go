@@ -8,7 +8,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"cryptopill.dev/jobs/libs/events"
+	"cryptopill.dev/jobs/libs/testkit/logtest"
 	"cryptopill.dev/jobs/libs/testkit/natstest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	"cryptopill.dev/jobs/services/orchestrator/internal/bus"
@@ -26,24 +26,6 @@ import (
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// syncBuffer is a log sink read while the relay writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestLostSlotIsReportedNotCrashLooped(t *testing.T) {
 	ctx := context.Background()
@@ -105,7 +87,7 @@ func TestLostSlotIsReportedNotCrashLooped(t *testing.T) {
 	require.Equal(t, "lost", walStatus(), "Postgres invalidated the slot")
 
 	// A relay on the lost slot says so, once, in a state and metrics of its own, and waits.
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	reg := prometheus.NewRegistry()
 	r, stop = run(func(c *relay.Config) {
 		c.Registerer = reg
