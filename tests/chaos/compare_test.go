@@ -92,3 +92,14 @@ func TestSummaryLine(t *testing.T) {
 	require.Equal(t, "BENCH chaos scenarios=2 lost=2 duplicates=5 reordered=7 max_recovery_s=9.5", benchLine(r))
 	require.Equal(t, "BENCH chaos scenarios=0 lost=0 duplicates=0 reordered=0 max_recovery_s=0.0", benchLine(nil))
 }
+
+func TestMissedTargets(t *testing.T) {
+	ok := scenarioResult{Name: "a", Converged: true, Recovery: 3}
+	require.Empty(t, missedTargets([]scenarioResult{ok}))
+	require.Equal(t, []string{"b: lost=1 duplicates=0 reordered=0", "c: not recovered", "d: recovery 10.5s > 10s"}, missedTargets([]scenarioResult{
+		ok,
+		{Name: "b", Converged: true, Lost: 1},
+		{Name: "c", Converged: false, Recovery: 60},
+		{Name: "d", Converged: true, Recovery: 10.5},
+	}))
+}

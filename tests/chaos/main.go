@@ -121,11 +121,35 @@ func run() int {
 		_ = os.RemoveAll(*dir)
 	}
 	fmt.Printf("chaos: %d scenarios in %.0fs\n", len(results), time.Since(began).Seconds())
+	missed := missedTargets(results)
+	for _, m := range missed {
+		fmt.Println("chaos: target missed: " + m)
+	}
 	fmt.Println(benchLine(results))
-	if failed || ctx.Err() != nil {
+	if failed || len(missed) > 0 || ctx.Err() != nil {
 		return 1
 	}
 	return 0
+}
+
+// maxRecovery is the recovery target, in seconds.
+const maxRecovery = 10.0
+
+// missedTargets names what a run fell short of (lost=0, duplicates=0, reordered=0, every
+// scenario recovered within maxRecovery seconds), so cron and CI can use the exit status.
+func missedTargets(results []scenarioResult) []string {
+	var out []string
+	for _, r := range results {
+		switch {
+		case r.Lost > 0 || r.Duplicates > 0 || r.Reordered > 0:
+			out = append(out, fmt.Sprintf("%s: lost=%d duplicates=%d reordered=%d", r.Name, r.Lost, r.Duplicates, r.Reordered))
+		case !r.Converged:
+			out = append(out, fmt.Sprintf("%s: not recovered", r.Name))
+		case r.Recovery > maxRecovery:
+			out = append(out, fmt.Sprintf("%s: recovery %.1fs > %.0fs", r.Name, r.Recovery, maxRecovery))
+		}
+	}
+	return out
 }
 
 func selectScenarios(all []scenario, names string) ([]scenario, error) {
