@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 //go:embed migrations/*.sql
@@ -65,18 +66,42 @@ func provider(ctx context.Context, url string) (*goose.Provider, *sql.DB, error)
 		return nil, nil, fmt.Errorf("parse database url: %w", Redact(err, url))
 	}
 	sqlDB := stdlib.OpenDB(*cfg)
+	// Replicas starting at once with MIGRATE_ON_START=1 take turns: a session advisory lock held
+	// for the whole run, probed every second for up to ten minutes.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 600))
+	if err != nil {
+		sqlDB.Close()
+		return nil, nil, fmt.Errorf("migration lock: %w", err)
+	}
 	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, Migrations(),
-		goose.WithTableName("ops.goose_db_version"))
+		goose.WithTableName("ops.goose_db_version"), goose.WithSessionLocker(locker))
 	if err != nil {
 		sqlDB.Close()
 		return nil, nil, fmt.Errorf("load migrations: %w", err)
 	}
 	// goose creates its version table before the first migration runs, so its schema must exist.
-	if _, err := sqlDB.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS ops"); err != nil {
+	// Under a transaction lock: concurrent CREATE SCHEMA IF NOT EXISTS can still collide.
+	if err := createOpsSchema(ctx, sqlDB); err != nil {
 		sqlDB.Close()
 		return nil, nil, fmt.Errorf("create schema ops on %s: %w", SafeURL(url), Redact(err, url))
 	}
 	return p, sqlDB, nil
+}
+
+// createOpsSchema creates schema ops unless it exists, serialised with other processes doing so.
+func createOpsSchema(ctx context.Context, sqlDB *sql.DB) error {
+	tx, err := sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('cryptopill.create_schema_ops'))`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS ops"); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // MigrateUp applies every pending migration and returns the versions it applied.
@@ -97,6 +122,53 @@ func MigrateUp(ctx context.Context, url string) ([]int64, error) {
 		return applied, fmt.Errorf("migrate up: %w", err)
 	}
 	return applied, nil
+}
+
+// SchemaError says the database's schema is not the one this binary was built for.
+type SchemaError struct {
+	// Database is the schema version the database is at; Binary the newest this binary embeds.
+	Database, Binary int64
+	// Pending are embedded versions the database lacks.
+	Pending []int64
+}
+
+func (e *SchemaError) Error() string {
+	if e.Database > e.Binary {
+		return fmt.Sprintf("database schema is at version %d, newer than this binary knows (version %d): run a binary built at least as new as the migrations applied",
+			e.Database, e.Binary)
+	}
+	return fmt.Sprintf("database schema is at version %d, this binary needs version %d (pending %v): run `cpctl migrate up` or set MIGRATE_ON_START=1",
+		e.Database, e.Binary, e.Pending)
+}
+
+// CheckSchema returns a *SchemaError when the database's schema is older than the newest
+// migration this binary embeds (any embedded migration not applied), or newer than it.
+func CheckSchema(ctx context.Context, url string) error {
+	p, sqlDB, err := provider(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer sqlDB.Close()
+	st, err := p.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("migration status: %w", err)
+	}
+	have, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("schema version: %w", err)
+	}
+	var binary int64
+	var pending []int64
+	for _, s := range st {
+		binary = max(binary, s.Source.Version)
+		if s.State != goose.StateApplied {
+			pending = append(pending, s.Source.Version)
+		}
+	}
+	if have > binary || len(pending) > 0 {
+		return &SchemaError{Database: have, Binary: binary, Pending: pending}
+	}
+	return nil
 }
 
 // MigrateStatus lists every embedded migration and whether the database has it.

@@ -154,6 +154,10 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 			}
 			logger.Info("migrations applied", "versions", applied)
 		}
+		// A binary older or newer than the schema would fail later in ways that say less.
+		if err := db.CheckSchema(ctx, opts.Common.DatabaseURL); err != nil {
+			return err
+		}
 		if p.Pool, err = db.OpenPool(ctx, opts.Common.DatabaseURL, opts.Common.DBMaxConns); err != nil {
 			return err
 		}
