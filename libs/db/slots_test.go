@@ -24,7 +24,10 @@ func TestReplicationSlotsViewAndMetrics(t *testing.T) {
 	_, err := d.Pool.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, slot)
 	require.NoError(t, err)
 	t.Cleanup(func() { _, _ = d.Pool.Exec(context.Background(), `SELECT pg_drop_replication_slot($1)`, slot) })
-	_, err = d.Pool.Exec(ctx, `INSERT INTO cin_aux.rt_session (label) SELECT repeat('x', 1000) FROM generate_series(1, 200)`)
+	// Random text, so the WAL cannot shrink by compression: well over 200 kB whatever else the
+	// test cluster is doing (a repeated character compressed to about 100 kB).
+	_, err = d.Pool.Exec(ctx, `INSERT INTO cin_aux.rt_session (label)
+		SELECT (SELECT string_agg(md5(random()::text || g || i), '') FROM generate_series(1, 32) AS i) FROM generate_series(1, 400) AS g`)
 	require.NoError(t, err)
 
 	slots, err := db.ReplicationSlots(ctx, d.Pool)
