@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 var (
@@ -106,13 +108,50 @@ func Start(t testing.TB, bin string, env ...string) *Process {
 }
 
 // Orchestrator runs the orchestrator on the test's database and NATS: relay, ticks, universe.
+//
+// Unless env turns the change relay off (CDC_ENABLED=0), it returns once the relay streams from
+// its slot: a row committed before the slot exists is never relayed, so a test that commits
+// rows right after starting the orchestrator would otherwise race the slot's creation.
 func Orchestrator(t testing.TB, databaseURL, natsURL string, env ...string) *Process {
 	t.Helper()
 	bin := Build(t, "cryptopill.dev/jobs/services/orchestrator")
-	return Start(t, bin, append([]string{
+	p := Start(t, bin, append([]string{
 		"CP_ENV=dev", "RUN_JOBS=1", "MIGRATE_ON_START=0", "LOG_LEVEL=info",
 		"DATABASE_URL=" + databaseURL, "NATS_URL=" + natsURL, "HTTP_ADDR=127.0.0.1:0",
 	}, env...)...)
+	slot, relay := "cp_relay", true
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "CDC_SLOT="); ok {
+			slot = v
+		}
+		if v, ok := strings.CutPrefix(kv, "CDC_ENABLED="); ok && v != "1" {
+			relay = false
+		}
+	}
+	if relay {
+		waitStreaming(t, databaseURL, slot, p)
+	}
+	return p
+}
+
+// waitStreaming waits until a walsender streams from slot (not merely a backend creating it).
+func waitStreaming(t testing.TB, databaseURL, slot string, p *Process) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		t.Fatalf("proctest: connect to wait for the relay: %v", err)
+	}
+	defer conn.Close(context.Background())
+	ok := Wait(ctx, 60*time.Second, func() bool {
+		var streaming bool
+		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1)`, slot).Scan(&streaming)
+		return err == nil && streaming
+	})
+	if !ok {
+		t.Fatalf("proctest: the orchestrator's change relay did not stream from slot %s within 60s; its output:\n%s", slot, p.Output())
+	}
 }
 
 // Wait polls cond every 50ms until it holds or timeout passes.
