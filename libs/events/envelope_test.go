@@ -88,7 +88,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 func TestEncodeWithoutSpanHasNoTraceparent(t *testing.T) {
 	t.Parallel()
 	msg, err := events.Encode(context.Background(), events.Event{
-		Subject: events.SubjectUniverseChanged, ID: events.UniverseID("v1"), Source: "orchestrator",
+		Subject: events.SubjectUniverseChanged, ID: events.UniverseID("v1", 0), Source: "orchestrator",
 		Payload: &eventsv1.UniverseChanged{Version: "v1", Enabled: []string{"BTCUSDT"}},
 	})
 	require.NoError(t, err)

@@ -57,10 +57,12 @@ func ChangeID(commitLSN uint64, indexInTx uint32) string {
 	return StableID("cdc", strconv.FormatUint(commitLSN, 10), strconv.FormatUint(uint64(indexInTx), 10))
 }
 
-// UniverseID is the id of the universe-changed event for an enabled-set version: republishing an
-// unchanged universe gives the same id.
-func UniverseID(version string) string {
-	return StableID("universe", version)
+// UniverseID is the id of the universe-changed event that publishes the enabled-set version after
+// the event at stream sequence after (0: none), at an orchestrator's start or resync: two
+// orchestrators doing so at once store it once, and a set that comes back (A → B → A) inside the
+// duplicate window is stored again.
+func UniverseID(version string, after uint64) string {
+	return StableID("universe", version, strconv.FormatUint(after, 10))
 }
 
 // JobEventID is the id of a job's transition to status at the given attempt count of its run

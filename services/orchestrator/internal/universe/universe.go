@@ -53,8 +53,8 @@ type Change struct {
 	CommitLSN  uint64
 	CommitTime time.Time
 	// Resync marks no particular commit: the relay has started streaming and the universe is
-	// published again, under its start id (the version alone), so an unchanged universe is
-	// dropped as a duplicate and one changed before the slot existed is stored.
+	// published again if it differs from the last event (a change committed before the slot
+	// existed is never streamed).
 	Resync bool
 }
 
@@ -65,11 +65,6 @@ type Watcher struct {
 	changes   chan Change
 	published *prometheus.CounterVec
 	size      prometheus.Gauge
-
-	// enabled is the set last published, for the next event's added and removed.
-	enabled []string
-	// started is set once this watcher has published its start event.
-	started bool
 }
 
 // New returns a Watcher.
@@ -159,47 +154,50 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 }
 
-// publishStart publishes the current universe with an id derived from its version alone, so an
-// unchanged universe republished by a restart is dropped as a duplicate.
+// publishStart publishes the current universe unless the stream's last event already holds it.
 func (w *Watcher) publishStart(ctx context.Context) error {
-	enabled, err := w.load(ctx)
-	if err != nil {
-		return err
-	}
-	previous, err := w.lastPublished(ctx)
-	if err != nil {
-		w.log.Warn("reading the last published universe failed; reporting every symbol as added", "err", err)
-	}
-	w.enabled = previous
-	version := Version(enabled)
-	return w.publish(ctx, "start", events.UniverseID(version), enabled, time.Now())
+	return w.publishSet(ctx, "start", Change{CommitTime: time.Now()})
 }
 
 func (w *Watcher) publishChange(ctx context.Context, c Change) error {
+	if c.Resync {
+		return w.publishSet(ctx, "resync", c)
+	}
+	return w.publishSet(ctx, "change", c)
+}
+
+// publishSet publishes the enabled set as it is now, compared with the stream's last event: an
+// equal set adds nothing and is not published (a restart, a resync that found nothing missed, a
+// change notified after a resync published it). The id of a change event includes its commit
+// LSN; a start or resync event's id includes the sequence of the event it follows, so two
+// orchestrators starting together store it once, and a set that comes back (A → B → A inside
+// the duplicate window) is stored again rather than dropped as a duplicate of its first event.
+func (w *Watcher) publishSet(ctx context.Context, reason string, c Change) error {
 	enabled, err := w.load(ctx)
 	if err != nil {
 		return err
 	}
-	if c.Resync {
-		return w.publish(ctx, "resync", events.UniverseID(Version(enabled)), enabled, c.CommitTime)
+	previous, seq, err := w.lastPublished(ctx)
+	if err != nil {
+		return fmt.Errorf("read the last published universe: %w", err)
 	}
-	return w.publish(ctx, "change", ChangeID(Version(enabled), c.CommitLSN), enabled, c.CommitTime)
-}
-
-func (w *Watcher) publish(ctx context.Context, reason, id string, enabled []string, at time.Time) error {
-	// After the start event, one whose set equals the last this watcher published adds nothing: a
-	// change notified after a resync already published it, or a resync with nothing missed.
-	if reason != "start" && w.started && Version(enabled) == Version(w.enabled) {
+	version := Version(enabled)
+	if seq > 0 && previous != nil && Version(previous) == version {
 		w.published.WithLabelValues(reason, "unchanged").Inc()
-		w.log.Debug("universe unchanged since the last event; not published", "reason", reason, "version", Version(enabled))
+		w.size.Set(float64(len(enabled)))
+		w.log.Debug("universe unchanged since the last event; not published", "reason", reason, "version", version)
 		return nil
 	}
+	id := events.UniverseID(version, seq)
+	if reason == "change" {
+		id = ChangeID(version, c.CommitLSN)
+	}
 	ev := &eventsv1.UniverseChanged{
-		Version:   Version(enabled),
+		Version:   version,
 		Enabled:   enabled,
-		Added:     minus(enabled, w.enabled),
-		Removed:   minus(w.enabled, enabled),
-		ChangedAt: timestamppb.New(at),
+		Added:     minus(enabled, previous),
+		Removed:   minus(previous, enabled),
+		ChangedAt: timestamppb.New(c.CommitTime),
 	}
 	ack, err := w.cfg.Publisher.Publish(ctx, events.Event{Subject: events.SubjectUniverseChanged, ID: id, Payload: ev})
 	if err != nil {
@@ -213,8 +211,6 @@ func (w *Watcher) publish(ctx context.Context, reason, id string, enabled []stri
 	w.size.Set(float64(len(enabled)))
 	w.log.Info("universe published", "reason", reason, "result", result, "version", ev.Version,
 		"enabled", len(enabled), "added", ev.Added, "removed", ev.Removed)
-	w.enabled = enabled
-	w.started = true
 	return nil
 }
 
@@ -233,28 +229,31 @@ func (w *Watcher) load(ctx context.Context) ([]string, error) {
 	return enabled, nil
 }
 
-// lastPublished is the enabled set of the last event in the stream, nil when there is none.
-func (w *Watcher) lastPublished(ctx context.Context) ([]string, error) {
+// lastPublished is the enabled set of the last event in the stream and its sequence; 0 and nil
+// when there is none. A last message that is not a universe event (published by hand) is
+// reported and treated as unknown: the next event is published whatever it holds.
+func (w *Watcher) lastPublished(ctx context.Context) ([]string, uint64, error) {
 	s, err := w.cfg.JS.Stream(ctx, events.StreamUniverse)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	raw, err := s.GetLastMsgForSubject(ctx, events.SubjectUniverseChanged)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	_, ev, err := events.Decode(ctx, &nats.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data})
-	if err != nil {
-		return nil, err
+	if err == nil {
+		if u, ok := ev.Payload.(*eventsv1.UniverseChanged); ok {
+			return u.Enabled, raw.Sequence, nil
+		}
+		err = fmt.Errorf("a %s", ev.Type)
 	}
-	u, ok := ev.Payload.(*eventsv1.UniverseChanged)
-	if !ok {
-		return nil, fmt.Errorf("last message on %s is a %s", events.SubjectUniverseChanged, ev.Type)
-	}
-	return u.Enabled, nil
+	w.log.Warn("the last message on "+events.SubjectUniverseChanged+" is not a universe event; publishing the universe whatever it holds",
+		"stream_seq", raw.Sequence, "err", err)
+	return nil, raw.Sequence, nil
 }
 
 // minus is a \ b for sorted a and b.

@@ -71,4 +71,14 @@ func TestResyncPublishesWhatNoChangeEventCarried(t *testing.T) {
 	got = universes(t, bus.JS)[2]
 	require.Equal(t, []string{"ETHUSDT"}, got.Enabled)
 	require.Equal(t, []string{"BTCUSDT"}, got.Removed)
+
+	// Back to a set published before, inside the duplicate window, found by a resync (a chaos run
+	// lost this one: the resync's id was the set's version alone, dropped as a duplicate).
+	_, err = d.Pool.Exec(ctx, `UPDATE settings.coin_universe SET enabled = true WHERE symbol = 'BTCUSDT'`)
+	require.NoError(t, err)
+	w.Notify(universe.Change{CommitLSN: 5, CommitTime: time.Now(), Resync: true})
+	wait(4)
+	got = universes(t, bus.JS)[3]
+	require.Equal(t, []string{"BTCUSDT", "ETHUSDT"}, got.Enabled)
+	require.Equal(t, []string{"BTCUSDT"}, got.Added)
 }
