@@ -44,7 +44,7 @@ func isUsageError(err error) bool {
 type databaseFlag struct{ url string }
 
 func (f *databaseFlag) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.url, "database-url", "", "Postgres URL (default $DATABASE_URL)")
+	fs.StringVar(&f.url, "database-url", "", "Postgres URL (default $DATABASE_URL, or the file $DATABASE_URL_FILE names)")
 }
 
 // resolve returns the flag's value, else DATABASE_URL or the file DATABASE_URL_FILE names, read as
