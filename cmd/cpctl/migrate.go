@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"cryptopill.dev/jobs/libs/config"
 	"cryptopill.dev/jobs/libs/db"
 )
 
@@ -43,18 +44,24 @@ func isUsageError(err error) bool {
 type databaseFlag struct{ url string }
 
 func (f *databaseFlag) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.url, "database-url", "", "Postgres URL (default $DATABASE_URL)")
+	fs.StringVar(&f.url, "database-url", "", "Postgres URL (default $DATABASE_URL, or the file $DATABASE_URL_FILE names)")
 }
 
-// resolve returns the flag's value, else DATABASE_URL; neither is an error naming both.
+// resolve returns the flag's value, else DATABASE_URL or the file DATABASE_URL_FILE names, read as
+// the services read it; neither is an error naming both. A bad DATABASE_URL_FILE is a usage error
+// naming the variable and the path.
 func (f *databaseFlag) resolve(env cmdEnv) (string, error) {
 	if u := strings.TrimSpace(f.url); u != "" {
 		return u, nil
 	}
-	if u, ok := env.lookupEnv("DATABASE_URL"); ok && strings.TrimSpace(u) != "" {
-		return strings.TrimSpace(u), nil
+	u, ok, err := config.LookupSecret(env.lookupEnv, "DATABASE_URL")
+	switch {
+	case err != nil:
+		return "", usageErrorf("%v", err)
+	case !ok:
+		return "", usageErrorf("missing DATABASE_URL (or DATABASE_URL_FILE): set it to a postgres:// URL or pass --database-url")
 	}
-	return "", usageErrorf("missing DATABASE_URL: set it to a postgres:// URL or pass --database-url")
+	return u, nil
 }
 
 // parseWithAction parses flags that may come before or after one positional action

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -110,4 +112,35 @@ func TestMigrateUnreachableDatabase(t *testing.T) {
 	require.Equal(t, 1, migrateCommand(context.Background(), []string{"status", "--database-url", url}, env.cmdEnv))
 	require.NotEmpty(t, env.stderr.String())
 	require.False(t, strings.Contains(env.stderr.String()+env.stdout.String(), "s3cret"), "the password is never printed")
+}
+
+// DATABASE_URL_FILE is read as the services read it: a mounted secret file, its trailing newline
+// removed; both forms set, or a file that cannot be read, is a usage error that never prints the URL.
+func TestMigrateDatabaseURLFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := pgtest.NewEmptyDB(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "database_url")
+	require.NoError(t, os.WriteFile(file, []byte(d.URL+"\n"), 0o600))
+
+	ok := newTestEnv(map[string]string{"DATABASE_URL_FILE": file})
+	require.Equal(t, 0, migrateCommand(ctx, []string{"status"}, ok.cmdEnv), ok.stderr.String())
+	require.Regexp(t, `\d+ migrations: 0 applied, \d+ pending`, ok.stdout.String())
+
+	const url = "postgres://cp:s3cret@db/cp"
+	missing := filepath.Join(dir, "absent")
+	for name, tc := range map[string]struct {
+		vars map[string]string
+		want string
+	}{
+		"both set":     {map[string]string{"DATABASE_URL": url, "DATABASE_URL_FILE": file}, "both DATABASE_URL and DATABASE_URL_FILE are set"},
+		"missing file": {map[string]string{"DATABASE_URL_FILE": missing}, `invalid DATABASE_URL_FILE="` + missing + `"`},
+	} {
+		env := newTestEnv(tc.vars)
+		require.Equal(t, 2, migrateCommand(ctx, []string{"status"}, env.cmdEnv), name)
+		require.Contains(t, env.stderr.String(), tc.want, name)
+		require.NotContains(t, env.stderr.String(), "s3cret", name)
+		require.NotContains(t, env.stderr.String(), d.URL, name)
+	}
 }

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strconv"
@@ -78,10 +79,81 @@ func (l *Loader) String(name, def string) string {
 	return def
 }
 
-// Secret is String for values that must never be printed; the loader never echoes them in errors.
+// Secret reads a value that must never be printed, from name or from the file name_FILE names (as
+// container platforms mount secrets); see LookupSecret. Errors name the variables and the path,
+// never the value.
 func (l *Loader) Secret(name string) string {
-	v, _ := l.get(name)
+	v, _, err := LookupSecret(l.lookup, name)
+	if err != nil {
+		l.errs = append(l.errs, err)
+	}
 	return v
+}
+
+// RequiredSecret is Secret for a value that must be set, in one form or the other.
+func (l *Loader) RequiredSecret(name, accepts string) string {
+	v, ok, err := LookupSecret(l.lookup, name)
+	switch {
+	case err != nil:
+		l.errs = append(l.errs, err)
+	case !ok:
+		l.errs = append(l.errs, fmt.Errorf("missing %s (or %s%s): want %s", name, name, FileSuffix, accepts))
+	}
+	return v
+}
+
+// FileSuffix names the variable holding the path of a secret's file: DATABASE_URL_FILE.
+const FileSuffix = "_FILE"
+
+// maxSecretFile bounds what a secret file may hold, so a path set to the wrong file (a log, a
+// device) is refused rather than read whole; a NATS credentials file is about 1 KiB.
+const maxSecretFile = 64 << 10
+
+// LookupSecret returns the secret name from lookup: the variable itself (trimmed like every
+// variable), or the content of the file that name_FILE names with one trailing newline removed
+// (the one editors and `echo` add; other whitespace may belong to the secret). ok is false when
+// neither is set. Setting both, an unreadable, empty or oversized file are errors naming the
+// variables and the path; no error ever holds the secret.
+func LookupSecret(lookup func(string) (string, bool), name string) (value string, ok bool, err error) {
+	fileVar := name + FileSuffix
+	get := func(k string) (string, bool) {
+		v, ok := lookup(k)
+		v = strings.TrimSpace(v)
+		return v, ok && v != ""
+	}
+	v, direct := get(name)
+	path, fromFile := get(fileVar)
+	switch {
+	case direct && fromFile:
+		return "", false, fmt.Errorf("both %s and %s are set: want one of them", name, fileVar)
+	case direct:
+		return v, true, nil
+	case !fromFile:
+		return "", false, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		// *fs.PathError: operation, path and cause; nothing read.
+		return "", false, fmt.Errorf("invalid %s=%q: %w", fileVar, path, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return "", false, fmt.Errorf("invalid %s=%q: %w", fileVar, path, err)
+	}
+	if len(b) > maxSecretFile {
+		return "", false, fmt.Errorf("invalid %s=%q: file larger than %d KiB: want the secret alone", fileVar, path, maxSecretFile>>10)
+	}
+	s := string(b)
+	if t, cut := strings.CutSuffix(s, "\r\n"); cut {
+		s = t
+	} else {
+		s = strings.TrimSuffix(s, "\n")
+	}
+	if s == "" {
+		return "", false, fmt.Errorf("invalid %s=%q: file is empty: want the secret %s", fileVar, path, name)
+	}
+	return s, true, nil
 }
 
 // Required returns the variable or records an error when it is unset.
@@ -200,7 +272,7 @@ func Exit(service string, err error) {
 // Common holds the settings every service shares.
 type Common struct {
 	Env            Env
-	DatabaseURL    string        // DATABASE_URL
+	DatabaseURL    string        // DATABASE_URL or DATABASE_URL_FILE; holds a password: log db.SafeURL
 	DBMaxConns     int           // DB_MAX_CONNS, the process's Postgres pool size
 	NATSURL        string        // NATS_URL, default nats://127.0.0.1:4222
 	NATSReplicas   int           // NATS_REPLICAS, stream replicas: 1 in dev, 3 in staging and prod
@@ -215,7 +287,7 @@ type Common struct {
 func (l *Loader) LoadCommon(defaultHTTP string) Common {
 	return Common{
 		Env:            l.Env,
-		DatabaseURL:    l.Required("DATABASE_URL", "a postgres:// URL"),
+		DatabaseURL:    l.RequiredSecret("DATABASE_URL", "a postgres:// URL"),
 		DBMaxConns:     l.Int("DB_MAX_CONNS", 16, 2, 1000),
 		NATSURL:        l.String("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSReplicas:   l.Int("NATS_REPLICAS", Pick(l, 1, 3, 3), 1, 5),

@@ -15,8 +15,8 @@ type Config struct {
 	Scope string
 	// BaseURL is the exchange, BINANCE_BASE_URL (the simulated exchange in dev).
 	BaseURL string
-	// APIKey and APISecret are BINANCE_API_KEY and BINANCE_API_SECRET. The trade sync runs only
-	// when both are set. Never logged.
+	// APIKey and APISecret are BINANCE_API_KEY and BINANCE_API_SECRET (or their _FILE forms). The
+	// trade sync runs only when both are set. Never logged.
 	APIKey    string
 	APISecret exchange.Secret
 	// TradeSymbols are the markets synced, CIN_TRADE_SYMBOLS (comma-separated). Empty: the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -196,4 +197,22 @@ func TestOnceExitCodes(t *testing.T) {
 	code, output = once("DATABASE_URL="+d.URL, "CIN_PRICE_MAX_AGE=soon")
 	require.Equal(t, 2, code, output)
 	require.True(t, strings.Contains(output, "CIN_PRICE_MAX_AGE"), output)
+}
+
+// The exchange credentials come from mounted secret files as well as from the variables; either
+// way the secret never formats.
+func TestConfigSecretsFromFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	keyFile, secretFile := filepath.Join(dir, "key"), filepath.Join(dir, "secret")
+	require.NoError(t, os.WriteFile(keyFile, []byte("k3y\n"), 0o600))
+	require.NoError(t, os.WriteFile(secretFile, []byte("s3cret\n"), 0o600))
+	vars := map[string]string{"DATABASE_URL": "postgres://x/y", "BINANCE_API_KEY_FILE": keyFile,
+		"BINANCE_API_SECRET_FILE": secretFile}
+	cfg, err := LoadConfig(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	require.NoError(t, err)
+	require.True(t, cfg.SyncEnabled())
+	require.Equal(t, "k3y", cfg.APIKey)
+	require.Equal(t, "s3cret", string(cfg.APISecret))
+	require.NotContains(t, fmt.Sprintf("%v %+v", cfg, cfg), "s3cret")
 }
