@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 // TestComposeFile loads compose.yaml with the compose-spec loader (as `docker compose` does) and
@@ -92,8 +94,13 @@ func TestComposeFile(t *testing.T) {
 // environment (not the test process's: a VERSION exported in the shell must not change the result).
 func loadCompose(t *testing.T, env ...string) *types.Project {
 	t.Helper()
+	return loadComposeProfiles(t, nil, env...)
+}
+
+func loadComposeProfiles(t *testing.T, profiles []string, env ...string) *types.Project {
+	t.Helper()
 	opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot(t), "compose.yaml")},
-		cli.WithWorkingDirectory(repoRoot(t)), cli.WithName("cryptopill"), cli.WithEnv(env))
+		cli.WithWorkingDirectory(repoRoot(t)), cli.WithName("cryptopill"), cli.WithEnv(env), cli.WithProfiles(profiles))
 	require.NoError(t, err)
 	p, err := opts.LoadProject(context.Background())
 	require.NoError(t, err, "compose.yaml must load")
@@ -280,4 +287,101 @@ func natsServerVersion(t *testing.T) string {
 	}
 	t.Fatal("nats-server is not in the build")
 	return ""
+}
+
+// TestComposeObservabilityProfile checks `--profile observability`: Prometheus scrapes every
+// service, Grafana has Prometheus and Jaeger as data sources, Jaeger takes OTLP/HTTP, and none of
+// them starts without the profile.
+func TestComposeObservabilityProfile(t *testing.T) {
+	t.Parallel()
+	observability := []string{"prometheus", "grafana", "jaeger"}
+	for _, name := range observability {
+		require.NotContains(t, loadCompose(t).ServiceNames(), name, "%s only runs with the profile", name)
+	}
+	p := loadComposeProfiles(t, []string{"observability"}, "OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318")
+
+	for _, name := range observability {
+		svc, ok := p.Services[name]
+		require.True(t, ok, name)
+		require.Equal(t, []string{"observability"}, svc.Profiles, name)
+		require.Regexp(t, `:v?[0-9]+\.[0-9]+\.[0-9]+$`, svc.Image, "%s image version pinned", name)
+		require.Equal(t, types.RestartPolicyUnlessStopped, svc.Restart, name)
+		require.NotNil(t, svc.StopGracePeriod, name)
+	}
+
+	// Every service is scraped by its compose name at the port of its HTTP_ADDR, in a job named
+	// after it (as alerts select services by job).
+	prom := p.Services["prometheus"]
+	cfgFile := bindSource(t, prom, "/etc/prometheus/prometheus.yml")
+	var cfg struct {
+		ScrapeConfigs []struct {
+			JobName       string `yaml:"job_name"`
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	b, err := os.ReadFile(cfgFile)
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(b, &cfg), cfgFile)
+	jobs := map[string][]string{}
+	for _, sc := range cfg.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			jobs[sc.JobName] = append(jobs[sc.JobName], st.Targets...)
+		}
+	}
+	for name, svc := range p.Services {
+		addr, ok := svc.Environment["HTTP_ADDR"]
+		if !ok {
+			continue
+		}
+		_, port, err := net.SplitHostPort(*addr)
+		require.NoError(t, err, "%s HTTP_ADDR", name)
+		require.Equal(t, []string{net.JoinHostPort(name, port)}, jobs[name], "prometheus job %s in %s", name, cfgFile)
+	}
+
+	// Grafana's data sources are the stack's Prometheus and Jaeger.
+	dsFile := bindSource(t, p.Services["grafana"], "/etc/grafana/provisioning/datasources/cryptopill.yml")
+	var ds struct {
+		Datasources []struct {
+			Type string `yaml:"type"`
+			URL  string `yaml:"url"`
+		} `yaml:"datasources"`
+	}
+	b, err = os.ReadFile(dsFile)
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(b, &ds), dsFile)
+	urls := map[string]string{}
+	for _, d := range ds.Datasources {
+		urls[d.Type] = d.URL
+	}
+	require.Equal(t, map[string]string{"prometheus": "http://prometheus:9090", "jaeger": "http://jaeger:16686"}, urls)
+	require.True(t, publishes(p.Services["prometheus"], 9090) && publishes(p.Services["jaeger"], 16686))
+
+	// Traces go to Jaeger's OTLP/HTTP receiver when asked for.
+	require.True(t, publishes(p.Services["jaeger"], 4318), "jaeger receives OTLP/HTTP on 4318")
+	for _, name := range []string{"orchestrator", "straux", "cinimport", "seeder"} {
+		require.Equal(t, "http://jaeger:4318", *p.Services[name].Environment["OTEL_EXPORTER_OTLP_ENDPOINT"], name)
+	}
+}
+
+// bindSource returns the host file that svc bind-mounts at target, checking that it exists.
+func bindSource(t *testing.T, svc types.ServiceConfig, target string) string {
+	t.Helper()
+	for _, v := range svc.Volumes {
+		if v.Type == types.VolumeTypeBind && v.Target == target {
+			_, err := os.Stat(v.Source)
+			require.NoError(t, err, "%s mounts %s", svc.Name, v.Source)
+			return v.Source
+		}
+	}
+	t.Fatalf("%s mounts nothing at %s", svc.Name, target)
+	return ""
+}
+
+// publishes reports whether svc's container port is reachable on the host's same port.
+func publishes(svc types.ServiceConfig, port uint32) bool {
+	return slices.ContainsFunc(svc.Ports, func(p types.ServicePortConfig) bool {
+		return p.Target == port && p.Published == strconv.Itoa(int(port))
+	})
 }
