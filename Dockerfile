@@ -1,9 +1,13 @@
 # One image for every CryptoPill binary; compose picks the command.
+# golang: the go directive of go.work. VERSION stamps the binaries (service.Version) through the
+# Makefile's -ldflags "-X cryptopill.dev/jobs/libs/service.version=$(VERSION)":
+#   docker build --build-arg VERSION=$(git describe --always --dirty) .
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY . .
 ARG VERSION=dev
-RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+# The golang image's own caches: modules under its GOPATH (/go/pkg/mod), builds in root's GOCACHE.
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     make build VERSION=${VERSION}
 
 FROM debian:bookworm-slim
