@@ -401,9 +401,7 @@ func TestUniverseChangesArePublished(t *testing.T) {
 	// Wait for the relay to stream before changing anything: changes committed before its slot is
 	// consistent are not seen (and the slot shows active while it is being created).
 	waitFor(t, 20*time.Second, "the relay streaming", func() bool {
-		var active bool
-		err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1)`, cfg.CDCSlot).Scan(&active)
-		return err == nil && active
+		return pgtest.SlotStreaming(ctx, pool, cfg.CDCSlot)
 	})
 	for i, step := range []struct {
 		sql            string
@@ -449,9 +447,7 @@ func TestOrchestratorRelaysARowOverMaxPayload(t *testing.T) {
 	cfg.StrauxInterval, cfg.CinImportInterval = time.Hour, time.Hour
 	b.start(t, "a", cfg)
 	waitFor(t, 20*time.Second, "the relay streaming", func() bool {
-		var active bool
-		err := b.db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1)`, cfg.CDCSlot).Scan(&active)
-		return err == nil && active
+		return pgtest.SlotStreaming(ctx, b.db.Pool, cfg.CDCSlot)
 	})
 	big := strings.Repeat("q", 2<<20)
 	_, err := b.db.Pool.Exec(ctx, `INSERT INTO cin_aux.rt_session (label) VALUES ($1)`, big)

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"cryptopill.dev/jobs/libs/testkit/pgtest"
 )
 
 var (
@@ -145,9 +147,7 @@ func waitStreaming(t testing.TB, databaseURL, slot string, p *Process) {
 	}
 	defer conn.Close(context.Background())
 	ok := Wait(ctx, 60*time.Second, func() bool {
-		var streaming bool
-		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1)`, slot).Scan(&streaming)
-		return err == nil && streaming
+		return pgtest.SlotStreaming(ctx, conn, slot)
 	})
 	if !ok {
 		t.Fatalf("proctest: the orchestrator's change relay did not stream from slot %s within 60s; its output:\n%s", slot, p.Output())

@@ -16,43 +16,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"cryptopill.dev/jobs/libs/events"
+	"cryptopill.dev/jobs/libs/testkit/metrictest"
+	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 	"cryptopill.dev/jobs/services/orchestrator/internal/bus"
 	"cryptopill.dev/jobs/services/orchestrator/internal/relay"
 )
-
-// metricValue reads one sample of a relay metric from reg (labels as name=value pairs).
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			}
-		}
-	}
-	return 0
-}
 
 func updateCDC(t *testing.T, js jetstream.JetStream, mod func(*jetstream.StreamConfig)) {
 	t.Helper()
@@ -107,9 +76,9 @@ func TestRejectedPublishMidStreamKeepsEveryTableInOrder(t *testing.T) {
 	session("s4")
 
 	waitFor(t, 30*time.Second, "the relay to report itself blocked", func() bool { return r.State() == relay.StateBlocked })
-	require.Equal(t, 1.0, metricValue(t, reg, "cp_relay_publish_blocked"))
-	require.GreaterOrEqual(t, metricValue(t, reg, "cp_relay_publish_failures_total"), 2.0)
-	require.GreaterOrEqual(t, metricValue(t, reg, "cp_relay_sessions_ended_total", "reason", "publish"), 2.0)
+	require.Equal(t, 1.0, metrictest.Value(t, reg, "cp_relay_publish_blocked"))
+	require.GreaterOrEqual(t, metrictest.Value(t, reg, "cp_relay_publish_failures_total"), 2.0)
+	require.GreaterOrEqual(t, metrictest.Value(t, reg, "cp_relay_sessions_ended_total", "reason", "publish"), 2.0)
 
 	// What was stored before the rejected event is confirmed, although no periodic status went out.
 	stored := readCDC(t, b.js)
@@ -127,7 +96,7 @@ func TestRejectedPublishMidStreamKeepsEveryTableInOrder(t *testing.T) {
 	const want = 200 + 4
 	waitFor(t, 30*time.Second, "every event", func() bool { return cdcCount(t, b.js) >= want })
 	waitFor(t, 10*time.Second, "unblocked", func() bool { return r.State() == relay.StateStreaming })
-	require.Zero(t, metricValue(t, reg, "cp_relay_publish_blocked"))
+	require.Zero(t, metrictest.Value(t, reg, "cp_relay_publish_blocked"))
 	got := readCDC(t, b.js)
 	require.Len(t, got, want)
 	byTable := requireExactlyOnceInOrder(t, got)
@@ -155,9 +124,7 @@ func TestReplayAfterTheDuplicateWindowStoresEachChangeOnce(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	waitFor(t, 30*time.Second, "child streaming", func() bool {
-		var active bool
-		err := b.db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1)`, b.slot()).Scan(&active)
-		return err == nil && active
+		return pgtest.SlotStreaming(ctx, b.db.Pool, b.slot())
 	})
 	before := slotConfirmed(t, b)
 	for i := 0; i < 5; i++ {
@@ -183,7 +150,7 @@ func TestReplayAfterTheDuplicateWindowStoresEachChangeOnce(t *testing.T) {
 	})
 	got := readCDC(t, b.js)
 	byTable := requireExactlyOnceInOrder(t, got)
-	require.Equal(t, 501.0, metricValue(t, reg, "cp_relay_events_skipped_total"))
+	require.Equal(t, 501.0, metrictest.Value(t, reg, "cp_relay_events_skipped_total"))
 	require.Equal(t, seq(1, 600), tradeIDs(t, byTable["market.account_trades"]))
 	require.Len(t, byTable["cin_aux.rt_session"], 1)
 	require.Equal(t, relay.StateStreaming, r.State())
@@ -204,7 +171,7 @@ func TestStandbyLeavesThePublicationAlone(t *testing.T) {
 		c.StandbyRetry = 50 * time.Millisecond
 	})
 	waitFor(t, 10*time.Second, "several standby retries", func() bool {
-		return metricValue(t, reg, "cp_relay_sessions_ended_total", "reason", "slot_in_use") >= 5
+		return metrictest.Value(t, reg, "cp_relay_sessions_ended_total", "reason", "slot_in_use") >= 5
 	})
 	require.Equal(t, relay.StateStandby, second.State())
 	rows, err := b.db.Pool.Query(ctx, `SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = 'cp_cdc' ORDER BY 1`)
@@ -314,7 +281,7 @@ func TestForeignMessageOnTheStreamDoesNotWedgeTheRelay(t *testing.T) {
 	// A new session starts with the junk as the table's last message.
 	require.True(t, terminateRelayBackend(t, b.db.Pool, b.slot()))
 	waitFor(t, 20*time.Second, "a second session", func() bool {
-		return metricValue(t, reg, "cp_relay_sessions_ended_total", "reason", "postgres") >= 1 && r.State() == relay.StateStreaming
+		return metrictest.Value(t, reg, "cp_relay_sessions_ended_total", "reason", "postgres") >= 1 && r.State() == relay.StateStreaming
 	})
 	require.NoError(t, insertTrades(ctx, b.db.Pool, 201, 100))
 	waitFor(t, 30*time.Second, "the trades after it", func() bool { return cdcCount(t, b.js) >= 301 })

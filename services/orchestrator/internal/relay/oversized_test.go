@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"cryptopill.dev/jobs/libs/events"
+	"cryptopill.dev/jobs/libs/testkit/metrictest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 	"cryptopill.dev/jobs/services/orchestrator/internal/bus"
 	"cryptopill.dev/jobs/services/orchestrator/internal/relay"
@@ -113,7 +114,7 @@ func TestOversizedRowsReachTheConsumer(t *testing.T) {
 		}
 	}
 	require.Equal(t, []bool{true, false, true, true, true, false}, claimed)
-	require.Zero(t, metricValue(t, reg, "cp_relay_publish_failures_total"))
+	require.Zero(t, metrictest.Value(t, reg, "cp_relay_publish_failures_total"))
 	require.Equal(t, uint64(4), claims.Stats().Offloaded)
 }
 
@@ -129,8 +130,8 @@ func TestUnpublishableEventBlocksVisibly(t *testing.T) {
 	_, err := b.db.Pool.Exec(ctx, `INSERT INTO cin_aux.rt_session (label) VALUES (repeat('z', 2000000))`)
 	require.NoError(t, err)
 	waitFor(t, 30*time.Second, "blocked", func() bool { return r.State() == relay.StateBlocked })
-	require.Equal(t, 1.0, metricValue(t, reg, "cp_relay_publish_blocked"))
-	require.GreaterOrEqual(t, metricValue(t, reg, "cp_relay_publish_failures_total"), 2.0)
+	require.Equal(t, 1.0, metrictest.Value(t, reg, "cp_relay_publish_blocked"))
+	require.GreaterOrEqual(t, metrictest.Value(t, reg, "cp_relay_publish_failures_total"), 2.0)
 	require.Zero(t, cdcCount(t, b.js))
 	var confirmed, commit string
 	require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT confirmed_flush_lsn::text, pg_current_wal_lsn()::text FROM pg_replication_slots WHERE slot_name = $1`, b.slot()).Scan(&confirmed, &commit))

@@ -446,9 +446,7 @@ func TestRelayProcessKilledResumesWithoutGap(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	// Changes committed before the slot exists are not relayed: wait for the child to stream.
 	waitFor(t, 30*time.Second, "child streaming", func() bool {
-		var active bool
-		err := b.db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1)`, b.slot()).Scan(&active)
-		return err == nil && active
+		return pgtest.SlotStreaming(ctx, b.db.Pool, b.slot())
 	})
 
 	const txs, rows = 30, 200

@@ -50,11 +50,12 @@ func TestResyncPublishesWhatNoChangeEventCarried(t *testing.T) {
 		require.Eventually(t, func() bool { return len(universes(t, bus.JS)) == n }, 10*time.Second, 20*time.Millisecond)
 	}
 	wait(1)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) // commit times are carried, not compared
 
 	// Committed in the gap: no change notification comes for it.
 	_, err = d.Pool.Exec(ctx, `INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ('ETHUSDT', 'ETH', 'USDT')`)
 	require.NoError(t, err)
-	w.Notify(universe.Change{CommitLSN: 1, CommitTime: time.Now(), Resync: true})
+	w.Notify(universe.Change{CommitLSN: 1, CommitTime: at, Resync: true})
 	wait(2)
 	got := universes(t, bus.JS)[1]
 	require.Equal(t, []string{"BTCUSDT", "ETHUSDT"}, got.Enabled)
@@ -62,11 +63,11 @@ func TestResyncPublishesWhatNoChangeEventCarried(t *testing.T) {
 
 	// Nothing new: neither a second resync nor a late change notification adds an event; a real
 	// change after them does.
-	w.Notify(universe.Change{CommitLSN: 2, CommitTime: time.Now(), Resync: true})
-	w.Notify(universe.Change{CommitLSN: 3, CommitTime: time.Now()})
+	w.Notify(universe.Change{CommitLSN: 2, CommitTime: at, Resync: true})
+	w.Notify(universe.Change{CommitLSN: 3, CommitTime: at})
 	_, err = d.Pool.Exec(ctx, `UPDATE settings.coin_universe SET enabled = false WHERE symbol = 'BTCUSDT'`)
 	require.NoError(t, err)
-	w.Notify(universe.Change{CommitLSN: 4, CommitTime: time.Now()})
+	w.Notify(universe.Change{CommitLSN: 4, CommitTime: at})
 	wait(3)
 	got = universes(t, bus.JS)[2]
 	require.Equal(t, []string{"ETHUSDT"}, got.Enabled)
@@ -76,7 +77,7 @@ func TestResyncPublishesWhatNoChangeEventCarried(t *testing.T) {
 	// lost this one: the resync's id was the set's version alone, dropped as a duplicate).
 	_, err = d.Pool.Exec(ctx, `UPDATE settings.coin_universe SET enabled = true WHERE symbol = 'BTCUSDT'`)
 	require.NoError(t, err)
-	w.Notify(universe.Change{CommitLSN: 5, CommitTime: time.Now(), Resync: true})
+	w.Notify(universe.Change{CommitLSN: 5, CommitTime: at, Resync: true})
 	wait(4)
 	got = universes(t, bus.JS)[3]
 	require.Equal(t, []string{"BTCUSDT", "ETHUSDT"}, got.Enabled)

@@ -19,6 +19,7 @@ import (
 
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/testkit/logtest"
+	"cryptopill.dev/jobs/libs/testkit/metrictest"
 	"cryptopill.dev/jobs/libs/testkit/natstest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	"cryptopill.dev/jobs/services/orchestrator/internal/bus"
@@ -95,12 +96,12 @@ func TestLostSlotIsReportedNotCrashLooped(t *testing.T) {
 	})
 	waitFor(t, 20*time.Second, "slot_lost", func() bool { return r.State() == relay.StateSlotLost })
 	waitFor(t, 20*time.Second, "several retries", func() bool {
-		return gauge(t, reg, "cp_relay_sessions_ended_total", "reason", "slot_lost") >= 3
+		return metrictest.Value(t, reg, "cp_relay_sessions_ended_total", "reason", "slot_lost") >= 3
 	})
 	require.Equal(t, relay.StateSlotLost, r.State())
-	require.Equal(t, 1.0, gauge(t, reg, "cp_relay_slot_lost"))
-	require.Equal(t, 1.0, gauge(t, reg, "cp_relay_state", "state", "slot_lost"))
-	waitFor(t, 5*time.Second, "wal status sampled", func() bool { return gauge(t, reg, "cp_relay_slot_wal_status", "status", "lost") == 1 })
+	require.Equal(t, 1.0, metrictest.Value(t, reg, "cp_relay_slot_lost"))
+	require.Equal(t, 1.0, metrictest.Value(t, reg, "cp_relay_state", "state", "slot_lost"))
+	waitFor(t, 5*time.Second, "wal status sampled", func() bool { return metrictest.Value(t, reg, "cp_relay_slot_wal_status", "status", "lost") == 1 })
 	out := logs.String()
 	require.Equal(t, 1, strings.Count(out, `"level":"ERROR"`), "one error log, not one per retry:\n%s", out)
 	require.Contains(t, out, "pg_drop_replication_slot")
@@ -124,34 +125,6 @@ func TestLostSlotIsReportedNotCrashLooped(t *testing.T) {
 		m, err := s.GetLastMsgForSubject(ctx, "cp.cdc.market.account_trades.insert")
 		return err == nil && bytes.Contains(m.Data, []byte("NEWUSDT"))
 	})
-}
-
-func gauge(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					found = found || lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
-				}
-				if !found {
-					continue next
-				}
-			}
-			if m.Counter != nil {
-				return m.Counter.GetValue()
-			}
-			return m.Gauge.GetValue()
-		}
-	}
-	return 0
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
