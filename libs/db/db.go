@@ -111,6 +111,10 @@ func MigrateUp(ctx context.Context, url string) ([]int64, error) {
 		return nil, err
 	}
 	defer sqlDB.Close()
+	return migrateUp(ctx, p)
+}
+
+func migrateUp(ctx context.Context, p *goose.Provider) ([]int64, error) {
 	results, err := p.Up(ctx)
 	var applied []int64
 	for _, r := range results {
@@ -122,6 +126,23 @@ func MigrateUp(ctx context.Context, url string) ([]int64, error) {
 		return applied, fmt.Errorf("migrate up: %w", err)
 	}
 	return applied, nil
+}
+
+// EnsureSchema is what a service does at start on one connection: apply every pending migration
+// when migrate is set (MIGRATE_ON_START), then CheckSchema. It returns the versions it applied.
+func EnsureSchema(ctx context.Context, url string, migrate bool) ([]int64, error) {
+	p, sqlDB, err := provider(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer sqlDB.Close()
+	var applied []int64
+	if migrate {
+		if applied, err = migrateUp(ctx, p); err != nil {
+			return applied, err
+		}
+	}
+	return applied, checkSchema(ctx, p)
 }
 
 // SchemaError says the database's schema is not the one this binary was built for.
@@ -149,6 +170,10 @@ func CheckSchema(ctx context.Context, url string) error {
 		return err
 	}
 	defer sqlDB.Close()
+	return checkSchema(ctx, p)
+}
+
+func checkSchema(ctx context.Context, p *goose.Provider) error {
 	st, err := p.Status(ctx)
 	if err != nil {
 		return fmt.Errorf("migration status: %w", err)

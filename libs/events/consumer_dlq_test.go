@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,19 +65,7 @@ func (b *dlqBundle) start(t *testing.T, cfg events.ConsumerConfig) (*events.Cons
 	if cfg.DeadLetterRetryWait == 0 {
 		cfg.DeadLetterRetryWait, cfg.DeadLetterRetryMax = 20*time.Millisecond, 100*time.Millisecond
 	}
-	c, err := events.NewConsumer(context.Background(), b.bus.JS, cfg)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() { cancel(); runErr = <-done })
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
-	return c, stop
+	return startConsumer(t, b.bus.JS, cfg)
 }
 
 func (b *dlqBundle) deadLetters(t *testing.T) []*eventsv1.DeadLetter {

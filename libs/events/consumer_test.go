@@ -59,7 +59,14 @@ func setupConsumer(t *testing.T, ackWait time.Duration) *consumerBundle {
 func (b *consumerBundle) run(t *testing.T, cfg events.ConsumerConfig) (*events.Consumer, func() error) {
 	t.Helper()
 	cfg.Stream, cfg.Durable, cfg.TracerProvider = events.StreamTicks, testDurable, b.tp
-	c, err := events.NewConsumer(context.Background(), b.bus.JS, cfg)
+	return startConsumer(t, b.bus.JS, cfg)
+}
+
+// startConsumer runs a Consumer with cfg in the background and returns a stop function that
+// cancels it and returns Run's error (also called at cleanup).
+func startConsumer(t *testing.T, js jetstream.JetStream, cfg events.ConsumerConfig) (*events.Consumer, func() error) {
+	t.Helper()
+	c, err := events.NewConsumer(context.Background(), js, cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -147,16 +147,13 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 	}()
 
 	if !opts.NoDatabase {
-		if opts.Common.MigrateOnStart {
-			applied, err := db.MigrateUp(ctx, opts.Common.DatabaseURL)
-			if err != nil {
-				return err
-			}
-			logger.Info("migrations applied", "versions", applied)
-		}
 		// A binary older or newer than the schema would fail later in ways that say less.
-		if err := db.CheckSchema(ctx, opts.Common.DatabaseURL); err != nil {
+		applied, err := db.EnsureSchema(ctx, opts.Common.DatabaseURL, opts.Common.MigrateOnStart)
+		if err != nil {
 			return err
+		}
+		if opts.Common.MigrateOnStart {
+			logger.Info("migrations applied", "versions", applied)
 		}
 		if p.Pool, err = db.OpenPool(ctx, opts.Common.DatabaseURL, opts.Common.DBMaxConns); err != nil {
 			return err
