@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -87,6 +88,9 @@ type Process struct {
 	// Events exports the counters of the publishers and consumers the service adds to it.
 	Events    *events.Collector
 	SessionID int64
+	// Micro is this replica's registration with the NATS services API (nil without NATS): `nats
+	// micro ls|info <service>` list it; AddOpsEndpoint adds operator endpoints to it.
+	Micro micro.Service
 	// HTTPAddr is where /healthz, /readyz and /metrics listen (resolved, with the real port).
 	HTTPAddr string
 
@@ -202,6 +206,12 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 	}
 
 	if !opts.NoNATS {
+		// Registered before the topology is in line, so a replica waiting for its streams is
+		// still listed by `nats micro ls`.
+		if p.Micro, err = p.registerService(p.NC, opts.Common); err != nil {
+			return err
+		}
+		defer func() { _ = p.Micro.Stop() }()
 		decl := opts.Topology
 		if decl == nil {
 			t := events.NewTopology(events.TopologyConfig{Replicas: opts.Common.NATSReplicas})
@@ -244,6 +254,10 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = p.Publisher.Close(cctx)
 		cancel()
+	}
+	if p.Micro != nil {
+		// Off the services API before the connection drains: a stopping replica is not listed.
+		_ = p.Micro.Stop()
 	}
 	if p.NC != nil {
 		// Drain flushes what is buffered and unsubscribes before the connection closes.

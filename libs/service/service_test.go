@@ -2,15 +2,18 @@ package service_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/stretchr/testify/require"
 
 	"cryptopill.dev/jobs/libs/config"
@@ -59,9 +62,9 @@ func TestServiceLifecycle(t *testing.T) {
 	}
 
 	// Migrated at start, stamped in ops.session_log.
-	var service, env string
-	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT service, env FROM ops.session_log WHERE id = $1`, p.SessionID).Scan(&service, &env))
-	require.Equal(t, "orchestrator", service)
+	var svcName, env string
+	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT service, env FROM ops.session_log WHERE id = $1`, p.SessionID).Scan(&svcName, &env))
+	require.Equal(t, "orchestrator", svcName)
 	require.Equal(t, "dev", env)
 
 	// The streams it owns declared.
@@ -88,6 +91,20 @@ func TestServiceLifecycle(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode, path)
 		require.Contains(t, string(body), want, path)
 	}
+
+	// Listed by the NATS services API (`nats micro info orchestrator`) with its session, and
+	// an ops endpoint answers on cp.ops.orchestrator.<name>.
+	nc := ns.Connect(t)
+	msg, err := nc.Request("$SRV.INFO.orchestrator", nil, 5*time.Second)
+	require.NoError(t, err)
+	var info micro.Info
+	require.NoError(t, json.Unmarshal(msg.Data, &info))
+	require.Equal(t, strconv.FormatInt(p.SessionID, 10), info.Metadata[service.MetaSessionID])
+	require.Equal(t, service.Version(), info.Metadata[service.MetaVersion])
+	require.NoError(t, p.AddOpsEndpoint("echo", micro.HandlerFunc(func(r micro.Request) { _ = r.Respond(r.Data()) })))
+	msg, err = nc.Request("cp.ops.orchestrator.echo", []byte("hi"), 5*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "hi", string(msg.Data))
 
 	cancel()
 	require.NoError(t, <-errc)
