@@ -34,6 +34,23 @@ const MetadataAttempts = "cp_attempts"
 // delivered twice.
 const maxPrefetch = 32
 
+// pullExpiry and pullHeartbeat bound how long a pull can go dead unnoticed. A pull request lives
+// on the server that led the consumer when it was sent; when that server dies (an R3 leader
+// loss) the client only learns it from missed idle heartbeats, after 2×heartbeat, and then pulls
+// anew. nats.go's default (expiry 30 s, heartbeat 15 s) left a consumer idle for 30 s after a
+// leader kill in the chaos suite; these detect it in 2 s at the cost of one pull per 6 s and one
+// heartbeat per second per idle consumer.
+const (
+	pullExpiry    = 6 * time.Second
+	pullHeartbeat = time.Second
+)
+
+// PullOptions are the pull settings every long-running consumer of the platform uses (see
+// pullExpiry): exported for the consumers that do not run through Consumer (ordered consumers).
+func PullOptions() []jetstream.PullMessagesOpt {
+	return []jetstream.PullMessagesOpt{jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat)}
+}
+
 // ConsumerConfig configures a Consumer. Stream, Durable and Handler are required.
 type ConsumerConfig struct {
 	// Stream and Durable name an existing durable pull consumer with explicit acks, e.g.
@@ -261,7 +278,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 	// Pull no more than there are handlers, and at most maxPrefetch: a pulled message waits
 	// unheartbeated.
-	it, err := c.cons.Messages(jetstream.PullMaxMessages(min(c.cfg.Concurrency, maxPrefetch)))
+	it, err := c.cons.Messages(append(PullOptions(), jetstream.PullMaxMessages(min(c.cfg.Concurrency, maxPrefetch)))...)
 	if err != nil {
 		return fmt.Errorf("consume %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
 	}

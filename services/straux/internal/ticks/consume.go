@@ -61,7 +61,7 @@ func (r *Runner) assistOnce(ctx context.Context, js jetstream.JetStream) error {
 	if err != nil {
 		return fmt.Errorf("ordered consumer on %s: %w", events.StreamTicks, err)
 	}
-	it, err := cons.Messages()
+	it, err := cons.Messages(events.PullOptions()...)
 	if err != nil {
 		return err
 	}
