@@ -37,6 +37,8 @@ type Config struct {
 	// TradeEvery is the mean spacing of the account's trades in each symbol (each symbol's
 	// spacing is between half and one and a half of it). Default two minutes.
 	TradeEvery time.Duration
+	// Streams are the stream endpoints' rules (zero: Binance's); see stream.go.
+	Streams StreamConfig
 	// Faults are switched on from the start; see SetFaults.
 	Faults Faults
 	// Now is the exchange's clock. Default time.Now. Tests skew it to provoke -1021.

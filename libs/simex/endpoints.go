@@ -226,69 +226,6 @@ func (e *Exchange) depth(_ *http.Request, q url.Values, now time.Time) (int, []b
 	return http.StatusOK, append(b, "]}"...)
 }
 
-// bookState is an order book snapshot: the best prices each side in ticks; deeper levels and
-// all sizes are derived on demand from the snapshot's hash. Books change every 100 ms.
-type bookState struct {
-	snap     uint64
-	updateID int64
-	bestBid  int64
-	bestAsk  int64
-	midTicks float64
-}
-
-func (m *market) book(ms int64) bookState {
-	snap := ms / 100
-	midF := m.price(ms) * pow10[m.priceDec]
-	ask := int64(math.Floor(midF)) + 1
-	bid := max(1, ask-1-int64(hash2(m.key, uint64(snap))%2))
-	return bookState{snap: uint64(snap), updateID: ms/10 + int64(m.key%1_000_000), bestBid: bid, bestAsk: ask, midTicks: midF}
-}
-
-// appendSide appends up to n [price, qty] levels of one side, best first.
-func (bk bookState) appendSide(b []byte, m *market, asks bool, n int) []byte {
-	side := uint64(1)
-	if asks {
-		side = 2
-	}
-	p := bk.bestBid
-	if asks {
-		p = bk.bestAsk
-	}
-	wide := bk.midTicks > 10000 // room for gaps between levels
-	for i := 0; i < n && p > 0; i++ {
-		h := hash3(m.key^side, bk.snap, uint64(i))
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '[', '"')
-		b = appendFixed(b, p, m.priceDec)
-		b = append(b, '"', ',', '"')
-		u := unit(h)
-		b = appendFixed(b, m.qtyUnits(m.levelQty*(0.05+3*u*u)), m.qtyDec)
-		b = append(b, '"', ']')
-		step := int64(1)
-		if wide {
-			step += int64(h>>60) % 3
-		}
-		if asks {
-			p += step
-		} else {
-			p -= step
-		}
-	}
-	return b
-}
-
-// levelQtyUnits is the size of the best level of a side, for tickers.
-func (bk bookState) levelQtyUnits(m *market, asks bool) int64 {
-	side := uint64(1)
-	if asks {
-		side = 2
-	}
-	u := unit(hash3(m.key^side, bk.snap, 0))
-	return m.qtyUnits(m.levelQty * (0.05 + 3*u*u))
-}
-
 func (e *Exchange) tickerPrice(_ *http.Request, q url.Values, now time.Time) (int, []byte) {
 	ms, single, err := e.marketsParam(q)
 	if err != nil {

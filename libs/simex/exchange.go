@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -22,6 +23,7 @@ type Exchange struct {
 	markets map[string]*market
 	symbols []*market // in Config order
 	weights *weightBook
+	streams *streamHub
 
 	mu       sync.Mutex
 	faults   Faults
@@ -49,6 +51,7 @@ func New(cfg Config) (*Exchange, error) {
 		requests: map[string]int64{}, statuses: map[int]int64{},
 	}
 	e.weights = newWeightBook(cfg)
+	e.streams = newStreamHub(cfg.Streams)
 	walks := map[string]*walk{}
 	for _, s := range cfg.Symbols {
 		if e.markets[s] != nil {
@@ -125,6 +128,13 @@ var endpoints = map[string]endpoint{
 // ServeHTTP answers one request: weight accounting, then faults, then the endpoint.
 func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
+	if path == "/stream" || path == "/ws" || strings.HasPrefix(path, "/ws/") {
+		e.mu.Lock()
+		e.requests["(stream)"]++
+		e.mu.Unlock()
+		e.serveStream(w, r)
+		return
+	}
 	ep, ok := endpoints[path]
 	if !ok {
 		path = "(unknown)"

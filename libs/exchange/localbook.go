@@ -1,0 +1,482 @@
+package exchange
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"golang.org/x/time/rate"
+)
+
+// BooksConfig configures local order books fed by diff-depth streams.
+type BooksConfig struct {
+	// Snapshot fetches a REST depth snapshot; Client.Depth, so resyncs share the host's weight
+	// limiter with every other call. Required.
+	Snapshot func(ctx context.Context, symbol string, limit int) (*OrderBook, error)
+	// SnapshotLimit is the snapshot's levels per side. Default 100 (weight 5).
+	SnapshotLimit int
+	// ResyncPerSecond paces snapshots, so a mass disconnect is resynced over time instead of at
+	// once. Default 5 (25 weight a second at the default limit, a quarter of Binance's budget).
+	ResyncPerSecond float64
+	// StaleAfter: a live book with no update for this long is stale. Default 5 s.
+	StaleAfter time.Duration
+	// GapGrace is how long an event that does not follow on waits for the one that does before
+	// it counts as a gap: while a connection is replaced both deliver, and the new one may run
+	// ahead of the old by an event. Default 1 s.
+	GapGrace time.Duration
+	// MaxBuffered events are kept per book while it waits for its snapshot. Default 2,000.
+	MaxBuffered int
+	// Logger receives gaps and resync failures. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock of book ages. Default time.Now.
+	Now func() time.Time
+}
+
+// Book states.
+const (
+	BookSyncing = "syncing" // waiting for a snapshot (new, after a gap, after a reconnect)
+	BookLive    = "live"
+	BookStale   = "stale" // live, but no update for StaleAfter
+	BookDown    = "down"  // its stream's connection ended
+)
+
+// BooksStats counts what the local books did.
+type BooksStats struct {
+	ByState        map[string]int
+	Resyncs        int64 // snapshots applied
+	ResyncFailures int64 // snapshots that failed or came too old
+	Gaps           int64 // sequence gaps seen (U not following u)
+	Applied        int64 // events applied
+	Dropped        int64 // events already covered (snapshot, duplicate after a rotation)
+	BadEvents      int64 // events that could not be read
+	Overflows      int64 // buffers that overflowed while waiting for a snapshot
+}
+
+// Books keeps one local order book per symbol from "<symbol>@depth@100ms" streams, by Binance's
+// documented procedure: buffer the stream, fetch a snapshot, drop the events it covers, check
+// that the first event applied straddles its lastUpdateId and that each next U is the last u+1;
+// a gap, a reconnect or an overflow sends the book back to a (queued, paced) resync. It is the
+// FeedHandler of the Feed that carries its streams.
+type Books struct {
+	cfg    BooksConfig
+	resync chan string
+
+	mu     sync.Mutex
+	books  map[string]*localBook // by upper-case symbol
+	queued map[string]bool
+	stats  BooksStats
+}
+
+type bookLevel struct {
+	px         float64
+	price, qty string
+}
+
+type localBook struct {
+	symbol   string
+	state    string
+	lastID   int64
+	updated  time.Time // when the last event (or the snapshot) was applied
+	eventMs  int64     // the last applied event's time, the exchange's clock
+	bids     []bookLevel
+	asks     []bookLevel
+	buffered []depthEvent
+	// ahead are events that came before the one that follows on (see GapGrace), since aheadAt.
+	ahead   []depthEvent
+	aheadAt time.Time
+}
+
+// depthEvent is a diff-depth event. Every key has its field: encoding/json matches keys
+// case-insensitively when no field has the exact name, and "e" would land in E.
+type depthEvent struct {
+	Type   string      `json:"e"`
+	E      int64       `json:"E"`
+	Symbol string      `json:"s"`
+	First  int64       `json:"U"`
+	Final  int64       `json:"u"`
+	Bids   [][2]string `json:"b"`
+	Asks   [][2]string `json:"a"`
+}
+
+// NewBooks builds Books; Run serves its resyncs.
+func NewBooks(cfg BooksConfig) (*Books, error) {
+	if cfg.Snapshot == nil {
+		return nil, fmt.Errorf("exchange: books: Snapshot is required")
+	}
+	if cfg.SnapshotLimit <= 0 {
+		cfg.SnapshotLimit = 100
+	}
+	if cfg.ResyncPerSecond <= 0 {
+		cfg.ResyncPerSecond = 5
+	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = 5 * time.Second
+	}
+	if cfg.GapGrace <= 0 {
+		cfg.GapGrace = time.Second
+	}
+	if cfg.MaxBuffered <= 0 {
+		cfg.MaxBuffered = 2000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Books{cfg: cfg, resync: make(chan string, 1<<16), books: map[string]*localBook{}, queued: map[string]bool{}}, nil
+}
+
+// DepthStream is the diff-depth stream of a symbol, e.g. "btcusdt@depth@100ms".
+func DepthStream(symbol string) string { return strings.ToLower(symbol) + "@depth@100ms" }
+
+// SetSymbols sets the symbols kept and returns their streams, for Feed.SetStreams.
+func (b *Books) SetSymbols(symbols []string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	keep := make(map[string]bool, len(symbols))
+	streams := make([]string, 0, len(symbols))
+	for _, s := range symbols {
+		keep[s] = true
+		streams = append(streams, DepthStream(s))
+		if b.books[s] == nil {
+			b.books[s] = &localBook{symbol: s, state: BookSyncing}
+		}
+	}
+	for s := range b.books {
+		if !keep[s] {
+			delete(b.books, s)
+		}
+	}
+	return streams
+}
+
+func symbolOfStream(stream string) string {
+	s, _, _ := strings.Cut(stream, "@")
+	return strings.ToUpper(s)
+}
+
+// StreamMessage applies one diff-depth event (FeedHandler).
+func (b *Books) StreamMessage(stream string, data []byte, received time.Time) {
+	var ev depthEvent
+	if err := json.Unmarshal(data, &ev); err != nil || ev.Final < ev.First {
+		b.mu.Lock()
+		b.stats.BadEvents++
+		b.mu.Unlock()
+		return
+	}
+	sym := symbolOfStream(stream)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bk := b.books[sym]
+	if bk == nil {
+		return
+	}
+	switch bk.state {
+	case BookSyncing, BookDown:
+		bk.state = BookSyncing
+		if len(bk.buffered) >= b.cfg.MaxBuffered {
+			bk.buffered = bk.buffered[:0] // the snapshot will be older than what is kept: start over
+			b.stats.Overflows++
+		}
+		bk.buffered = append(bk.buffered, ev)
+		b.queueLocked(sym)
+		return
+	}
+	switch {
+	case ev.Final <= bk.lastID:
+		b.stats.Dropped++
+	case ev.First > bk.lastID+1:
+		if len(bk.ahead) == 0 {
+			bk.aheadAt = received
+		}
+		bk.ahead = append(bk.ahead, ev)
+		if received.Sub(bk.aheadAt) > b.cfg.GapGrace || len(bk.ahead) > 64 {
+			b.gapLocked(bk)
+		}
+	default:
+		bk.apply(ev)
+		bk.updated = received
+		bk.state = BookLive
+		b.stats.Applied++
+		b.catchUpLocked(bk)
+	}
+}
+
+// catchUpLocked applies the events that came ahead and now follow on.
+func (b *Books) catchUpLocked(bk *localBook) {
+	for progress := true; progress && len(bk.ahead) > 0; {
+		progress = false
+		kept := bk.ahead[:0]
+		for _, ev := range bk.ahead {
+			switch {
+			case ev.Final <= bk.lastID:
+				b.stats.Dropped++
+			case ev.First <= bk.lastID+1:
+				bk.apply(ev)
+				b.stats.Applied++
+				progress = true
+			default:
+				kept = append(kept, ev)
+			}
+		}
+		bk.ahead = kept
+	}
+}
+
+// gapLocked sends a book whose events stopped following on back to a resync.
+func (b *Books) gapLocked(bk *localBook) {
+	b.stats.Gaps++
+	first := bk.ahead[0]
+	b.cfg.Logger.Warn("order book gap; resyncing", "symbol", bk.symbol, "last_update_id", bk.lastID, "U", first.First)
+	bk.state = BookSyncing
+	bk.buffered = append(bk.buffered[:0], bk.ahead...)
+	bk.ahead = bk.ahead[:0]
+	b.queueLocked(bk.symbol)
+}
+
+// StreamDown marks the stream's book down (FeedHandler): its next event starts a resync.
+func (b *Books) StreamDown(stream string, _ error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if bk := b.books[symbolOfStream(stream)]; bk != nil {
+		bk.state = BookDown
+		bk.buffered = bk.buffered[:0]
+		bk.ahead = bk.ahead[:0]
+	}
+}
+
+func (b *Books) queueLocked(sym string) {
+	if b.queued[sym] {
+		return
+	}
+	select {
+	case b.resync <- sym:
+		b.queued[sym] = true
+	default: // full: the next event queues it again
+	}
+}
+
+// Run serves resyncs, paced at ResyncPerSecond, and marks books stale, until ctx ends.
+func (b *Books) Run(ctx context.Context) error {
+	lim := rate.NewLimiter(rate.Limit(b.cfg.ResyncPerSecond), 1)
+	go func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				b.markStale()
+			}
+		}
+	}()
+	for {
+		var sym string
+		select {
+		case <-ctx.Done():
+			return nil
+		case sym = <-b.resync:
+		}
+		if err := lim.Wait(ctx); err != nil {
+			return nil
+		}
+		b.mu.Lock()
+		delete(b.queued, sym)
+		bk := b.books[sym]
+		want := bk != nil && bk.state == BookSyncing
+		b.mu.Unlock()
+		if !want {
+			continue
+		}
+		ob, err := b.cfg.Snapshot(ctx, sym, b.cfg.SnapshotLimit)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			b.mu.Lock()
+			b.stats.ResyncFailures++
+			b.queueLocked(sym)
+			b.mu.Unlock()
+			b.cfg.Logger.Warn("order book snapshot failed; queued again", "symbol", sym, "err", err)
+			continue
+		}
+		b.applySnapshot(sym, ob)
+	}
+}
+
+// applySnapshot is steps 3 to 6 of Binance's procedure.
+func (b *Books) applySnapshot(sym string, ob *OrderBook) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bk := b.books[sym]
+	if bk == nil || bk.state != BookSyncing {
+		return
+	}
+	evs := bk.buffered
+	i := 0
+	for i < len(evs) && evs[i].Final <= ob.LastUpdateID {
+		i++
+	}
+	b.stats.Dropped += int64(i)
+	evs = evs[i:]
+	if len(evs) > 0 && evs[0].First > ob.LastUpdateID+1 {
+		// The snapshot is older than the stream: fetch another.
+		b.stats.ResyncFailures++
+		b.queueLocked(sym)
+		return
+	}
+	bk.bids = bk.bids[:0]
+	bk.asks = bk.asks[:0]
+	for _, l := range ob.Bids {
+		bk.set(false, l.Price.String(), l.Qty.String())
+	}
+	for _, l := range ob.Asks {
+		bk.set(true, l.Price.String(), l.Qty.String())
+	}
+	bk.lastID = ob.LastUpdateID
+	for _, ev := range evs {
+		if ev.First > bk.lastID+1 {
+			b.stats.Gaps++
+			bk.buffered = append(bk.buffered[:0], ev)
+			b.queueLocked(sym)
+			return
+		}
+		bk.apply(ev)
+		b.stats.Applied++
+	}
+	bk.buffered = bk.buffered[:0]
+	bk.state = BookLive
+	bk.updated = b.cfg.Now()
+	b.stats.Resyncs++
+}
+
+func (b *Books) markStale() {
+	now := b.cfg.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, bk := range b.books {
+		if (bk.state == BookLive || bk.state == BookStale) && len(bk.ahead) > 0 && now.Sub(bk.aheadAt) > b.cfg.GapGrace {
+			b.gapLocked(bk)
+			continue
+		}
+		if bk.state == BookLive && now.Sub(bk.updated) > b.cfg.StaleAfter {
+			bk.state = BookStale
+		}
+	}
+}
+
+// Book returns a symbol's book, best levels first, up to depth per side, its state and its age
+// (since its last update). ok is false unless the book is live.
+func (b *Books) Book(symbol string, depth int) (ob *OrderBook, state string, age time.Duration, ok bool) {
+	b.mu.Lock()
+	bk := b.books[symbol]
+	if bk == nil {
+		b.mu.Unlock()
+		return nil, "", 0, false
+	}
+	state = bk.state
+	if !bk.updated.IsZero() {
+		age = b.cfg.Now().Sub(bk.updated)
+	}
+	if state != BookLive {
+		b.mu.Unlock()
+		return nil, state, age, false
+	}
+	bids := append([]bookLevel(nil), bk.bids[:min(depth, len(bk.bids))]...)
+	asks := append([]bookLevel(nil), bk.asks[:min(depth, len(bk.asks))]...)
+	out := &OrderBook{LastUpdateID: bk.lastID}
+	b.mu.Unlock()
+	conv := func(ls []bookLevel) ([]PriceLevel, error) {
+		pl := make([]PriceLevel, len(ls))
+		for i, l := range ls {
+			p, err := decimal.NewFromString(l.price)
+			if err != nil {
+				return nil, err
+			}
+			q, err := decimal.NewFromString(l.qty)
+			if err != nil {
+				return nil, err
+			}
+			pl[i] = PriceLevel{Price: p, Qty: q}
+		}
+		return pl, nil
+	}
+	var err error
+	if out.Bids, err = conv(bids); err != nil {
+		return nil, state, age, false
+	}
+	if out.Asks, err = conv(asks); err != nil {
+		return nil, state, age, false
+	}
+	return out, state, age, true
+}
+
+// Stats returns the counters and the books by state.
+func (b *Books) Stats() BooksStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := b.stats
+	st.ByState = map[string]int{}
+	for _, bk := range b.books {
+		st.ByState[bk.state]++
+	}
+	return st
+}
+
+func (bk *localBook) apply(ev depthEvent) {
+	for _, l := range ev.Bids {
+		bk.set(false, l[0], l[1])
+	}
+	for _, l := range ev.Asks {
+		bk.set(true, l[0], l[1])
+	}
+	bk.lastID = ev.Final
+	bk.eventMs = ev.E
+}
+
+// set puts a level into a side, or removes it when its quantity is zero.
+func (bk *localBook) set(asks bool, price, qty string) {
+	px, err := strconv.ParseFloat(price, 64)
+	if err != nil {
+		return
+	}
+	side := &bk.bids
+	at := func(i int) bool { return (*side)[i].px <= px } // bids: highest first
+	if asks {
+		side = &bk.asks
+		at = func(i int) bool { return (*side)[i].px >= px }
+	}
+	i := sort.Search(len(*side), at)
+	found := i < len(*side) && (*side)[i].px == px
+	if zeroQty(qty) {
+		if found {
+			*side = append((*side)[:i], (*side)[i+1:]...)
+		}
+		return
+	}
+	if found {
+		(*side)[i].qty = qty
+		return
+	}
+	*side = append(*side, bookLevel{})
+	copy((*side)[i+1:], (*side)[i:])
+	(*side)[i] = bookLevel{px: px, price: price, qty: qty}
+}
+
+func zeroQty(q string) bool {
+	for i := 0; i < len(q); i++ {
+		if q[i] != '0' && q[i] != '.' {
+			return false
+		}
+	}
+	return true
+}

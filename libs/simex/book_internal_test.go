@@ -1,0 +1,113 @@
+package simex
+
+import (
+	"sort"
+	"testing"
+	"time"
+
+	"cryptopill.dev/jobs/libs/testkit/clocktest"
+)
+
+// TestDiffsRebuildTheBook applies diff after diff, over steps from 100 ms to several seconds
+// (price moves far beyond the band), to a book built from one snapshot, and checks it against
+// the exchange's own book every time: the stream and REST depth tell the same story.
+func TestDiffsRebuildTheBook(t *testing.T) {
+	t.Parallel()
+	const band = 100
+	e, err := New(Config{Symbols: []string{"BTCUSDT", "ETHBTC", "XRPUSDT", "SHIBUSDT"}, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, at := range clocktest.Instants() {
+		for _, m := range e.symbols {
+			s0 := snapOf(at.UnixMilli())
+			book := map[bool]map[int64]int64{false: {}, true: {}}
+			for _, asks := range []bool{false, true} {
+				for _, l := range m.bookAt(s0).levels(nil, asks, band) {
+					book[asks][l.price] = l.qty
+				}
+			}
+			var scratch [2][]level
+			prev := s0
+			for step := 1; step < 150; step++ {
+				s := prev + int64(1+step%7)
+				if step%50 == 0 {
+					s += int64(time.Minute / (snapMs * time.Millisecond)) // a long jump: the price moves far
+				}
+				from, to := m.bookAt(prev), m.bookAt(s)
+				if to.updateID <= from.updateID {
+					t.Fatalf("%s %s: updateID %d after %d", name, m.symbol, to.updateID, from.updateID)
+				}
+				for _, asks := range []bool{false, true} {
+					for _, l := range diffSide(nil, from, to, asks, band, &scratch) {
+						if l.qty == 0 {
+							delete(book[asks], l.price)
+						} else {
+							book[asks][l.price] = l.qty
+						}
+					}
+				}
+				prev = s
+				for _, asks := range []bool{false, true} {
+					ps := make([]int64, 0, len(book[asks]))
+					for p := range book[asks] {
+						ps = append(ps, p)
+					}
+					sort.Slice(ps, func(i, j int) bool { return (ps[i] < ps[j]) == asks })
+					want := to.levels(nil, asks, band)
+					if len(ps) < len(want) {
+						t.Fatalf("%s %s step %d asks=%v: %d levels, want at least %d", name, m.symbol, step, asks, len(ps), len(want))
+					}
+					for i, w := range want {
+						if ps[i] != w.price || book[asks][ps[i]] != w.qty {
+							t.Fatalf("%s %s step %d asks=%v level %d: local %d/%d, exchange %d/%d", name, m.symbol, step, asks, i, ps[i], book[asks][ps[i]], w.price, w.qty)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestFoldedDiffFitsAnyStartInItsWindow: a merged (1 s, or catch-up) event applied to the book
+// of any snapshot inside its window gives the window's last book, as a client applying the
+// event that straddles its snapshot's lastUpdateId needs.
+func TestFoldedDiffFitsAnyStartInItsWindow(t *testing.T) {
+	t.Parallel()
+	const band = 100
+	e, err := New(Config{Symbols: []string{"BTCUSDT", "ETHUSDT"}, Seed: 11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scratch [2][]level
+	f := newDiffFold()
+	for _, m := range e.symbols {
+		from := snapOf(clocktest.Afternoon.UnixMilli())
+		for _, width := range []int64{2, 10, 37} {
+			to := from + width
+			bids, asks := f.diff(m, from, to, band, &scratch)
+			want := m.bookAt(to)
+			for start := from; start < to; start++ {
+				for i, asksSide := range []bool{false, true} {
+					book := map[int64]int64{}
+					for _, l := range m.bookAt(start).levels(nil, asksSide, band) {
+						book[l.price] = l.qty
+					}
+					for _, l := range [][]level{bids, asks}[i] {
+						if l.qty == 0 {
+							delete(book, l.price)
+						} else {
+							book[l.price] = l.qty
+						}
+					}
+					for j, w := range want.levels(nil, asksSide, band) {
+						if book[w.price] != w.qty {
+							t.Fatalf("%s window %d start %d asks=%v level %d (%d): %d, want %d", m.symbol, width, start-from, asksSide, j, w.price, book[w.price], w.qty)
+						}
+					}
+				}
+			}
+			from = to
+		}
+	}
+}
