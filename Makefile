@@ -39,6 +39,7 @@ FUZZ_TARGETS := \
 	./libs/exchange:FuzzExchangeInfo \
 	./libs/exchange:FuzzMyTrades \
 	./libs/exchange:FuzzErrorBody \
+	./libs/exchange:FuzzDepthEvent \
 	./services/orchestrator/internal/relay:FuzzParseChange \
 	./services/orchestrator/internal/relay:FuzzDecodeTuple
 FUZZTIME ?= 60s

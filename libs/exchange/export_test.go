@@ -9,3 +9,11 @@ func ForgetLimiter(baseURL string) {
 		limiters.Delete(u.Host)
 	}
 }
+
+// SetBookLive makes a symbol's book live at lastID (benchmarks of the apply path).
+func SetBookLive(b *Books, symbol string, lastID int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bk := b.books[symbol]
+	bk.state, bk.lastID = BookLive, lastID
+}

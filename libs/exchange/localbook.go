@@ -96,13 +96,30 @@ type localBook struct {
 // depthEvent is a diff-depth event. Every key has its field: encoding/json matches keys
 // case-insensitively when no field has the exact name, and "e" would land in E.
 type depthEvent struct {
-	Type   string      `json:"e"`
-	E      int64       `json:"E"`
-	Symbol string      `json:"s"`
-	First  int64       `json:"U"`
-	Final  int64       `json:"u"`
-	Bids   [][2]string `json:"b"`
-	Asks   [][2]string `json:"a"`
+	Type   string     `json:"e"`
+	E      int64      `json:"E"`
+	Symbol string     `json:"s"`
+	First  int64      `json:"U"`
+	Final  int64      `json:"u"`
+	Bids   []rawLevel `json:"b"`
+	Asks   []rawLevel `json:"a"`
+}
+
+// rawLevel is a ["price","qty"] pair, kept as text until a book is read: exactly two strings (a
+// Go array would take a short one silently).
+type rawLevel [2]string
+
+// UnmarshalJSON is the slow path's strict reading.
+func (l *rawLevel) UnmarshalJSON(b []byte) error {
+	var a []string
+	if err := json.Unmarshal(b, &a); err != nil {
+		return fmt.Errorf("price level: %w", err)
+	}
+	if len(a) != 2 {
+		return fmt.Errorf("price level: %d elements, want [price, qty]", len(a))
+	}
+	l[0], l[1] = a[0], a[1]
+	return nil
 }
 
 // NewBooks builds Books; Run serves its resyncs.
@@ -166,7 +183,7 @@ func symbolOfStream(stream string) string {
 // StreamMessage applies one diff-depth event (FeedHandler).
 func (b *Books) StreamMessage(stream string, data []byte, received time.Time) {
 	var ev depthEvent
-	if err := json.Unmarshal(data, &ev); err != nil || ev.Final < ev.First {
+	if err := decodeDepthEvent(data, &ev); err != nil || ev.Final < ev.First || ev.First <= 0 {
 		b.mu.Lock()
 		b.stats.BadEvents++
 		b.mu.Unlock()

@@ -459,18 +459,15 @@ func (c *feedConn) session(ctx context.Context) (delivered bool, err error) {
 			lmu.Lock()
 			lastMsg = now
 			lmu.Unlock()
-			var m combinedMessage
-			if err := json.Unmarshal(data, &m); err != nil {
+			stream, payload, err := UnwrapCombined(data)
+			if err != nil {
 				f.mu.Lock()
 				f.stats.BadMessages++
 				f.mu.Unlock()
+				f.cfg.Logger.Warn("stream message refused or unreadable", "err", err)
 				continue
 			}
-			if m.Error != nil {
-				f.cfg.Logger.Warn("stream request refused", "code", m.Error.Code, "msg", m.Error.Msg)
-				continue
-			}
-			if m.Stream == "" {
+			if stream == "" {
 				continue // a request's answer
 			}
 			if !got.Swap(true) {
@@ -479,7 +476,7 @@ func (c *feedConn) session(ctx context.Context) (delivered bool, err error) {
 			f.mu.Lock()
 			f.stats.Messages++
 			f.mu.Unlock()
-			f.h.StreamMessage(m.Stream, m.Data, now)
+			f.h.StreamMessage(stream, payload, now)
 		}
 	}()
 	err = <-errc

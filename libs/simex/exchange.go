@@ -209,6 +209,7 @@ func clientIP(r *http.Request) string {
 type Server struct {
 	ln net.Listener
 	hs *http.Server
+	ex *Exchange
 }
 
 // Listen binds addr (e.g. "127.0.0.1:8090"; port 0 picks one) for ex; Serve runs it.
@@ -217,7 +218,7 @@ func Listen(addr string, ex *Exchange) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simex: listen %s: %w", addr, err)
 	}
-	return &Server{ln: ln, hs: &http.Server{Handler: ex, ReadHeaderTimeout: 10 * time.Second}}, nil
+	return &Server{ln: ln, ex: ex, hs: &http.Server{Handler: ex, ReadHeaderTimeout: 10 * time.Second}}, nil
 }
 
 // URL is the base URL clients use, e.g. "http://127.0.0.1:8090".
@@ -235,6 +236,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	// Stream connections are hijacked: Shutdown does not see them.
+	s.ex.DropStreams()
 	if err := s.hs.Shutdown(sctx); err != nil {
 		return fmt.Errorf("simex: shutdown: %w", err)
 	}
