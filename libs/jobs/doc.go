@@ -3,7 +3,8 @@
 //
 // Producers call [Enqueue] or [EnqueueMany] (inside their own transaction if they like). A job is
 // identified by its kind and a dedup key; enqueueing work that is already queued or running is a
-// no-op, so re-seeding never duplicates work. [Cancel] withdraws live jobs by kind, key or payload.
+// no-op, so re-seeding never duplicates work. [CancelMatching] withdraws live jobs by kind, key or
+// payload.
 //
 // Workers run an [Engine]: [Engine.Register] a [Handler] per kind, [Engine.Start], and
 // [Engine.Stop] at shutdown. The engine claims due jobs in batches (one UPDATE … FOR UPDATE SKIP
