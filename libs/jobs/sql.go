@@ -75,3 +75,10 @@ func renderComplete(occurrences bool) string {
 	}
 	return b.String()
 }
+
+var (
+	//go:embed sql/oneshot_start.sql
+	oneShotStartSQL string
+	//go:embed sql/oneshot_finish.sql
+	oneShotFinishSQL string
+)
