@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -46,4 +47,24 @@ func (r *OneShotRun) Finish(ctx context.Context, runErr error) error {
 		return fmt.Errorf("record end of one-shot run %d in ops.job_run: %w", r.id, err)
 	}
 	return nil
+}
+
+// RunOneShot runs fn as one-shot command name and records the run in ops.job_run (StartOneShot,
+// Finish). A record that cannot be written is logged and does not stop or fail the run: the
+// run's own work and its exit status matter more than its history row.
+func RunOneShot(ctx context.Context, q Querier, name string, sessionID int64, log *slog.Logger, fn func(context.Context) error) error {
+	rec, err := StartOneShot(ctx, q, name, sessionID, nil)
+	if err != nil {
+		log.Error("one-shot run not recorded", "run", name, "err", err)
+	}
+	runErr := fn(ctx)
+	if rec != nil {
+		// The run's end is recorded even when it ended because ctx was cancelled (a signal).
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := rec.Finish(fctx, runErr); err != nil {
+			log.Error("one-shot run's end not recorded", "run", name, "job_run_id", rec.ID(), "err", err)
+		}
+	}
+	return runErr
 }
