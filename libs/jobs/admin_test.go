@@ -329,3 +329,28 @@ func TestOneShotRunIsRecorded(t *testing.T) {
 	require.Equal(t, []any{jobs.KindOneShot, "cinimport once -full", "failed", "session 3: exchange said no", 90 * time.Second, int64(7)},
 		[]any{kind, name, status, msg, d, session})
 }
+
+// A job cancelled by filter (the seeder's CancelMatching, which does not interrupt handlers) while
+// its handler runs is recorded as a cancelled run when the handler returns, not as a lost one.
+func TestRunOfJobCancelledByFilterIsRecordedCancelled(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	startEngine(t, b.pool, jobs.Config{}, map[jobs.Kind]jobs.Handler{
+		jobs.KindFetchTicker: jobs.HandlerFunc(func(context.Context, jobs.Job) error {
+			started <- struct{}{}
+			<-release
+			return nil
+		})})
+	id := enqueue(t, b.pool, ticker("BTCUSDT"))[0]
+	<-started
+	n, err := jobs.CancelMatching(context.Background(), b.pool, jobs.CancelFilter{Keys: []string{"BTCUSDT"}})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	close(release)
+	require.Eventually(t, func() bool {
+		r := jobRuns(t, b.pool, id)
+		return len(r) == 1 && r[0].Status == "cancelled"
+	}, 20*time.Second, 10*time.Millisecond)
+	require.Equal(t, "cancelled", jobRow(t, b.pool, id).Status)
+}

@@ -672,9 +672,9 @@ func (r *run) record(query string, ids []int64, outcomes []string, delays []int6
 }
 
 // recordRuns writes one ops.job_run row per handler run in the batch: its outcome as recorded,
-// cancelled, or abandoned when the outcome was dropped as stale (the job was cancelled without
-// its handler noticing, or rescued after a lost lease). A failure is logged and counted, never
-// retried: the runs are history, and the outcomes are recorded already.
+// or, when the outcome was dropped as stale, cancelled or abandoned (record_runs.sql tells them
+// apart). A failure is logged and counted, never retried: the runs are history, and the outcomes
+// are recorded already.
 func (r *run) recordRuns(batch []result, recorded map[outcome]applied) {
 	var (
 		ids                       []int64
@@ -686,7 +686,7 @@ func (r *run) recordRuns(batch []result, recorded map[outcome]applied) {
 		if !res.ran {
 			continue
 		}
-		status := "abandoned"
+		status := "stale"
 		if res.outcome == outcomeCancelled {
 			status = "cancelled"
 		} else if _, ok := recorded[res.outcome].failuresOf(res.id); ok {

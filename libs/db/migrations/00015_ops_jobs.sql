@@ -24,7 +24,7 @@ CREATE TABLE ops.job_run (
     --   retry      the attempt failed and the job is queued for another
     --   cancelled  an operator cancelled the job while it ran; its handler's context was cancelled
     --   released   interrupted by its engine's shutdown and handed back, not counted as an attempt
-    --   abandoned  its outcome was dropped: the job's lease had expired and it was rescued
+    --   abandoned  its outcome was dropped: the job's lease had expired and it was rescued elsewhere
     status      text        NOT NULL,
     started_at  timestamptz NOT NULL,
     finished_at timestamptz,
