@@ -19,15 +19,13 @@ import (
 
 // devDBRoles are the services' Postgres identities in the dev stack: a login role per service,
 // named after it, in its group role (migration 00016). The relay logs in as cp_replication
-// itself, since REPLICATION is not passed on by membership.
+// (replicationRole) itself, since REPLICATION is not passed on by membership.
 var devDBRoles = []struct{ service, login, group string }{
 	{"orchestrator", "orchestrator", "cp_orchestrator"},
 	{"straux", "straux", "cp_straux"},
 	{"cinimport", "cinimport", "cp_cinimport"},
 	{"seeder", "seeder", "cp_seeder"},
 }
-
-const devRelayRole = "cp_replication"
 
 // devHBA makes passwords count in the dev cluster: the operator's superuser (the schema owner,
 // which migrates and seeds) is trusted on the loopback interface, every other role must give its
@@ -55,14 +53,13 @@ func provisionDevRoles(ctx context.Context, ownerURL, secretsDir string) (map[st
 	}
 	defer conn.Close(context.Background())
 
-	urlFile := func(login, name string) (string, error) {
+	urlFile := func(group, login, name string) (string, error) {
 		pw, err := devPassword(filepath.Join(secretsDir, login+".password"))
 		if err != nil {
 			return "", err
 		}
-		// The password is a hex string: no quoting issue in the literal or the URL.
-		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER ROLE %s PASSWORD '%s'", pgx.Identifier{login}.Sanitize(), pw)); err != nil {
-			return "", fmt.Errorf("set the password of role %s: %w", login, err)
+		if err := ensureLogin(ctx, conn, group, login, pw); err != nil {
+			return "", err
 		}
 		u, err := url.Parse(ownerURL)
 		if err != nil {
@@ -78,23 +75,13 @@ func provisionDevRoles(ctx context.Context, ownerURL, secretsDir string) (map[st
 
 	out := map[string][]string{}
 	for _, r := range devDBRoles {
-		login := pgx.Identifier{r.login}.Sanitize()
-		_, err := conn.Exec(ctx, fmt.Sprintf(`DO $$ BEGIN
-			IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN CREATE ROLE %s LOGIN; END IF;
-		END $$`, r.login, login))
-		if err == nil {
-			_, err = conn.Exec(ctx, fmt.Sprintf("GRANT %s TO %s", pgx.Identifier{r.group}.Sanitize(), login))
-		}
-		if err != nil {
-			return nil, fmt.Errorf("create login role %s in %s (is migration 00016 applied?): %w", r.login, r.group, err)
-		}
-		path, err := urlFile(r.login, r.service+".database_url")
+		path, err := urlFile(r.group, r.login, r.service+".database_url")
 		if err != nil {
 			return nil, err
 		}
 		out[r.service] = []string{"DATABASE_URL=", "DATABASE_URL_FILE=" + path}
 	}
-	path, err := urlFile(devRelayRole, "orchestrator.cdc_database_url")
+	path, err := urlFile(replicationRole, replicationRole, "orchestrator.cdc_database_url")
 	if err != nil {
 		return nil, err
 	}

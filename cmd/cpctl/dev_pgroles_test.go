@@ -97,7 +97,7 @@ func TestDevRolesHaveTheirOwnPasswords(t *testing.T) {
 	require.True(t, ok)
 	cfg, err := pgconn.ParseConfig(relayURL)
 	require.NoError(t, err)
-	require.Equal(t, devRelayRole, cfg.User)
+	require.Equal(t, replicationRole, cfg.User)
 	cfg.RuntimeParams["replication"] = "database"
 	rc, err := pgconn.ConnectConfig(ctx, cfg)
 	require.NoError(t, err)
