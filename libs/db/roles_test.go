@@ -232,3 +232,18 @@ func TestRoleAttributes(t *testing.T) {
 	}
 	require.True(t, slices.Contains(allRoles, pgtest.ReplicationRole))
 }
+
+// A table a later migration creates (as the owner) is readable by cp_readonly without a grant
+// of its own, and by no service role until its migration grants it.
+func TestReadonlyReadsLaterTables(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := pgtest.NewDB(t)
+	_, err := d.Pool.Exec(ctx, `CREATE TABLE ops.later_table (x int)`)
+	require.NoError(t, err)
+	for _, role := range allRoles {
+		var can bool
+		require.NoError(t, d.Pool.QueryRow(ctx, `SELECT has_table_privilege($1, 'ops.later_table', 'SELECT')`, role).Scan(&can))
+		require.Equal(t, role == roleReadonly, can, role)
+	}
+}
