@@ -26,7 +26,7 @@ func TestComposeFile(t *testing.T) {
 	t.Parallel()
 	p := loadCompose(t)
 
-	want := []string{"nats", "postgres", "migrate", "seed", "simex", "orchestrator", "straux", "cinimport", "seeder"}
+	want := []string{"nats", "postgres", "migrate", "pg-logins", "seed", "simex", "orchestrator", "straux", "cinimport", "seeder"}
 	require.ElementsMatch(t, want, p.ServiceNames())
 
 	for name, svc := range p.Services {
@@ -66,7 +66,7 @@ func TestComposeFile(t *testing.T) {
 	require.Equal(t, []string{"cpctl", "migrate", "up"}, []string(mig.Command))
 
 	// Each service: waits for the migration and for NATS, serves health checks, has its variables.
-	common := []string{"CP_ENV", "DATABASE_URL", "NATS_URL", "HTTP_ADDR"}
+	common := []string{"CP_ENV", "DATABASE_URL_FILE", "NATS_URL", "HTTP_ADDR"}
 	own := map[string][]string{
 		"orchestrator": {"RUN_JOBS", "STR_AUX_RUNNER_INTERVAL_MS", "STR_AUX_RUNNER_SESSION_ID", "CIN_IMPORT_INTERVAL_MS", "CDC_SLOT", "CDC_PUBLICATION"},
 		"straux":       {"BINANCE_BASE_URL"},
@@ -77,6 +77,7 @@ func TestComposeFile(t *testing.T) {
 		svc := p.Services[name]
 		require.Equal(t, []string{name}, []string(svc.Command))
 		require.Equal(t, types.ServiceConditionCompletedSuccessfully, svc.DependsOn["migrate"].Condition, name)
+		require.Equal(t, types.ServiceConditionCompletedSuccessfully, svc.DependsOn["pg-logins"].Condition, name)
 		require.Equal(t, types.ServiceConditionHealthy, svc.DependsOn["nats"].Condition, name)
 		require.NotNil(t, svc.HealthCheck, name)
 		require.True(t, slices.Contains(svc.HealthCheck.Test, "http://127.0.0.1:8080/readyz"), name)
@@ -84,7 +85,7 @@ func TestComposeFile(t *testing.T) {
 			val, ok := svc.Environment[v]
 			require.True(t, ok && val != nil && *val != "", "service %s lacks %s", name, v)
 		}
-		require.Contains(t, *svc.Environment["DATABASE_URL"], "@postgres:5432/", name)
+		require.Contains(t, composeSecret(t, p, name, "DATABASE_URL_FILE"), "@postgres:5432/", name)
 		require.Equal(t, "nats://nats:4222", *svc.Environment["NATS_URL"], name)
 	}
 	require.Equal(t, "1", *p.Services["orchestrator"].Environment["RUN_JOBS"])
@@ -122,7 +123,7 @@ func readRepoFile(t *testing.T, name string) string {
 }
 
 // projectServices are the services that run the image built from this repository.
-var projectServices = []string{"migrate", "seed", "simex", "orchestrator", "straux", "cinimport", "seeder"}
+var projectServices = []string{"migrate", "pg-logins", "seed", "simex", "orchestrator", "straux", "cinimport", "seeder"}
 
 // TestComposeStartsFirstTime checks what a first `docker compose up --build` on a clean machine
 // needs (issue 11): no step that can race, pull what is not on a registry, or be killed mid-drain.
@@ -143,7 +144,7 @@ func TestComposeStartsFirstTime(t *testing.T) {
 	})
 
 	t.Run("one-shot steps retry and gate what follows", func(t *testing.T) {
-		for _, name := range []string{"migrate", "seed"} {
+		for _, name := range []string{"migrate", "pg-logins", "seed"} {
 			restart := p.Services[name].Restart
 			policy, max, ok := strings.Cut(restart, ":")
 			n, err := strconv.Atoi(max)
@@ -151,7 +152,7 @@ func TestComposeStartsFirstTime(t *testing.T) {
 				"%s must retry a bounded number of times (restart: on-failure:N), has %q", name, restart)
 		}
 		for name, svc := range p.Services {
-			for _, dep := range []string{"migrate", "seed"} {
+			for _, dep := range []string{"migrate", "pg-logins", "seed"} {
 				if d, ok := svc.DependsOn[dep]; ok {
 					require.Equal(t, types.ServiceConditionCompletedSuccessfully, d.Condition, "%s on %s", name, dep)
 				}
@@ -384,4 +385,94 @@ func publishes(svc types.ServiceConfig, port uint32) bool {
 	return slices.ContainsFunc(svc.Ports, func(p types.ServicePortConfig) bool {
 		return p.Target == port && p.Published == strconv.Itoa(int(port))
 	})
+}
+
+// composeSecret returns the content of the secret file that service's variable (a _FILE
+// variable naming /run/secrets/<name>) names: the secret must be mounted into the service and
+// declared with a file.
+func composeSecret(t *testing.T, p *types.Project, service, variable string) string {
+	t.Helper()
+	svc := p.Services[service]
+	v, ok := svc.Environment[variable]
+	require.True(t, ok && v != nil, "%s lacks %s", service, variable)
+	name, ok := strings.CutPrefix(*v, "/run/secrets/")
+	require.True(t, ok, "%s %s=%s: want a mounted secret /run/secrets/<name>", service, variable, *v)
+	mounted := false
+	for _, s := range svc.Secrets {
+		mounted = mounted || s.Source == name && (s.Target == "" || s.Target == name || s.Target == "/run/secrets/"+name)
+	}
+	require.True(t, mounted, "%s does not mount secret %s", service, name)
+	decl, ok := p.Secrets[name]
+	require.True(t, ok, "secret %s is not declared", name)
+	require.NotEmpty(t, decl.File, "secret %s comes from a file", name)
+	b, err := os.ReadFile(decl.File)
+	require.NoError(t, err)
+	return strings.TrimSuffix(string(b), "\n")
+}
+
+// TestComposePostgresRoles: every service logs in to Postgres as its own role (migration 00016),
+// from a mounted secret file; only the one-shot steps see the owner's URL, which no variable
+// holds; pg-logins makes each service's login from the very file the service mounts.
+func TestComposePostgresRoles(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t)
+	for name, svc := range p.Services {
+		for _, k := range []string{"DATABASE_URL", "CDC_DATABASE_URL", "POSTGRES_PASSWORD"} {
+			_, ok := svc.Environment[k]
+			require.False(t, ok, "%s sets %s: Postgres secrets come from files", name, k)
+		}
+	}
+
+	owner := composeSecret(t, p, "migrate", "DATABASE_URL_FILE")
+	require.Equal(t, owner, composeSecret(t, p, "seed", "DATABASE_URL_FILE"))
+	require.Equal(t, owner, composeSecret(t, p, "pg-logins", "DATABASE_URL_FILE"))
+	ownerUser, ownerPW, err := urlLogin(owner)
+	require.NoError(t, err)
+	require.Equal(t, *p.Services["postgres"].Environment["POSTGRES_USER"], ownerUser, "the owner is the image's superuser")
+	require.Equal(t, ownerPW, composeSecret(t, p, "postgres", "POSTGRES_PASSWORD_FILE"))
+
+	// The group each service's login must be in, and what pg-logins makes of its arguments.
+	groups := map[string]string{"orchestrator": "cp_orchestrator", "straux": "cp_straux", "cinimport": "cp_cinimport", "seeder": "cp_seeder"}
+	made := map[string]string{} // secret path → group
+	pl := p.Services["pg-logins"]
+	require.Equal(t, []string{"cpctl", "pg-logins"}, []string(pl.Command[:2]))
+	for _, a := range pl.Command[2:] {
+		group, path, ok := strings.Cut(a, "=")
+		require.True(t, ok, a)
+		made[path] = group
+	}
+	users := map[string]string{}
+	for service, group := range groups {
+		path := *p.Services[service].Environment["DATABASE_URL_FILE"]
+		require.Equal(t, group, made[path], "pg-logins makes %s's login (%s) in %s", service, path, group)
+		u := composeSecret(t, p, service, "DATABASE_URL_FILE")
+		require.Equal(t, u, readSecretAt(t, p, "pg-logins", path), "pg-logins reads the file %s mounts", service)
+		user, _, err := urlLogin(u)
+		require.NoError(t, err, service)
+		require.NotEqual(t, ownerUser, user, "%s must not log in as the owner", service)
+		require.Contains(t, u, "@postgres:5432/cryptopill", service)
+		users[user] = service
+	}
+	require.Len(t, users, len(groups), "one login per service")
+
+	relay := *p.Services["orchestrator"].Environment["CDC_DATABASE_URL_FILE"]
+	require.Equal(t, replicationRole, made[relay], "pg-logins sets the relay role's password")
+	user, _, err := urlLogin(composeSecret(t, p, "orchestrator", "CDC_DATABASE_URL_FILE"))
+	require.NoError(t, err)
+	require.Equal(t, replicationRole, user, "the relay logs in as the REPLICATION role")
+}
+
+// readSecretAt returns the content of the secret mounted into service at path.
+func readSecretAt(t *testing.T, p *types.Project, service, path string) string {
+	t.Helper()
+	name, ok := strings.CutPrefix(path, "/run/secrets/")
+	require.True(t, ok, path)
+	mounted := false
+	for _, s := range p.Services[service].Secrets {
+		mounted = mounted || s.Source == name
+	}
+	require.True(t, mounted, "%s does not mount %s", service, name)
+	b, err := os.ReadFile(p.Secrets[name].File)
+	require.NoError(t, err)
+	return strings.TrimSuffix(string(b), "\n")
 }

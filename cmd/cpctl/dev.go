@@ -110,7 +110,7 @@ func (s *devStack) up(ctx context.Context, natsPort, pgPort, simexPort int) erro
 	s.pg, err = pgcluster.New(pgcluster.Config{Dir: filepath.Join(abs, "pg"), Port: pgPort, Durable: true,
 		// A replication slot nobody reads (the orchestrator stopped) must not fill the disk:
 		// past this much retained WAL Postgres invalidates it (docs/orchestrator.md).
-		Settings: map[string]string{"max_slot_wal_keep_size": "2GB"}})
+		Settings: map[string]string{"max_slot_wal_keep_size": "2GB"}, HBA: devHBA})
 	if err != nil {
 		return err
 	}
@@ -137,6 +137,11 @@ func (s *devStack) up(ctx context.Context, natsPort, pgPort, simexPort int) erro
 		return fmt.Errorf("dev seed: %w", err)
 	}
 	s.log.Info("dev seed loaded", "result", fmt.Sprintf("%+v", seeded))
+	// Every service as its own Postgres role (dev_pgroles.go); dev.env keeps the owner's URL.
+	roleEnv, err := provisionDevRoles(ctx, dbURL, filepath.Join(abs, "secrets"))
+	if err != nil {
+		return err
+	}
 
 	simexURL := fmt.Sprintf("http://127.0.0.1:%d", simexPort)
 	env := []string{
@@ -172,6 +177,7 @@ func (s *devStack) up(ctx context.Context, natsPort, pgPort, simexPort int) erro
 			fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", svc.http),
 			"RUN_JOBS=1", "MIGRATE_ON_START=0",
 			"BINANCE_API_KEY="+devAPIKey, "BINANCE_API_SECRET="+devAPISecret)
+		senv = append(senv, roleEnv[svc.name]...)
 		if err := s.start(ctx, svc.name, bin, nil, senv); err != nil {
 			return err
 		}

@@ -95,6 +95,12 @@ func createOpsSchema(ctx context.Context, sqlDB *sql.DB) error {
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
+	// A service's role may not create schemas (CREATE on the database is checked before IF NOT
+	// EXISTS): once ops exists there is nothing to do.
+	var exists bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'ops')`).Scan(&exists); err != nil || exists {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('cryptopill.create_schema_ops'))`); err != nil {
 		return err
 	}

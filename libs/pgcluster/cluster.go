@@ -32,6 +32,9 @@ type Config struct {
 	Durable bool
 	// Settings are extra postgresql.conf lines (name → value), applied on every start.
 	Settings map[string]string
+	// HBA, when set, replaces pg_hba.conf on every start (one rule a line). Empty keeps initdb's:
+	// every local connection trusted.
+	HBA []string
 }
 
 // Cluster is a running (or stopped) local cluster.
@@ -177,7 +180,18 @@ func (c *Cluster) writeConf() error {
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("pgcluster: write %s: %w", path, err)
 	}
-	return c.chown(path)
+	if err := c.chown(path); err != nil {
+		return err
+	}
+	if len(c.cfg.HBA) == 0 {
+		return nil
+	}
+	hba := filepath.Join(c.dataDir, "pg_hba.conf")
+	body := "# written by pgcluster on every start; edit Config.HBA instead\n" + strings.Join(c.cfg.HBA, "\n") + "\n"
+	if err := os.WriteFile(hba, []byte(body), 0o600); err != nil {
+		return fmt.Errorf("pgcluster: write %s: %w", hba, err)
+	}
+	return c.chown(hba)
 }
 
 func (c *Cluster) run(ctx context.Context, tool string, args ...string) error {

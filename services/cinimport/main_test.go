@@ -36,11 +36,14 @@ type stack struct {
 func setup(t *testing.T) *stack {
 	t.Helper()
 	s := &stack{ctx: context.Background(), db: pgtest.NewDB(t), bus: eventstest.NewBus(t)}
-	s.orch = proctest.Orchestrator(t, s.db.URL, s.bus.Server.URL)
+	// Every process as a deployment runs it: its own login role (migration 00016), the relay as
+	// cp_replication.
+	s.orch = proctest.Orchestrator(t, s.db.URL, s.bus.Server.URL,
+		"DATABASE_URL="+s.db.RoleURL(t, "cp_orchestrator"), "CDC_DATABASE_URL="+s.db.RoleURL(t, pgtest.ReplicationRole))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := Config{
-		Common: config.Common{Env: config.EnvDev, DatabaseURL: s.db.URL, NATSURL: s.bus.Server.URL,
+		Common: config.Common{Env: config.EnvDev, DatabaseURL: s.db.RoleURL(t, "cp_cinimport"), NATSURL: s.bus.Server.URL,
 			HTTPAddr: "127.0.0.1:0", ShutdownGrace: 20 * time.Second, LogLevel: "info"},
 		PriceMaxAge: time.Hour, Debounce: 100 * time.Millisecond,
 	}
@@ -181,14 +184,15 @@ func TestOnceExitCodes(t *testing.T) {
 	}
 	once := func(env ...string) (int, string) { return run([]string{"once"}, env...) }
 	onceFull := func(env ...string) (int, string) { return run([]string{"once", "-full"}, env...) }
-	code, output := once("DATABASE_URL=" + d.URL)
+	roleURL := d.RoleURL(t, "cp_cinimport")
+	code, output := once("DATABASE_URL=" + roleURL)
 	require.Equal(t, 0, code, output)
 	require.Contains(t, output, `"moves":20`)
 	var moves int64
 	require.NoError(t, d.Pool.QueryRow(ctx, "SELECT count(*) FROM cin_aux.rt_move WHERE session_id = $1", session).Scan(&moves))
 	require.Equal(t, int64(20), moves)
 
-	code, output = once("DATABASE_URL=" + d.URL)
+	code, output = once("DATABASE_URL=" + roleURL)
 	require.Equal(t, 0, code, output)
 	require.Contains(t, output, `"moves":0`)
 	// Each run is a row of ops.job_run, with the session that ran it.
@@ -197,7 +201,7 @@ func TestOnceExitCodes(t *testing.T) {
 		WHERE r.kind = 'oneshot' AND r.name = 'cinimport once' AND r.status = 'succeeded' AND s.service = 'cinimport-once'`).Scan(&runs))
 	require.Equal(t, 2, runs)
 	// -full shows its progress (plain lines here: not a terminal) and is recorded under its name.
-	code, output = onceFull("DATABASE_URL=" + d.URL)
+	code, output = onceFull("DATABASE_URL=" + roleURL)
 	require.Equal(t, 0, code, output)
 	require.Contains(t, output, "sessions imported")
 	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT count(*) FROM ops.job_run WHERE name = 'cinimport once -full' AND status = 'succeeded'`).Scan(&runs))

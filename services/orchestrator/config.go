@@ -26,6 +26,10 @@ type Config struct {
 	// CDCEnabled runs the change relay (CDC_ENABLED, default on). Off, the orchestrator only ticks
 	// and publishes the universe at start.
 	CDCEnabled bool
+	// CDCDatabaseURL is the change relay's Postgres URL, CDC_DATABASE_URL or CDC_DATABASE_URL_FILE
+	// (default DatabaseURL): a role with REPLICATION (cp_replication, migration 00016), which
+	// the orchestrator's own role has no need of. Holds a password: log db.SafeURL.
+	CDCDatabaseURL string
 	// CDCSlot and CDCPublication name the logical replication slot and publication of the relay.
 	CDCSlot        string
 	CDCPublication string
@@ -67,6 +71,7 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		CinImportRunnerSessionID: l.String("CIN_IMPORT_RUNNER_SESSION_ID", "cin-import-runner"),
 		FlagsBucket:              l.String("FLAGS_BUCKET", "CP_FLAGS"),
 		CDCEnabled:               l.Bool("CDC_ENABLED", true),
+		CDCDatabaseURL:           l.Secret("CDC_DATABASE_URL"),
 		CDCSlot:                  l.String("CDC_SLOT", "cp_relay"),
 		CDCPublication:           l.String("CDC_PUBLICATION", "cp_cdc"),
 		CDCTables:                l.List("CDC_TABLES", []string{"settings.coin_universe", "cin_aux.rt_session", "market.account_trades"}),
@@ -76,6 +81,9 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		CDCStatusInterval:        l.Duration("CDC_STATUS_INTERVAL", 2*time.Second),
 		CDCDuplicateWindow:       l.Duration("CDC_DUPLICATE_WINDOW", events.CDCDuplicates),
 		ClaimsMaxBytes:           claimsMaxBytes(l.Int("CLAIMS_MAX_MB", int(events.DefaultClaimMaxBytes>>20), -1, 1<<24)),
+	}
+	if cfg.CDCDatabaseURL == "" {
+		cfg.CDCDatabaseURL = cfg.DatabaseURL
 	}
 	// A replay after a crash reaches back to the last confirmed position, up to a status interval
 	// old: a window shorter than that could not drop it. JetStream needs it within the max age.

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"cryptopill.dev/jobs/libs/config"
+	"cryptopill.dev/jobs/libs/db"
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/service"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
@@ -139,9 +140,24 @@ func startRelay(ctx context.Context, g *errgroup.Group, p *service.Process, cfg 
 		nc.Close()
 		return nil, err
 	}
+	// The relay's own role (CDC_DATABASE_URL) has REPLICATION and nothing else; it manages the
+	// slot on a small pool of its own.
+	relayPool := p.Pool
+	if cfg.CDCDatabaseURL != cfg.DatabaseURL {
+		if relayPool, err = db.OpenPool(ctx, cfg.CDCDatabaseURL, 3); err != nil {
+			_ = pub.Close(context.Background())
+			nc.Close()
+			return nil, fmt.Errorf("change relay (CDC_DATABASE_URL): %w", err)
+		}
+	}
+	closePool := func() {
+		if relayPool != p.Pool {
+			relayPool.Close()
+		}
+	}
 	r, err := relay.New(relay.Config{
-		ConnString:       cfg.DatabaseURL,
-		Pool:             p.Pool,
+		ConnString:       cfg.CDCDatabaseURL,
+		Pool:             relayPool,
 		Publisher:        pub,
 		Slot:             cfg.CDCSlot,
 		Publication:      cfg.CDCPublication,
@@ -167,6 +183,7 @@ func startRelay(ctx context.Context, g *errgroup.Group, p *service.Process, cfg 
 		Registerer: p.Registry,
 	})
 	if err != nil {
+		closePool()
 		_ = pub.Close(context.Background())
 		nc.Close()
 		return nil, err
@@ -182,5 +199,6 @@ func startRelay(ctx context.Context, g *errgroup.Group, p *service.Process, cfg 
 		defer cancel()
 		_ = pub.Close(cctx)
 		nc.Close()
+		closePool()
 	}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -55,6 +56,24 @@ func TestGateExitsZeroWithoutTouchingAnything(t *testing.T) {
 	}
 }
 
+// The relay's own URL (its REPLICATION role) comes from CDC_DATABASE_URL or a mounted file, and
+// falls back to DATABASE_URL; setting both forms is an error naming both, never the secret.
+func TestConfigRelayURL(t *testing.T) {
+	t.Parallel()
+	cfg, err := LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://o:pw@x/y"}))
+	require.NoError(t, err)
+	require.Equal(t, "postgres://o:pw@x/y", cfg.CDCDatabaseURL)
+	file := filepath.Join(t.TempDir(), "cdc_url")
+	require.NoError(t, os.WriteFile(file, []byte("postgres://cp_replication:s3cret@x/y\n"), 0o600))
+	cfg, err = LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://o:pw@x/y", "CDC_DATABASE_URL_FILE": file}))
+	require.NoError(t, err)
+	require.Equal(t, "postgres://cp_replication:s3cret@x/y", cfg.CDCDatabaseURL)
+	_, err = LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://o:pw@x/y", "CDC_DATABASE_URL_FILE": file,
+		"CDC_DATABASE_URL": "postgres://cp_replication:s3cret@x/y"}))
+	require.ErrorContains(t, err, "both CDC_DATABASE_URL and CDC_DATABASE_URL_FILE")
+	require.NotContains(t, err.Error(), "s3cret")
+}
+
 func TestConfigFloorsAndValidation(t *testing.T) {
 	t.Parallel()
 	cfg, err := LoadConfig(env(map[string]string{"DATABASE_URL": "postgres://x/y", "STR_AUX_RUNNER_INTERVAL_MS": "1000"}))
@@ -102,6 +121,9 @@ type bundle struct {
 	db   *pgtest.DB
 	nats *natstest.Server
 	js   jetstream.JetStream
+	// The orchestrator's roles, as a deployment runs it (migration 00016): a login role of
+	// cp_orchestrator, and cp_replication for the change relay.
+	roleURL, relayURL string
 }
 
 func setup(t *testing.T) *bundle {
@@ -110,7 +132,7 @@ func setup(t *testing.T) *bundle {
 	ns := natstest.NewServer(t)
 	js, err := jetstream.New(ns.Connect(t))
 	require.NoError(t, err)
-	return &bundle{db: d, nats: ns, js: js}
+	return &bundle{db: d, nats: ns, js: js, roleURL: d.RoleURL(t, "cp_orchestrator"), relayURL: d.RoleURL(t, pgtest.ReplicationRole)}
 }
 
 // config is an orchestrator configuration with one-second ticks for both modules.
@@ -118,7 +140,7 @@ func (b *bundle) config() Config {
 	return Config{
 		Common: config.Common{
 			Env:           config.EnvDev,
-			DatabaseURL:   b.db.URL,
+			DatabaseURL:   b.roleURL,
 			NATSURL:       b.nats.URL,
 			HTTPAddr:      "127.0.0.1:0",
 			LogLevel:      "info",
@@ -131,6 +153,7 @@ func (b *bundle) config() Config {
 		CinImportRunnerSessionID: "cin-import-runner",
 		FlagsBucket:              "CP_FLAGS",
 		CDCEnabled:               true,
+		CDCDatabaseURL:           b.relayURL,
 		CDCSlot:                  "cp_relay_" + b.db.Name,
 		CDCPublication:           "cp_cdc",
 		CDCTables:                []string{"settings.coin_universe", "cin_aux.rt_session", "market.account_trades"},

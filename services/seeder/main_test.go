@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"cryptopill.dev/jobs/libs/config"
+	"cryptopill.dev/jobs/libs/db"
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/events/eventstest"
 	"cryptopill.dev/jobs/libs/service"
@@ -33,15 +36,18 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 	bus := eventstest.NewBus(t)
 	_, err := d.Pool.Exec(ctx, `INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ('BTCUSDT', 'BTC', 'USDT')`)
 	require.NoError(t, err)
-	proctest.Orchestrator(t, d.URL, bus.Server.URL)
+	// Both as a deployment runs them: their own login roles (migration 00016).
+	proctest.Orchestrator(t, d.URL, bus.Server.URL,
+		"DATABASE_URL="+d.RoleURL(t, "cp_orchestrator"), "CDC_DATABASE_URL="+d.RoleURL(t, pgtest.ReplicationRole))
 
 	rctx, cancel := context.WithCancel(ctx)
-	cfg := Config{Common: config.Common{Env: config.EnvDev, DatabaseURL: d.URL, NATSURL: bus.Server.URL,
+	cfg := Config{Common: config.Common{Env: config.EnvDev, DatabaseURL: d.RoleURL(t, "cp_seeder"), NATSURL: bus.Server.URL,
 		HTTPAddr: "127.0.0.1:0", ShutdownGrace: 20 * time.Second}}
 	done := make(chan error, 1)
+	registry := make(chan *prometheus.Registry, 1)
 	go func() {
 		done <- service.Start(rctx, service.Options{Name: "seeder", Common: cfg.Common, Logger: slog.New(slog.DiscardHandler)},
-			func(ctx context.Context, p *service.Process) error { return run(ctx, p, cfg) })
+			func(ctx context.Context, p *service.Process) error { registry <- p.Registry; return run(ctx, p, cfg) })
 	}()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
 
@@ -82,6 +88,18 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 	require.Equal(t, 0, liveKlines("BTCUSDT"))
 	require.Equal(t, 3, liveKlines("ETHUSDT"))
 	require.Equal(t, 1, count(t, d, `SELECT count(*) FROM ingest.jobs WHERE kind = 'compute_mea' AND status = 'queued'`))
+
+	// The slot metrics read ops.replication_slots as the seeder's role: the relay's slot is there.
+	mfs, err := (<-registry).Gather()
+	require.NoError(t, err)
+	var active *dto.MetricFamily
+	for _, mf := range mfs {
+		if mf.GetName() == "cp_postgres_replication_slot_active" {
+			active = mf
+		}
+	}
+	require.NotNil(t, active, "cp_postgres_replication_slot_active exported")
+	require.NotEmpty(t, active.GetMetric())
 }
 
 func TestOncePrintsInsertedAndPresentPerKind(t *testing.T) {
@@ -90,7 +108,10 @@ func TestOncePrintsInsertedAndPresentPerKind(t *testing.T) {
 	d := pgtest.NewDB(t)
 	_, err := d.Pool.Exec(ctx, `INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ('BTCUSDT', 'BTC', 'USDT'), ('ETHUSDT', 'ETH', 'USDT')`)
 	require.NoError(t, err)
-	p := &service.Process{Pool: d.Pool, Logger: slog.New(slog.DiscardHandler)}
+	pool, err := db.Open(ctx, d.RoleURL(t, "cp_seeder"))
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	p := &service.Process{Pool: pool, Logger: slog.New(slog.DiscardHandler)}
 	var out bytes.Buffer
 	require.NoError(t, runOnce(ctx, p, Config{}, &out))
 	require.Contains(t, out.String(), "fetch_klines         inserted=6 already_present=0")

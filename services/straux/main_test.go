@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -46,7 +47,8 @@ func TestServiceEndToEnd(t *testing.T) {
 		VALUES ('BTCUSDT', 'BTC', 'USDT'), ('ETHUSDT', 'ETH', 'USDT'), ('BNBUSDT', 'BNB', 'USDT')`)
 	require.NoError(t, err)
 
-	env := map[string]string{"CP_ENV": "dev", "DATABASE_URL": d.URL, "NATS_URL": ns.URL, "HTTP_ADDR": "127.0.0.1:0",
+	// As a deployment runs it: a login role in cp_straux (migration 00016), not the owner.
+	env := map[string]string{"CP_ENV": "dev", "DATABASE_URL": d.RoleURL(t, "cp_straux"), "NATS_URL": ns.URL, "HTTP_ADDR": "127.0.0.1:0",
 		"MIGRATE_ON_START": "0", "BINANCE_BASE_URL": srv.URL, "SHUTDOWN_GRACE": "20s"}
 	cfg, err := LoadConfig(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	require.NoError(t, err)
@@ -100,6 +102,19 @@ func TestServiceEndToEnd(t *testing.T) {
 		return count(`SELECT count(*) FROM ingest.jobs WHERE kind = 'compute_matrices' AND status = 'succeeded'`) == 1
 	}, 30*time.Second, 100*time.Millisecond)
 	require.Positive(t, count(`SELECT count(*) FROM str_aux.matrices WHERE matrix_type = 'benchmark'`))
+	// The other kinds' writes (MEA grids, klines and their cursor) pass as straux's role too.
+	_, err = jobs.EnqueueMany(ctx, d.Pool, []jobs.NewJob{{Kind: jobs.KindComputeMEA, ScheduledFor: now()},
+		{Kind: jobs.KindFetchKlines, Key: jobs.Key("BTCUSDT", "1h"), ScheduledFor: now()}})
+	require.NoError(t, err)
+	if !assert.Eventually(t, func() bool {
+		return count(`SELECT count(*) FROM ingest.jobs WHERE kind IN ('compute_mea', 'fetch_klines') AND status = 'succeeded'`) == 2
+	}, 30*time.Second, 100*time.Millisecond) {
+		var e string
+		_ = d.Pool.QueryRow(ctx, `SELECT string_agg(kind || ': ' || coalesce(error, status), '; ') FROM ingest.jobs WHERE kind IN ('compute_mea', 'fetch_klines')`).Scan(&e)
+		t.Fatalf("jobs: %s", e)
+	}
+	require.Equal(t, 1, count(`SELECT count(*) FROM str_aux.mea_grids`))
+	require.Equal(t, 1, count(`SELECT count(*) FROM market.kline_cursors WHERE symbol = 'BTCUSDT' AND interval = '1h'`))
 
 	// The run's outcome is on the bus for operators.
 	jobStream, err := js.Stream(ctx, events.StreamJobs)

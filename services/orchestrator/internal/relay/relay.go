@@ -553,7 +553,7 @@ func (r *ChangeRelay) ensurePublication(ctx context.Context) error {
 			err = nil
 		}
 		if err != nil {
-			return fmt.Errorf("create publication %s: %w", r.cfg.Publication, err)
+			return fmt.Errorf("create publication %s: %w%s", r.cfg.Publication, err, ownerHint(err, "CREATE PUBLICATION "+pub+" FOR TABLE "+strings.Join(quoted, ", ")))
 		}
 		r.log.Info("created publication", "publication", r.cfg.Publication, "tables", want)
 		return nil
@@ -569,11 +569,23 @@ func (r *ChangeRelay) ensurePublication(ctx context.Context) error {
 	if slices.Equal(have, want) {
 		return nil
 	}
-	if _, err := r.cfg.Pool.Exec(ctx, "ALTER PUBLICATION "+pub+" SET TABLE "+strings.Join(quoted, ", ")); err != nil {
-		return fmt.Errorf("set publication %s tables: %w", r.cfg.Publication, err)
+	alter := "ALTER PUBLICATION " + pub + " SET TABLE " + strings.Join(quoted, ", ")
+	if _, err := r.cfg.Pool.Exec(ctx, alter); err != nil {
+		return fmt.Errorf("set publication %s tables (it has %v, CDC_TABLES wants %v): %w%s", r.cfg.Publication, have, want, err, ownerHint(err, alter))
 	}
 	r.log.Info("updated publication tables", "publication", r.cfg.Publication, "was", have, "now", want)
 	return nil
+}
+
+// ownerHint says what to do when the relay's role may not change the publication: creating one,
+// or changing its tables, needs the ownership of the tables, which the relay's own role
+// (cp_replication) does not have. Migration 00016 creates the default one.
+func ownerHint(err error, stmt string) string {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42501" { // insufficient_privilege
+		return ""
+	}
+	return "; the relay's role may not change publications (it does not own the tables): run `" + stmt + "` as the schema owner, or set CDC_TABLES to the publication's tables"
 }
 
 // sampleLag exports how far the slot's confirmed position trails the server's WAL.
