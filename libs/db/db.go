@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -49,8 +50,9 @@ func WithTracerProvider(tp trace.TracerProvider) PoolOption {
 
 // OpenPool is Open with at most maxConns connections (0: pgx's default). Every statement, batch,
 // COPY and connection acquire on the pool is a client span (otelpgx) under the span of the
-// context it runs with: the statements of a consumed event show under its consume span. Query
-// parameters are never recorded (they may hold account data).
+// context it runs with: the statements of a consumed event show under its consume span.
+// Statements run outside any span are not traced, and query parameters are never recorded
+// (they may hold account data).
 func OpenPool(ctx context.Context, url string, maxConns int, opts ...PoolOption) (*pgxpool.Pool, error) {
 	var o poolOptions
 	for _, opt := range opts {
@@ -63,11 +65,11 @@ func OpenPool(ctx context.Context, url string, maxConns int, opts ...PoolOption)
 	if maxConns > 0 {
 		cfg.MaxConns = int32(maxConns)
 	}
-	var topts []otelpgx.Option
-	if o.tracerProvider != nil {
-		topts = append(topts, otelpgx.WithTracerProvider(o.tracerProvider))
+	tp := o.tracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
 	}
-	cfg.ConnConfig.Tracer = otelpgx.NewTracer(topts...)
+	cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(inSpanOnly{tp: tp}))
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres %s: %w", SafeURL(url), Redact(err, url))

@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures an [Engine]. The zero value of every field is a sensible default; the
@@ -53,6 +56,11 @@ type Config struct {
 	// dropped as stale are not reported. It runs on the engine's completer: keep it quick (an
 	// asynchronous publish, a counter), or outcomes queue up behind it.
 	OnOutcome func([]Outcome)
+	// TracerProvider makes the engine's spans: a "jobs.claim" span for a claim woken by
+	// WakeFrom (a child of the waking span), and a "job <kind>" span per run (a child of its
+	// claim's span, else a root) holding the handler's work, with the job's id, kind, key,
+	// attempt and outcome. Default: otel's global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // Defaults of Config's zero-valued fields.
@@ -119,6 +127,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
 	}
 	return c, errors.Join(errs...)
 }

@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // A run is one Start-to-Stop life of an engine. Its goroutines:
@@ -67,6 +70,7 @@ type result struct {
 	delay    time.Duration // before the retry
 	err      string
 	periodic bool
+	span     trace.SpanContext // the run's span
 }
 
 const (
@@ -239,13 +243,30 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (r *run) claim(ctx context.Context, limit int) ([]Job, error) {
+func (r *run) claim(ctx context.Context, limit int) (claimed []Job, err error) {
+	// Traced only when a WakeFrom asked for it: an idle poll every PollInterval would otherwise
+	// be a one-span trace each time.
+	var claimSpan trace.SpanContext
+	if parent := r.e.takeWakeSpan(); parent.IsValid() {
+		var span trace.Span
+		ctx, span = r.e.tracer.Start(trace.ContextWithSpanContext(ctx, parent), "jobs.claim",
+			trace.WithAttributes(attribute.Int("cp.jobs.limit", limit), attribute.StringSlice("cp.jobs.kinds", r.kinds)))
+		claimSpan = span.SpanContext()
+		defer func() {
+			span.SetAttributes(attribute.Int("cp.jobs.claimed", len(claimed)))
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, "claim failed")
+			}
+			span.End()
+		}()
+	}
 	ctx, cancel := context.WithTimeout(ctx, statementTimeout)
 	defer cancel()
 	r.e.stats.claimQueries.Add(1)
 	defer func(t time.Time) { r.e.stats.claimNanos.Add(int64(time.Since(t))) }(time.Now())
 	var jobs []Job
-	err := r.inOrderedScan(ctx, claimSQL, []any{r.kinds, limit, r.id, r.cfg.Lease.Microseconds()}, func(rows pgx.Rows) error {
+	err = r.inOrderedScan(ctx, claimSQL, []any{r.kinds, limit, r.id, r.cfg.Lease.Microseconds()}, func(rows pgx.Rows) error {
 		jobs = make([]Job, 0, limit)
 		for rows.Next() {
 			var (
@@ -269,8 +290,9 @@ func (r *run) claim(ctx context.Context, limit int) ([]Job, error) {
 		return nil, fmt.Errorf("claim up to %d jobs: %w", limit, err)
 	}
 	r.ownedMu.Lock()
-	for _, j := range jobs {
+	for i, j := range jobs {
 		r.owned[j.ID] = struct{}{}
+		jobs[i].claimSpan = claimSpan
 	}
 	r.ownedMu.Unlock()
 	r.e.stats.inFlight.Add(int64(len(jobs)))
@@ -346,15 +368,32 @@ func (r *run) execute() {
 	}
 }
 
-func (r *run) work(job Job) result {
+func (r *run) work(job Job) (res result) {
 	ctx := r.workCtx
+	if job.claimSpan.IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, job.claimSpan)
+	}
+	ctx, span := r.e.tracer.Start(ctx, "job "+string(job.Kind), trace.WithAttributes(
+		attribute.Int64("cp.job.id", job.ID), attribute.String("cp.job.kind", string(job.Kind)),
+		attribute.String("cp.job.key", job.Key), attribute.Int("cp.job.attempt", job.Attempt),
+		attribute.Int("cp.job.max_attempts", job.MaxAttempts)))
+	defer func() {
+		span.SetAttributes(attribute.String("cp.job.outcome", string(res.outcome)))
+		if res.outcome == outcomeFailed || res.outcome == outcomeRetry {
+			span.SetStatus(codes.Error, res.err)
+		}
+		span.End()
+	}()
 	if r.cfg.JobTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.cfg.JobTimeout)
 		defer cancel()
 	}
 	err := call(ctx, r.handlers[job.Kind], job)
-	res := result{id: job.ID, job: job, periodic: job.Period > 0}
+	if err != nil {
+		span.RecordError(err)
+	}
+	res = result{id: job.ID, job: job, periodic: job.Period > 0, span: span.SpanContext()}
 	switch {
 	case err == nil:
 		res.outcome = outcomeSucceeded
@@ -366,14 +405,14 @@ func (r *run) work(job Job) result {
 		res.outcome = outcomeFailed
 		res.err = truncate(err.Error())
 		// A recurring job's occurrence fails; the job itself is queued for its next period.
-		r.log.Error("job failed", "job_id", job.ID, "kind", job.Kind, "key", job.Key,
+		r.log.ErrorContext(ctx, "job failed", "job_id", job.ID, "kind", job.Kind, "key", job.Key,
 			"attempt", job.Attempt, "max_attempts", job.MaxAttempts, "permanent", IsPermanent(err),
 			"recurring", job.Period > 0, "err", fmt.Errorf("job %d (%s): %w", job.ID, job.Kind, err))
 	default:
 		res.outcome = outcomeRetry
 		res.delay = backoff(job.Attempt, r.cfg.BackoffBase, r.cfg.BackoffCap)
 		res.err = truncate(err.Error())
-		r.log.Warn("job attempt failed, will retry", "job_id", job.ID, "kind", job.Kind, "key", job.Key,
+		r.log.WarnContext(ctx, "job attempt failed, will retry", "job_id", job.ID, "kind", job.Kind, "key", job.Key,
 			"attempt", job.Attempt, "max_attempts", job.MaxAttempts, "retry_in", res.delay,
 			"err", fmt.Errorf("job %d (%s): %w", job.ID, job.Kind, err))
 	}
@@ -528,7 +567,7 @@ func (r *run) report(batch []result, recorded map[outcome]applied) {
 			continue
 		}
 		status := map[outcome]Status{outcomeSucceeded: StatusSucceeded, outcomeRetry: StatusQueued, outcomeFailed: StatusFailed}[res.outcome]
-		out = append(out, Outcome{Job: res.job, Status: status, Err: res.err, ConsecutiveFailures: failures})
+		out = append(out, Outcome{Job: res.job, Status: status, Err: res.err, ConsecutiveFailures: failures, SpanContext: res.span})
 	}
 	if len(out) > 0 {
 		r.cfg.OnOutcome(out)
