@@ -33,14 +33,14 @@ type Engine struct {
 	handlers map[Kind]Handler
 	cur      *run // the current run; nil when not started
 
-	wake    chan struct{} // capacity 1: a pending wake-up for the claim loop
-	tracer  trace.Tracer
+	wake   chan struct{} // capacity 1: a pending wake-up for the claim loop
+	tracer trace.Tracer
 	// wakeSpan is the span of the last WakeFrom not yet taken by a claim: that claim is traced
 	// as its child.
 	wakeMu   sync.Mutex
 	wakeSpan trace.SpanContext
-	stats   counters
-	streaks streaks
+	stats    counters
+	streaks  streaks
 }
 
 // Errors of the engine's lifecycle.
