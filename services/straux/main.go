@@ -83,7 +83,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		// The claim it causes, and the jobs it takes, join the tick's trace.
 		OnPeriodDone:   func(ctx context.Context, _ time.Time) { engine.WakeFrom(ctx) },
 		TracerProvider: p.TracerProvider,
-		Registerer:   p.Registry, Logger: log, Now: cfg.Now,
+		Registerer:     p.Registry, Logger: log, Now: cfg.Now,
 	})
 	if err != nil {
 		return err

@@ -149,10 +149,10 @@ func (c Config) withDefaults() (Config, error) {
 
 // Runner samples ticks. Create it with New, call Stop to drain.
 type Runner struct {
-	cfg   Config
-	st    *store.Store
-	ex    Exchange
-	uni   Universe
+	cfg    Config
+	st     *store.Store
+	ex     Exchange
+	uni    Universe
 	log    *slog.Logger
 	m      *metrics
 	tracer trace.Tracer
