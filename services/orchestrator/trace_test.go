@@ -57,13 +57,9 @@ func TestTracesFollowATickAndARowChange(t *testing.T) {
 		// The first ticks may be stored before straux's durable exists; any later one will do.
 		var tick otlptest.Trace
 		spans, ok := rx.Wait(ctx, 90*time.Second, func(spans []otlptest.Span) bool {
-			for _, s := range spans {
-				if s.Service == "straux" && s.Name == "jobs.claim" {
-					tick = otlptest.TraceOf(spans, s.TraceID)
-					return len(tick.Find("orchestrator", "tick straux")) == 1
-				}
-			}
-			return false
+			var found bool
+			tick, found = traceWith(spans, "orchestrator", "tick straux", "straux", "jobs.claim")
+			return found
 		})
 		require.True(t, ok, "no tick trace reached straux's job engine; %d spans received", len(spans))
 		t.Logf("tick trace:\n%s", tick)
@@ -76,13 +72,24 @@ func TestTracesFollowATickAndARowChange(t *testing.T) {
 		send := tick.Find("orchestrator", "send "+events.TickSubject(events.ModuleStraux))
 		require.Len(t, send, 1)
 		require.True(t, tick.Under(send[0], root))
-		consume := tick.Find("straux", "process "+events.TickSubject(events.ModuleStraux))
-		require.Len(t, consume, 1)
-		require.True(t, tick.Under(consume[0], send[0]), "straux's consume continues the publish")
-
+		// The durable consumer's, and the assist consumer's when it saw the tick too: the period's
+		// work runs under whichever started it.
+		consumes := tick.Find("straux", "process "+events.TickSubject(events.ModuleStraux))
+		require.NotEmpty(t, consumes)
+		underConsume := func(s otlptest.Span) bool {
+			for _, c := range consumes {
+				if tick.Under(s, c) {
+					return true
+				}
+			}
+			return false
+		}
+		for _, c := range consumes {
+			require.True(t, tick.Under(c, send[0]), "straux's consume continues the publish")
+		}
 		var calls, statements int
 		for _, s := range tick.Spans {
-			if s.Service != "straux" || !tick.Under(s, consume[0]) {
+			if s.Service != "straux" || !underConsume(s) {
 				continue
 			}
 			if strings.HasPrefix(s.Name, "GET /api/v3/") {
@@ -97,32 +104,35 @@ func TestTracesFollowATickAndARowChange(t *testing.T) {
 		for _, name := range []string{"straux.period", "straux.chunk", "jobs.claim"} {
 			got := tick.Find("straux", name)
 			require.NotEmpty(t, got, name)
-			require.True(t, tick.Under(got[0], consume[0]), "%s under the consume span", name)
+			require.True(t, underConsume(got[0]), "%s under the consume span", name)
 		}
 	})
 
 	t.Run("row change", func(t *testing.T) {
+		// The session first, its (empty) import done, then the trade: the trade's row change is
+		// the one whose import takes it.
+		var session int64
+		require.NoError(t, d.Pool.QueryRow(ctx, `INSERT INTO cin_aux.rt_session (account_scope, started_at)
+			VALUES ('traced', now() - interval '1 hour') RETURNING session_id`).Scan(&session))
+		imported := "send " + events.MovesImportedSubject(session)
+		_, ok := rx.Wait(ctx, 60*time.Second, func(spans []otlptest.Span) bool {
+			_, found := traceWith(spans, "orchestrator", "send cp.cdc.cin_aux.rt_session.insert", "cinimport", imported)
+			return found
+		})
+		require.True(t, ok, "the session's row change was not imported")
 		_, err := d.Pool.Exec(ctx, `INSERT INTO market.account_trades (symbol, trade_id, order_id, price, qty, quote_qty,
 			commission, commission_asset, trade_time, is_buyer, is_maker, account_scope)
 			VALUES ('BTCUSDT', 1, 1, 100, 1, 100, 0.1, 'USDT', now(), true, false, 'traced')`)
 		require.NoError(t, err)
-		var session int64
-		require.NoError(t, d.Pool.QueryRow(ctx, `INSERT INTO cin_aux.rt_session (account_scope, started_at)
-			VALUES ('traced', now() - interval '1 hour') RETURNING session_id`).Scan(&session))
-		changeSubject := "cp.cdc.cin_aux.rt_session.insert"
-		imported := "send " + events.MovesImportedSubject(session)
+		changeSubject := "cp.cdc.market.account_trades.insert"
 
 		var row otlptest.Trace
 		spans, ok := rx.Wait(ctx, 60*time.Second, func(spans []otlptest.Span) bool {
-			for _, s := range spans {
-				if s.Service == "cinimport" && s.Name == imported {
-					row = otlptest.TraceOf(spans, s.TraceID)
-					return len(row.Find("orchestrator", "send "+changeSubject)) == 1
-				}
-			}
-			return false
+			var found bool
+			row, found = traceWith(spans, "orchestrator", "send "+changeSubject, "cinimport", imported)
+			return found
 		})
-		require.True(t, ok, "no MovesImported publish of session %d in a row change's trace; %d spans received", session, len(spans))
+		require.True(t, ok, "no MovesImported publish of session %d in the trade's row change trace; %d spans received", session, len(spans))
 		t.Logf("row change trace:\n%s", row)
 
 		relay := row.Find("orchestrator", "send "+changeSubject)[0]
@@ -147,4 +157,21 @@ func TestTracesFollowATickAndARowChange(t *testing.T) {
 		pub := row.Find("cinimport", imported)
 		require.True(t, row.Under(pub[0], imp[0]), "MovesImported is published inside the import")
 	})
+}
+
+// traceWith returns a trace rooted at rootService's span named root that also holds a span of
+// service named name.
+func traceWith(spans []otlptest.Span, rootService, root, service, name string) (otlptest.Trace, bool) {
+	for _, s := range spans {
+		if s.Service != service || s.Name != name {
+			continue
+		}
+		tr := otlptest.TraceOf(spans, s.TraceID)
+		for _, r := range tr.Find(rootService, root) {
+			if r.ParentID == "" {
+				return tr, true
+			}
+		}
+	}
+	return otlptest.Trace{}, false
 }
