@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -280,7 +281,64 @@ type Common struct {
 	LogLevel       string        // LOG_LEVEL: debug, info, warn, error
 	MigrateOnStart bool          // MIGRATE_ON_START
 	ShutdownGrace  time.Duration // SHUTDOWN_GRACE, how long in-flight work may take to finish
-	OTLPEndpoint   string        // OTEL_EXPORTER_OTLP_ENDPOINT; empty keeps traces in-process
+	// Tracing is what the OTEL_* variables ask of the trace SDK; the SDK reads them itself
+	// (endpoints, sampler, resource attributes), this only validates them and keeps the switches.
+	Tracing Tracing
+}
+
+// Tracing is the trace export the standard OTEL_* variables configure.
+type Tracing struct {
+	// Disabled is OTEL_SDK_DISABLED=true: no spans are recorded (traceparent still passes through).
+	Disabled bool
+	// Export is true when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set
+	// and OTEL_TRACES_EXPORTER is not "none": spans are sent over OTLP/HTTP. Without it they are
+	// still created and propagated, so a collector added later sees whole traces.
+	Export bool
+}
+
+// otelSamplers are the OTEL_TRACES_SAMPLER values the Go SDK knows; any other it ignores
+// silently, so a typo here is refused instead.
+var otelSamplers = []string{"always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"}
+
+// LoadTracing validates the standard OTEL_* variables the trace SDK reads, so a bad value fails
+// at start naming the variable rather than being dropped by the SDK.
+func (l *Loader) LoadTracing() Tracing {
+	var t Tracing
+	endpoint := false
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		v, ok := l.get(name)
+		if !ok {
+			continue
+		}
+		endpoint = true
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			l.fail(name, v, "an http:// or https:// URL such as http://collector:4318")
+		}
+	}
+	exporter := l.Enum("OTEL_TRACES_EXPORTER", "otlp", "otlp", "none")
+	t.Export = endpoint && exporter == "otlp"
+	if v, ok := l.get("OTEL_TRACES_SAMPLER"); ok {
+		l.Check(slices.Contains(otelSamplers, v), "OTEL_TRACES_SAMPLER", v, "one of "+strings.Join(otelSamplers, ", "))
+		if strings.HasSuffix(v, "traceidratio") {
+			if a, ok := l.get("OTEL_TRACES_SAMPLER_ARG"); ok {
+				f, err := strconv.ParseFloat(a, 64)
+				l.Check(err == nil && f >= 0 && f <= 1, "OTEL_TRACES_SAMPLER_ARG", a, "a ratio from 0 to 1")
+			}
+		}
+	}
+	if v, ok := l.get("OTEL_RESOURCE_ATTRIBUTES"); ok {
+		for _, pair := range strings.Split(v, ",") {
+			k, _, found := strings.Cut(pair, "=")
+			if !found || strings.TrimSpace(k) == "" {
+				l.fail("OTEL_RESOURCE_ATTRIBUTES", v, "comma-separated key=value pairs such as deployment.environment.name=prod,team=data")
+				break
+			}
+		}
+	}
+	// The spec's OTEL_SDK_DISABLED is "true" or "false" (case-insensitive); Bool accepts those.
+	t.Disabled = l.Bool("OTEL_SDK_DISABLED", false)
+	return t
 }
 
 // LoadCommon reads the shared settings. defaultHTTP is the service's own /metrics address.
@@ -295,7 +353,7 @@ func (l *Loader) LoadCommon(defaultHTTP string) Common {
 		LogLevel:       l.Enum("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		MigrateOnStart: l.Bool("MIGRATE_ON_START", l.Env == EnvDev),
 		ShutdownGrace:  l.Duration("SHUTDOWN_GRACE", 30*time.Second),
-		OTLPEndpoint:   l.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+		Tracing:        l.LoadTracing(),
 	}
 }
 

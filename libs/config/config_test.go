@@ -126,3 +126,44 @@ func TestSecretErrorsNameVariablesNeverTheValue(t *testing.T) {
 	require.ErrorContains(t, err, `invalid BINANCE_API_SECRET_FILE="`+missing+`"`)
 	require.NotContains(t, err.Error(), secret)
 }
+
+// The trace SDK reads the OTEL_* variables itself and drops a bad value silently; loading refuses
+// them at start, naming the variable.
+func TestTracingVariables(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		env     map[string]string
+		want    config.Tracing
+		wantErr []string
+	}{
+		"nothing set: spans made, not exported": {env: map[string]string{}},
+		"base endpoint":                         {env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, want: config.Tracing{Export: true}},
+		"traces endpoint":                       {env: map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://c/v1/traces"}, want: config.Tracing{Export: true}},
+		"exporter none":                         {env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}},
+		"sdk disabled":                          {env: map[string]string{"OTEL_SDK_DISABLED": "TRUE"}, want: config.Tracing{Disabled: true}},
+		"sampler ok":                            {env: map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}},
+		"bad endpoint": {env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"},
+			wantErr: []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "http:// or https://"}},
+		"bad sampler": {env: map[string]string{"OTEL_TRACES_SAMPLER": "sometimes"},
+			wantErr: []string{"OTEL_TRACES_SAMPLER", "parentbased_always_on"}},
+		"bad ratio": {env: map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"},
+			wantErr: []string{"OTEL_TRACES_SAMPLER_ARG", "ratio"}},
+		"bad resource": {env: map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "team=data,oops"},
+			wantErr: []string{"OTEL_RESOURCE_ATTRIBUTES", "key=value"}},
+		"bad disabled": {env: map[string]string{"OTEL_SDK_DISABLED": "maybe"}, wantErr: []string{"OTEL_SDK_DISABLED"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := config.NewLoader(env(tc.env))
+			got := l.LoadTracing()
+			if tc.wantErr == nil {
+				require.NoError(t, l.Err())
+				require.Equal(t, tc.want, got)
+				return
+			}
+			require.Error(t, l.Err())
+			for _, w := range tc.wantErr {
+				require.Contains(t, l.Err().Error(), w)
+			}
+		})
+	}
+}

@@ -10,11 +10,14 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 )
 
 //go:embed migrations/*.sql
@@ -33,8 +36,28 @@ func Migrations() fs.FS {
 // URL's pool_max_conns); OpenPool sets it.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) { return OpenPool(ctx, url, 0) }
 
-// OpenPool is Open with at most maxConns connections (0: pgx's default).
-func OpenPool(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, error) {
+// PoolOption adjusts a pool OpenPool opens.
+type PoolOption func(*poolOptions)
+
+type poolOptions struct {
+	tracerProvider trace.TracerProvider
+}
+
+// WithTracerProvider makes the pool's statement spans with tp instead of otel's global provider.
+func WithTracerProvider(tp trace.TracerProvider) PoolOption {
+	return func(o *poolOptions) { o.tracerProvider = tp }
+}
+
+// OpenPool is Open with at most maxConns connections (0: pgx's default). Every statement, batch,
+// COPY and connection acquire on the pool is a client span (otelpgx) under the span of the
+// context it runs with: the statements of a consumed event show under its consume span.
+// Statements run outside any span are not traced, and query parameters are never recorded
+// (they may hold account data).
+func OpenPool(ctx context.Context, url string, maxConns int, opts ...PoolOption) (*pgxpool.Pool, error) {
+	var o poolOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", Redact(err, url))
@@ -42,6 +65,11 @@ func OpenPool(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, err
 	if maxConns > 0 {
 		cfg.MaxConns = int32(maxConns)
 	}
+	tp := o.tracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(inSpanOnly{tp: tp}))
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres %s: %w", SafeURL(url), Redact(err, url))

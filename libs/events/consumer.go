@@ -415,7 +415,7 @@ func (c *Consumer) process(stop, ctx context.Context, msg jetstream.Msg) {
 			return
 		}
 		log.Warn("consume: claim-checked payload not resolved; redelivering", "err", err)
-		c.redeliver(msg, md, log, err)
+		c.redeliver(ctx, msg, md, log, err)
 		return
 	}
 
@@ -441,16 +441,17 @@ func (c *Consumer) process(stop, ctx context.Context, msg jetstream.Msg) {
 	case exhausted:
 		c.deadLetter(stop, ctx, msg, md, eventsv1.DeadLetter_REASON_RETRIES_EXHAUSTED, err)
 	default:
-		c.redeliver(msg, md, log.With("id", ev.ID), err)
+		c.redeliver(ctx, msg, md, log.With("id", ev.ID), err)
 	}
 }
 
-// redeliver naks msg with the retry delay of its delivery.
-func (c *Consumer) redeliver(msg jetstream.Msg, md *jetstream.MsgMetadata, log *slog.Logger, cause error) {
+// redeliver naks msg with the retry delay of its delivery. ctx carries the event's trace, so the
+// log line joins it.
+func (c *Consumer) redeliver(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, log *slog.Logger, cause error) {
 	delay := c.retryDelay(md.NumDelivered)
 	// Warn, not debug: a handler failure is what an operator looks for first (it is also counted
 	// in the consumer's retried total); outages of Postgres are waited out in place instead.
-	log.Warn("consume: handler failed, redelivering", "delivery", md.NumDelivered, "delay", delay, "err", cause)
+	log.WarnContext(ctx, "consume: handler failed, redelivering", "delivery", md.NumDelivered, "delay", delay, "err", cause)
 	if err := msg.NakWithDelay(delay); err != nil {
 		c.settleFailed(opNak, log, err)
 	}
@@ -560,7 +561,7 @@ func (c *Consumer) deadLetter(stop, ctx context.Context, msg jetstream.Msg, md *
 		c.settleFailed(opTerm, log, err)
 	}
 	c.deadLettered.Add(1)
-	log.Warn("consume: dead-lettered", "dlq_subject", subject)
+	log.WarnContext(ctx, "consume: dead-lettered", "dlq_subject", subject)
 	return true
 }
 

@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultBaseURL is Binance's Spot REST endpoint.
@@ -23,6 +26,10 @@ type Config struct {
 	// HTTPClient sends the requests. Default: a client with a 30 s timeout whose transport keeps
 	// up to 64 idle connections to the host.
 	HTTPClient *http.Client
+	// TracerProvider makes a client span per HTTP request (otelhttp: method, route, status, and
+	// the W3C traceparent sent along) under the span of the call's context. Default: otel's
+	// global provider.
+	TracerProvider trace.TracerProvider `json:"-"`
 	// RecvWindow is how long after its timestamp a signed request stays valid. Default 5 s; at
 	// most 60 s.
 	RecvWindow time.Duration
@@ -67,6 +74,21 @@ func (c Config) withDefaults() (Config, *url.URL, error) {
 		t.MaxIdleConnsPerHost = 64
 		c.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: t}
 	}
+	// A copy, so a client handed in is not changed for its other users.
+	hc := *c.HTTPClient
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	topts := []otelhttp.Option{otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+		// Low-cardinality: the endpoint, never the query (symbols, signature).
+		return r.Method + " " + r.URL.Path
+	})}
+	if c.TracerProvider != nil {
+		topts = append(topts, otelhttp.WithTracerProvider(c.TracerProvider))
+	}
+	hc.Transport = otelhttp.NewTransport(base, topts...)
+	c.HTTPClient = &hc
 	switch {
 	case c.RecvWindow == 0:
 		c.RecvWindow = 5 * time.Second

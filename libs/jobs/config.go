@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures an [Engine]. The zero value of every field is a sensible default; the
@@ -65,6 +68,11 @@ type Config struct {
 	SessionID int64
 	// Now is the clock the retention is measured on and runs are timed with. Default time.Now.
 	Now func() time.Time
+	// TracerProvider makes the engine's spans: a "jobs.claim" span for a claim woken by
+	// WakeFrom (a child of the waking span), and a "job <kind>" span per run (a child of its
+	// claim's span, else a root) holding the handler's work, with the job's id, kind, key,
+	// attempt and outcome. Default: otel's global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // Defaults of Config's zero-valued fields.
@@ -143,6 +151,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
 	}
 	return c, errors.Join(errs...)
 }

@@ -12,9 +12,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 
 	"cryptopill.dev/jobs/libs/startstop"
 )
+
+// instrumentationName names the engine's tracer.
+const instrumentationName = "cryptopill.dev/jobs/libs/jobs"
 
 // Engine works jobs from ingest.jobs with the handlers registered for their kinds. Any number of
 // engines, in one process or many, can work the same table. Create one with [New].
@@ -29,9 +33,14 @@ type Engine struct {
 	handlers map[Kind]Handler
 	cur      *run // the current run; nil when not started
 
-	wake    chan struct{} // capacity 1: a pending wake-up for the claim loop
-	stats   counters
-	streaks streaks
+	wake   chan struct{} // capacity 1: a pending wake-up for the claim loop
+	tracer trace.Tracer
+	// wakeSpan is the span of the last WakeFrom not yet taken by a claim: that claim is traced
+	// as its child.
+	wakeMu   sync.Mutex
+	wakeSpan trace.SpanContext
+	stats    counters
+	streaks  streaks
 }
 
 // Errors of the engine's lifecycle.
@@ -56,6 +65,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 		log:      cfg.Logger.With("component", "jobs"),
 		handlers: map[Kind]Handler{},
 		wake:     make(chan struct{}, 1),
+		tracer:   cfg.TracerProvider.Tracer(instrumentationName),
 	}, nil
 }
 
@@ -162,6 +172,26 @@ func (e *Engine) Wake() {
 	case e.wake <- struct{}{}:
 	default:
 	}
+}
+
+// WakeFrom is Wake on behalf of the span in ctx (a consumed tick): the claim it causes, and the
+// jobs that claim takes, are traced in that span's trace. Without a span in ctx it is Wake.
+func (e *Engine) WakeFrom(ctx context.Context) {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		e.wakeMu.Lock()
+		e.wakeSpan = sc
+		e.wakeMu.Unlock()
+	}
+	e.Wake()
+}
+
+// takeWakeSpan returns the pending WakeFrom span, if any, and clears it.
+func (e *Engine) takeWakeSpan() trace.SpanContext {
+	e.wakeMu.Lock()
+	defer e.wakeMu.Unlock()
+	sc := e.wakeSpan
+	e.wakeSpan = trace.SpanContext{}
+	return sc
 }
 
 // Stats counts what the engine has done since New, by outcome. Outcomes are counted when they

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Job is one claimed job, as a handler sees it.
@@ -23,6 +25,10 @@ type Job struct {
 	// Period is the interval of a periodic job, zero for a one-shot job.
 	Period    time.Duration
 	CreatedAt time.Time
+
+	// claimSpan is the span of the claim that took the job (invalid when the claim was not
+	// traced): the job's run span is its child.
+	claimSpan trace.SpanContext
 }
 
 // DecodePayload unmarshals the job's payload into v.
@@ -80,4 +86,7 @@ type Outcome struct {
 	// row, this one included (0 after a success). A failed occurrence of a periodic job is
 	// recorded as a failed row of its own while the job is queued for its next period.
 	ConsecutiveFailures int
+	// SpanContext is the span of the run ("job <kind>"): an event about the outcome published
+	// with it as parent (trace.ContextWithSpanContext) joins the job's trace.
+	SpanContext trace.SpanContext
 }

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // A run is one Start-to-Stop life of an engine. Its goroutines:
@@ -84,6 +87,7 @@ type result struct {
 	// ran says the handler ran, from started to finished: the run is recorded in ops.job_run.
 	ran               bool
 	started, finished time.Time
+	span              trace.SpanContext // the run's span
 }
 
 const (
@@ -256,13 +260,30 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (r *run) claim(ctx context.Context, limit int) ([]Job, error) {
+func (r *run) claim(ctx context.Context, limit int) (claimed []Job, err error) {
+	// Traced only when a WakeFrom asked for it: an idle poll every PollInterval would otherwise
+	// be a one-span trace each time.
+	var claimSpan trace.SpanContext
+	if parent := r.e.takeWakeSpan(); parent.IsValid() {
+		var span trace.Span
+		ctx, span = r.e.tracer.Start(trace.ContextWithSpanContext(ctx, parent), "jobs.claim",
+			trace.WithAttributes(attribute.Int("cp.jobs.limit", limit), attribute.StringSlice("cp.jobs.kinds", r.kinds)))
+		claimSpan = span.SpanContext()
+		defer func() {
+			span.SetAttributes(attribute.Int("cp.jobs.claimed", len(claimed)))
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, "claim failed")
+			}
+			span.End()
+		}()
+	}
 	ctx, cancel := context.WithTimeout(ctx, statementTimeout)
 	defer cancel()
 	r.e.stats.claimQueries.Add(1)
 	defer func(t time.Time) { r.e.stats.claimNanos.Add(int64(time.Since(t))) }(time.Now())
 	var jobs []Job
-	err := r.inOrderedScan(ctx, claimSQL, []any{r.kinds, limit, r.id, r.cfg.Lease.Microseconds()}, func(rows pgx.Rows) error {
+	err = r.inOrderedScan(ctx, claimSQL, []any{r.kinds, limit, r.id, r.cfg.Lease.Microseconds()}, func(rows pgx.Rows) error {
 		jobs = make([]Job, 0, limit)
 		for rows.Next() {
 			var (
@@ -286,8 +307,9 @@ func (r *run) claim(ctx context.Context, limit int) ([]Job, error) {
 		return nil, fmt.Errorf("claim up to %d jobs: %w", limit, err)
 	}
 	r.ownedMu.Lock()
-	for _, j := range jobs {
+	for i, j := range jobs {
 		r.owned[j.ID] = &held{}
+		jobs[i].claimSpan = claimSpan
 	}
 	r.ownedMu.Unlock()
 	r.e.stats.inFlight.Add(int64(len(jobs)))
@@ -366,8 +388,8 @@ func (r *run) execute() {
 	}
 }
 
-func (r *run) work(job Job, h *held) result {
-	res := result{id: job.ID, job: job, periodic: job.Period > 0, held: h}
+func (r *run) work(job Job, h *held) (res result) {
+	res = result{id: job.ID, job: job, periodic: job.Period > 0, held: h}
 	jobCtx, cancelJob := context.WithCancelCause(r.workCtx)
 	defer cancelJob(nil)
 	if h != nil {
@@ -381,6 +403,21 @@ func (r *run) work(job Job, h *held) result {
 		}
 	}
 	ctx := jobCtx
+	if job.claimSpan.IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, job.claimSpan)
+	}
+	ctx, span := r.e.tracer.Start(ctx, "job "+string(job.Kind), trace.WithAttributes(
+		attribute.Int64("cp.job.id", job.ID), attribute.String("cp.job.kind", string(job.Kind)),
+		attribute.String("cp.job.key", job.Key), attribute.Int("cp.job.attempt", job.Attempt),
+		attribute.Int("cp.job.max_attempts", job.MaxAttempts)))
+	res.span = span.SpanContext()
+	defer func() {
+		span.SetAttributes(attribute.String("cp.job.outcome", string(res.outcome)))
+		if res.outcome == outcomeFailed || res.outcome == outcomeRetry {
+			span.SetStatus(codes.Error, res.err)
+		}
+		span.End()
+	}()
 	if r.cfg.JobTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.cfg.JobTimeout)
@@ -389,6 +426,9 @@ func (r *run) work(job Job, h *held) result {
 	res.ran, res.started = true, r.cfg.Now()
 	err := call(ctx, r.handlers[job.Kind], job)
 	res.finished = r.cfg.Now()
+	if err != nil {
+		span.RecordError(err)
+	}
 	switch {
 	case errors.Is(context.Cause(jobCtx), errJobCancelled):
 		// Whatever the handler returned, the job is cancelled: a run, not a failure.
@@ -405,14 +445,14 @@ func (r *run) work(job Job, h *held) result {
 		res.outcome = outcomeFailed
 		res.err = truncate(err.Error())
 		// A recurring job's occurrence fails; the job itself is queued for its next period.
-		r.log.Error("job failed", "job_id", job.ID, "kind", job.Kind, "key", job.Key,
+		r.log.ErrorContext(ctx, "job failed", "job_id", job.ID, "kind", job.Kind, "key", job.Key,
 			"attempt", job.Attempt, "max_attempts", job.MaxAttempts, "permanent", IsPermanent(err),
 			"recurring", job.Period > 0, "err", fmt.Errorf("job %d (%s): %w", job.ID, job.Kind, err))
 	default:
 		res.outcome = outcomeRetry
 		res.delay = backoff(job.Attempt, r.cfg.BackoffBase, r.cfg.BackoffCap)
 		res.err = truncate(err.Error())
-		r.log.Warn("job attempt failed, will retry", "job_id", job.ID, "kind", job.Kind, "key", job.Key,
+		r.log.WarnContext(ctx, "job attempt failed, will retry", "job_id", job.ID, "kind", job.Kind, "key", job.Key,
 			"attempt", job.Attempt, "max_attempts", job.MaxAttempts, "retry_in", res.delay,
 			"err", fmt.Errorf("job %d (%s): %w", job.ID, job.Kind, err))
 	}
@@ -606,7 +646,7 @@ func (r *run) report(batch []result, recorded map[outcome]applied) {
 			continue
 		}
 		status := map[outcome]Status{outcomeSucceeded: StatusSucceeded, outcomeRetry: StatusQueued, outcomeFailed: StatusFailed}[res.outcome]
-		out = append(out, Outcome{Job: res.job, Status: status, Err: res.err, ConsecutiveFailures: failures})
+		out = append(out, Outcome{Job: res.job, Status: status, Err: res.err, ConsecutiveFailures: failures, SpanContext: res.span})
 	}
 	if len(out) > 0 {
 		r.cfg.OnOutcome(out)

@@ -1,15 +1,60 @@
 package service
 
 import (
+	"context"
 	"log/slog"
 	"os"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
-// NewLogger returns a JSON logger on stderr at level (debug, info, warn, error).
+// NewLogger returns a JSON logger on stderr at level (debug, info, warn, error). A line logged
+// with a context inside a span (slog's *Context methods) carries its trace_id and span_id.
 func NewLogger(level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return slog.New(NewTraceHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})))
+}
+
+// WithTraceIDs returns logger with its handler wrapped in a TraceHandler, unless it already is.
+func WithTraceIDs(logger *slog.Logger) *slog.Logger {
+	if _, ok := logger.Handler().(*TraceHandler); ok {
+		return logger
+	}
+	return slog.New(NewTraceHandler(logger.Handler()))
+}
+
+// TraceHandler adds trace_id and span_id to every record logged with a context holding a valid
+// span context, so a log line found by its trace id leads to the trace and back.
+type TraceHandler struct {
+	inner slog.Handler
+}
+
+// NewTraceHandler wraps h.
+func NewTraceHandler(h slog.Handler) *TraceHandler { return &TraceHandler{inner: h} }
+
+// Enabled reports whether the wrapped handler handles records at level.
+func (h *TraceHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.inner.Enabled(ctx, level)
+}
+
+// Handle adds the span's ids, when ctx has one, and passes the record on.
+func (h *TraceHandler) Handle(ctx context.Context, r slog.Record) error {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r = r.Clone()
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	return h.inner.Handle(ctx, r)
+}
+
+// WithAttrs keeps the wrapping on loggers made with Logger.With.
+func (h *TraceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &TraceHandler{inner: h.inner.WithAttrs(attrs)}
+}
+
+// WithGroup keeps the wrapping on grouped loggers.
+func (h *TraceHandler) WithGroup(name string) slog.Handler {
+	return &TraceHandler{inner: h.inner.WithGroup(name)}
 }

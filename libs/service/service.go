@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"cryptopill.dev/jobs/libs/config"
 	"cryptopill.dev/jobs/libs/db"
 	"cryptopill.dev/jobs/libs/events"
@@ -91,6 +93,9 @@ type Process struct {
 	// Micro is this replica's registration with the NATS services API (nil without NATS): `nats
 	// micro ls|info <service>` list it; AddOpsEndpoint adds operator endpoints to it.
 	Micro micro.Service
+	// TracerProvider makes the process's spans (also otel's global provider); the frame's
+	// Publisher uses it, and so should the service's consumers and job engines.
+	TracerProvider trace.TracerProvider
 	// HTTPAddr is where /healthz, /readyz and /metrics listen (resolved, with the real port).
 	HTTPAddr string
 
@@ -129,6 +134,8 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 	if logger == nil {
 		logger = NewLogger(opts.Common.LogLevel).With("service", opts.Name)
 	}
+	// A logger handed in (tests, embedding) joins traces too.
+	logger = WithTraceIDs(logger)
 	p := &Process{
 		Name:     opts.Name,
 		Env:      opts.Common.Env,
@@ -140,14 +147,18 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 	p.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), p.Events)
 	logger.Info("starting", "version", Version(), "env", opts.Common.Env, "pid", os.Getpid(), "nats", config.SafeNATSURL(opts.Common.NATSURL), "database", db.SafeURL(opts.Common.DatabaseURL))
 
-	shutdownTracing, err := setupTracing(ctx, opts.Name, opts.Common.OTLPEndpoint)
+	tr, err := setupTracing(ctx, opts.Name, opts.Common.Env, opts.Common.Tracing, logger, p.Registry)
 	if err != nil {
 		return err
 	}
+	p.TracerProvider = tr.provider
 	defer func() {
+		// Flushes the spans still batched: the last ones of a drain are often the interesting ones.
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = shutdownTracing(sctx)
+		if err := tr.shutdown(sctx); err != nil {
+			logger.Warn("flush traces at shutdown", "err", err)
+		}
 	}()
 
 	if !opts.NoDatabase {
@@ -159,7 +170,7 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		if opts.Common.MigrateOnStart {
 			logger.Info("migrations applied", "versions", applied)
 		}
-		if p.Pool, err = db.OpenPool(ctx, opts.Common.DatabaseURL, opts.Common.DBMaxConns); err != nil {
+		if p.Pool, err = db.OpenPool(ctx, opts.Common.DatabaseURL, opts.Common.DBMaxConns, db.WithTracerProvider(tr.provider)); err != nil {
 			return err
 		}
 		defer p.Pool.Close()
@@ -231,7 +242,7 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 			return fmt.Errorf("claim bucket: %w", err)
 		}
 		p.Events.AddClaimCheck(opts.Name, p.Claims)
-		if p.Publisher, err = events.NewPublisher(p.NC, events.PublisherConfig{Source: opts.Name, ClaimCheck: p.Claims}); err != nil {
+		if p.Publisher, err = events.NewPublisher(p.NC, events.PublisherConfig{Source: opts.Name, ClaimCheck: p.Claims, TracerProvider: tr.provider}); err != nil {
 			return err
 		}
 		p.Events.AddPublisher(opts.Name, p.Publisher)

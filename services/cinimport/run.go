@@ -26,7 +26,7 @@ import (
 func run(ctx context.Context, p *service.Process, cfg Config) error {
 	im := importer.New(p.Pool, importer.Config{PriceMaxAge: cfg.PriceMaxAge})
 	pub := p.Publisher
-	trig := trigger.New(im, pub, trigger.Config{Debounce: cfg.Debounce, Logger: p.Logger, Registerer: p.Registry})
+	trig := trigger.New(im, pub, trigger.Config{Debounce: cfg.Debounce, Logger: p.Logger, Registerer: p.Registry, TracerProvider: p.TracerProvider})
 	defer trig.Wait()
 
 	changes, err := events.NewConsumer(ctx, p.JS, events.ConsumerConfig{
@@ -34,10 +34,11 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		Handler: trig.HandleChange,
 		// Many handlers wait on one coalesced import per scope: a burst of trade inserts is one
 		// import, not one per trade.
-		Concurrency: 512,
-		Source:      "cinimport",
-		Logger:      p.Logger,
-		Middleware:  []events.Middleware{p.WaitWhileUnavailable(events.ConsumerCinimportChanges)},
+		Concurrency:    512,
+		Source:         "cinimport",
+		Logger:         p.Logger,
+		TracerProvider: p.TracerProvider,
+		Middleware:     []events.Middleware{p.WaitWhileUnavailable(events.ConsumerCinimportChanges)},
 	})
 	if err != nil {
 		return err
@@ -45,10 +46,11 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	p.Events.AddConsumer(changes)
 	ticks, err := events.NewConsumer(ctx, p.JS, events.ConsumerConfig{
 		Stream: events.StreamTicks, Durable: events.ConsumerCinimportTicks,
-		Handler:    trig.HandleTick,
-		Source:     "cinimport",
-		Logger:     p.Logger,
-		Middleware: []events.Middleware{p.WaitWhileUnavailable(events.ConsumerCinimportTicks)},
+		Handler:        trig.HandleTick,
+		Source:         "cinimport",
+		Logger:         p.Logger,
+		TracerProvider: p.TracerProvider,
+		Middleware:     []events.Middleware{p.WaitWhileUnavailable(events.ConsumerCinimportTicks)},
 	})
 	if err != nil {
 		return err
@@ -74,7 +76,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		runPart(func() error { return c.Run(ctx) })
 	}
 	if cfg.SyncEnabled() {
-		client, err := exchange.New(exchange.Config{BaseURL: cfg.BaseURL, APIKey: cfg.APIKey, APISecret: cfg.APISecret, Logger: p.Logger})
+		client, err := exchange.New(exchange.Config{BaseURL: cfg.BaseURL, APIKey: cfg.APIKey, APISecret: cfg.APISecret, Logger: p.Logger, TracerProvider: p.TracerProvider})
 		if err != nil {
 			return err
 		}

@@ -89,7 +89,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	}
 	pub := p.Publisher
 	flags := ticks.NewFreezeFlags(ticks.FreezeConfig{JS: p.JS, Bucket: cfg.FlagsBucket, Replicas: cfg.NATSReplicas, Pool: p.Pool, Logger: p.Logger})
-	tp, err := ticks.New(ticks.Config{Modules: modules(cfg), Publisher: pub, JS: p.JS, Flags: flags, Session: session, Logger: p.Logger, Registerer: p.Registry})
+	tp, err := ticks.New(ticks.Config{Modules: modules(cfg), Publisher: pub, JS: p.JS, Flags: flags, Session: session, Logger: p.Logger, Registerer: p.Registry, TracerProvider: p.TracerProvider})
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func startRelay(ctx context.Context, g *errgroup.Group, p *service.Process, cfg 
 	}
 	// Row changes are what can outgrow a NATS message: the relay offloads through the frame's
 	// claim-check, on the bucket the orchestrator's topology declares (CLAIMS_MAX_MB, replicas).
-	pub, err := bus.New(nc, bus.Config{MaxInFlight: cfg.CDCMaxInFlight, Claims: p.Claims})
+	pub, err := bus.New(nc, bus.Config{MaxInFlight: cfg.CDCMaxInFlight, Claims: p.Claims, TracerProvider: p.TracerProvider})
 	if err != nil {
 		nc.Close()
 		return nil, err

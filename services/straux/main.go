@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"cryptopill.dev/jobs/libs/config"
@@ -43,7 +44,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	pool := p.Pool
 
 	client, err := exchange.New(exchange.Config{BaseURL: cfg.BinanceBaseURL, WeightLimit: cfg.WeightLimit,
-		Logger: log.With("component", "exchange"), Now: cfg.Now})
+		Logger: log.With("component", "exchange"), Now: cfg.Now, TracerProvider: p.TracerProvider})
 	if err != nil {
 		return err
 	}
@@ -65,6 +66,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		retention = -1 // JOBS_RETENTION=0 keeps everything
 	}
 	engine, err := jobs.New(pool, jobs.Config{Workers: cfg.JobWorkers, Logger: log, SessionID: p.SessionID, Retention: retention,
+		TracerProvider: p.TracerProvider,
 		OnOutcome: func(outcomes []jobs.Outcome) { publishJobOutcomes(ctx, pub, worker, outcomes, log) }})
 	if err != nil {
 		return err
@@ -83,15 +85,17 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		FetchConcurrency: cfg.FetchConcurrency, Lease: cfg.ClaimLease, WeightSharePct: cfg.WeightSharePct,
 		MaxBins: cfg.VectorMaxBins, Backfill: cfg.Backfill, Budget: budget,
 		// A finished tick is the cue for due market jobs.
-		OnPeriodDone: func(time.Time) { engine.Wake() },
-		Registerer:   p.Registry, Logger: log, Now: cfg.Now,
+		// The claim it causes, and the jobs it takes, join the tick's trace.
+		OnPeriodDone:   func(ctx context.Context, _ time.Time) { engine.WakeFrom(ctx) },
+		TracerProvider: p.TracerProvider,
+		Registerer:     p.Registry, Logger: log, Now: cfg.Now,
 	})
 	if err != nil {
 		return err
 	}
 	cons, err := events.NewConsumer(ctx, p.JS, events.ConsumerConfig{
 		Stream: events.StreamTicks, Durable: events.ConsumerStrauxTicks,
-		Handler: runner.Handler(), Concurrency: 2, Logger: log, ShutdownTimeout: cfg.ShutdownGrace,
+		Handler: runner.Handler(), Concurrency: 2, Logger: log, ShutdownTimeout: cfg.ShutdownGrace, TracerProvider: p.TracerProvider,
 		Middleware: []events.Middleware{p.WaitWhileUnavailable(events.ConsumerStrauxTicks)},
 	})
 	if err != nil {
@@ -139,14 +143,16 @@ func publishJobOutcomes(ctx context.Context, pub *events.Publisher, worker strin
 		status := map[jobs.Status]eventsv1.JobStatus{jobs.StatusSucceeded: eventsv1.JobStatus_JOB_STATUS_SUCCEEDED,
 			jobs.StatusQueued: eventsv1.JobStatus_JOB_STATUS_QUEUED, jobs.StatusFailed: eventsv1.JobStatus_JOB_STATUS_FAILED}[o.Status]
 		attempts := int32(o.Job.Attempt)
-		_, err := pub.PublishAsync(ctx, events.Event{
+		// Under the job's run span: the outcome event is part of the job's trace.
+		octx := trace.ContextWithSpanContext(ctx, o.SpanContext)
+		_, err := pub.PublishAsync(octx, events.Event{
 			Subject: events.JobSubject(string(o.Job.Kind), status),
 			ID:      events.JobEventID(o.Job.ID, attempts, status, o.Job.ScheduledFor),
 			Payload: &eventsv1.JobLifecycle{JobId: o.Job.ID, Kind: string(o.Job.Kind), Status: status, Attempts: attempts,
 				Error: o.Err, OccurredAt: timestamppb.Now(), Worker: worker, Key: o.Job.Key},
 		})
 		if err != nil {
-			log.Warn("publish job outcome", "job_id", o.Job.ID, "kind", o.Job.Kind, "err", err)
+			log.WarnContext(octx, "publish job outcome", "job_id", o.Job.ID, "kind", o.Job.Kind, "err", err)
 		}
 	}
 }

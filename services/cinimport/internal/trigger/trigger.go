@@ -13,6 +13,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"cryptopill.dev/jobs/libs/events"
@@ -42,14 +46,19 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the import metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
+	// TracerProvider makes a "cinimport.import" span per import run, holding its statements
+	// and MovesImported publishes: a child of the change (or tick) that caused it, linked to
+	// the other changes coalesced into it. Default: otel's global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // ImportTrigger runs imports when sessions open, trades arrive and sweeps tick.
 type ImportTrigger struct {
-	im  Importer
-	pub Publisher
-	cfg Config
-	log *slog.Logger
+	im     Importer
+	pub    Publisher
+	cfg    Config
+	log    *slog.Logger
+	tracer trace.Tracer
 
 	mu      sync.Mutex
 	pending map[string]*batch // by account scope
@@ -70,6 +79,8 @@ type batch struct {
 	trigger eventsv1.MovesImported_Trigger
 	done    chan struct{}
 	err     error
+	// joined are the spans of the later calls coalesced into the batch (under the trigger's mu).
+	joined []trace.Link
 }
 
 // New returns a trigger. pub may be nil: imports then publish nothing.
@@ -83,7 +94,11 @@ func New(im Importer, pub Publisher, cfg Config) *ImportTrigger {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = otel.GetTracerProvider()
+	}
 	t := &ImportTrigger{im: im, pub: pub, cfg: cfg, log: cfg.Logger, pending: map[string]*batch{}, waitingOf: map[int64]bool{},
+		tracer: cfg.TracerProvider.Tracer("cryptopill.dev/jobs/services/cinimport/trigger"),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinimport_import_runs_total",
 			Help: "Import runs by trigger and result (ok, error)."}, []string{"trigger", "result"}),
 		moves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinimport_moves_imported_total",
@@ -225,6 +240,8 @@ func (t *ImportTrigger) ImportScope(ctx context.Context, scope string, trigger e
 		t.wg.Add(1)
 		// The import outlives the handler that opened the batch: others wait on it too.
 		go t.flush(context.WithoutCancel(ctx), scope, b)
+	} else if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		b.joined = append(b.joined, trace.Link{SpanContext: sc})
 	}
 	t.mu.Unlock()
 	select {
@@ -241,7 +258,10 @@ func (t *ImportTrigger) flush(ctx context.Context, scope string, b *batch) {
 	time.Sleep(t.cfg.Debounce)
 	t.mu.Lock()
 	delete(t.pending, scope) // later calls open the next batch
+	links := b.joined
 	t.mu.Unlock()
+	// In the trace of the call that opened the batch, linked to the others it covers.
+	ctx = contextWithLinks(ctx, links)
 
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.ImportTimeout)
 	defer cancel()
@@ -263,13 +283,19 @@ func (t *ImportTrigger) run(ctx context.Context, sessions []importer.Session, op
 		return nil, nil
 	}
 	runID := events.NewID()
+	ctx, span := t.tracer.Start(ctx, "cinimport.import", trace.WithLinks(linksOf(ctx)...), trace.WithAttributes(
+		attribute.String("cp.run_id", runID), attribute.String("cp.trigger", trigger.String()),
+		attribute.Int("cp.sessions", len(sessions)), attribute.Bool("cp.full", opts.Full)))
+	defer span.End()
 	started := time.Now()
 	results, err := t.im.Import(ctx, sessions, opts)
 	label := strings.ToLower(strings.TrimPrefix(trigger.String(), "TRIGGER_"))
 	t.duration.WithLabelValues(label).Observe(time.Since(started).Seconds())
 	if err != nil {
 		t.runs.WithLabelValues(label, "error").Inc()
-		t.log.Error("import failed", "run_id", runID, "trigger", trigger.String(), "err", err)
+		t.log.ErrorContext(ctx, "import failed", "run_id", runID, "trigger", trigger.String(), "err", err)
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "import failed")
 		return nil, err
 	}
 	t.runs.WithLabelValues(label, "ok").Inc()
@@ -285,17 +311,17 @@ func (t *ImportTrigger) run(ctx context.Context, sessions []importer.Session, op
 		t.moves.WithLabelValues(label).Add(float64(r.Moves))
 		t.setWaiting(r.SessionID, len(r.PendingMarkets))
 		if len(r.PendingMarkets) > 0 {
-			t.log.Warn("trades wait for their market to be known", "rt_session_id", r.SessionID, "markets", r.PendingMarkets,
+			t.log.WarnContext(ctx, "trades wait for their market to be known", "rt_session_id", r.SessionID, "markets", r.PendingMarkets,
 				"run_id", runID, "hint", "add the markets to market.symbols or settings.coin_universe; the next import takes their trades")
 		}
 		if r.SnapshotDiscarded != "" {
 			t.distrust.WithLabelValues(r.SnapshotDiscarded).Inc()
-			t.log.Warn("stored import snapshot not trusted: every trade of the session was looked at once", "rt_session_id", r.SessionID,
+			t.log.WarnContext(ctx, "stored import snapshot not trusted: every trade of the session was looked at once", "rt_session_id", r.SessionID,
 				"reason", r.SnapshotDiscarded, "checked", r.Checked, "run_id", runID,
 				"hint", "expected once after a dump restored into another cluster or an upgrade to migration 00013; if it repeats, the cluster's transaction ids went back")
 		}
 		// rt_session_id: the process's own ops.session_log id is already session_id in its logs.
-		t.log.Info("moves imported", "rt_session_id", r.SessionID, "moves", r.Moves, "checked", r.Checked, "run_id", runID,
+		t.log.InfoContext(ctx, "moves imported", "rt_session_id", r.SessionID, "moves", r.Moves, "checked", r.Checked, "run_id", runID,
 			"trigger", trigger.String(), "took", importedAt.Sub(started).Round(time.Millisecond).String())
 		if t.pub == nil {
 			continue
@@ -318,7 +344,32 @@ func (t *ImportTrigger) run(ctx context.Context, sessions []importer.Session, op
 			errs = append(errs, fmt.Errorf("publish moves imported of session %d: %w", r.SessionID, err))
 		}
 	}
-	return results, errors.Join(errs...)
+	var moves int64
+	for _, r := range results {
+		moves += r.Moves
+	}
+	span.SetAttributes(attribute.Int64("cp.moves", moves))
+	if err := errors.Join(errs...); err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "moves imported not published")
+		return results, err
+	}
+	return results, nil
+}
+
+// linksKey carries the span links of a coalesced import to the span of its run.
+type linksKey struct{}
+
+func contextWithLinks(ctx context.Context, links []trace.Link) context.Context {
+	if len(links) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, linksKey{}, links)
+}
+
+func linksOf(ctx context.Context) []trace.Link {
+	links, _ := ctx.Value(linksKey{}).([]trace.Link)
+	return links
 }
 
 // text returns a column's text value from a RowChange, "" when absent or NULL.

@@ -11,8 +11,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"cryptopill.dev/jobs/libs/events"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
@@ -34,6 +39,7 @@ type ChangePublisher struct {
 	claims  *events.ClaimCheck
 	ceType  string
 	pending chan pending
+	tracer  trace.Tracer
 	wg      sync.WaitGroup
 	mu      sync.RWMutex
 	closed  bool
@@ -59,6 +65,11 @@ type Config struct {
 	// reference consumers resolve (libs/events). Without it an event over max_payload cannot be
 	// published: the relay reports itself blocked on it.
 	Claims *events.ClaimCheck
+	// TracerProvider makes a producer span per row change, "send <subject>", with the commit
+	// LSN, xid and index in the transaction as attributes; it ends when the PubAck (or the
+	// failure) comes, and consumers continue its trace from the traceparent it sends. Default:
+	// otel's global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // ErrClosed is returned by PublishAsync after Close.
@@ -78,6 +89,9 @@ func New(nc *nats.Conn, cfg Config) (*ChangePublisher, error) {
 	if cfg.Stream == "" {
 		cfg.Stream = events.StreamCDC
 	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = otel.GetTracerProvider()
+	}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight),
 		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout))
@@ -88,6 +102,7 @@ func New(nc *nats.Conn, cfg Config) (*ChangePublisher, error) {
 		nc: nc, js: js, source: cfg.Source, stream: cfg.Stream, claims: cfg.Claims,
 		ceType:  events.TypeOf(&eventsv1.RowChange{}),
 		pending: make(chan pending, cfg.MaxInFlight),
+		tracer:  cfg.TracerProvider.Tracer("cryptopill.dev/jobs/services/orchestrator/bus"),
 	}
 	p.wg.Add(1)
 	go p.resolve()
@@ -129,11 +144,38 @@ func (p *ChangePublisher) Message(ctx context.Context, c *relay.Change) (*nats.M
 }
 
 // PublishAsync implements relay.Publisher.
-func (p *ChangePublisher) PublishAsync(ctx context.Context, c *relay.Change, done func(error)) error {
+func (p *ChangePublisher) PublishAsync(ctx context.Context, c *relay.Change, done func(error)) (err error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
 		return ErrClosed
+	}
+	// The row change starts its trace: the transaction is named by its commit LSN and xid.
+	ctx, span := p.tracer.Start(ctx, "send "+c.Subject, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.destination.name", c.Subject),
+			attribute.String("messaging.message.id", c.ID),
+			attribute.String("cp.table", c.Table),
+			attribute.String("cp.commit_lsn", pglogrepl.LSN(c.CommitLSN).String()),
+			attribute.Int64("cp.xid", int64(c.Xid)),
+			attribute.Int64("cp.index_in_tx", int64(c.Index)),
+		))
+	defer func() {
+		if err != nil { // no PubAck will come
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "publish failed")
+			span.End()
+		}
+	}()
+	traced := func(err error) {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "not acknowledged")
+		}
+		span.End()
+		done(err)
 	}
 	msg, err := p.Message(ctx, c)
 	if err != nil {
@@ -159,7 +201,7 @@ func (p *ChangePublisher) PublishAsync(ctx context.Context, c *relay.Change, don
 	if err != nil {
 		return fmt.Errorf("publish %s %s: %w", c.Subject, c.ID, err)
 	}
-	p.pending <- pending{fut: fut, done: done}
+	p.pending <- pending{fut: fut, done: traced}
 	return nil
 }
 

@@ -29,6 +29,8 @@ type Change struct {
 	CommitLSN  uint64
 	CommitTime time.Time
 	Index      uint32
+	// Xid is the transaction's id (0 when pgoutput did not send one).
+	Xid uint32
 	// ExpectedLastID is the id (Nats-Msg-Id) of the event published before this one; "" for the
 	// first of a session when the stream's last message has none. The publisher sends it as
 	// Nats-Expected-Last-Msg-Id, so the server stores an event only right after its predecessor:
@@ -226,6 +228,7 @@ func (d *decoder) change(msg pglogrepl.Message) (Change, error) {
 		CommitLSN:  uint64(tx.commitLSN),
 		CommitTime: tx.commitTime,
 		Index:      tx.next,
+		Xid:        tx.xid,
 	}
 	tx.next++
 	return c, nil

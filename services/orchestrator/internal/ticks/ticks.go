@@ -11,6 +11,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -52,6 +56,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
+	// TracerProvider makes a "tick <module>" span per period, the root of the tick's trace: the
+	// publish and everything straux does for the tick are under it. Default: otel's global
+	// provider.
+	TracerProvider trace.TracerProvider
 }
 
 // TickPublisher publishes the ticks of every module.
@@ -59,6 +67,7 @@ type TickPublisher struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *tickMetrics
+	tracer  trace.Tracer
 }
 
 type tickMetrics struct {
@@ -85,6 +94,9 @@ func New(cfg Config) (*TickPublisher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = otel.GetTracerProvider()
+	}
 	m := &tickMetrics{
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_orchestrator_ticks_published_total",
 			Help: "Ticks published, by module and result (stored, or duplicate: another orchestrator had published it)."}, []string{"module", "result"}),
@@ -100,7 +112,8 @@ func New(cfg Config) (*TickPublisher, error) {
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(m.published, m.missed, m.frozen, m.frozenNow, m.last)
 	}
-	return &TickPublisher{cfg: cfg, log: cfg.Logger.With("component", "tick_publisher"), metrics: m}, nil
+	return &TickPublisher{cfg: cfg, log: cfg.Logger.With("component", "tick_publisher"), metrics: m,
+		tracer: cfg.TracerProvider.Tracer("cryptopill.dev/jobs/services/orchestrator/ticks")}, nil
 }
 
 // PeriodStart is the start of the period containing t: the largest multiple of period since
@@ -215,7 +228,18 @@ func (p *TickPublisher) frozen(module string) (bool, string) {
 	return frozen, key
 }
 
-func (p *TickPublisher) publish(ctx context.Context, m Module, start time.Time) error {
+func (p *TickPublisher) publish(ctx context.Context, m Module, start time.Time) (err error) {
+	ctx, span := p.tracer.Start(ctx, "tick "+m.Name, trace.WithAttributes(
+		attribute.String("cp.module", m.Name),
+		attribute.String("cp.period_start", start.UTC().Format(time.RFC3339)),
+		attribute.String("cp.period", m.Period.String())))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "tick not published")
+		}
+		span.End()
+	}()
 	tick := &eventsv1.Tick{
 		Module:              m.Name,
 		PeriodStart:         timestamppb.New(start),
@@ -239,9 +263,10 @@ func (p *TickPublisher) publish(ctx context.Context, m Module, start time.Time) 
 	if ack.Duplicate {
 		result = "duplicate"
 	}
+	span.SetAttributes(attribute.String("cp.result", result))
 	p.metrics.published.WithLabelValues(m.Name, result).Inc()
 	p.metrics.last.WithLabelValues(m.Name).Set(float64(start.Unix()))
-	p.log.Debug("tick", "module", m.Name, "period_start", start, "result", result)
+	p.log.DebugContext(ctx, "tick", "module", m.Name, "period_start", start, "result", result)
 	return nil
 }
 

@@ -43,17 +43,17 @@ func (r *Runner) backfill(ctx context.Context, run *periodRun, cc *store.ChunkCo
 	}
 	due, err := r.st.BackfillDue(ctx, short, longest)
 	if err != nil {
-		r.log.Warn("backfill: check", "err", err)
+		r.log.WarnContext(ctx, "backfill: check", "err", err)
 		return
 	}
 	for _, sym := range due {
 		if run.backfillLeft.Add(-1) < 0 {
-			r.log.Info("backfill: no weight left this period; later", "symbols_waiting", len(due))
+			r.log.InfoContext(ctx, "backfill: no weight left this period; later", "symbols_waiting", len(due))
 			return
 		}
 		pts, err := r.backfillSymbol(ctx, sym, p, interval, longest, cc.History[sym])
 		if err != nil {
-			r.log.Warn("backfill failed", "symbol", sym, "err", err)
+			r.log.WarnContext(ctx, "backfill failed", "symbol", sym, "err", err)
 			continue
 		}
 		merged := append(slices.Clone(cc.History[sym]), pts...)
@@ -125,6 +125,6 @@ func (r *Runner) backfillSymbol(ctx context.Context, sym string, p time.Time, in
 	pts = slices.DeleteFunc(pts, func(pt window.Point) bool { return !took[pt.T.UnixMilli()] })
 	added := len(written)
 	r.m.backfilled.Add(float64(added))
-	r.log.Info("backfilled history from 1m klines", "symbol", sym, "samples", added, "from", from, "through", p)
+	r.log.InfoContext(ctx, "backfilled history from 1m klines", "symbol", sym, "samples", added, "from", from, "through", p)
 	return pts, nil
 }

@@ -9,6 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"cryptopill.dev/jobs/libs/exchange"
 	"cryptopill.dev/jobs/services/straux/internal/book"
 	"cryptopill.dev/jobs/services/straux/internal/cputime"
@@ -24,7 +28,15 @@ type fetched struct {
 
 // processChunk samples the claimed symbols, computes their windows and writes everything, with
 // the claims' completion, in one transaction. An error means nothing was written.
-func (r *Runner) processChunk(ctx context.Context, run *periodRun, claims []store.Claim, windows []window.Window) error {
+func (r *Runner) processChunk(ctx context.Context, run *periodRun, claims []store.Claim, windows []window.Window) (err error) {
+	ctx, span := r.tracer.Start(ctx, "straux.chunk", trace.WithAttributes(attribute.Int("cp.symbols", len(claims))))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "chunk not written")
+		}
+		span.End()
+	}()
 	p, interval := run.tick.PeriodStart, run.tick.Period
 	var live, abandoned []string
 	for _, c := range claims {
@@ -119,7 +131,7 @@ func (r *Runner) processChunk(ctx context.Context, run *periodRun, claims []stor
 			r.m.symbols.WithLabelValues(o).Inc()
 		} else {
 			r.m.claimsLost.Inc()
-			r.log.Warn("claim taken over before it was written; left to its new holder", "symbol", sym, "period_start", p)
+			r.log.WarnContext(ctx, "claim taken over before it was written; left to its new holder", "symbol", sym, "period_start", p)
 		}
 	}
 	return nil
@@ -141,7 +153,7 @@ func (r *Runner) renewLeases(ctx context.Context, p time.Time, symbols []string)
 				return
 			case <-t.C:
 				if err := r.st.Renew(ctx, p, symbols, r.cfg.Replica, r.cfg.Lease); err != nil {
-					r.log.Warn("renew leases", "err", err)
+					r.log.WarnContext(ctx, "renew leases", "err", err)
 				}
 			}
 		}
@@ -195,7 +207,7 @@ func (r *Runner) fetch(ctx context.Context, p time.Time, symbols []string) fetch
 	}
 	if err != nil {
 		r.m.tickerErrors.Inc()
-		r.log.Warn("ticker batch failed; samples are written without tickers", "symbols", len(symbols), "err", err)
+		r.log.WarnContext(ctx, "ticker batch failed; samples are written without tickers", "symbols", len(symbols), "err", err)
 	}
 	f.tickers = ts
 	return f

@@ -66,6 +66,16 @@ func (r *Runner) assistOnce(ctx context.Context, js jetstream.JetStream) error {
 		return err
 	}
 	defer it.Stop()
+	// A consumer span like the durable's ("process cp.tick.straux"), so a period this replica
+	// starts from the broadcast is in the tick's trace under a consume span too.
+	assist := events.Trace(r.cfg.TracerProvider, "straux-assist")(func(ctx context.Context, ev events.Event) error {
+		t, err := TickOf(ev)
+		if err != nil {
+			return nil // the durable consumer dead-letters it
+		}
+		r.Assist(ctx, t)
+		return nil
+	})
 	done := make(chan struct{})
 	defer close(done) // the stopper below must not outlive this attempt
 	go func() {
@@ -88,10 +98,6 @@ func (r *Runner) assistOnce(ctx context.Context, js jetstream.JetStream) error {
 		if err != nil {
 			continue // the durable consumer dead-letters it
 		}
-		t, err := TickOf(ev)
-		if err != nil {
-			continue
-		}
-		r.Assist(mctx, t)
+		_ = assist(mctx, ev)
 	}
 }

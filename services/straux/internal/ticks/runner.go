@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"cryptopill.dev/jobs/libs/exchange"
 	"cryptopill.dev/jobs/services/straux/internal/plan"
@@ -72,8 +76,12 @@ type Config struct {
 	Retention time.Duration
 	// Budget reports the exchange weight budget. Required.
 	Budget func() plan.Budget
-	// OnPeriodDone is called after a period closes (straux wakes its job engine). Optional.
-	OnPeriodDone func(period time.Time)
+	// OnPeriodDone is called after a period closes (straux wakes its job engine), with the
+	// context of the tick's consume span. Optional.
+	OnPeriodDone func(ctx context.Context, period time.Time)
+	// TracerProvider makes the spans of a period's work ("straux.period", "straux.chunk"),
+	// children of the span of the tick that started it. Default: otel's global provider.
+	TracerProvider trace.TracerProvider
 	// Registerer receives the metrics. nil: not registered.
 	Registerer prometheus.Registerer
 	// Logger. Default slog.Default().
@@ -133,18 +141,22 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
+	}
 	return c, nil
 }
 
 // Runner samples ticks. Create it with New, call Stop to drain.
 type Runner struct {
-	cfg   Config
-	st    *store.Store
-	ex    Exchange
-	uni   Universe
-	log   *slog.Logger
-	m     *metrics
-	slots chan struct{} // exchange-call slots
+	cfg    Config
+	st     *store.Store
+	ex     Exchange
+	uni    Universe
+	log    *slog.Logger
+	m      *metrics
+	tracer trace.Tracer
+	slots  chan struct{} // exchange-call slots
 
 	// base is the context of all work: cancelling it is a hard stop (in-flight calls fail).
 	base context.Context
@@ -174,6 +186,7 @@ func New(base context.Context, st *store.Store, ex Exchange, uni Universe, cfg C
 		cfg: cfg, st: st, ex: ex, uni: uni,
 		log:      cfg.Logger.With("component", "ticks", "replica", cfg.Replica),
 		m:        newMetrics(cfg.Registerer),
+		tracer:   cfg.TracerProvider.Tracer("cryptopill.dev/jobs/services/straux/ticks"),
 		slots:    make(chan struct{}, cfg.FetchConcurrency),
 		base:     base,
 		draining: make(chan struct{}),
@@ -224,7 +237,7 @@ func (r *Runner) HandleTick(ctx context.Context, t Tick) error {
 	case store.StatusDone, store.StatusSkipped:
 		// A redelivery or replay of a finished period: its rows are written; nothing to redo.
 		r.m.ticks.WithLabelValues("already_" + status).Inc()
-		log.Info("tick: period already finished", "status", status)
+		log.InfoContext(ctx, "tick: period already finished", "status", status)
 		return nil
 	case "":
 		if r.late(t) {
@@ -241,7 +254,7 @@ func (r *Runner) HandleTick(ctx context.Context, t Tick) error {
 			return err
 		}
 	}
-	run := r.join(t)
+	run := r.join(ctx, t)
 	select {
 	case <-run.done:
 	case <-ctx.Done():
@@ -263,13 +276,13 @@ func (r *Runner) HandleTick(ctx context.Context, t Tick) error {
 	r.m.ticks.WithLabelValues("done").Inc()
 	if closed {
 		r.m.tickSeconds.Observe(took.Seconds())
-		log.Info("tick done", "sampled", out.Sampled, "failed", out.Failed, "abandoned", out.Abandoned,
+		log.InfoContext(ctx, "tick done", "sampled", out.Sampled, "failed", out.Failed, "abandoned", out.Abandoned,
 			"seconds", took.Seconds())
 		if _, err := r.st.Prune(ctx, t.PeriodStart.Add(-r.cfg.Retention)); err != nil {
-			log.Warn("prune coordination rows", "err", err)
+			log.WarnContext(ctx, "prune coordination rows", "err", err)
 		}
 		if r.cfg.OnPeriodDone != nil {
-			r.cfg.OnPeriodDone(t.PeriodStart)
+			r.cfg.OnPeriodDone(ctx, t.PeriodStart)
 		}
 	}
 	return nil
@@ -283,7 +296,7 @@ func (r *Runner) Assist(ctx context.Context, t Tick) {
 	}
 	status, err := r.st.PeriodStatus(ctx, t.PeriodStart)
 	if err != nil {
-		r.log.Warn("assist: period status", "period_start", t.PeriodStart, "err", err)
+		r.log.WarnContext(ctx, "assist: period status", "period_start", t.PeriodStart, "err", err)
 		return
 	}
 	switch status {
@@ -294,11 +307,11 @@ func (r *Runner) Assist(ctx context.Context, t Tick) {
 			return // the durable holder marks it skipped
 		}
 		if err := r.ensurePlanned(ctx, t, r.log.With("period_start", t.PeriodStart)); err != nil {
-			r.log.Warn("assist: plan", "period_start", t.PeriodStart, "err", err)
+			r.log.WarnContext(ctx, "assist: plan", "period_start", t.PeriodStart, "err", err)
 			return
 		}
 	}
-	r.join(t)
+	r.join(ctx, t)
 }
 
 // skip marks a late tick's period skipped; marked is false when someone else got to the period
@@ -363,6 +376,7 @@ func (r *Runner) ensurePlanned(ctx context.Context, t Tick, log *slog.Logger) er
 // periodRun is this process's work on one period.
 type periodRun struct {
 	tick         Tick
+	span         trace.Span // of the tick that started the run
 	done         chan struct{}
 	err          error
 	backfillLeft atomic.Int64
@@ -386,13 +400,15 @@ func (run *periodRun) wait() <-chan struct{} {
 }
 
 // join starts this process's workers on the period unless they run already, and returns the run.
-func (r *Runner) join(t Tick) *periodRun {
+// The workers run on the runner's base context (a handler giving up does not cut a chunk short)
+// but in the trace of ctx's span: the tick consume that started them.
+func (r *Runner) join(ctx context.Context, t Tick) *periodRun {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if run, ok := r.runs[t.PeriodStart]; ok {
 		return run
 	}
-	run := &periodRun{tick: t, done: make(chan struct{}), changed: make(chan struct{})}
+	run := &periodRun{tick: t, done: make(chan struct{}), changed: make(chan struct{}), span: trace.SpanFromContext(ctx)}
 	r.runs[t.PeriodStart] = run
 	r.wg.Add(1)
 	go func() {
@@ -408,8 +424,17 @@ func (r *Runner) join(t Tick) *periodRun {
 
 // work runs the period's workers until no claim of it is open, and returns the first error
 // that stopped them (nil when the period is complete).
-func (r *Runner) work(run *periodRun) error {
-	ctx := r.base
+func (r *Runner) work(run *periodRun) (err error) {
+	ctx, span := r.tracer.Start(trace.ContextWithSpan(r.base, run.span), "straux.period",
+		trace.WithAttributes(attribute.String("cp.period_start", run.tick.PeriodStart.UTC().Format(time.RFC3339)),
+			attribute.String("cp.period", run.tick.Period.String())))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "period work stopped")
+		}
+		span.End()
+	}()
 	wins, err := r.st.Windows(ctx)
 	if err != nil {
 		return err
@@ -459,14 +484,14 @@ func (r *Runner) worker(ctx context.Context, run *periodRun, windows []window.Wi
 				// replica cannot, its leases run out instead.
 				if ctx.Err() == nil {
 					if rerr := r.st.Release(ctx, p, symbolsOf(claims), r.cfg.Replica); rerr != nil {
-						r.log.Warn("release claims after a failed chunk", "err", rerr)
+						r.log.WarnContext(ctx, "release claims after a failed chunk", "err", rerr)
 					}
 				}
 			}
 		}
 		if err != nil {
 			failures++
-			r.log.Warn("tick work failed; retrying", "period_start", p, "err", err, "failures", failures)
+			r.log.WarnContext(ctx, "tick work failed; retrying", "period_start", p, "err", err, "failures", failures)
 			if !r.sleep(ctx, min(time.Duration(failures)*200*time.Millisecond, 5*time.Second)) {
 				return ctx.Err()
 			}
