@@ -212,6 +212,10 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 			return err
 		}
 		defer func() { _ = p.Micro.Stop() }()
+		// Every consumer the service adds to p.Events is reachable here by its durable.
+		if err := p.AddOpsEndpoint(DeliverEndpoint, p.deliverHandler(ctx)); err != nil {
+			return err
+		}
 		decl := opts.Topology
 		if decl == nil {
 			t := events.NewTopology(events.TopologyConfig{Replicas: opts.Common.NATSReplicas})
