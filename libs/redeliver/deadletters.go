@@ -141,13 +141,13 @@ func consumerOf(subject string) string {
 
 // ConsumerSummary is the dead letters of one consumer.
 type ConsumerSummary struct {
-	Consumer string            `json:"consumer"`
-	Count    int               `json:"count"`
-	Oldest   time.Time         `json:"oldest"`
-	Newest   time.Time         `json:"newest"`
-	Reasons  map[string]int    `json:"reasons"`
-	Subjects map[string]int    `json:"subjects"`
-	Service  string            `json:"service,omitempty"`
+	Consumer string         `json:"consumer"`
+	Count    int            `json:"count"`
+	Oldest   time.Time      `json:"oldest"`
+	Newest   time.Time      `json:"newest"`
+	Reasons  map[string]int `json:"reasons"`
+	Subjects map[string]int `json:"subjects"`
+	Service  string         `json:"service,omitempty"`
 }
 
 // Summarize groups dead letters per consumer, consumers by name.

@@ -35,6 +35,7 @@ func (r *Runner) repairLate(ctx context.Context, t Tick) error {
 		if _, err := r.skip(ctx, t, log); err != nil {
 			return err
 		}
+		status = store.StatusSkipped
 	}
 	universe, err := r.uni.Current(ctx)
 	if err != nil {
