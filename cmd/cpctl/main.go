@@ -25,6 +25,8 @@ func commands() map[string]command {
 		"simex":   {"run the simulated Binance-compatible exchange", runSimex},
 		"dev":     {"run the whole stack on embedded defaults (make dev)", runDev},
 		"smoke":   {"check stored statistics, vectors and MEA moods for values stuck at a bound", runSmoke},
+		"dlq":     {"dead letters: dlq list|show|redrive|purge (re-driven to the consumer that wrote them)", runDLQ},
+		"replay":  {"re-deliver a range of a stream to one service's handler, durable untouched", runReplay},
 	}
 }
 

@@ -130,6 +130,22 @@ func (c *Client) decodeDeadLetter(ctx context.Context, seq uint64, subject strin
 	return dl, nil
 }
 
+// OriginalPayload is the dead letter's original payload, its claim-checked payload resolved.
+func (c *Client) OriginalPayload(ctx context.Context, dl DeadLetter) ([]byte, error) {
+	if dl.Header.Get(events.HeaderClaim) == "" {
+		return dl.Payload, nil
+	}
+	cc, err := c.claimCheck(ctx)
+	if err != nil {
+		return nil, err
+	}
+	data, err := cc.Resolve(ctx, dl.Header, dl.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("dead letter %d: original payload: %w", dl.Seq, err)
+	}
+	return data, nil
+}
+
 // consumerOf is the durable of a dead-letter subject cp.dlq.<durable>.
 func consumerOf(subject string) string {
 	const prefix = "cp.dlq."

@@ -57,6 +57,21 @@ type ReplayReport struct {
 	Failures []ReplayFailure `json:"failures,omitempty"`
 }
 
+// Note says what a replay through durable can and cannot redo, where that is not obvious; ""
+// when there is nothing to say. `cpctl replay` prints it with the summary.
+func Note(durable string) string {
+	switch durable {
+	case events.ConsumerStrauxTicks:
+		return "straux cannot sample a past order book again: a replayed tick of a period that was missed " +
+			"(skipped, failed, or never ticked) is repaired by the kline backfill of that period (each symbol without a price " +
+			"gets the close of the last 1m kline before it, flagged kline_backfill: no spread, imbalance or volume); " +
+			"a period whose symbols all have a price is left as it is"
+	case events.ConsumerCinimportChanges:
+		return "cinimport re-runs the import of each replayed change's scope: moves already imported are not imported twice"
+	}
+	return ""
+}
+
 // maxFailuresListed bounds ReplayReport.Failures.
 const maxFailuresListed = 100
 

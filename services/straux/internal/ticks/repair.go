@@ -9,13 +9,6 @@ import (
 	"cryptopill.dev/jobs/services/straux/internal/store"
 )
 
-// RepairNote is what `cpctl replay` says about straux ticks: what a replayed tick can and
-// cannot redo.
-const RepairNote = "straux cannot sample a past order book again: a replayed tick of a period that was missed " +
-	"(skipped, failed, or never ticked) is repaired by the kline backfill of that period (each symbol without a price " +
-	"gets the close of the last 1m kline before it, flagged kline_backfill: no spread, imbalance or volume); " +
-	"a period already sampled is left as it is"
-
 // repairLate is the handler's work for a tick an operator handed over (replay, re-drive) after
 // its period ended: the period is marked (skipped) if it never was, then every universe symbol
 // without a price in it (never sampled, failed, skipped) gets the kline backfill of that period.
