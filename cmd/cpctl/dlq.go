@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -253,11 +254,16 @@ func decodePayload(ceType string, data []byte) (json.RawMessage, error) {
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, m); err != nil {
 		return nil, fmt.Errorf("%s payload: %w", ceType, err)
 	}
-	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
+	raw, err := protojson.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	// Indented here: protojson varies its own spacing between builds on purpose.
+	var out bytes.Buffer
+	if err := json.Indent(&out, raw, "", "  "); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
 
 func printDLQShow(w io.Writer, r dlqShowReport) error {
