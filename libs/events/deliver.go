@@ -175,7 +175,12 @@ func (c *Consumer) redeadLetter(ctx context.Context, m DeliveredMsg, md *jetstre
 		if err == nil {
 			nmsg.Header.Set(HeaderRedrivenFrom, strconv.FormatUint(m.DeadLetterSeq, 10))
 			var ack *jetstream.PubAck
-			if ack, err = c.publishDeadLetter(ctx, nmsg); err == nil {
+			ack, err = c.publishDeadLetter(ctx, nmsg)
+			if err == nil && ack.Sequence == m.DeadLetterSeq {
+				// Never answer with the entry being re-driven: the caller would remove it.
+				return DeliverResult{Outcome: OutcomeFailed, Err: fmt.Sprintf("%v; the new dead letter was taken for the old entry %d (duplicate): the old entry is kept", cause, m.DeadLetterSeq)}
+			}
+			if err == nil {
 				c.deadLettered.Add(1)
 				return DeliverResult{Outcome: OutcomeDeadLettered, Err: cause.Error(), DeadLetterSeq: ack.Sequence}
 			}
