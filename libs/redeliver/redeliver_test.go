@@ -252,3 +252,17 @@ func TestSubjectMatches(t *testing.T) {
 		require.Equal(t, c.want, redeliver.SubjectMatches(c.f, c.s), "%s ~ %s", c.f, c.s)
 	}
 }
+
+// The deliver endpoint refuses, with a reason, what it cannot do.
+func TestDeliverEndpointRefusals(t *testing.T) {
+	b := setup(t)
+	for body, want := range map[string]string{
+		`{"durable":"nope","mode":"replay"}`:            `seeder runs no consumer "nope" (it runs [seeder-universe])`,
+		`{"durable":"seeder-universe","mode":"resend"}`: `mode "resend": want "redrive" or "replay"`,
+		`not json`: "deliver: request body",
+	} {
+		msg, err := b.nc.Request(service.OpsSubject(events.ServiceSeeder, service.DeliverEndpoint), []byte(body), 5*time.Second)
+		require.NoError(t, err)
+		require.Contains(t, msg.Header.Get("Nats-Service-Error"), want, body)
+	}
+}
