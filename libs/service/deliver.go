@@ -73,7 +73,11 @@ const MaxDeliverBatch = 500
 // an earlier one); handlers get the process's context, so a stopping service ends them.
 func (p *Process) deliverHandler(ctx context.Context) micro.HandlerFunc {
 	return func(req micro.Request) {
-		go p.serveDeliver(ctx, req)
+		p.opsWG.Add(1)
+		go func() {
+			defer p.opsWG.Done()
+			p.serveDeliver(ctx, req)
+		}()
 	}
 }
 
