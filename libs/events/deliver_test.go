@@ -111,3 +111,50 @@ func TestDeliverRedriveKeepsTheOldEntryWhenTheNewOneIsNotWritten(t *testing.T) {
 	require.Equal(t, events.OutcomeFailed, res.Outcome)
 	require.Contains(t, res.Err, "the old entry is kept")
 }
+
+// A claim-checked message is re-driven whole: the handler gets the resolved payload, and a
+// second failure's dead letter points at its own copy of the payload.
+func TestDeliverRedriveOfAClaimCheckedMessage(t *testing.T) {
+	b := setupDLQ(t, -1, map[string]string{events.MetadataAttempts: "1"})
+	ctx := context.Background()
+	pub, err := events.NewPublisher(b.bus.Conn, events.PublisherConfig{Source: "test", ClaimCheck: b.bus.Claims})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pub.Close(ctx) })
+	tick := bigTick(2 << 20) // over max_payload
+	var fail atomic.Bool
+	fail.Store(true)
+	var got atomic.Int64
+	c, _ := b.start(t, events.ConsumerConfig{ClaimCheck: b.bus.Claims, Handler: func(_ context.Context, ev events.Event) error {
+		if fail.Load() {
+			return events.Permanent(errors.New("rejected"))
+		}
+		got.Store(int64(len(ev.Payload.(*eventsv1.Tick).GetRunnerSessionId())))
+		return nil
+	}})
+	_, err = pub.Publish(ctx, events.Event{Subject: dlqSubject, ID: "claimed-r", Payload: tick})
+	require.NoError(t, err)
+	waitFor(t, "dead-lettered", func() bool { return c.Stats().DeadLettered == 1 })
+	dl := b.deadLetters(t)[0]
+	h := nats.Header{}
+	for k, v := range dl.OriginalHeaders {
+		h[k] = v.GetValues()
+	}
+	msg := events.DeliveredMsg{Subject: dl.OriginalSubject, Header: h, Data: dl.OriginalPayload, Stream: dl.Stream,
+		Sequence: dl.StreamSequence, DeadLetterSeq: 1}
+
+	res := c.Deliver(ctx, events.DeliverRedrive, msg)
+	require.Equal(t, events.OutcomeDeadLettered, res.Outcome, res.Err)
+	again := b.deadLetters(t)[1]
+	h2 := nats.Header{}
+	for k, v := range again.OriginalHeaders {
+		h2[k] = v.GetValues()
+	}
+	newID := events.RedriveDeadLetterID(dl.Stream, dl.StreamSequence, dlqDurable, 1)
+	require.Equal(t, events.ClaimBucket+"/"+newID+"/original", h2.Get(events.HeaderClaim), "its own copy")
+
+	fail.Store(false)
+	res = c.Deliver(ctx, events.DeliverRedrive, events.DeliveredMsg{Subject: again.OriginalSubject, Header: h2,
+		Data: again.OriginalPayload, Stream: again.Stream, Sequence: again.StreamSequence, DeadLetterSeq: res.DeadLetterSeq})
+	require.Equal(t, events.OutcomeOK, res.Outcome, res.Err)
+	require.Equal(t, int64(2<<20), got.Load(), "the handler saw the whole payload")
+}
