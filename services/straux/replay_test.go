@@ -191,6 +191,19 @@ func TestReplayOfTicks(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, repaired, tableDigests(t, d.Pool), "a second replay finds nothing left to repair")
 
+	// A symbol whose sample failed in a period that was done (an exchange error for that symbol
+	// alone): only it is repaired, with one klines call.
+	p3 := p0.Add(3 * period)
+	_, err = d.Pool.Exec(ctx, `UPDATE str_aux.samples SET mid = NULL, reason = 'depth: 503' WHERE symbol = 'ETHUSDT' AND period_start = $1`, p3)
+	require.NoError(t, err)
+	calls = ex.Stats().Requests
+	rep, err = cl.Replay(ctx, redeliver.ReplayOptions{Stream: events.StreamTicks, Service: events.ServiceStraux, StartSeq: 4, EndSeq: 4}, nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.OK, "%+v", rep)
+	require.Equal(t, 1, count(`SELECT count(*) FROM str_aux.samples WHERE period_start = $1 AND symbol = 'ETHUSDT' AND mid IS NOT NULL
+		AND flags @> ARRAY['kline_backfill']`, p3))
+	require.Equal(t, calls["/api/v3/klines"]+1, ex.Stats().Requests["/api/v3/klines"])
+
 	infoAfter := durable()
 	require.Equal(t, infoBefore.Config, infoAfter.Config, "the durable's configuration is untouched")
 	require.Equal(t, infoBefore.Created, infoAfter.Created, "the durable was not recreated")
