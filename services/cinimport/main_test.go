@@ -33,10 +33,12 @@ type stack struct {
 
 // setup starts the platform around cinimport: Postgres, JetStream, the orchestrator (whose change
 // relay publishes the row changes cinimport consumes), and cinimport itself, in process.
-func setup(t *testing.T) *stack {
+// orchEnv is extra orchestrator settings: a test running beside another must name its own
+// CDC_SLOT (replication slots are per cluster, and the test cluster is shared).
+func setup(t *testing.T, orchEnv ...string) *stack {
 	t.Helper()
 	s := &stack{ctx: context.Background(), db: pgtest.NewDB(t), bus: eventstest.NewBus(t)}
-	s.orch = proctest.Orchestrator(t, s.db.URL, s.bus.Server.URL)
+	s.orch = proctest.Orchestrator(t, s.db.URL, s.bus.Server.URL, orchEnv...)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := Config{

@@ -38,7 +38,7 @@ func tableDigests(t *testing.T, pool *pgxpool.Pool) map[string]string {
 // changes no row: the imports it re-runs find every move imported. The durable is untouched.
 func TestReplayOfRowChangesChangesNoRow(t *testing.T) {
 	t.Parallel()
-	s := setup(t)
+	s := setup(t, "CDC_SLOT=cp_relay_replay_test")
 	start := time.Now().Add(-time.Hour)
 	session := s.openSession(t, "default", start)
 	s.insertTrades(t, "default", 1, 50, start.Add(time.Minute))
@@ -51,16 +51,23 @@ func TestReplayOfRowChangesChangesNoRow(t *testing.T) {
 		require.NoError(t, err)
 		return info
 	}
-	// Every change relayed (the session's insert, 70 trade inserts) and handled: its handlers
-	// return once the import they wait on is done, so the ack floor is the last change.
+	// Every trade insert relayed and every change handled: handlers return once the import they
+	// wait on is done, so nothing pending or unacked means no import is running.
 	cdc, err := s.bus.JS.Stream(s.ctx, events.StreamCDC)
 	require.NoError(t, err)
-	require.True(t, proctest.Wait(s.ctx, 60*time.Second, func() bool {
-		info, err := cdc.Info(s.ctx)
+	handled := proctest.Wait(s.ctx, 120*time.Second, func() bool {
+		// Only the durable's subjects: the relay also publishes changes nobody here reads.
+		info, err := cdc.Info(s.ctx, jetstream.WithSubjectFilter("cp.cdc.market.account_trades.insert"))
 		require.NoError(t, err)
 		d := durable()
-		return info.State.Msgs >= 71 && d.AckFloor.Stream == info.State.LastSeq && d.NumAckPending == 0
-	}), "the relay published the changes and cinimport handled them")
+		return info.State.Subjects["cp.cdc.market.account_trades.insert"] == 70 && d.NumPending == 0 && d.NumAckPending == 0
+		})
+	if !handled {
+		info, _ := cdc.Info(s.ctx, jetstream.WithSubjectFilter("cp.cdc.>"))
+		d := durable()
+		t.Fatalf("the relay published the changes and cinimport handled them: subjects %v, durable pending %d ack pending %d",
+			info.State.Subjects, d.NumPending, d.NumAckPending)
+	}
 	before, infoBefore := tableDigests(t, s.db.Pool), durable()
 
 	cl, err := redeliver.New(redeliver.Config{NC: s.bus.Conn, Logger: slog.New(slog.DiscardHandler)})
