@@ -61,7 +61,7 @@ func TestReplayOfRowChangesChangesNoRow(t *testing.T) {
 		require.NoError(t, err)
 		d := durable()
 		return info.State.Subjects["cp.cdc.market.account_trades.insert"] == 70 && d.NumPending == 0 && d.NumAckPending == 0
-		})
+	})
 	if !handled {
 		info, _ := cdc.Info(s.ctx, jetstream.WithSubjectFilter("cp.cdc.>"))
 		d := durable()
