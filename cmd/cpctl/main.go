@@ -29,6 +29,8 @@ func commands() map[string]command {
 		"freeze":    {"stop a module's ticks and its exchange-calling job kinds: freeze [module]", runFreeze},
 		"unfreeze":  {"undo a freeze: unfreeze [module]", runUnfreeze},
 		"pg-logins": {"create the services' Postgres logins from their URL files (compose's init step)", runPGLogins},
+		"dlq":       {"dead letters: dlq list|show|redrive|purge (re-driven to the consumer that wrote them)", runDLQ},
+		"replay":    {"re-deliver a range of a stream to one service's handler, durable untouched", runReplay},
 	}
 }
 

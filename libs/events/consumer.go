@@ -142,6 +142,9 @@ type ConsumerStats struct {
 	// ConsumeErrors is failed pulls the consumer went on after, and deliveries without
 	// JetStream metadata (which cannot be settled).
 	ConsumeErrors uint64
+	// OperatorDeliveries is messages an operator handed to the handler outside JetStream
+	// (Deliver), by mode ("redrive", "replay") then outcome ("ok", "failed", "dead_lettered").
+	OperatorDeliveries map[DeliverMode]map[string]uint64
 }
 
 // Consumer runs a Handler over one durable pull consumer: explicit acks, heartbeats for long
@@ -164,6 +167,8 @@ type Consumer struct {
 	dlqEncodeFailures                                                 atomic.Uint64
 	dlqPending                                                        atomic.Int64
 	settleFailures                                                    [settleOps]atomic.Uint64
+	// operator deliveries (Deliver), by mode (redrive, replay) and outcome.
+	delivered [2][3]atomic.Uint64
 }
 
 // Settlement operations, for SettleFailures.
@@ -365,6 +370,13 @@ func (c *Consumer) Stats() ConsumerStats {
 	for i, name := range settleOpNames {
 		s.SettleFailures[name] = c.settleFailures[i].Load()
 	}
+	s.OperatorDeliveries = make(map[DeliverMode]map[string]uint64, len(deliverModes))
+	for i, mode := range deliverModes {
+		s.OperatorDeliveries[mode] = make(map[string]uint64, len(deliverOutcomes))
+		for j, o := range deliverOutcomes {
+			s.OperatorDeliveries[mode][o] = c.delivered[i][j].Load()
+		}
+	}
 	return s
 }
 
@@ -501,7 +513,7 @@ func (c *Consumer) deadLetter(stop, ctx context.Context, msg jetstream.Msg, md *
 		// Rebuilt while retrying a claim-checked one: the kept copy's age restarts, so it still
 		// outlives a dead letter written after a long CP_DLQ outage.
 		if nmsg == nil || claimed && time.Since(builtAt) > keepRefresh {
-			nmsg, err = c.deadLetterMsg(ctx, msg, md, reason, cause, id, subject, log)
+			nmsg, err = c.deadLetterMsg(ctx, msg.Subject(), msg.Headers(), msg.Data(), md, reason, cause, id, subject, log)
 			builtAt = time.Now()
 		}
 		if errors.Is(err, errUnencodable) {
@@ -574,9 +586,8 @@ var errUnencodable = errors.New("dead letter not encodable")
 
 // deadLetterMsg builds and encodes msg's dead letter. Its errors are transient (copying a
 // claim-checked payload failed) except errUnencodable.
-func (c *Consumer) deadLetterMsg(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata,
+func (c *Consumer) deadLetterMsg(ctx context.Context, origSubject string, headers nats.Header, data []byte, md *jetstream.MsgMetadata,
 	reason eventsv1.DeadLetter_Reason, cause error, id, subject string, log *slog.Logger) (*nats.Msg, error) {
-	headers := msg.Headers()
 	errText := cause.Error()
 	if headers.Get(HeaderClaim) != "" && reason != eventsv1.DeadLetter_REASON_CLAIM_MISSING && reason != eventsv1.DeadLetter_REASON_CLAIM_CORRUPT {
 		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -595,9 +606,9 @@ func (c *Consumer) deadLetterMsg(ctx context.Context, msg jetstream.Msg, md *jet
 	dl := &eventsv1.DeadLetter{
 		Reason:          reason,
 		Error:           validUTF8(errText),
-		OriginalSubject: validUTF8(msg.Subject()),
+		OriginalSubject: validUTF8(origSubject),
 		OriginalHeaders: make(map[string]*eventsv1.HeaderValues, len(headers)),
-		OriginalPayload: msg.Data(),
+		OriginalPayload: data,
 		Stream:          validUTF8(md.Stream),
 		StreamSequence:  md.Sequence.Stream,
 		Consumer:        validUTF8(md.Consumer),
@@ -625,7 +636,7 @@ func (c *Consumer) deadLetterMsg(ctx context.Context, msg jetstream.Msg, md *jet
 	ev.Payload = &eventsv1.DeadLetter{
 		Reason:          reason,
 		Error:           validUTF8("encode failed: " + err.Error() + "; " + errText),
-		OriginalPayload: msg.Data(),
+		OriginalPayload: data,
 		Stream:          validUTF8(md.Stream),
 		StreamSequence:  md.Sequence.Stream,
 		Consumer:        validUTF8(md.Consumer),

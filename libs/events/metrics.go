@@ -1,6 +1,7 @@
 package events
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,27 @@ func (c *Collector) AddPublisher(name string, p *Publisher) {
 	c.publishers[name] = p
 }
 
+// Consumer returns the consumer added for durable, if any: the operator endpoints hand
+// messages to it (Consumer.Deliver).
+func (c *Collector) Consumer(durable string) (*Consumer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k, ok := c.consumers[durable]
+	return k, ok
+}
+
+// Consumers lists the durables of the consumers added.
+func (c *Collector) Consumers() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.consumers))
+	for d := range c.consumers {
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // AddConsumer exports k's counters under the label consumer=<durable>.
 func (c *Collector) AddConsumer(k *Consumer) {
 	c.mu.Lock()
@@ -66,6 +88,9 @@ var (
 		"Acks, naks, terms and in-progress heartbeats that could not be sent, by operation.", []string{"consumer", "op"}, nil)
 	descConsumeErrors = prometheus.NewDesc("cp_events_consume_errors_total",
 		"Failed pulls a consumer went on after, and deliveries without JetStream metadata.", []string{"consumer"}, nil)
+	descOperatorDeliveries = prometheus.NewDesc("cp_events_operator_deliveries_total",
+		"Messages an operator handed to a consumer's handler outside JetStream (cpctl dlq redrive, cpctl replay), by mode and outcome (ok, failed, dead_lettered).",
+		[]string{"consumer", "mode", "outcome"}, nil)
 	descClaims = prometheus.NewDesc("cp_events_claims_total",
 		"Claim-check operations, by result: offloaded, offload_failed, resolved, missing, corrupt, resolve_failed, kept (copied for a dead letter), keep_failed, no_space (a Put refused by a full bucket).", []string{"claim_check", "result"}, nil)
 	descClaimBytes = prometheus.NewDesc("cp_events_claim_offloaded_bytes_total",
@@ -78,6 +103,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descPublishRetries
 	ch <- descPublishInFlight
 	ch <- descConsumed
+	ch <- descOperatorDeliveries
 	ch <- descDeadLetterPending
 	ch <- descDeadLettersLost
 	ch <- descDeadLetterEncodeFailures
@@ -115,6 +141,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descSettleFailures, s.SettleFailures[op], name, op)
 		}
 		counter(descConsumeErrors, s.ConsumeErrors, name)
+		for mode, outcomes := range s.OperatorDeliveries {
+			for o, v := range outcomes {
+				counter(descOperatorDeliveries, v, name, string(mode), o)
+			}
+		}
 	}
 	for cc, name := range c.claims {
 		s := cc.Stats()

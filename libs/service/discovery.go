@@ -94,5 +94,9 @@ func (p *Process) AddOpsEndpoint(name string, h micro.Handler) error {
 	if err := g.AddEndpoint(name, h); err != nil {
 		return fmt.Errorf("ops endpoint %s.%s.%s: %w", OpsSubjectPrefix, p.Name, name, err)
 	}
+	// Reachable once this returns: the subscription is on the server.
+	if err := p.NC.Flush(); err != nil {
+		return fmt.Errorf("ops endpoint %s.%s.%s: %w", OpsSubjectPrefix, p.Name, name, err)
+	}
 	return nil
 }

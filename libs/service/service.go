@@ -101,6 +101,8 @@ type Process struct {
 
 	mu     sync.Mutex
 	checks map[string]func(context.Context) error
+	// opsWG counts operator requests being served: awaited before the connections close.
+	opsWG sync.WaitGroup
 }
 
 // AddReadyCheck adds a named check to /readyz.
@@ -223,6 +225,10 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 			return err
 		}
 		defer func() { _ = p.Micro.Stop() }()
+		// Every consumer the service adds to p.Events is reachable here by its durable.
+		if err := p.AddOpsEndpoint(DeliverEndpoint, p.deliverHandler(ctx)); err != nil {
+			return err
+		}
 		decl := opts.Topology
 		if decl == nil {
 			t := events.NewTopology(events.TopologyConfig{Replicas: opts.Common.NATSReplicas})
@@ -259,6 +265,18 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		case err = <-done:
 		case <-time.After(opts.Common.ShutdownGrace):
 			err = fmt.Errorf("shutdown grace %s exceeded; in-flight work abandoned (it will be redelivered)", opts.Common.ShutdownGrace)
+		}
+	}
+	if p.Micro != nil {
+		// No new operator requests; those being served end with ctx (their handlers got it).
+		_ = p.Micro.Stop()
+		served := make(chan struct{})
+		go func() { p.opsWG.Wait(); close(served) }()
+		select {
+		case <-served:
+		case <-time.After(opts.Common.ShutdownGrace):
+			logger.Warn("operator requests still running at shutdown; their requesters time out and may send them again",
+				"grace", opts.Common.ShutdownGrace.String())
 		}
 	}
 	if p.Publisher != nil {

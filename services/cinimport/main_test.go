@@ -33,13 +33,15 @@ type stack struct {
 
 // setup starts the platform around cinimport: Postgres, JetStream, the orchestrator (whose change
 // relay publishes the row changes cinimport consumes), and cinimport itself, in process.
-func setup(t *testing.T) *stack {
+// orchEnv is extra orchestrator settings: a test running beside another must name its own
+// CDC_SLOT (replication slots are per cluster, and the test cluster is shared).
+func setup(t *testing.T, orchEnv ...string) *stack {
 	t.Helper()
 	s := &stack{ctx: context.Background(), db: pgtest.NewDB(t), bus: eventstest.NewBus(t)}
 	// Every process as a deployment runs it: its own login role (migration 00016), the relay as
 	// cp_replication.
-	s.orch = proctest.Orchestrator(t, s.db.URL, s.bus.Server.URL,
-		"DATABASE_URL="+s.db.RoleURL(t, "cp_orchestrator"), "CDC_DATABASE_URL="+s.db.RoleURL(t, pgtest.ReplicationRole))
+	s.orch = proctest.Orchestrator(t, s.db.URL, s.bus.Server.URL, append([]string{
+		"DATABASE_URL=" + s.db.RoleURL(t, "cp_orchestrator"), "CDC_DATABASE_URL=" + s.db.RoleURL(t, pgtest.ReplicationRole)}, orchEnv...)...)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := Config{

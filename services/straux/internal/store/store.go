@@ -53,6 +53,7 @@ var (
 	sqlInsertBackfill   = mustSQL("insert_backfill")
 	sqlBackfillDue      = mustSQL("backfill_due")
 	sqlRecordBackfill   = mustSQL("record_backfill")
+	sqlUnpricedSymbols  = mustSQL("unpriced_symbols")
 	sqlUpsertTickers    = mustSQL("upsert_tickers")
 	sqlUpsertStats      = mustSQL("upsert_window_stats")
 	sqlUpsertVectors    = mustSQL("upsert_window_vectors")

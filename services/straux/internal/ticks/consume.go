@@ -26,12 +26,17 @@ func TickOf(ev events.Event) (Tick, error) {
 }
 
 // Handler is the durable consumer's handler: a malformed tick is dead-lettered at once, any
-// other failure is retried by redelivery.
+// other failure is retried by redelivery. A late tick an operator hands over (cpctl replay,
+// cpctl dlq redrive) repairs its period from klines instead of marking it skipped.
 func (r *Runner) Handler() events.Handler {
 	return func(ctx context.Context, ev events.Event) error {
 		t, err := TickOf(ev)
 		if err != nil {
 			return events.Permanent(err)
+		}
+		if _, byOperator := events.OperatorDelivery(ctx); byOperator && r.late(t) {
+			// A past period's order books cannot be sampled again: repaired from klines.
+			return r.repairLate(ctx, t)
 		}
 		return r.HandleTick(ctx, t)
 	}

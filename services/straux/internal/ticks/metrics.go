@@ -25,7 +25,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		ticks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "straux_ticks_total",
-			Help: "Ticks handled by this replica's durable consumer, by outcome (done, skipped, already_done, unfinished)."}, []string{"outcome"}),
+			Help: "Ticks handled by this replica's durable consumer, by outcome (done, skipped, already_done, unfinished; repaired for a replayed missed period, already_done / already_skipped when it had nothing to repair)."}, []string{"outcome"}),
 		tickSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "straux_tick_seconds",
 			Help: "From receiving a tick to closing its period.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
 		symbols: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "straux_symbols_total",
