@@ -23,6 +23,7 @@ import (
 	"cryptopill.dev/jobs/libs/db"
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/pgcluster"
+	"cryptopill.dev/jobs/libs/service"
 )
 
 // devServices are the daemons `cpctl dev` runs from bin/, with their /metrics ports.
@@ -54,7 +55,7 @@ func runDev(ctx context.Context, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "cpctl dev")
+	log := slog.New(service.NewLogHandler(os.Stderr, service.LogFormatAuto, "info")).With("component", "cpctl dev")
 	stack := &devStack{log: log, dataDir: *dataDir, binDir: *binDir}
 	if err := stack.up(ctx, *natsPort, *pgPort, *simexPort); err != nil {
 		log.Error("dev stack failed to start", "err", err)
@@ -205,7 +206,7 @@ func (s *devStack) start(ctx context.Context, name, bin string, args, extraEnv [
 	if err != nil {
 		return err
 	}
-	c := &devChild{name: name, bin: bin, args: args, env: append(os.Environ(), extraEnv...), out: io.MultiWriter(os.Stderr, logf), logf: logf}
+	c := &devChild{name: name, bin: bin, args: args, env: append(os.Environ(), extraEnv...), out: io.MultiWriter(devConsole(), logf), logf: logf}
 	s.mu.Lock()
 	s.children = append(s.children, c)
 	s.mu.Unlock()
