@@ -65,6 +65,9 @@ type smokeOptions struct {
 	schema bool
 	// now is the clock the ages are judged by.
 	now func() time.Time
+	// e2e runs the end-to-end pass on the running stack with e2eOpt.
+	e2e    bool
+	e2eOpt e2eOptions
 }
 
 // smokeCheck is one line of `cpctl smoke`.
@@ -118,11 +121,14 @@ func smokeMain(ctx context.Context, args []string, env cmdEnv, now func() time.T
 	fs := flag.NewFlagSet("smoke", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	fs.Usage = func() {
-		fmt.Fprint(env.stderr, "usage: cpctl smoke [--database-url URL] [--json] [--periods N] [--history N] [--max-null-share F]\n\n"+
-			"Checks what the services stored: MEA mood coefficient (and its inputs) stuck at its clamp, str-aux\n"+
-			"vectors and statistics at their bounds for every symbol of a window or for one symbol over its\n"+
-			"newest periods, and the share of vector rows without a value. One line per check; exit 0 when\n"+
-			"every check passes, 1 when one fails, 2 on a usage or configuration error.\n"+
+		fmt.Fprint(env.stderr, "usage: cpctl smoke [--database-url URL] [--nats-url URL] [--json] [-e2e=false] [--schema=false] [thresholds]\n\n"+
+			"Checks the schema (version, every table, column, index, constraint, function and trigger the\n"+
+			"migrations create), str-aux sampling (recency and density per symbol, window coverage and gaps),\n"+
+			"what the services stored (MEA mood coefficient and its inputs stuck at a clamp, vectors and\n"+
+			"statistics at their bounds, the share of vector rows without a value), then drives one mini cycle\n"+
+			"through the running stack (a tick sampled with its vectors, a session of its own getting its moves,\n"+
+			"a symbol of its own getting its jobs) and removes every row it created. One line per check;\n"+
+			"exit 0 when every check passes, 1 when one fails, 2 on a usage or configuration error.\n"+
 			"With the dev stack: set -a; . .data/dev.env; set +a (it sets DATABASE_URL).\n\n")
 		fs.PrintDefaults()
 	}
@@ -137,6 +143,9 @@ func smokeMain(ctx context.Context, args []string, env cmdEnv, now func() time.T
 	fs.IntVar(&opt.maxGapPeriods, "max-gap-periods", 5, "due periods a gap between two good samples of a window may span")
 	fs.Float64Var(&opt.minCoverage, "min-coverage", 0.8, "smallest share of due good samples a window, and the last hour, may hold")
 	fs.BoolVar(&opt.schema, "schema", true, "check the schema against the embedded migrations (builds and drops a scratch database: needs CREATEDB)")
+	fs.BoolVar(&opt.e2e, "e2e", true, "drive one mini cycle through the running stack (needs NATS and every service), then remove what it created")
+	fs.DurationVar(&opt.e2eOpt.timeout, "e2e-timeout", 50*time.Second, "how long each end-to-end part may wait (the dev tick period is 40s)")
+	natsURL := fs.String("nats-url", "", "NATS server URL for the end-to-end pass (default $NATS_URL, else nats://127.0.0.1:4222)")
 	opt.now = now
 	if err := fs.Parse(args); err != nil {
 		return flagStatus(err)
@@ -153,6 +162,8 @@ func smokeMain(ctx context.Context, args []string, env cmdEnv, now func() time.T
 		err = usageErrorf("--max-null-share %v: want a share between 0 and 1", opt.maxNullShare)
 	case !(opt.minCoverage >= 0 && opt.minCoverage <= 1):
 		err = usageErrorf("--min-coverage %v: want a share between 0 and 1", opt.minCoverage)
+	case opt.e2eOpt.timeout <= 0:
+		err = usageErrorf("--e2e-timeout %s: want more than 0", opt.e2eOpt.timeout)
 	case opt.stalePeriods < 1 || opt.maxGapPeriods < 1:
 		err = usageErrorf("--stale-periods %d, --max-gap-periods %d: want at least 1", opt.stalePeriods, opt.maxGapPeriods)
 	}
@@ -163,6 +174,13 @@ func smokeMain(ctx context.Context, args []string, env cmdEnv, now func() time.T
 	url, err := dbFlag.resolve(env)
 	if err != nil {
 		return exitStatus(env, "smoke", err)
+	}
+	opt.e2eOpt.natsURL = *natsURL
+	if opt.e2eOpt.natsURL == "" {
+		opt.e2eOpt.natsURL = "nats://127.0.0.1:4222"
+		if v, ok := env.lookupEnv("NATS_URL"); ok && v != "" {
+			opt.e2eOpt.natsURL = v
+		}
 	}
 	pool, err := db.Open(ctx, url)
 	if err != nil {
@@ -199,7 +217,11 @@ func runSmokeChecks(ctx context.Context, pool *pgxpool.Pool, databaseURL string,
 	out = append(out, checkCoverage(ctx, pool, opt)...)
 	out = append(out, checkMEAClamp(ctx, pool, opt))
 	out = append(out, checkVectorClamps(ctx, pool, opt)...)
-	return append(out, checkNullVectors(ctx, pool, opt))
+	out = append(out, checkNullVectors(ctx, pool, opt))
+	if opt.e2e {
+		out = append(out, runE2E(ctx, pool, opt.e2eOpt)...)
+	}
+	return out
 }
 
 // smokeQuery runs one check's statement in a read-only transaction and hands its rows to each.

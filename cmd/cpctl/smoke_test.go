@@ -96,7 +96,7 @@ func (f smokeFixture) smoke(args ...string) (int, string, string) {
 	f.t.Helper()
 	env := newTestEnv(map[string]string{"DATABASE_URL": f.db.URL})
 	// These tests are about stored values: the schema and end-to-end passes have their own.
-	args = append([]string{"-schema=false"}, args...)
+	args = append([]string{"-schema=false", "-e2e=false"}, args...)
 	code := smokeMain(context.Background(), args, env.cmdEnv, func() time.Time { return f.period(30) })
 	return code, env.stdout.String(), env.stderr.String()
 }

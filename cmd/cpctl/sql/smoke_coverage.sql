@@ -1,6 +1,6 @@
 -- cpctl smoke: window coverage at $1 (now), per enabled symbol and window: the good samples inside
--- the window, how many there should be (window length, or the time since the symbol's first good
--- sample if shorter, over the expected spacing; see smoke_sampling.sql), and the longest gap
+-- the window, how many there should be (window length less the period in progress, or the time since
+-- the symbol's first good sample if shorter, over the expected spacing; see smoke_sampling.sql), and the longest gap
 -- between two consecutive good samples inside it, with where it ends.
 WITH plan AS (
     SELECT period * rotation_rounds AS spacing
@@ -10,7 +10,7 @@ WITH plan AS (
      WHERE COALESCE(cu.enabled, true) AND w.enabled
 )
 SELECT p.symbol, p.label, plan.spacing, c.n::int,
-       floor(extract(epoch FROM least(p.duration, $1::timestamptz - coalesce(f.first, $1::timestamptz)))
+       floor(extract(epoch FROM least(p.duration - plan.spacing, $1::timestamptz - coalesce(f.first, $1::timestamptz)))
              / extract(epoch FROM plan.spacing))::int AS expected,
        g.gap, g.gap_end
   FROM plan CROSS JOIN pairs p

@@ -11,7 +11,7 @@ WITH plan AS (
     SELECT symbol, added_at FROM settings.coin_universe WHERE COALESCE(enabled, true)
 )
 SELECT s.symbol, s.added_at, plan.spacing, g.newest, g.first, h.n::int AS last_hour,
-       floor(extract(epoch FROM least(interval '1 hour', $1::timestamptz - coalesce(g.first, $1::timestamptz)))
+       floor(extract(epoch FROM least(interval '1 hour' - plan.spacing, $1::timestamptz - coalesce(g.first, $1::timestamptz)))
              / extract(epoch FROM plan.spacing))::int AS expected
   FROM plan CROSS JOIN syms s
   CROSS JOIN LATERAL (SELECT max(period_start) AS newest, min(period_start) AS first
