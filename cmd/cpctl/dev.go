@@ -57,6 +57,7 @@ func runDev(ctx context.Context, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	knobs.ownExchange(*simexPort)
 	if err := knobs.validate(); err != nil {
 		fmt.Fprintf(os.Stderr, "cpctl dev: %v\n", err)
 		return 2
@@ -163,7 +164,7 @@ func (s *devStack) up(ctx context.Context, natsPort, pgPort, simexPort int) erro
 		"NATS_URL=" + natsURL,
 		"BINANCE_BASE_URL=" + simexURL,
 	}
-	if err := s.writeEnvFile(env); err != nil {
+	if err := s.writeEnvFile(append(env, s.flags.credentials()...)); err != nil {
 		return err
 	}
 

@@ -45,6 +45,14 @@ func (f *devFlags) register(fs *flag.FlagSet) {
 	f.exchangeURL = os.Getenv("BINANCE_BASE_URL")
 }
 
+// ownExchange forgets a BINANCE_BASE_URL that is this stack's own simulated exchange (a shell that
+// sourced .data/dev.env): it is no override, and the simulated exchange must still be started.
+func (f *devFlags) ownExchange(simexPort int) {
+	if strings.TrimRight(f.exchangeURL, "/") == fmt.Sprintf("http://127.0.0.1:%d", simexPort) {
+		f.exchangeURL = ""
+	}
+}
+
 // validate says which flag is wrong, before anything starts.
 func (f *devFlags) validate() error {
 	if f.symbols < 0 || f.symbols > 9999+len(devSymbolList()) {

@@ -66,6 +66,12 @@ func TestDevFlagsRefuseBadValues(t *testing.T) {
 	require.NoError(t, fs.Parse([]string{"-simex-error-rate", "0.5"}))
 	require.ErrorContains(t, f.validate(), "BINANCE_BASE_URL=https://api.binance.com replaces the simulated exchange")
 	require.Nil(t, f.credentials(), "a real exchange gets the environment's key, never the dev one")
+
+	// A shell that sourced .data/dev.env has the stack's own exchange as BINANCE_BASE_URL.
+	f.exchangeURL = "http://127.0.0.1:8090"
+	f.ownExchange(8090)
+	require.NoError(t, f.validate())
+	require.NotNil(t, f.credentials())
 }
 
 func TestDevUniverseSize(t *testing.T) {

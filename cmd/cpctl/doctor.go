@@ -419,7 +419,7 @@ func doctorExchange(ctx context.Context, cfg doctorConfig, pool *pgxpool.Pool) [
 	}
 
 	if cfg.apiKey == "" {
-		key.Status, key.Detail = statusSkip, "no BINANCE_API_KEY configured: cinimport's trade sync is off"
+		key.Status, key.Detail = statusSkip, "no BINANCE_API_KEY in this environment: signed calls not checked (cinimport's trade sync needs a key)"
 		return []doctorFinding{reach, skew, key}
 	}
 	symbol := "BTCUSDT"
