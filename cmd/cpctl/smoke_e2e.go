@@ -128,17 +128,22 @@ func (r *e2eRun) tick(ctx context.Context, started time.Time) smokeCheck {
 		period           time.Time
 		length           time.Duration
 		sampled, vectors int
+		emptyDone        int // periods done without one good sample (the exchange refusing)
 	)
 	ok, err := poll(ctx, func(ctx context.Context) (bool, error) {
-		err := r.pool.QueryRow(ctx, mustSmokeSQL("smoke_e2e_tick"), started).Scan(&period, &length, &sampled, &vectors)
+		err := r.pool.QueryRow(ctx, mustSmokeSQL("smoke_e2e_tick"), started).Scan(&period, &length, &sampled, &vectors, &emptyDone)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return false, nil
 		}
-		return err == nil && vectors > 0, err
+		return err == nil && sampled > 0 && vectors > 0, err
 	})
 	switch {
 	case err != nil:
 		return errorCheck(name, err)
+	case !ok && emptyDone > 0:
+		return smokeCheck{Name: name, Status: statusFail, Detail: fmt.Sprintf(
+			"%d tick periods since %s were done without one good sample: straux runs but cannot sample; check the exchange (cpctl doctor: exchange.reachable, a 418 ban or 429s) and straux's log",
+			emptyDone, started.UTC().Format(time.RFC3339))}
 	case !ok:
 		return smokeCheck{Name: name, Status: statusFail, Detail: fmt.Sprintf(
 			"no tick period planned since %s was sampled with its vectors within %s: check the orchestrator runs (RUN_JOBS=1, not frozen) and straux runs (cpctl doctor, nats micro ls)",

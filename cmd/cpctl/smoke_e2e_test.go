@@ -115,6 +115,16 @@ func TestSmokeEndToEndOnRunningStack(t *testing.T) {
 	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT count(*) FROM str_aux.samples WHERE symbol LIKE 'CPSMOKE%'`).Scan(&leftSamples))
 	require.Zero(t, leftJobs+leftSamples)
 
+	// The exchange failing every call: ticks are done, but without a good sample; the tick part
+	// says straux cannot sample, not that it is down.
+	require.NoError(t, ex.SetFaults(simex.Faults{ErrorRate: 1}))
+	code, checks, out = smoke("--e2e-timeout", "15s", "-schema=false")
+	require.Equal(t, 1, code, out)
+	require.Equal(t, statusFail, checks["e2e.tick"].Status)
+	require.Contains(t, checks["e2e.tick"].Detail, "without one good sample: straux runs but cannot sample")
+	require.Equal(t, statusOK, checks["e2e.cleanup"].Status, checks["e2e.cleanup"].Detail)
+	require.NoError(t, ex.SetFaults(simex.Faults{}))
+
 	// straux down: no tick is sampled, and the check says so; the other parts still pass and
 	// the pass still cleans up.
 	straux.Stop(20 * time.Second)
