@@ -94,8 +94,11 @@ func parseLogRecord(line []byte) (slog.Record, bool) {
 		if err := dec.Decode(&raw); err != nil {
 			return slog.Record{}, false
 		}
+		// Numbers stay as written: a duration in nanoseconds is not 4e+10.
 		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
+		vd := json.NewDecoder(bytes.NewReader(raw))
+		vd.UseNumber()
+		if err := vd.Decode(&v); err != nil {
 			return slog.Record{}, false
 		}
 		s, isString := v.(string)

@@ -17,17 +17,17 @@ func TestDevLogWriterRendersJSONLinesAsText(t *testing.T) {
 	var out bytes.Buffer
 	// out is no terminal: text without colour, which a test can read.
 	w := newDevLogWriter(service.NewLogHandler(&out, service.LogFormatText, "debug"), &out)
-	in := `{"time":"2026-12-01T21:00:00.5Z","level":"WARN","msg":"tick skipped","service":"straux","module":"str-aux","n":42,"err":{"code":-1003}}` + "\n" +
+	in := `{"time":"2026-12-01T21:00:00.5Z","level":"WARN","msg":"tick skipped","service":"straux","module":"str-aux","n":42,"period":40000000000,"err":{"code":-1003}}` + "\n" +
 		"panic: not json\n" +
 		`{"time":"2026-12-01T21:00:01Z","level":"INFO","msg":"started","pid":7}` + "\n"
 	// The child's output arrives in arbitrary pieces.
-	for _, part := range []string{in[:17], in[17:130], in[130:]} {
+	for _, part := range []string{in[:17], in[17:150], in[150:]} {
 		_, err := w.Write([]byte(part))
 		require.NoError(t, err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	require.Len(t, lines, 3, out.String())
-	require.Equal(t, `21:00:00 WRN tick skipped service=straux module=str-aux n=42 err="{\"code\":-1003}"`, lines[0])
+	require.Equal(t, `21:00:00 WRN tick skipped service=straux module=str-aux n=42 period=40000000000 err="{\"code\":-1003}"`, lines[0])
 	require.Equal(t, "panic: not json", lines[1])
 	require.Equal(t, "21:00:01 INF started pid=7", lines[2])
 }
