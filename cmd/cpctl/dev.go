@@ -23,6 +23,7 @@ import (
 	"cryptopill.dev/jobs/libs/db"
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/pgcluster"
+	"cryptopill.dev/jobs/libs/service"
 )
 
 // devServices are the daemons `cpctl dev` runs from bin/, with their /metrics ports.
@@ -51,11 +52,18 @@ func runDev(ctx context.Context, args []string) int {
 	pgPort := fs.Int("pg-port", envInt("CP_DEV_PG_PORT", 55432), "Postgres port (env CP_DEV_PG_PORT)")
 	simexPort := fs.Int("simex-port", envInt("CP_DEV_SIMEX_PORT", 8090), "simulated exchange port (env CP_DEV_SIMEX_PORT)")
 	binDir := fs.String("bin", "bin", "directory holding the service binaries (make build)")
+	var knobs devFlags
+	knobs.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "cpctl dev")
-	stack := &devStack{log: log, dataDir: *dataDir, binDir: *binDir}
+	knobs.ownExchange(*simexPort)
+	if err := knobs.validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "cpctl dev: %v\n", err)
+		return 2
+	}
+	log := slog.New(service.NewLogHandler(os.Stderr, service.LogFormatAuto, "info")).With("component", "cpctl dev")
+	stack := &devStack{log: log, dataDir: *dataDir, binDir: *binDir, flags: knobs}
 	if err := stack.up(ctx, *natsPort, *pgPort, *simexPort); err != nil {
 		log.Error("dev stack failed to start", "err", err)
 		stack.down()
@@ -72,6 +80,7 @@ type devStack struct {
 	log     *slog.Logger
 	dataDir string
 	binDir  string
+	flags   devFlags
 
 	nats     *server.Server
 	pg       *pgcluster.Cluster
@@ -137,20 +146,12 @@ func (s *devStack) up(ctx context.Context, natsPort, pgPort, simexPort int) erro
 		return fmt.Errorf("dev seed: %w", err)
 	}
 	s.log.Info("dev seed loaded", "result", fmt.Sprintf("%+v", seeded))
+	if err := s.applyUniverse(ctx, dbURL); err != nil {
+		return err
+	}
 	// Every service as its own Postgres role (dev_pgroles.go); dev.env keeps the owner's URL.
 	roleEnv, err := provisionDevRoles(ctx, dbURL, filepath.Join(abs, "secrets"))
 	if err != nil {
-		return err
-	}
-
-	simexURL := fmt.Sprintf("http://127.0.0.1:%d", simexPort)
-	env := []string{
-		"CP_ENV=dev",
-		"DATABASE_URL=" + dbURL,
-		"NATS_URL=" + natsURL,
-		"BINANCE_BASE_URL=" + simexURL,
-	}
-	if err := s.writeEnvFile(env); err != nil {
 		return err
 	}
 
@@ -158,12 +159,18 @@ func (s *devStack) up(ctx context.Context, natsPort, pgPort, simexPort int) erro
 	if err != nil {
 		return err
 	}
-	if err := s.start(ctx, "simex", self, []string{"simex", "--listen", fmt.Sprintf("127.0.0.1:%d", simexPort),
-		"--symbols", devSymbols, "--api-key", devAPIKey, "--api-secret", devAPISecret}, nil); err != nil {
+	simexURL, err := s.startExchange(ctx, self, simexPort)
+	if err != nil {
 		return err
 	}
-	if err := pgcluster.WaitReady(fmt.Sprintf("127.0.0.1:%d", simexPort), 10*time.Second); err != nil {
-		return fmt.Errorf("simex: %w", err)
+	env := []string{
+		"CP_ENV=dev",
+		"DATABASE_URL=" + dbURL,
+		"NATS_URL=" + natsURL,
+		"BINANCE_BASE_URL=" + simexURL,
+	}
+	if err := s.writeEnvFile(append(env, s.flags.credentials()...)); err != nil {
+		return err
 	}
 
 	var running []string
@@ -175,8 +182,8 @@ func (s *devStack) up(ctx context.Context, natsPort, pgPort, simexPort int) erro
 		}
 		senv := append(append([]string{}, env...),
 			fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", svc.http),
-			"RUN_JOBS=1", "MIGRATE_ON_START=0",
-			"BINANCE_API_KEY="+devAPIKey, "BINANCE_API_SECRET="+devAPISecret)
+			"RUN_JOBS=1", "MIGRATE_ON_START=0")
+		senv = append(senv, s.flags.credentials()...)
 		senv = append(senv, roleEnv[svc.name]...)
 		if err := s.start(ctx, svc.name, bin, nil, senv); err != nil {
 			return err
@@ -211,7 +218,7 @@ func (s *devStack) start(ctx context.Context, name, bin string, args, extraEnv [
 	if err != nil {
 		return err
 	}
-	c := &devChild{name: name, bin: bin, args: args, env: append(os.Environ(), extraEnv...), out: io.MultiWriter(os.Stderr, logf), logf: logf}
+	c := &devChild{name: name, bin: bin, args: args, env: append(os.Environ(), extraEnv...), out: io.MultiWriter(devConsole(), logf), logf: logf}
 	s.mu.Lock()
 	s.children = append(s.children, c)
 	s.mu.Unlock()

@@ -31,6 +31,7 @@ func commands() map[string]command {
 		"pg-logins": {"create the services' Postgres logins from their URL files (compose's init step)", runPGLogins},
 		"dlq":       {"dead letters: dlq list|show|redrive|purge (re-driven to the consumer that wrote them)", runDLQ},
 		"replay":    {"re-deliver a range of a stream to one service's handler, durable untouched", runReplay},
+		"doctor":    {"check the environment: Postgres, NATS, schema, streams, slot, exchange, clock, weight budget", runDoctor},
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 //	cpctl simex --listen 127.0.0.1:8090 [--symbols BTCUSDT,...] [--seed N]
 //	            [--api-key K --api-secret S] [--weight-limit N] [--weight-window D]
 //	            [--latency D --error-rate F --malformed-rate F]
+//	            [--rate-limit-rate F --ban-rate F --ban-duration D]
 func runSimex(ctx context.Context, args []string) int {
 	return simexMain(ctx, args, os.Stdout, os.Stderr)
 }
@@ -37,6 +38,9 @@ func simexMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		latency     = fs.Duration("latency", 0, "delay added to every answer")
 		errorRate   = fs.Float64("error-rate", 0, "share of requests answered 503 (0..1)")
 		malformed   = fs.Float64("malformed-rate", 0, "share of 2xx answers with a cut-off body (0..1)")
+		rateLimited = fs.Float64("rate-limit-rate", 0, "share of requests answered 429, Retry-After 1s (0..1)")
+		banRate     = fs.Float64("ban-rate", 0, "share of requests answered 418, banning the client (0..1)")
+		banDuration = fs.Duration("ban-duration", 2*time.Minute, "a client's first ban; each further one doubles it")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -51,7 +55,9 @@ func simexMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	cfg := simex.Config{
 		Seed: *seed, APIKey: *apiKey, APISecret: *apiSecret,
 		WeightLimit: *weightLimit, WeightWindow: *weightWin,
-		Faults: simex.Faults{Latency: *latency, ErrorRate: *errorRate, MalformedRate: *malformed},
+		BanDuration: *banDuration,
+		Faults: simex.Faults{Latency: *latency, ErrorRate: *errorRate, MalformedRate: *malformed,
+			RateLimitRate: *rateLimited, BanRate: *banRate},
 	}
 	if cfg.WeightLimit <= 0 {
 		cfg.WeightLimit = -1 // lifted

@@ -17,9 +17,11 @@ import (
 	"cryptopill.dev/jobs/libs/db"
 )
 
-// The smoke checks read what the services stored and say whether it looks alive. This is the start
-// of `cpctl smoke`: the checks for numbers stuck at a clamp or a bound, and for vectors that stopped
-// having values. Schema diagnostics and an end-to-end pass come later.
+// The smoke checks read what the services stored and say whether it looks alive: the schema
+// (version and every object the migrations create, smoke_schema.go), str-aux sampling recency,
+// density, window coverage and gaps (smoke_straux.go), numbers stuck at a clamp or a bound, and
+// vectors that stopped having values; then an end-to-end pass over the running stack
+// (smoke_e2e.go) that drives one mini cycle and removes what it created.
 
 //go:embed sql/smoke_*.sql
 var smokeSQL embed.FS
@@ -54,6 +56,18 @@ type smokeOptions struct {
 	history int
 	// maxNullShare is the largest share of vector rows without a value a window may have.
 	maxNullShare float64
+	// stalePeriods is how many due periods (tick period × rotation) a symbol's newest good sample
+	// may be old; maxGapPeriods how many a gap between two good samples of a window may span.
+	stalePeriods, maxGapPeriods int
+	// minCoverage is the smallest share of due good samples a window (and the last hour) may have.
+	minCoverage float64
+	// schema runs the schema diagnostics (they build a scratch database: CREATEDB).
+	schema bool
+	// now is the clock the ages are judged by.
+	now func() time.Time
+	// e2e runs the end-to-end pass on the running stack with e2eOpt.
+	e2e    bool
+	e2eOpt e2eOptions
 }
 
 // smokeCheck is one line of `cpctl smoke`.
@@ -100,14 +114,21 @@ func runSmoke(ctx context.Context, args []string) int {
 }
 
 func smokeCommand(ctx context.Context, args []string, env cmdEnv) int {
+	return smokeMain(ctx, args, env, time.Now)
+}
+
+func smokeMain(ctx context.Context, args []string, env cmdEnv, now func() time.Time) int {
 	fs := flag.NewFlagSet("smoke", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	fs.Usage = func() {
-		fmt.Fprint(env.stderr, "usage: cpctl smoke [--database-url URL] [--json] [--periods N] [--history N] [--max-null-share F]\n\n"+
-			"Checks what the services stored: MEA mood coefficient (and its inputs) stuck at its clamp, str-aux\n"+
-			"vectors and statistics at their bounds for every symbol of a window or for one symbol over its\n"+
-			"newest periods, and the share of vector rows without a value. One line per check; exit 0 when\n"+
-			"every check passes, 1 when one fails, 2 on a usage or configuration error.\n"+
+		fmt.Fprint(env.stderr, "usage: cpctl smoke [--database-url URL] [--nats-url URL] [--json] [-e2e=false] [--schema=false] [thresholds]\n\n"+
+			"Checks the schema (version, every table, column, index, constraint, function and trigger the\n"+
+			"migrations create), str-aux sampling (recency and density per symbol, window coverage and gaps),\n"+
+			"what the services stored (MEA mood coefficient and its inputs stuck at a clamp, vectors and\n"+
+			"statistics at their bounds, the share of vector rows without a value), then drives one mini cycle\n"+
+			"through the running stack (a tick sampled with its vectors, a session of its own getting its moves,\n"+
+			"a symbol of its own getting its jobs) and removes every row it created. One line per check;\n"+
+			"exit 0 when every check passes, 1 when one fails, 2 on a usage or configuration error.\n"+
 			"With the dev stack: set -a; . .data/dev.env; set +a (it sets DATABASE_URL).\n\n")
 		fs.PrintDefaults()
 	}
@@ -118,6 +139,14 @@ func smokeCommand(ctx context.Context, args []string, env cmdEnv) int {
 	fs.IntVar(&opt.periods, "periods", 10, "newest periods (rows per symbol and window, or MEA grids) a value must be stuck in")
 	fs.IntVar(&opt.history, "history", 100, "rows (per symbol and window) or grids looked back through for when a run started")
 	fs.Float64Var(&opt.maxNullShare, "max-null-share", 0.5, "largest share of a window's newest vector rows that may have no value")
+	fs.IntVar(&opt.stalePeriods, "stale-periods", 3, "due periods (tick period × rotation) a symbol's newest good sample may be old")
+	fs.IntVar(&opt.maxGapPeriods, "max-gap-periods", 5, "due periods a gap between two good samples of a window may span")
+	fs.Float64Var(&opt.minCoverage, "min-coverage", 0.8, "smallest share of due good samples a window, and the last hour, may hold")
+	fs.BoolVar(&opt.schema, "schema", true, "check the schema against the embedded migrations (builds and drops a scratch database: needs CREATEDB)")
+	fs.BoolVar(&opt.e2e, "e2e", true, "drive one mini cycle through the running stack (needs NATS and every service), then remove what it created")
+	fs.DurationVar(&opt.e2eOpt.timeout, "e2e-timeout", 50*time.Second, "how long each end-to-end part may wait (the dev tick period is 40s)")
+	natsURL := fs.String("nats-url", "", "NATS server URL for the end-to-end pass (default $NATS_URL, else nats://127.0.0.1:4222)")
+	opt.now = now
 	if err := fs.Parse(args); err != nil {
 		return flagStatus(err)
 	}
@@ -131,6 +160,12 @@ func smokeCommand(ctx context.Context, args []string, env cmdEnv) int {
 		err = usageErrorf("--history %d: want at least --periods (%d)", opt.history, opt.periods)
 	case !(opt.maxNullShare >= 0 && opt.maxNullShare <= 1):
 		err = usageErrorf("--max-null-share %v: want a share between 0 and 1", opt.maxNullShare)
+	case !(opt.minCoverage >= 0 && opt.minCoverage <= 1):
+		err = usageErrorf("--min-coverage %v: want a share between 0 and 1", opt.minCoverage)
+	case opt.e2eOpt.timeout <= 0:
+		err = usageErrorf("--e2e-timeout %s: want more than 0", opt.e2eOpt.timeout)
+	case opt.stalePeriods < 1 || opt.maxGapPeriods < 1:
+		err = usageErrorf("--stale-periods %d, --max-gap-periods %d: want at least 1", opt.stalePeriods, opt.maxGapPeriods)
 	}
 	if err != nil {
 		fs.Usage()
@@ -140,13 +175,20 @@ func smokeCommand(ctx context.Context, args []string, env cmdEnv) int {
 	if err != nil {
 		return exitStatus(env, "smoke", err)
 	}
+	opt.e2eOpt.natsURL = *natsURL
+	if opt.e2eOpt.natsURL == "" {
+		opt.e2eOpt.natsURL = "nats://127.0.0.1:4222"
+		if v, ok := env.lookupEnv("NATS_URL"); ok && v != "" {
+			opt.e2eOpt.natsURL = v
+		}
+	}
 	pool, err := db.Open(ctx, url)
 	if err != nil {
 		return exitStatus(env, "smoke", err)
 	}
 	defer pool.Close()
 
-	checks := runSmokeChecks(ctx, pool, opt)
+	checks := runSmokeChecks(ctx, pool, url, opt)
 	healthy := true
 	for _, c := range checks {
 		healthy = healthy && (c.Status == statusOK || c.Status == statusSkip)
@@ -166,10 +208,20 @@ func smokeCommand(ctx context.Context, args []string, env cmdEnv) int {
 }
 
 // runSmokeChecks runs every check; one that cannot run is reported as an error, the others still run.
-func runSmokeChecks(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions) []smokeCheck {
-	out := []smokeCheck{checkMEAClamp(ctx, pool, opt)}
+func runSmokeChecks(ctx context.Context, pool *pgxpool.Pool, databaseURL string, opt smokeOptions) []smokeCheck {
+	var out []smokeCheck
+	if opt.schema {
+		out = append(out, checkSchemaVersion(ctx, databaseURL), checkSchemaObjects(ctx, pool, databaseURL))
+	}
+	out = append(out, checkSampling(ctx, pool, opt)...)
+	out = append(out, checkCoverage(ctx, pool, opt)...)
+	out = append(out, checkMEAClamp(ctx, pool, opt))
 	out = append(out, checkVectorClamps(ctx, pool, opt)...)
-	return append(out, checkNullVectors(ctx, pool, opt))
+	out = append(out, checkNullVectors(ctx, pool, opt))
+	if opt.e2e {
+		out = append(out, runE2E(ctx, pool, opt.e2eOpt)...)
+	}
+	return out
 }
 
 // smokeQuery runs one check's statement in a read-only transaction and hands its rows to each.

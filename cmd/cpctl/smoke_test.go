@@ -95,7 +95,9 @@ func (f smokeFixture) healthy() {
 func (f smokeFixture) smoke(args ...string) (int, string, string) {
 	f.t.Helper()
 	env := newTestEnv(map[string]string{"DATABASE_URL": f.db.URL})
-	code := smokeCommand(context.Background(), args, env.cmdEnv)
+	// These tests are about stored values: the schema and end-to-end passes have their own.
+	args = append([]string{"-schema=false", "-e2e=false"}, args...)
+	code := smokeMain(context.Background(), args, env.cmdEnv, func() time.Time { return f.period(30) })
 	return code, env.stdout.String(), env.stderr.String()
 }
 
@@ -120,7 +122,7 @@ func TestSmokeHealthy(t *testing.T) {
 		require.Regexp(t, `\sOK\s`, line(t, out, name), out)
 	}
 	require.Contains(t, line(t, out, "vectors.null_share"), "at most 33% of the newest vector rows without a value")
-	require.Contains(t, out, "4 checks: healthy")
+	require.Contains(t, out, "8 checks: healthy")
 }
 
 func TestSmokeEmptyDatabaseSkips(t *testing.T) {
@@ -177,7 +179,7 @@ func TestSmokePinnedFails(t *testing.T) {
 	null := line(t, out, "vectors.null_share")
 	require.Contains(t, null, "FAIL")
 	require.Contains(t, null, `window 4h: 100% of 30 newest vector rows have no value (mostly "too few samples (3 < 64)")`)
-	require.Contains(t, out, "4 checks: 4 failed")
+	require.Contains(t, out, "8 checks: 4 failed")
 
 	// A shorter --periods finds SOLUSDT's 3 rows too; --json lists every finding.
 	code, js, errOut := f.smoke("--json", "--periods", "3")
@@ -188,8 +190,8 @@ func TestSmokePinnedFails(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal([]byte(js), &got), js)
 	require.False(t, got.Healthy)
-	require.Len(t, got.Checks, 4)
-	bySymbol := got.Checks[2]
+	require.Len(t, got.Checks, 8)
+	bySymbol := got.Checks[6]
 	require.Equal(t, "vectors.symbol_clamp", bySymbol.Name)
 	var swaps []string
 	for _, fd := range bySymbol.Findings {
@@ -200,9 +202,9 @@ func TestSmokePinnedFails(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}, swaps)
-	require.Equal(t, statusFail, got.Checks[0].Status)
+	require.Equal(t, statusFail, got.Checks[4].Status)
 	var meaSeries []string
-	for _, fd := range got.Checks[0].Findings {
+	for _, fd := range got.Checks[4].Findings {
 		meaSeries = append(meaSeries, fd.Series+" "+fd.Bound)
 		require.Equal(t, f.t0.Add(15*time.Minute), fd.Newest.UTC())
 		require.Equal(t, 12, fd.Run)

@@ -279,6 +279,7 @@ type Common struct {
 	NATSReplicas   int           // NATS_REPLICAS, stream replicas: 1 in dev, 3 in staging and prod
 	HTTPAddr       string        // HTTP_ADDR for /healthz, /readyz, /metrics
 	LogLevel       string        // LOG_LEVEL: debug, info, warn, error
+	LogFormat      string        // LOG_FORMAT: json (default), text, auto (text on a terminal); service.NewLogger reads it
 	MigrateOnStart bool          // MIGRATE_ON_START
 	ShutdownGrace  time.Duration // SHUTDOWN_GRACE, how long in-flight work may take to finish
 	// Tracing is what the OTEL_* variables ask of the trace SDK; the SDK reads them itself
@@ -351,6 +352,7 @@ func (l *Loader) LoadCommon(defaultHTTP string) Common {
 		NATSReplicas:   l.Int("NATS_REPLICAS", Pick(l, 1, 3, 3), 1, 5),
 		HTTPAddr:       l.String("HTTP_ADDR", defaultHTTP),
 		LogLevel:       l.Enum("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		LogFormat:      l.Enum("LOG_FORMAT", "json", "json", "text", "auto"),
 		MigrateOnStart: l.Bool("MIGRATE_ON_START", l.Env == EnvDev),
 		ShutdownGrace:  l.Duration("SHUTDOWN_GRACE", 30*time.Second),
 		Tracing:        l.LoadTracing(),

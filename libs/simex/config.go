@@ -55,10 +55,17 @@ type Faults struct {
 	ErrorRate float64
 	// MalformedRate is the share of 2xx answers (0..1) whose body is cut in half.
 	MalformedRate float64
+	// RateLimitRate is the share of requests (0..1) answered 429 with Retry-After 1s, as if the
+	// client had spent its weight: calling on within that second counts towards a ban (BanAfter).
+	RateLimitRate float64
+	// BanRate is the share of requests (0..1) answered 418, banning the client for BanDuration
+	// (doubling with each ban, as a real one does).
+	BanRate float64
 }
 
 func (f Faults) validate() error {
-	if f.Latency < 0 || f.ErrorRate < 0 || f.ErrorRate > 1 || f.MalformedRate < 0 || f.MalformedRate > 1 {
+	rate := func(r float64) bool { return r >= 0 && r <= 1 }
+	if f.Latency < 0 || !rate(f.ErrorRate) || !rate(f.MalformedRate) || !rate(f.RateLimitRate) || !rate(f.BanRate) {
 		return fmt.Errorf("simex: faults %+v: want latency >= 0 and rates in 0..1", f)
 	}
 	return nil

@@ -152,7 +152,14 @@ func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	adm := e.weights.admit(clientIP(r), ep.weight(q), e.now)
+	inject := 0
+	switch {
+	case faults.RateLimitRate > 0 && rand.Float64() < faults.RateLimitRate:
+		inject = http.StatusTooManyRequests
+	case faults.BanRate > 0 && rand.Float64() < faults.BanRate:
+		inject = http.StatusTeapot
+	}
+	adm := e.weights.admit(clientIP(r), ep.weight(q), e.now, inject)
 	for name, v := range adm.headers {
 		w.Header()[name] = []string{v}
 	}

@@ -537,6 +537,31 @@ func TestForcedAnswers(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.get(t, "/api/v3/time", nil).status)
 }
 
+func TestRateLimitAndBanFaults(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *simex.Config) { c.BanDuration = 5 * time.Second })
+	require.NoError(t, b.ex.SetFaults(simex.Faults{RateLimitRate: 1}))
+	a := b.get(t, "/api/v3/time", nil)
+	requireError(t, a, http.StatusTooManyRequests, -1003)
+	require.Equal(t, "1", a.header.Get("Retry-After"))
+
+	require.NoError(t, b.ex.SetFaults(simex.Faults{}))
+	b.clock.Add(2 * time.Second)
+	require.Equal(t, http.StatusOK, b.get(t, "/api/v3/time", nil).status)
+
+	require.NoError(t, b.ex.SetFaults(simex.Faults{BanRate: 1}))
+	a = b.get(t, "/api/v3/time", nil)
+	requireError(t, a, http.StatusTeapot, -1003)
+	require.Equal(t, "5", a.header.Get("Retry-After"))
+	require.NoError(t, b.ex.SetFaults(simex.Faults{}))
+	require.Equal(t, http.StatusTeapot, b.get(t, "/api/v3/time", nil).status, "the ban holds after the fault is off")
+	b.clock.Add(5 * time.Second)
+	require.Equal(t, http.StatusOK, b.get(t, "/api/v3/time", nil).status)
+
+	require.Error(t, b.ex.SetFaults(simex.Faults{RateLimitRate: 1.5}))
+	require.Error(t, b.ex.SetFaults(simex.Faults{BanRate: -0.1}))
+}
+
 func TestFaults(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(c *simex.Config) { c.Faults.ErrorRate = 1 })

@@ -151,7 +151,9 @@ type admission struct {
 
 // admit counts a request's weight for its client and decides whether it is served. The clock is
 // read under the lock so that windows only move forward.
-func (b *weightBook) admit(ip string, weight int, clock func() time.Time) (a admission) {
+// inject is a status (429 or 418) a fault rate picked for this request, 0 for none: it acts as a
+// forced one would, for this request's client only.
+func (b *weightBook) admit(ip string, weight int, clock func() time.Time, inject int) (a admission) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := clock()
@@ -173,16 +175,23 @@ func (b *weightBook) admit(ip string, weight int, clock func() time.Time) (a adm
 		a.headers = map[string]string{b.header: used, "X-MBX-USED-WEIGHT": used}
 	}()
 
-	switch b.forced {
+	forced, d := b.forced, b.forceD
+	switch {
+	case forced != 0:
+		b.forced = 0
+	case inject == http.StatusTooManyRequests:
+		forced, d = inject, time.Second
+	case inject == http.StatusTeapot:
+		forced, d = inject, min(maxBan, b.banDuration<<min(c.bans, 20))
+	}
+	switch forced {
 	case http.StatusTooManyRequests:
-		c.limitedUntil, c.strikes = now.Add(b.forceD), 0
-		b.forced = 0
-		return b.tooMany(b.forceD)
+		c.limitedUntil, c.strikes = now.Add(d), 0
+		return b.tooMany(d)
 	case http.StatusTeapot:
-		c.bannedUntil = now.Add(b.forceD)
+		c.bannedUntil = now.Add(d)
 		c.bans++
-		b.forced = 0
-		return b.banned(b.forceD, c.bannedUntil)
+		return b.banned(d, c.bannedUntil)
 	}
 	if now.Before(c.bannedUntil) {
 		return b.banned(c.bannedUntil.Sub(now), c.bannedUntil)

@@ -82,6 +82,18 @@ func (p *Process) Output() string {
 	return p.out.String()
 }
 
+// Stop ends the process before the test does (a service going down mid-test): SIGTERM, then
+// SIGKILL after grace. It returns once the process has exited; the cleanup then has nothing to do.
+func (p *Process) Stop(grace time.Duration) {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
 // Start runs bin with env added to the test's environment and stops it (SIGTERM, then SIGKILL)
 // when the test ends, logging its output if the test failed.
 func Start(t testing.TB, bin string, env ...string) *Process {
@@ -95,13 +107,7 @@ func Start(t testing.TB, bin string, env ...string) *Process {
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(20 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+		p.Stop(20 * time.Second)
 		if t.Failed() {
 			t.Logf("%s output:\n%s", filepath.Base(bin), p.Output())
 		}
