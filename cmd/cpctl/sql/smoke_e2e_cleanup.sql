@@ -7,7 +7,8 @@ WITH c AS (DELETE FROM cin_aux.session_import_cursor WHERE session_id = $1 RETUR
      t AS (DELETE FROM market.account_trades WHERE account_scope = $2 RETURNING 1),
      tc AS (DELETE FROM market.trade_cursors WHERE account_scope = $2 RETURNING 1),
      u AS (DELETE FROM settings.coin_universe WHERE symbol = $3 RETURNING 1),
-     j AS (DELETE FROM ingest.jobs WHERE payload->>'symbol' = $3 RETURNING 1),
+     j AS (DELETE FROM ingest.jobs WHERE payload->>'symbol' = $3 RETURNING id),
+     jr AS (DELETE FROM ops.job_run WHERE job_id IN (SELECT id FROM ingest.jobs WHERE payload->>'symbol' = $3) RETURNING 1),
      sa AS (DELETE FROM str_aux.samples WHERE symbol = $3 RETURNING 1),
      cl AS (DELETE FROM str_aux.tick_claims WHERE symbol = $3 RETURNING 1),
      ws AS (DELETE FROM str_aux.window_stats WHERE symbol = $3 RETURNING 1),
@@ -21,4 +22,4 @@ SELECT (SELECT count(*) FROM c) + (SELECT count(*) FROM p)
      + (SELECT count(*) FROM t) + (SELECT count(*) FROM tc) + (SELECT count(*) FROM u) + (SELECT count(*) FROM j)
      + (SELECT count(*) FROM sa) + (SELECT count(*) FROM cl) + (SELECT count(*) FROM ws) + (SELECT count(*) FROM wv)
      + (SELECT count(*) FROM b) + (SELECT count(*) FROM k) + (SELECT count(*) FROM kc) + (SELECT count(*) FROM tk)
-     + (SELECT count(*) FROM ob)
+     + (SELECT count(*) FROM ob) + (SELECT count(*) FROM jr)

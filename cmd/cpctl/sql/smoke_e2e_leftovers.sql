@@ -8,6 +8,7 @@ SELECT tbl, n FROM (
     UNION ALL SELECT 'market.trade_cursors', count(*) FROM market.trade_cursors WHERE account_scope = $2
     UNION ALL SELECT 'settings.coin_universe', count(*) FROM settings.coin_universe WHERE symbol = $3
     UNION ALL SELECT 'ingest.jobs', count(*) FROM ingest.jobs WHERE payload->>'symbol' = $3
+    UNION ALL SELECT 'ops.job_run', count(*) FROM ops.job_run WHERE kind <> 'oneshot' AND strpos(name, $3) > 0
     UNION ALL SELECT 'str_aux.samples', count(*) FROM str_aux.samples WHERE symbol = $3
     UNION ALL SELECT 'str_aux.tick_claims', count(*) FROM str_aux.tick_claims WHERE symbol = $3
     UNION ALL SELECT 'str_aux.window_stats', count(*) FROM str_aux.window_stats WHERE symbol = $3
