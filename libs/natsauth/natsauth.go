@@ -33,7 +33,9 @@ func Identities() []string {
 // Permissions is one identity's NATS permissions: the subjects it may publish to (JetStream API
 // requests included) and subscribe to, and whether it may answer requests made to it.
 type Permissions struct {
-	Publish        []string
+	Publish []string
+	// PublishDeny carves out of Publish what a wildcard there would also allow.
+	PublishDeny    []string
 	Subscribe      []string
 	AllowResponses bool
 }
@@ -56,7 +58,7 @@ func InboxPrefix(identity string) string { return "_INBOX_" + identity }
 
 // ServicePermissions are what service may do on NATS with topo as declared.
 func ServicePermissions(topo events.Topology, service string) Permissions {
-	var pub, sub []string
+	var pub, deny, sub []string
 	api := func(format string, args ...any) { pub = append(pub, "$JS.API."+fmt.Sprintf(format, args...)) }
 	read := func(stream string) {
 		// Stream INFO binds; MSG.GET and DIRECT.GET read one message (the last tick, universe).
@@ -70,6 +72,8 @@ func ServicePermissions(topo events.Topology, service string) Permissions {
 		api("STREAM.CREATE.%s", stream)
 		api("STREAM.UPDATE.%s", stream)
 	}
+	// Account limits and usage: stream creation (file or memory, max bytes) asks for them.
+	api("INFO")
 	for _, s := range topo.Streams {
 		switch {
 		case s.Owner == service:
@@ -107,6 +111,16 @@ func ServicePermissions(topo events.Topology, service string) Permissions {
 		api("CONSUMER.MSG.NEXT.%s.*", r.stream)
 		api("CONSUMER.DELETE.%s.*", r.stream)
 		api("CONSUMER.INFO.%s.*", r.stream)
+		// Those wildcards would also reach the stream's durables: not another service's.
+		for _, c := range topo.Consumers {
+			if c.Stream == r.stream && c.Owner != service {
+				d := c.Config.Durable
+				for _, verb := range []string{"CREATE", "MSG.NEXT", "DELETE", "INFO"} {
+					deny = append(deny, fmt.Sprintf("$JS.API.CONSUMER.%s.%s.%s", verb, c.Stream, d))
+				}
+				deny = append(deny, fmt.Sprintf("$JS.API.CONSUMER.CREATE.%s.%s.>", c.Stream, d))
+			}
+		}
 	}
 	for _, b := range topo.Buckets {
 		owner := b.Owner == service
@@ -140,7 +154,7 @@ func ServicePermissions(topo events.Topology, service string) Permissions {
 		sub = append(sub, "$SRV."+verb, "$SRV."+verb+"."+service, "$SRV."+verb+"."+service+".*")
 	}
 	sub = append(sub, "cp.ops."+service+".>", InboxPrefix(service)+".>")
-	return Permissions{Publish: dedup(pub), Subscribe: dedup(sub), AllowResponses: true}
+	return Permissions{Publish: dedup(pub), PublishDeny: dedup(deny), Subscribe: dedup(sub), AllowResponses: true}
 }
 
 // OperatorPermissions are the operator's: every JetStream API request (stream and consumer
@@ -189,8 +203,8 @@ func RenderPermissions(topo events.Topology) string {
 	for _, id := range Identities() {
 		p := PermissionsFor(topo, id)
 		fmt.Fprintf(&b, "\n%s = {\n", VarName(id))
-		writeList(&b, "publish", p.Publish)
-		writeList(&b, "subscribe", p.Subscribe)
+		writeList(&b, "publish", p.Publish, p.PublishDeny)
+		writeList(&b, "subscribe", p.Subscribe, nil)
 		if p.AllowResponses {
 			b.WriteString("  allow_responses = true\n")
 		}
@@ -199,13 +213,23 @@ func RenderPermissions(topo events.Topology) string {
 	return b.String()
 }
 
-func writeList(b *strings.Builder, name string, subjects []string) {
-	fmt.Fprintf(b, "  %s = {\n    allow = [\n", name)
-	for _, s := range subjects {
-		// Quoted: an unquoted $JS… would be read as a variable.
-		fmt.Fprintf(b, "      %q\n", s)
+func writeList(b *strings.Builder, name string, allow, deny []string) {
+	fmt.Fprintf(b, "  %s = {\n", name)
+	for _, l := range []struct {
+		key      string
+		subjects []string
+	}{{"allow", allow}, {"deny", deny}} {
+		if len(l.subjects) == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "    %s = [\n", l.key)
+		for _, s := range l.subjects {
+			// Quoted: an unquoted $JS… would be read as a variable.
+			fmt.Fprintf(b, "      %q\n", s)
+		}
+		b.WriteString("    ]\n")
 	}
-	b.WriteString("    ]\n  }\n")
+	b.WriteString("  }\n")
 }
 
 // RenderUsers is a users file giving each identity, by its nkey public key, its permissions:
