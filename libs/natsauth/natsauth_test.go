@@ -231,6 +231,10 @@ func TestEachIdentityMayOnlyWhatItsServiceDoes(t *testing.T) {
 		require.True(t, cin.publishRefused(events.SubjectUniverseChanged))
 		seeder := probe{t: t, nc: srv.Connect(t, events.ServiceSeeder)}
 		require.True(t, seeder.publishRefused(events.JobSubject("fetch_klines", eventsv1.JobStatus_JOB_STATUS_SUCCEEDED)))
+		// The server logged them: what the service tests' Violations() checks are empty of.
+		require.True(t, slices.ContainsFunc(srv.Violations(), func(l string) bool {
+			return strings.Contains(l, fmt.Sprintf("%q", events.TickSubject(events.ModuleStraux)))
+		}), "%q", srv.Violations())
 	})
 
 	t.Run("operator", func(t *testing.T) {

@@ -31,16 +31,19 @@ type stack struct {
 	orch *proctest.Process
 }
 
-// setup starts the platform around cinimport: Postgres, JetStream, the orchestrator (whose change
-// relay publishes the row changes cinimport consumes), and cinimport itself, in process.
+// setup starts the platform around cinimport: Postgres, JetStream with the shipped per-service
+// permissions, the orchestrator (whose change relay publishes the row changes cinimport
+// consumes), and cinimport itself, in process; each service under its own NATS identity.
 func setup(t *testing.T) *stack {
 	t.Helper()
-	s := &stack{ctx: context.Background(), db: pgtest.NewDB(t), bus: eventstest.NewBus(t)}
-	s.orch = proctest.Orchestrator(t, s.db.URL, s.bus.Server.URL)
+	s := &stack{ctx: context.Background(), db: pgtest.NewDB(t), bus: eventstest.NewSecuredBus(t)}
+	s.orch = proctest.Orchestrator(t, s.db.URL, s.bus.Server.URL,
+		"NATS_NKEY_SEED_FILE="+s.bus.Auth.Keys.SeedFile(events.ServiceOrchestrator))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := Config{
 		Common: config.Common{Env: config.EnvDev, DatabaseURL: s.db.URL, NATSURL: s.bus.Server.URL,
+			NATS:     config.NATSAuth{NkeySeedFile: s.bus.Auth.Keys.SeedFile(events.ServiceCinimport)},
 			HTTPAddr: "127.0.0.1:0", ShutdownGrace: 20 * time.Second, LogLevel: "info"},
 		PriceMaxAge: time.Hour, Debounce: 100 * time.Millisecond,
 	}
@@ -132,7 +135,8 @@ func TestEndToEndChangesDriveImports(t *testing.T) {
 	changes := eventstest.Events(t, s.bus.JS, events.StreamCDC, "cp.cdc.>")
 	require.NotEmpty(t, changes)
 	runsBefore, _ := movesImported(t, s, session)
-	pub, err := events.NewPublisher(s.bus.Conn, events.PublisherConfig{Source: "test"})
+	// Published as the orchestrator: only its identity may publish row changes.
+	pub, err := events.NewPublisher(s.bus.Auth.Connect(t, events.ServiceOrchestrator), events.PublisherConfig{Source: "test"})
 	require.NoError(t, err)
 	for _, ev := range changes {
 		_, err := pub.Publish(s.ctx, events.Event{Subject: ev.Subject, ID: events.NewID(), Payload: ev.Payload})
@@ -151,6 +155,7 @@ func TestEndToEndChangesDriveImports(t *testing.T) {
 	s.insertTrades(t, "default", 5000, 5, start.Add(3*time.Minute))
 	require.True(t, proctest.Wait(s.ctx, 30*time.Second, func() bool { return s.moves(t, session) == 355 }))
 	require.Equal(t, int64(350), s.moves(t, late))
+	require.Empty(t, s.bus.Auth.Violations(), "cinimport and the orchestrator needed no act their permissions refuse")
 }
 
 func TestOnceExitCodes(t *testing.T) {

@@ -30,13 +30,14 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d := pgtest.NewDB(t)
-	bus := eventstest.NewBus(t)
+	bus := eventstest.NewSecuredBus(t) // each service under its own NATS identity
 	_, err := d.Pool.Exec(ctx, `INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ('BTCUSDT', 'BTC', 'USDT')`)
 	require.NoError(t, err)
-	proctest.Orchestrator(t, d.URL, bus.Server.URL)
+	proctest.Orchestrator(t, d.URL, bus.Server.URL, "NATS_NKEY_SEED_FILE="+bus.Auth.Keys.SeedFile(events.ServiceOrchestrator))
 
 	rctx, cancel := context.WithCancel(ctx)
 	cfg := Config{Common: config.Common{Env: config.EnvDev, DatabaseURL: d.URL, NATSURL: bus.Server.URL,
+		NATS:     config.NATSAuth{NkeySeedFile: bus.Auth.Keys.SeedFile(events.ServiceSeeder)},
 		HTTPAddr: "127.0.0.1:0", ShutdownGrace: 20 * time.Second}}
 	done := make(chan error, 1)
 	go func() {
@@ -64,7 +65,8 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 
 	// Every universe event again, redelivered under new ids: nothing is added or undone.
 	before := count(t, d, `SELECT count(*) FROM ingest.jobs`)
-	pub, err := events.NewPublisher(bus.Conn, events.PublisherConfig{Source: "test"})
+	// Published as the orchestrator: only its identity may publish universe events.
+	pub, err := events.NewPublisher(bus.Auth.Connect(t, events.ServiceOrchestrator), events.PublisherConfig{Source: "test"})
 	require.NoError(t, err)
 	for _, ev := range eventstest.Events(t, bus.JS, events.StreamUniverse, events.SubjectUniverseChanged) {
 		_, err := pub.Publish(ctx, events.Event{Subject: ev.Subject, ID: events.NewID(), Payload: ev.Payload})
@@ -82,6 +84,7 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 	require.Equal(t, 0, liveKlines("BTCUSDT"))
 	require.Equal(t, 3, liveKlines("ETHUSDT"))
 	require.Equal(t, 1, count(t, d, `SELECT count(*) FROM ingest.jobs WHERE kind = 'compute_mea' AND status = 'queued'`))
+	require.Empty(t, bus.Auth.Violations(), "the seeder and the orchestrator needed no act their permissions refuse")
 }
 
 func TestOncePrintsInsertedAndPresentPerKind(t *testing.T) {

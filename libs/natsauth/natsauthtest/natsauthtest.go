@@ -4,8 +4,12 @@
 package natsauthtest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -19,7 +23,36 @@ import (
 type Server struct {
 	*natstest.Server
 	Keys natsauth.Keys
+	log  *violationLog
 }
+
+// Violations are the acts the server refused so far (its "Publish Violation" and "Subscription
+// Violation" log lines, naming the client and the subject): a service under test that needs a
+// permission it lacks shows here even when it copes with the refusal.
+func (s *Server) Violations() []string {
+	s.log.mu.Lock()
+	defer s.log.mu.Unlock()
+	return slices.Clone(s.log.lines)
+}
+
+// violationLog is the server's logger: it keeps permission violations, drops the rest.
+type violationLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *violationLog) Errorf(format string, v ...any) {
+	if line := fmt.Sprintf(format, v...); strings.Contains(line, "Violation") {
+		l.mu.Lock()
+		l.lines = append(l.lines, line)
+		l.mu.Unlock()
+	}
+}
+func (*violationLog) Noticef(string, ...any) {}
+func (*violationLog) Warnf(string, ...any)   {}
+func (*violationLog) Fatalf(string, ...any)  {}
+func (*violationLog) Debugf(string, ...any)  {}
+func (*violationLog) Tracef(string, ...any)  {}
 
 // NewServer writes nkey identities and the permissions of the declared topology into a
 // temporary directory and starts a server from them.
@@ -34,7 +67,9 @@ func NewServer(t testing.TB) *Server {
 	if err := os.WriteFile(conf, []byte("jetstream {}\ninclude \""+natsauth.UsersFile+"\"\n"), 0o644); err != nil {
 		t.Fatalf("natsauthtest: %v", err)
 	}
-	return &Server{Server: natstest.NewServerFromConfig(t, conf), Keys: keys}
+	s := &Server{Server: natstest.NewServerFromConfig(t, conf), Keys: keys, log: &violationLog{}}
+	s.SetLoggerV2(s.log, false, false, false)
+	return s
 }
 
 // Env is the environment a process of identity connects with: NATS_URL and
