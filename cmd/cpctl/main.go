@@ -20,11 +20,12 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"migrate": {"apply or list schema migrations: migrate up|status", runMigrate},
-		"seed":    {"load the dev seed (five-coin universe, default windows)", runSeed},
-		"simex":   {"run the simulated Binance-compatible exchange", runSimex},
-		"dev":     {"run the whole stack on embedded defaults (make dev)", runDev},
-		"smoke":   {"check stored statistics, vectors and MEA moods for values stuck at a bound", runSmoke},
+		"migrate":   {"apply or list schema migrations: migrate up|status", runMigrate},
+		"seed":      {"load the dev seed (five-coin universe, default windows)", runSeed},
+		"simex":     {"run the simulated Binance-compatible exchange", runSimex},
+		"dev":       {"run the whole stack on embedded defaults (make dev)", runDev},
+		"smoke":     {"check stored statistics, vectors and MEA moods for values stuck at a bound", runSmoke},
+		"nats-keys": {"write an nkey identity per service and the operator, and the NATS users file", runNATSKeys},
 	}
 }
 

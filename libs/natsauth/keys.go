@@ -32,17 +32,27 @@ func (k Keys) SeedFile(identity string) string { return filepath.Join(k.Dir, ide
 // permissions beside it).
 func (k Keys) UsersFile() string { return filepath.Join(k.Dir, UsersFile) }
 
-// WriteKeys makes dir hold one nkey seed per identity (<identity>.nk, mode 0600; an existing
-// seed is kept, so restarts keep their identities), the permissions for topo
+// WriteKeys makes dir (mode 0700) hold one nkey seed per identity (<identity>.nk, mode 0600;
+// an existing seed is kept, so restarts keep their identities), the permissions for topo
 // (permissions.conf) and the users file that maps each public key to its permissions
 // (users.conf).
 func WriteKeys(dir string, topo events.Topology) (Keys, error) {
+	return WriteKeysMode(dir, topo, 0o600)
+}
+
+// WriteKeysMode is WriteKeys with the seeds' file mode: 0644 for seeds bind-mounted into
+// containers that run as another user (compose secrets), still kept from other local users by
+// the directory's 0700.
+func WriteKeysMode(dir string, topo events.Topology, seedMode os.FileMode) (Keys, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Keys{}, fmt.Errorf("nats keys dir %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return Keys{}, fmt.Errorf("nats keys dir %s: %w", dir, err)
 	}
 	k := Keys{Dir: dir, Public: map[string]string{}}
 	for _, id := range Identities() {
-		pub, err := ensureSeed(k.SeedFile(id))
+		pub, err := ensureSeed(k.SeedFile(id), seedMode)
 		if err != nil {
 			return Keys{}, err
 		}
@@ -58,7 +68,7 @@ func WriteKeys(dir string, topo events.Topology) (Keys, error) {
 }
 
 // ensureSeed returns the public key of the user seed in path, creating the seed when absent.
-func ensureSeed(path string) (string, error) {
+func ensureSeed(path string, mode os.FileMode) (string, error) {
 	seed, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -69,11 +79,14 @@ func ensureSeed(path string) (string, error) {
 		if seed, err = kp.Seed(); err != nil {
 			return "", fmt.Errorf("nkey seed %s: %w", path, err)
 		}
-		if err := os.WriteFile(path, append(seed, '\n'), 0o600); err != nil {
+		if err := os.WriteFile(path, append(seed, '\n'), mode); err != nil {
 			return "", fmt.Errorf("write nkey seed %s: %w", path, err)
 		}
 	case err != nil:
 		return "", fmt.Errorf("read nkey seed %s: %w", path, err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		return "", fmt.Errorf("nkey seed %s: %w", path, err)
 	}
 	kp, err := nkeys.ParseDecoratedNKey(seed)
 	if err != nil {
