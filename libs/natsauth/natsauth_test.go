@@ -204,6 +204,7 @@ func TestEachIdentityMayOnlyWhatItsServiceDoes(t *testing.T) {
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = ms.Stop() })
 			require.NoError(t, ms.AddGroup("cp.ops."+svc).AddEndpoint("echo", micro.HandlerFunc(func(r micro.Request) { _ = r.Respond(r.Data()) })))
+			require.NoError(t, nc.Flush(), "the server has the subscriptions before the requests")
 			op := srv.Connect(t, natsauth.Operator)
 			for _, subj := range []string{"$SRV.PING", "$SRV.INFO." + svc, "$SRV.STATS." + svc + "." + ms.Info().ID} {
 				_, err := op.Request(subj, nil, 5*time.Second)
