@@ -222,6 +222,19 @@ func TestEachIdentityMayOnlyWhatItsServiceDoes(t *testing.T) {
 		})
 	}
 
+	t.Run("straux follows its own ticks", func(t *testing.T) {
+		// Its tick assist reads CP_TICKS with an ordered consumer filtered to its own ticks.
+		_, j := js(events.ServiceStraux)
+		oc, err := j.OrderedConsumer(ctx, events.StreamTicks, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{events.TickSubject(events.ModuleStraux)}, DeliverPolicy: jetstream.DeliverNewPolicy})
+		require.NoError(t, err)
+		_, err = oc.FetchNoWait(1)
+		require.NoError(t, err)
+		p := probe{t: t, nc: srv.Connect(t, events.ServiceStraux)}
+		require.True(t, p.publishRefused("$JS.API.CONSUMER.CREATE."+events.StreamTicks+".x."+events.TickSubject(events.ModuleCinimport)),
+			"not cinimport's ticks")
+	})
+
 	t.Run("named refusals", func(t *testing.T) {
 		// The acts the issue names, spelled with the services' own subject functions.
 		straux := probe{t: t, nc: srv.Connect(t, events.ServiceStraux)}
