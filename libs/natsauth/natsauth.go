@@ -35,8 +35,10 @@ func Identities() []string {
 type Permissions struct {
 	Publish []string
 	// PublishDeny carves out of Publish what a wildcard there would also allow.
-	PublishDeny    []string
-	Subscribe      []string
+	PublishDeny []string
+	Subscribe   []string
+	// SubscribeDeny carves out of Subscribe likewise.
+	SubscribeDeny  []string
 	AllowResponses bool
 }
 
@@ -164,8 +166,10 @@ func ServicePermissions(topo events.Topology, service string) Permissions {
 func OperatorPermissions() Permissions {
 	return Permissions{
 		Publish: []string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "$O.>", "$SRV.>", "cp.ops.>"},
-		// The nats CLI and cpctl use the default inbox; $O.> is read by object gets.
-		Subscribe:      []string{"_INBOX.>", "$O.>"},
+		// The nats CLI and cpctl use the default inbox; $O.> is read by object gets; cp.> lets
+		// `nats sub 'cp.dlq.>'` watch events (read only), but not serve a service's endpoints.
+		Subscribe:      []string{"_INBOX.>", "$O.>", "cp.>"},
+		SubscribeDeny:  []string{"cp.ops.>"},
 		AllowResponses: true,
 	}
 }
@@ -204,7 +208,7 @@ func RenderPermissions(topo events.Topology) string {
 		p := PermissionsFor(topo, id)
 		fmt.Fprintf(&b, "\n%s = {\n", VarName(id))
 		writeList(&b, "publish", p.Publish, p.PublishDeny)
-		writeList(&b, "subscribe", p.Subscribe, nil)
+		writeList(&b, "subscribe", p.Subscribe, p.SubscribeDeny)
 		if p.AllowResponses {
 			b.WriteString("  allow_responses = true\n")
 		}

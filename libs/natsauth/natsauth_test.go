@@ -262,6 +262,8 @@ func TestEachIdentityMayOnlyWhatItsServiceDoes(t *testing.T) {
 				require.True(t, p.publishRefused(concrete(f)), "the operator must not publish %s", concrete(f))
 			}
 		}
+		require.False(t, p.subscribeRefused("cp.dlq.>"), "the operator watches dead letters with nats sub")
+		require.True(t, p.subscribeRefused("cp.ops.straux.replay"), "the operator calls endpoints, it does not serve them")
 		dlq, err := j.Stream(ctx, events.StreamDLQ)
 		require.NoError(t, err)
 		_, err = dlq.GetLastMsgForSubject(ctx, ">")
