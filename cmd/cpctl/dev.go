@@ -185,10 +185,11 @@ CryptoPill dev stack is up (Ctrl-C stops everything)
   Postgres           %s   data %s
   simulated exchange %s   key %s
   services           %s
+  NATS identities    %s   (one nkey per service; the operator's in dev.env)
   logs               %s
   environment        %s   (set -a; . %s; set +a)
 `, natsURL, natsPort+4000, db.SafeURL(dbURL), s.pg.DataDir(), simexURL, devAPIKey,
-		strings.Join(running, "\n                     "), filepath.Join(abs, "logs"),
+		strings.Join(running, "\n                     "), auth.keys.Dir, filepath.Join(abs, "logs"),
 		filepath.Join(abs, "dev.env"), filepath.Join(s.dataDir, "dev.env"))
 	return nil
 }
