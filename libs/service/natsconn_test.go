@@ -1,7 +1,6 @@
 package service_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -14,29 +13,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"cryptopill.dev/jobs/libs/config"
+	"cryptopill.dev/jobs/libs/events"
+	"cryptopill.dev/jobs/libs/events/eventstest"
 	"cryptopill.dev/jobs/libs/service"
+	"cryptopill.dev/jobs/libs/testkit/logtest"
+	"cryptopill.dev/jobs/libs/testkit/metrictest"
 	"cryptopill.dev/jobs/libs/testkit/natstest"
 )
-
-// syncBuffer is a log sink the service writes while the test reads.
-type syncBuffer struct {
-	mu  chan struct{}
-	buf bytes.Buffer
-}
-
-func newSyncBuffer() *syncBuffer { return &syncBuffer{mu: make(chan struct{}, 1)} }
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu <- struct{}{}
-	defer func() { <-b.mu }()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu <- struct{}{}
-	defer func() { <-b.mu }()
-	return b.buf.String()
-}
 
 // A service authenticates with a user and a password from a mounted file; a wrong password is a
 // start failure that names the server and the user, and neither the password given nor the
@@ -51,7 +34,7 @@ authorization { users = [ { user: "orchestrator", password: "`+right+`" } ] }
 `), 0o644))
 	ns := natstest.NewServerFromConfig(t, conf)
 
-	start := func(t *testing.T, password string) (*syncBuffer, string, context.CancelFunc, error) {
+	start := func(t *testing.T, password string) (*logtest.Buffer, string, context.CancelFunc, error) {
 		pwFile := filepath.Join(t.TempDir(), "nats_password")
 		require.NoError(t, os.WriteFile(pwFile, []byte(password+"\n"), 0o600))
 		l := config.NewLoader(func(k string) (string, bool) {
@@ -61,7 +44,7 @@ authorization { users = [ { user: "orchestrator", password: "`+right+`" } ] }
 		})
 		common := l.LoadCommon("127.0.0.1:0")
 		require.NoError(t, l.Err())
-		logs := newSyncBuffer()
+		logs := &logtest.Buffer{}
 		ctx, cancel := context.WithCancel(context.Background())
 		metrics := make(chan string, 1)
 		errc := make(chan error, 1)
@@ -112,4 +95,53 @@ authorization { users = [ { user: "orchestrator", password: "`+right+`" } ] }
 			require.NotContains(t, out, right)
 		}
 	})
+}
+
+// An act the server's permissions refuse after the start (here the seeder publishing a tick) is
+// not silent: it is logged as a nats error with its kind and counted in cp_nats_errors_total.
+func TestRefusedActIsLoggedAndCounted(t *testing.T) {
+	t.Parallel()
+	bus := eventstest.NewSecuredBus(t)
+	logs := &logtest.Buffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	counted := make(chan float64, 1)
+	go func() {
+		errc <- service.Start(ctx, service.Options{Name: events.ServiceSeeder, NoDatabase: true, NoHTTP: true,
+			Common: config.Common{NATSURL: bus.Server.URL, ShutdownGrace: 5 * time.Second,
+				NATS: config.NATSAuth{NkeySeedFile: bus.Auth.Keys.SeedFile(events.ServiceSeeder)}},
+			Logger: slog.New(slog.NewJSONHandler(logs, nil))},
+			func(ctx context.Context, p *service.Process) error {
+				if err := p.NC.Publish(events.TickSubject(events.ModuleStraux), []byte("{}")); err != nil {
+					return err
+				}
+				if err := p.NC.Flush(); err != nil {
+					return err
+				}
+				// The error handler runs on nats.go's callback goroutine: wait for its count.
+				for metrictest.Value(t, p.Registry, "cp_nats_errors_total", "kind", "permission") == 0 {
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+				counted <- metrictest.Value(t, p.Registry, "cp_nats_errors_total", "kind", "permission")
+				<-ctx.Done()
+				return nil
+			})
+	}()
+	select {
+	case n := <-counted:
+		require.Equal(t, 1.0, n)
+	case err := <-errc:
+		t.Fatalf("service stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the refused publish was not counted")
+	}
+	require.Contains(t, logs.String(), `"msg":"nats error","kind":"permission"`)
+	require.Contains(t, logs.String(), events.TickSubject(events.ModuleStraux))
+	cancel()
+	require.NoError(t, <-errc)
 }
