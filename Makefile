@@ -10,7 +10,7 @@ LDFLAGS := -X cryptopill.dev/jobs/libs/service.version=$(VERSION)
 # Packages of every workspace module, e.g. cryptopill.dev/jobs/libs/...
 PKGS = $(shell $(GO) list -m | sed 's|$$|/...|')
 
-.PHONY: all build dev test vet fmt-check fuzz fuzz-smoke proto proto-check clean bench-cdc bench-cdc-large bench-jobs bench-straux bench-cinimport chaos nats-server
+.PHONY: all build dev test natsperm compose-keys vet fmt-check fuzz fuzz-smoke proto proto-check clean bench-cdc bench-cdc-large bench-jobs bench-straux bench-cinimport chaos nats-server
 
 all: build
 
@@ -19,6 +19,14 @@ build:
 	@mkdir -p bin
 	@for s in $(SERVICES); do $(GO) build -ldflags "$(LDFLAGS)" -o bin/$$s ./services/$$s || exit 1; done
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/cpctl ./cmd/cpctl
+
+## natsperm: regenerate deploy/nats/permissions.conf from the declared topology (libs/natsauth)
+natsperm:
+	$(GO) run ./libs/natsauth/cmd/natsperm > deploy/nats/permissions.conf
+
+## compose-keys: NATS identities for compose.yaml in .data/compose/nats (kept if present)
+compose-keys:
+	$(GO) run ./cmd/cpctl nats-keys --containers .data/compose/nats
 
 ## dev: the whole stack on embedded NATS + a private Postgres in .data/ (Ctrl-C stops it)
 dev: build

@@ -53,7 +53,7 @@ func TestComposeFile(t *testing.T) {
 	}
 
 	nats := p.Services["nats"]
-	require.Contains(t, nats.Command, "--jetstream")
+	require.Equal(t, []string{"-c", "/etc/nats/nats.conf"}, []string(nats.Command), "nats runs the shipped configuration (JetStream in it)")
 	require.NotNil(t, nats.HealthCheck)
 	require.NotEmpty(t, nats.Volumes)
 

@@ -98,11 +98,12 @@ func (s *devStack) up(ctx context.Context, natsPort, pgPort, simexPort int) erro
 		return err
 	}
 
-	// NATS with JetStream, storage kept in .data/nats.
-	s.nats, err = server.NewServer(&server.Options{
-		ServerName: "cp-dev", Host: "127.0.0.1", Port: natsPort, HTTPHost: "127.0.0.1", HTTPPort: natsPort + 4000,
-		JetStream: true, StoreDir: filepath.Join(abs, "nats"), NoSigs: true, NoLog: true,
-	})
+	// NATS with JetStream, storage kept in .data/nats, an identity per service (dev_auth.go).
+	auth, natsOpts, err := newDevNATS(abs, natsPort)
+	if err != nil {
+		return err
+	}
+	s.nats, err = server.NewServer(natsOpts)
 	if err != nil {
 		return fmt.Errorf("nats: %w", err)
 	}
@@ -111,7 +112,7 @@ func (s *devStack) up(ctx context.Context, natsPort, pgPort, simexPort int) erro
 		return fmt.Errorf("nats: not ready on port %d (is it in use? set CP_DEV_NATS_PORT)", natsPort)
 	}
 	natsURL := s.nats.ClientURL()
-	if err := declareTopology(ctx, natsURL); err != nil {
+	if err := declareTopology(ctx, natsURL, auth); err != nil {
 		return err
 	}
 
@@ -169,7 +170,7 @@ func (s *devStack) up(ctx context.Context, natsPort, pgPort, simexPort int) erro
 		"NATS_URL=" + natsURL,
 		"BINANCE_BASE_URL=" + simexURL,
 	}
-	if err := s.writeEnvFile(append(env, s.flags.credentials()...)); err != nil {
+	if err := s.writeEnvFile(append(append(env, s.flags.credentials()...), auth.operatorEnv()...)); err != nil {
 		return err
 	}
 
@@ -180,7 +181,7 @@ func (s *devStack) up(ctx context.Context, natsPort, pgPort, simexPort int) erro
 			s.log.Warn("service binary missing, not started (run make build)", "service", svc.name, "path", bin)
 			continue
 		}
-		senv := append(append([]string{}, env...),
+		senv := append(append(append([]string{}, env...), auth.serviceEnv(svc.name)...),
 			fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", svc.http),
 			"RUN_JOBS=1", "MIGRATE_ON_START=0")
 		senv = append(senv, s.flags.credentials()...)
@@ -197,10 +198,11 @@ CryptoPill dev stack is up (Ctrl-C stops everything)
   Postgres           %s   data %s
   simulated exchange %s   key %s
   services           %s
+  NATS identities    %s   (one nkey per service; the operator's in dev.env)
   logs               %s
   environment        %s   (set -a; . %s; set +a)
 `, natsURL, natsPort+4000, db.SafeURL(dbURL), s.pg.DataDir(), simexURL, devAPIKey,
-		strings.Join(running, "\n                     "), filepath.Join(abs, "logs"),
+		strings.Join(running, "\n                     "), auth.keys.Dir, filepath.Join(abs, "logs"),
 		filepath.Join(abs, "dev.env"), filepath.Join(s.dataDir, "dev.env"))
 	return nil
 }
@@ -320,8 +322,12 @@ func (c *devChild) stop(grace time.Duration) {
 // with the dev defaults, so they exist (and can be inspected with the nats CLI) before the first
 // service starts, and a service started without its streams' owner (RUN_JOBS unset) does not
 // wait for them. Existing ones are left to their owners, which bring them in line at start.
-func declareTopology(ctx context.Context, natsURL string) error {
-	nc, err := nats.Connect(natsURL, nats.Name("cpctl dev"))
+func declareTopology(ctx context.Context, natsURL string, auth *devNATS) error {
+	operator, err := auth.operatorOption()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(natsURL, operator, nats.Name("cpctl dev"))
 	if err != nil {
 		return fmt.Errorf("connect nats %s: %w", natsURL, err)
 	}

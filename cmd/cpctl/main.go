@@ -32,6 +32,7 @@ func commands() map[string]command {
 		"dlq":       {"dead letters: dlq list|show|redrive|purge (re-driven to the consumer that wrote them)", runDLQ},
 		"replay":    {"re-deliver a range of a stream to one service's handler, durable untouched", runReplay},
 		"doctor":    {"check the environment: Postgres, NATS, schema, streams, slot, exchange, clock, weight budget", runDoctor},
+		"nats-keys": {"write an nkey identity per service and the operator, and the NATS users file", runNATSKeys},
 	}
 }
 

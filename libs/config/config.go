@@ -275,7 +275,8 @@ type Common struct {
 	Env            Env
 	DatabaseURL    string        // DATABASE_URL or DATABASE_URL_FILE; holds a password: log db.SafeURL
 	DBMaxConns     int           // DB_MAX_CONNS, the process's Postgres pool size
-	NATSURL        string        // NATS_URL, default nats://127.0.0.1:4222
+	NATSURL        string        // NATS_URL, default nats://127.0.0.1:4222; log SafeNATSURL
+	NATS           NATSAuth      // NATS_CREDS, NATS_NKEY_SEED_FILE, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_TLS_*
 	NATSReplicas   int           // NATS_REPLICAS, stream replicas: 1 in dev, 3 in staging and prod
 	HTTPAddr       string        // HTTP_ADDR for /healthz, /readyz, /metrics
 	LogLevel       string        // LOG_LEVEL: debug, info, warn, error
@@ -349,6 +350,7 @@ func (l *Loader) LoadCommon(defaultHTTP string) Common {
 		DatabaseURL:    l.RequiredSecret("DATABASE_URL", "a postgres:// URL"),
 		DBMaxConns:     l.Int("DB_MAX_CONNS", 16, 2, 1000),
 		NATSURL:        l.String("NATS_URL", "nats://127.0.0.1:4222"),
+		NATS:           l.LoadNATSAuth(),
 		NATSReplicas:   l.Int("NATS_REPLICAS", Pick(l, 1, 3, 3), 1, 5),
 		HTTPAddr:       l.String("HTTP_ADDR", defaultHTTP),
 		LogLevel:       l.Enum("LOG_LEVEL", "info", "debug", "info", "warn", "error"),

@@ -94,9 +94,10 @@ func (p *Process) AddOpsEndpoint(name string, h micro.Handler) error {
 	if err := g.AddEndpoint(name, h); err != nil {
 		return fmt.Errorf("ops endpoint %s.%s.%s: %w", OpsSubjectPrefix, p.Name, name, err)
 	}
-	// Reachable once this returns: the subscription is on the server.
+	// The subscription is buffered: flushed, the endpoint answers once this returns (and a
+	// subscription the server's permissions refuse is reported before the next call).
 	if err := p.NC.Flush(); err != nil {
-		return fmt.Errorf("ops endpoint %s.%s.%s: %w", OpsSubjectPrefix, p.Name, name, err)
+		return fmt.Errorf("ops endpoint %s.%s.%s: flush: %w", OpsSubjectPrefix, p.Name, name, err)
 	}
 	return nil
 }

@@ -147,7 +147,8 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		checks:   map[string]func(context.Context) error{},
 	}
 	p.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), p.Events)
-	logger.Info("starting", "version", Version(), "env", opts.Common.Env, "pid", os.Getpid(), "nats", config.SafeNATSURL(opts.Common.NATSURL), "database", db.SafeURL(opts.Common.DatabaseURL))
+	logger.Info("starting", "version", Version(), "env", opts.Common.Env, "pid", os.Getpid(), "nats", config.SafeNATSURL(opts.Common.NATSURL),
+		"nats_auth", opts.Common.NATS, "database", db.SafeURL(opts.Common.DatabaseURL))
 
 	tr, err := setupTracing(ctx, opts.Name, opts.Common.Env, opts.Common.Tracing, logger, p.Registry)
 	if err != nil {
@@ -187,7 +188,7 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 	}
 	var topo *topologyState
 	if !opts.NoNATS {
-		if p.NC, err = connectNATS(opts.Name, opts.Common.NATSURL, logger); err != nil {
+		if p.NC, err = connectNATS(opts.Name, opts.Common, logger, p.Registry); err != nil {
 			return err
 		}
 		defer p.NC.Close()
@@ -297,25 +298,6 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 	}
 	logger.Info("stopped")
 	return nil
-}
-
-func connectNATS(name, url string, logger *slog.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
-		nats.Name(name),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(time.Second),
-		nats.RetryOnFailedConnect(true),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil { // nil: our own Drain/Close at shutdown
-				logger.Warn("nats disconnected; reconnecting", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("connect nats %s: %w", config.SafeNATSURL(url), err)
-	}
-	return nc, nil
 }
 
 func (p *Process) serveHTTP(addr string) (*http.Server, error) {

@@ -31,21 +31,23 @@ type stack struct {
 	orch *proctest.Process
 }
 
-// setup starts the platform around cinimport: Postgres, JetStream, the orchestrator (whose change
-// relay publishes the row changes cinimport consumes), and cinimport itself, in process.
-// orchEnv is extra orchestrator settings: a test running beside another must name its own
-// CDC_SLOT (replication slots are per cluster, and the test cluster is shared).
+// setup starts the platform around cinimport: Postgres, JetStream with the shipped per-service
+// permissions, the orchestrator (whose change relay publishes the row changes cinimport
+// consumes), and cinimport itself, in process; each service under its own NATS identity and its
+// own Postgres login role (migration 00016), the relay as cp_replication. orchEnv is extra
+// orchestrator settings: a test running beside another must name its own CDC_SLOT (replication
+// slots are per cluster, and the test cluster is shared).
 func setup(t *testing.T, orchEnv ...string) *stack {
 	t.Helper()
-	s := &stack{ctx: context.Background(), db: pgtest.NewDB(t), bus: eventstest.NewBus(t)}
-	// Every process as a deployment runs it: its own login role (migration 00016), the relay as
-	// cp_replication.
+	s := &stack{ctx: context.Background(), db: pgtest.NewDB(t), bus: eventstest.NewSecuredBus(t)}
 	s.orch = proctest.Orchestrator(t, s.db.URL, s.bus.Server.URL, append([]string{
-		"DATABASE_URL=" + s.db.RoleURL(t, "cp_orchestrator"), "CDC_DATABASE_URL=" + s.db.RoleURL(t, pgtest.ReplicationRole)}, orchEnv...)...)
+		"DATABASE_URL=" + s.db.RoleURL(t, "cp_orchestrator"), "CDC_DATABASE_URL=" + s.db.RoleURL(t, pgtest.ReplicationRole),
+		"NATS_NKEY_SEED_FILE=" + s.bus.Auth.Keys.SeedFile(events.ServiceOrchestrator)}, orchEnv...)...)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := Config{
 		Common: config.Common{Env: config.EnvDev, DatabaseURL: s.db.RoleURL(t, "cp_cinimport"), NATSURL: s.bus.Server.URL,
+			NATS:     config.NATSAuth{NkeySeedFile: s.bus.Auth.Keys.SeedFile(events.ServiceCinimport)},
 			HTTPAddr: "127.0.0.1:0", ShutdownGrace: 20 * time.Second, LogLevel: "info"},
 		PriceMaxAge: time.Hour, Debounce: 100 * time.Millisecond,
 	}
@@ -137,7 +139,8 @@ func TestEndToEndChangesDriveImports(t *testing.T) {
 	changes := eventstest.Events(t, s.bus.JS, events.StreamCDC, "cp.cdc.>")
 	require.NotEmpty(t, changes)
 	runsBefore, _ := movesImported(t, s, session)
-	pub, err := events.NewPublisher(s.bus.Conn, events.PublisherConfig{Source: "test"})
+	// Published as the orchestrator: only its identity may publish row changes.
+	pub, err := events.NewPublisher(s.bus.Auth.Connect(t, events.ServiceOrchestrator), events.PublisherConfig{Source: "test"})
 	require.NoError(t, err)
 	for _, ev := range changes {
 		_, err := pub.Publish(s.ctx, events.Event{Subject: ev.Subject, ID: events.NewID(), Payload: ev.Payload})
@@ -156,6 +159,7 @@ func TestEndToEndChangesDriveImports(t *testing.T) {
 	s.insertTrades(t, "default", 5000, 5, start.Add(3*time.Minute))
 	require.True(t, proctest.Wait(s.ctx, 30*time.Second, func() bool { return s.moves(t, session) == 355 }))
 	require.Equal(t, int64(350), s.moves(t, late))
+	require.Empty(t, s.bus.Auth.Violations(), "cinimport and the orchestrator needed no act their permissions refuse")
 }
 
 func TestOnceExitCodes(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"cryptopill.dev/jobs/libs/config"
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/exchange"
 	"cryptopill.dev/jobs/libs/jobs"
@@ -136,9 +137,14 @@ func runOnce(ctx context.Context, p *service.Process, cfg Config, full bool) err
 func importOnce(ctx context.Context, p *service.Process, cfg Config, full bool, progressOut io.Writer) error {
 	im := importer.New(p.Pool, importer.Config{PriceMaxAge: cfg.PriceMaxAge})
 	var pub trigger.Publisher
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("cinimport-once"), nats.Timeout(5*time.Second))
+	// The cinimport identity: its permissions publish its imports.
+	auth, err := service.NATSOptions(events.ServiceCinimport, cfg.Common)
 	if err != nil {
-		p.Logger.Warn("NATS unreachable: importing without publishing MovesImported events", "nats", cfg.NATSURL, "err", err)
+		return err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, append(auth, nats.Name("cinimport-once"), nats.Timeout(5*time.Second))...)
+	if err != nil {
+		p.Logger.Warn("NATS unreachable: importing without publishing MovesImported events", "nats", config.SafeNATSURL(cfg.NATSURL), "err", err)
 	} else {
 		defer nc.Close()
 		ep, err := events.NewPublisher(nc, events.PublisherConfig{Source: "cinimport", RetryAttempts: 2})

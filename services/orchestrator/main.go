@@ -123,13 +123,17 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 // startRelay runs the change relay in g on a NATS connection of its own: without a reconnect
 // buffer, so nothing published while disconnected can land after what the drop lost.
 func startRelay(ctx context.Context, g *errgroup.Group, p *service.Process, cfg Config, uw *universe.Watcher) (stop func(), err error) {
-	nc, err := nats.Connect(cfg.NATSURL,
+	auth, err := service.NATSOptions(p.Name, cfg.Common)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, append(auth,
 		nats.Name("orchestrator-relay"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.ReconnectBufSize(-1),
 		nats.RetryOnFailedConnect(true),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect nats %s for the change relay: %w", config.SafeNATSURL(cfg.NATSURL), err)
 	}

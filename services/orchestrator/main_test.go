@@ -18,9 +18,10 @@ import (
 
 	"cryptopill.dev/jobs/libs/config"
 	"cryptopill.dev/jobs/libs/events"
+	"cryptopill.dev/jobs/libs/natsauth"
+	"cryptopill.dev/jobs/libs/natsauth/natsauthtest"
 	"cryptopill.dev/jobs/libs/service"
 	"cryptopill.dev/jobs/libs/testkit/logtest"
-	"cryptopill.dev/jobs/libs/testkit/natstest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 	"cryptopill.dev/jobs/services/orchestrator/internal/ticks"
@@ -118,8 +119,10 @@ func TestConfigFloorsAndValidation(t *testing.T) {
 }
 
 type bundle struct {
-	db   *pgtest.DB
-	nats *natstest.Server
+	db *pgtest.DB
+	// nats runs the shipped permissions: the orchestrator under test connects as its own
+	// identity, js is the operator's.
+	nats *natsauthtest.Server
 	js   jetstream.JetStream
 	// The orchestrator's roles, as a deployment runs it (migration 00016): a login role of
 	// cp_orchestrator, and cp_replication for the change relay.
@@ -129,9 +132,14 @@ type bundle struct {
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	d := pgtest.NewDB(t)
-	ns := natstest.NewServer(t)
-	js, err := jetstream.New(ns.Connect(t))
+	ns := natsauthtest.NewServer(t)
+	js, err := jetstream.New(ns.Connect(t, natsauth.Operator))
 	require.NoError(t, err)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			require.Empty(t, ns.Violations(), "the orchestrator needed no act its permissions refuse")
+		}
+	})
 	return &bundle{db: d, nats: ns, js: js, roleURL: d.RoleURL(t, "cp_orchestrator"), relayURL: d.RoleURL(t, pgtest.ReplicationRole)}
 }
 
@@ -142,6 +150,7 @@ func (b *bundle) config() Config {
 			Env:           config.EnvDev,
 			DatabaseURL:   b.roleURL,
 			NATSURL:       b.nats.URL,
+			NATS:          config.NATSAuth{NkeySeedFile: b.nats.Keys.SeedFile(events.ServiceOrchestrator)},
 			HTTPAddr:      "127.0.0.1:0",
 			LogLevel:      "info",
 			ShutdownGrace: 10 * time.Second,

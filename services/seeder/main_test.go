@@ -33,15 +33,17 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d := pgtest.NewDB(t)
-	bus := eventstest.NewBus(t)
+	bus := eventstest.NewSecuredBus(t) // each service under its own NATS identity
 	_, err := d.Pool.Exec(ctx, `INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ('BTCUSDT', 'BTC', 'USDT')`)
 	require.NoError(t, err)
-	// Both as a deployment runs them: their own login roles (migration 00016).
+	// Both as a deployment runs them: their own login roles (migration 00016) and NATS identities.
 	proctest.Orchestrator(t, d.URL, bus.Server.URL,
-		"DATABASE_URL="+d.RoleURL(t, "cp_orchestrator"), "CDC_DATABASE_URL="+d.RoleURL(t, pgtest.ReplicationRole))
+		"DATABASE_URL="+d.RoleURL(t, "cp_orchestrator"), "CDC_DATABASE_URL="+d.RoleURL(t, pgtest.ReplicationRole),
+		"NATS_NKEY_SEED_FILE="+bus.Auth.Keys.SeedFile(events.ServiceOrchestrator))
 
 	rctx, cancel := context.WithCancel(ctx)
 	cfg := Config{Common: config.Common{Env: config.EnvDev, DatabaseURL: d.RoleURL(t, "cp_seeder"), NATSURL: bus.Server.URL,
+		NATS:     config.NATSAuth{NkeySeedFile: bus.Auth.Keys.SeedFile(events.ServiceSeeder)},
 		HTTPAddr: "127.0.0.1:0", ShutdownGrace: 20 * time.Second}}
 	done := make(chan error, 1)
 	registry := make(chan *prometheus.Registry, 1)
@@ -70,7 +72,8 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 
 	// Every universe event again, redelivered under new ids: nothing is added or undone.
 	before := count(t, d, `SELECT count(*) FROM ingest.jobs`)
-	pub, err := events.NewPublisher(bus.Conn, events.PublisherConfig{Source: "test"})
+	// Published as the orchestrator: only its identity may publish universe events.
+	pub, err := events.NewPublisher(bus.Auth.Connect(t, events.ServiceOrchestrator), events.PublisherConfig{Source: "test"})
 	require.NoError(t, err)
 	for _, ev := range eventstest.Events(t, bus.JS, events.StreamUniverse, events.SubjectUniverseChanged) {
 		_, err := pub.Publish(ctx, events.Event{Subject: ev.Subject, ID: events.NewID(), Payload: ev.Payload})
@@ -100,6 +103,7 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 	}
 	require.NotNil(t, active, "cp_postgres_replication_slot_active exported")
 	require.NotEmpty(t, active.GetMetric())
+	require.Empty(t, bus.Auth.Violations(), "the seeder and the orchestrator needed no act their permissions refuse")
 }
 
 func TestOncePrintsInsertedAndPresentPerKind(t *testing.T) {

@@ -16,10 +16,11 @@ import (
 
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/jobs"
+	"cryptopill.dev/jobs/libs/natsauth"
+	"cryptopill.dev/jobs/libs/natsauth/natsauthtest"
 	"cryptopill.dev/jobs/libs/service"
 	"cryptopill.dev/jobs/libs/simex"
 	"cryptopill.dev/jobs/libs/testkit/clocktest"
-	"cryptopill.dev/jobs/libs/testkit/natstest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 )
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestServiceEndToEnd(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDB(t)
-	ns := natstest.NewServer(t)
+	ns := natsauthtest.NewServer(t) // the shipped permissions: straux runs as its own identity
 	// One clock for the exchange and the service, a second into a tick period: the period is
 	// current (not late) and the date and hour are the same at every run.
 	period := 40 * time.Second
@@ -47,9 +48,11 @@ func TestServiceEndToEnd(t *testing.T) {
 		VALUES ('BTCUSDT', 'BTC', 'USDT'), ('ETHUSDT', 'ETH', 'USDT'), ('BNBUSDT', 'BNB', 'USDT')`)
 	require.NoError(t, err)
 
-	// As a deployment runs it: a login role in cp_straux (migration 00016), not the owner.
+	// As a deployment runs it: a login role in cp_straux (migration 00016), not the owner, and
+	// straux's own NATS identity.
 	env := map[string]string{"CP_ENV": "dev", "DATABASE_URL": d.RoleURL(t, "cp_straux"), "NATS_URL": ns.URL, "HTTP_ADDR": "127.0.0.1:0",
-		"MIGRATE_ON_START": "0", "BINANCE_BASE_URL": srv.URL, "SHUTDOWN_GRACE": "20s"}
+		"NATS_NKEY_SEED_FILE": ns.Keys.SeedFile(events.ServiceStraux),
+		"MIGRATE_ON_START":    "0", "BINANCE_BASE_URL": srv.URL, "SHUTDOWN_GRACE": "20s"}
 	cfg, err := LoadConfig(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	require.NoError(t, err)
 	cfg.Now = now
@@ -63,13 +66,16 @@ func TestServiceEndToEnd(t *testing.T) {
 
 	// straux waits for the orchestrator's streams (CP_TICKS, CP_UNIVERSE), then declares its own
 	// durable and CP_JOBS.
-	nc := ns.Connect(t)
+	// The orchestrator's part, and its ticks, as the orchestrator.
+	nc := ns.Connect(t, events.ServiceOrchestrator)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	require.NoError(t, events.NewTopology(events.TopologyConfig{}).ApplyAs(ctx, js, events.ServiceOrchestrator))
-	// The durable delivers only ticks stored after it exists.
+	// The durable delivers only ticks stored after it exists; the operator sees it.
+	opJS, err := jetstream.New(ns.Connect(t, natsauth.Operator))
+	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		_, err := js.Consumer(ctx, events.StreamTicks, events.ConsumerStrauxTicks)
+		_, err := opJS.Consumer(ctx, events.StreamTicks, events.ConsumerStrauxTicks)
 		return err == nil
 	}, 30*time.Second, 20*time.Millisecond, "straux declares its durable once the orchestrator's streams exist")
 	pub, err := events.NewPublisher(nc, events.PublisherConfig{Source: "test"})
@@ -117,7 +123,7 @@ func TestServiceEndToEnd(t *testing.T) {
 	require.Equal(t, 1, count(`SELECT count(*) FROM market.kline_cursors WHERE symbol = 'BTCUSDT' AND interval = '1h'`))
 
 	// The run's outcome is on the bus for operators.
-	jobStream, err := js.Stream(ctx, events.StreamJobs)
+	jobStream, err := opJS.Stream(ctx, events.StreamJobs)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		m, err := jobStream.GetLastMsgForSubject(ctx, events.JobSubject("compute_matrices", eventsv1.JobStatus_JOB_STATUS_SUCCEEDED))
@@ -137,4 +143,5 @@ func TestServiceEndToEnd(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("straux did not stop")
 	}
+	require.Empty(t, ns.Violations(), "straux needed no act its permissions refuse")
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"cryptopill.dev/jobs/libs/events"
+	"cryptopill.dev/jobs/libs/natsauth"
+	"cryptopill.dev/jobs/libs/natsauth/natsauthtest"
 	"cryptopill.dev/jobs/libs/testkit/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,6 +25,9 @@ type Bus struct {
 	Topology events.Topology
 	// Claims owns the CP_CLAIMS bucket (default threshold: half the server's max_payload).
 	Claims *events.ClaimCheck
+	// Auth is the server's identities on a NewSecuredBus (Conn and JS are the operator's); nil
+	// on a NewBus, which admits anyone.
+	Auth *natsauthtest.Server
 }
 
 // NewBus starts a server for t, connects (reconnecting quickly, for Restart), applies
@@ -31,7 +36,23 @@ type Bus struct {
 func NewBus(t testing.TB, extra ...events.ConsumerDecl) *Bus {
 	t.Helper()
 	srv := natstest.NewServer(t)
-	nc := srv.Connect(t, nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1))
+	return newBus(t, srv, srv.Connect(t, nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1)), extra)
+}
+
+// NewSecuredBus is NewBus on a server running the shipped per-identity permissions
+// (natsauthtest): services under test connect with Auth.Env or Auth.Keys, the bus itself as the
+// operator, who administers streams and reads them but publishes no event (publish those as
+// their service, with Auth.Connect).
+func NewSecuredBus(t testing.TB, extra ...events.ConsumerDecl) *Bus {
+	t.Helper()
+	auth := natsauthtest.NewServer(t)
+	b := newBus(t, auth.Server, auth.Connect(t, natsauth.Operator, nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1)), extra)
+	b.Auth = auth
+	return b
+}
+
+func newBus(t testing.TB, srv *natstest.Server, nc *nats.Conn, extra []events.ConsumerDecl) *Bus {
+	t.Helper()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatalf("eventstest: jetstream: %v", err)

@@ -167,3 +167,20 @@ func freePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// NewServerFromConfig starts a JetStream server for t from a nats-server configuration file (its
+// users, permissions and accounts), listening on a free loopback port with temporary storage
+// whatever the file says, and shuts it down at cleanup.
+func NewServerFromConfig(t testing.TB, path string) *Server {
+	t.Helper()
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatalf("natstest: config %s: %v", path, err)
+	}
+	opts.Host, opts.Port, opts.HTTPPort = "127.0.0.1", -1, 0
+	opts.JetStream, opts.StoreDir = true, t.TempDir()
+	opts.NoLog, opts.NoSigs = true, true
+	s := startServer(t, opts)
+	t.Cleanup(s.Shutdown)
+	return s
+}
