@@ -64,8 +64,15 @@ func TestComposeNATSIdentities(t *testing.T) {
 
 	for _, name := range natsServices {
 		svc := p.Services[name]
-		require.Len(t, svc.Secrets, 1, name)
-		secret := svc.Secrets[0]
+		// Its NATS seed, beside its Postgres URL files (compose_test.go checks those).
+		var secret types.ServiceSecretConfig
+		for _, sc := range svc.Secrets {
+			if strings.HasSuffix(sc.Source, "_nkey") {
+				require.Empty(t, secret.Source, "%s mounts two NATS seeds", name)
+				secret = sc
+			}
+		}
+		require.Equal(t, name+"_nkey", secret.Source, name)
 		top, ok := p.Secrets[secret.Source]
 		require.True(t, ok, "%s uses undeclared secret %s", name, secret.Source)
 		require.Equal(t, keys.SeedFile(name), fromKeys(top.File), "%s's secret is the seed cpctl nats-keys writes for it", name)
@@ -86,6 +93,8 @@ func TestComposeNATSIdentities(t *testing.T) {
 		nc.Close()
 	}
 	for _, name := range []string{"migrate", "seed", "simex"} {
-		require.Empty(t, p.Services[name].Secrets, "%s does not use NATS", name)
+		for _, sc := range p.Services[name].Secrets {
+			require.False(t, strings.HasSuffix(sc.Source, "_nkey"), "%s does not use NATS, but mounts %s", name, sc.Source)
+		}
 	}
 }
