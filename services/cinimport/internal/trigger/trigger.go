@@ -84,11 +84,11 @@ func New(im Importer, pub Publisher, cfg Config) *ImportTrigger {
 		cfg.Logger = slog.Default()
 	}
 	t := &ImportTrigger{im: im, pub: pub, cfg: cfg, log: cfg.Logger, pending: map[string]*batch{}, waitingOf: map[int64]bool{},
-		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinimport_import_runs_total",
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_cinimport_import_runs_total",
 			Help: "Import runs by trigger and result (ok, error)."}, []string{"trigger", "result"}),
-		moves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinimport_moves_imported_total",
+		moves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_cinimport_moves_imported_total",
 			Help: "Moves inserted into cin_aux.rt_move, by trigger."}, []string{"trigger"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cinimport_import_seconds",
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cp_cinimport_import_duration_seconds",
 			Help: "Duration of import runs, by trigger.", Buckets: prometheus.ExponentialBuckets(0.005, 4, 8)}, []string{"trigger"}),
 		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_cinimport_pending_markets",
 			Help: "Markets whose trades a session's imports pass over until their quote asset is known (market.symbols or the universe), by session, as of its last import."},

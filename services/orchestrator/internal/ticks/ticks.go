@@ -94,7 +94,7 @@ func New(cfg Config) (*TickPublisher, error) {
 			Help: "Periods skipped because the module was frozen."}, []string{"module"}),
 		frozenNow: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_orchestrator_frozen",
 			Help: "1 while the module's ticks are frozen."}, []string{"module"}),
-		last: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_orchestrator_last_tick_period_start_seconds",
+		last: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_orchestrator_last_tick_period_start_timestamp_seconds",
 			Help: "Period start of the module's last tick published or found, Unix seconds."}, []string{"module"}),
 	}
 	if cfg.Registerer != nil {
