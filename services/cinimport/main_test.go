@@ -17,6 +17,7 @@ import (
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/events/eventstest"
 	"cryptopill.dev/jobs/libs/service"
+	"cryptopill.dev/jobs/libs/testkit/metrictest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	"cryptopill.dev/jobs/libs/testkit/proctest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
@@ -29,13 +30,14 @@ type stack struct {
 	db   *pgtest.DB
 	bus  *eventstest.Bus
 	orch *proctest.Process
+	proc chan *service.Process // cinimport's, once it runs
 }
 
 // setup starts the platform around cinimport: Postgres, JetStream, the orchestrator (whose change
 // relay publishes the row changes cinimport consumes), and cinimport itself, in process.
 func setup(t *testing.T) *stack {
 	t.Helper()
-	s := &stack{ctx: context.Background(), db: pgtest.NewDB(t), bus: eventstest.NewBus(t)}
+	s := &stack{ctx: context.Background(), db: pgtest.NewDB(t), bus: eventstest.NewBus(t), proc: make(chan *service.Process, 1)}
 	s.orch = proctest.Orchestrator(t, s.db.URL, s.bus.Server.URL)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -47,7 +49,7 @@ func setup(t *testing.T) *stack {
 	done := make(chan error, 1)
 	go func() {
 		done <- service.Start(ctx, service.Options{Name: "cinimport", Common: cfg.Common, Logger: testLogger(t)},
-			func(ctx context.Context, p *service.Process) error { return run(ctx, p, cfg) })
+			func(ctx context.Context, p *service.Process) error { s.proc <- p; return run(ctx, p, cfg) })
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -151,6 +153,10 @@ func TestEndToEndChangesDriveImports(t *testing.T) {
 	s.insertTrades(t, "default", 5000, 5, start.Add(3*time.Minute))
 	require.True(t, proctest.Wait(s.ctx, 30*time.Second, func() bool { return s.moves(t, session) == 355 }))
 	require.Equal(t, int64(350), s.moves(t, late))
+
+	// Its /metrics, as Prometheus scrapes it after these imports: lint-clean, every listed
+	// series there.
+	metrictest.CheckExposition(t, metrictest.Scrape(t, (<-s.proc).HTTPAddr), "../../deploy/metrics/cinimport.txt")
 }
 
 func TestOnceExitCodes(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/events/eventstest"
 	"cryptopill.dev/jobs/libs/service"
+	"cryptopill.dev/jobs/libs/testkit/metrictest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	"cryptopill.dev/jobs/libs/testkit/proctest"
 )
@@ -37,11 +39,12 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 
 	rctx, cancel := context.WithCancel(ctx)
 	cfg := Config{Common: config.Common{Env: config.EnvDev, DatabaseURL: d.URL, NATSURL: bus.Server.URL,
-		HTTPAddr: "127.0.0.1:0", ShutdownGrace: 20 * time.Second}}
+		HTTPAddr: "127.0.0.1:0", ShutdownGrace: 20 * time.Second}, BacklogInterval: 50 * time.Millisecond}
 	done := make(chan error, 1)
+	procs := make(chan *service.Process, 1)
 	go func() {
 		done <- service.Start(rctx, service.Options{Name: "seeder", Common: cfg.Common, Logger: slog.New(slog.DiscardHandler)},
-			func(ctx context.Context, p *service.Process) error { return run(ctx, p, cfg) })
+			func(ctx context.Context, p *service.Process) error { procs <- p; return run(ctx, p, cfg) })
 	}()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
 
@@ -82,6 +85,14 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 	require.Equal(t, 0, liveKlines("BTCUSDT"))
 	require.Equal(t, 3, liveKlines("ETHUSDT"))
 	require.Equal(t, 1, count(t, d, `SELECT count(*) FROM ingest.jobs WHERE kind = 'compute_mea' AND status = 'queued'`))
+
+	// Its /metrics, as Prometheus scrapes it: lint-clean, every listed series there, the job
+	// backlog among them.
+	p := <-procs
+	require.True(t, proctest.Wait(ctx, 15*time.Second, func() bool {
+		return strings.Contains(string(metrictest.Scrape(t, p.HTTPAddr)), `cp_jobs_backlog{kind="fetch_klines",status="queued"} 3`)
+	}), "the backlog gauge counts ETHUSDT's three kline jobs")
+	metrictest.CheckExposition(t, metrictest.Scrape(t, p.HTTPAddr), "../../deploy/metrics/seeder.txt")
 }
 
 func TestOncePrintsInsertedAndPresentPerKind(t *testing.T) {
