@@ -20,6 +20,7 @@ type metrics struct {
 	claimsLost   prometheus.Counter
 	chunkErrors  prometheus.Counter
 	tickerErrors prometheus.Counter
+	lastDone     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -45,10 +46,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		chunkErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_straux_chunk_errors_total",
 			Help: "Chunks that failed on the database and were released for another try."}),
 		tickerErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_straux_ticker_errors_total", Help: "Ticker batches that failed (samples are written without them)."}),
+		lastDone: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_last_done_period_start_timestamp_seconds",
+			Help: "Period start of the last tick this replica finished (samples and vectors written), Unix seconds: the freshness of str-aux data."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.ticks, m.tickSeconds, m.symbols, m.windows, m.universe, m.planned, m.coverage, m.rounds,
-			m.tickBudget, m.plannedW, m.skipped, m.vectorsCPU, m.backfilled, m.claimsLost, m.chunkErrors, m.tickerErrors)
+			m.tickBudget, m.plannedW, m.skipped, m.vectorsCPU, m.backfilled, m.claimsLost, m.chunkErrors, m.tickerErrors, m.lastDone)
+	}
+	// Zero, not absent, before the first tick: alerts on increase() see the first one.
+	for _, o := range []string{"done", "skipped", "already_done", "already_skipped", "unfinished"} {
+		m.ticks.WithLabelValues(o)
 	}
 	return m
 }
