@@ -51,11 +51,12 @@ func runDev(ctx context.Context, args []string) int {
 	pgPort := fs.Int("pg-port", envInt("CP_DEV_PG_PORT", 55432), "Postgres port (env CP_DEV_PG_PORT)")
 	simexPort := fs.Int("simex-port", envInt("CP_DEV_SIMEX_PORT", 8090), "simulated exchange port (env CP_DEV_SIMEX_PORT)")
 	binDir := fs.String("bin", "bin", "directory holding the service binaries (make build)")
+	prom := addDevPrometheusFlags(fs) // dev_prometheus.go
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "cpctl dev")
-	stack := &devStack{log: log, dataDir: *dataDir, binDir: *binDir}
+	stack := &devStack{log: log, dataDir: *dataDir, binDir: *binDir, prom: prom}
 	if err := stack.up(ctx, *natsPort, *pgPort, *simexPort); err != nil {
 		log.Error("dev stack failed to start", "err", err)
 		stack.down()
@@ -72,6 +73,7 @@ type devStack struct {
 	log     *slog.Logger
 	dataDir string
 	binDir  string
+	prom    *devPrometheusConfig // nil: no Prometheus
 
 	nats     *server.Server
 	pg       *pgcluster.Cluster
@@ -178,16 +180,18 @@ func (s *devStack) up(ctx context.Context, natsPort, pgPort, simexPort int) erro
 		running = append(running, fmt.Sprintf("%s http://127.0.0.1:%d/metrics", svc.name, svc.http))
 	}
 
+	promLine := s.prometheusLine(ctx)
 	fmt.Fprintf(os.Stderr, `
 CryptoPill dev stack is up (Ctrl-C stops everything)
   NATS (JetStream)   %s   monitoring http://127.0.0.1:%d
   Postgres           %s   data %s
   simulated exchange %s   key %s
   services           %s
+  prometheus         %s
   logs               %s
   environment        %s   (set -a; . %s; set +a)
 `, natsURL, natsPort+4000, db.SafeURL(dbURL), s.pg.DataDir(), simexURL, devAPIKey,
-		strings.Join(running, "\n                     "), filepath.Join(abs, "logs"),
+		strings.Join(running, "\n                     "), promLine, filepath.Join(abs, "logs"),
 		filepath.Join(abs, "dev.env"), filepath.Join(s.dataDir, "dev.env"))
 	return nil
 }
