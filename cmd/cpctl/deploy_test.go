@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -238,4 +240,59 @@ func TestPrometheusConfig(t *testing.T) {
 	t.Parallel()
 	out := promtool(t, "check", "config", filepath.Join("deploy", "prometheus", "prometheus.yml"))
 	require.Contains(t, out, "rule files found")
+}
+
+// TestDocsNameRealMetrics: every metric the docs and READMEs name is one the code declares, so
+// a rename that forgets a doc fails here.
+func TestDocsNameRealMetrics(t *testing.T) {
+	t.Parallel()
+	root := repoRoot(t)
+	literal := regexp.MustCompile(`"(cp_[a-z0-9_]+)"`)
+	declared := map[string]bool{}
+	for _, dir := range []string{"libs", "services"} {
+		require.NoError(t, filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, m := range literal.FindAllStringSubmatch(string(b), -1) {
+				declared[m[1]] = true
+			}
+			return nil
+		}))
+	}
+	require.True(t, declared["cp_build_info"], "the scan finds metric names")
+
+	// Tokens shaped like this project's metrics (not slot, publication or header names).
+	metric := regexp.MustCompile(`\bcp_(?:build|events|jobs|straux|relay|orchestrator|cinimport|postgres|exchange|topology)_[a-z0-9_]*[a-z0-9]\b`)
+	// And the names from before the one cp_ prefix.
+	unprefixed := regexp.MustCompile(`(?:^|[^a-z0-9_])((?:straux|cinimport)_[a-z0-9_]*_(?:total|seconds|ratio|weight|rounds|symbols))\b`)
+	docs, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	require.NoError(t, err)
+	readmes, err := filepath.Glob(filepath.Join(root, "services", "*", "README.md"))
+	require.NoError(t, err)
+	var unknown []string
+	for _, f := range append(append(docs, filepath.Join(root, "README.md")), readmes...) {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, m := range unprefixed.FindAllStringSubmatch(string(b), -1) {
+			unknown = append(unknown, strings.TrimPrefix(f, root+"/")+": "+m[1]+" (no cp_ prefix)")
+		}
+		for _, name := range metric.FindAllString(string(b), -1) {
+			base := name
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if s, ok := strings.CutSuffix(name, suffix); ok && declared[s] {
+					base = s
+				}
+			}
+			if !declared[base] {
+				unknown = append(unknown, strings.TrimPrefix(f, root+"/")+": "+name)
+			}
+		}
+	}
+	slices.Sort(unknown)
+	require.Empty(t, slices.Compact(unknown), "metrics the docs name that the code does not declare")
 }
