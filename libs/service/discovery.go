@@ -94,5 +94,10 @@ func (p *Process) AddOpsEndpoint(name string, h micro.Handler) error {
 	if err := g.AddEndpoint(name, h); err != nil {
 		return fmt.Errorf("ops endpoint %s.%s.%s: %w", OpsSubjectPrefix, p.Name, name, err)
 	}
+	// The subscription reaches the server with the next flush; without one a request sent as
+	// soon as this returns can find no responder.
+	if err := p.NC.FlushTimeout(5 * time.Second); err != nil {
+		return fmt.Errorf("ops endpoint %s.%s.%s: flush: %w", OpsSubjectPrefix, p.Name, name, err)
+	}
 	return nil
 }
