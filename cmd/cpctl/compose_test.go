@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -315,6 +316,7 @@ func TestComposeObservabilityProfile(t *testing.T) {
 	prom := p.Services["prometheus"]
 	cfgFile := bindSource(t, prom, "/etc/prometheus/prometheus.yml")
 	var cfg struct {
+		RuleFiles     []string `yaml:"rule_files"`
 		ScrapeConfigs []struct {
 			JobName       string `yaml:"job_name"`
 			StaticConfigs []struct {
@@ -341,10 +343,20 @@ func TestComposeObservabilityProfile(t *testing.T) {
 		require.Equal(t, []string{net.JoinHostPort(name, port)}, jobs[name], "prometheus job %s in %s", name, cfgFile)
 	}
 
+	// The shipped alert rules are mounted where the config's rule_files (relative to the
+	// config file) finds them.
+	rulesDir := bindSource(t, prom, "/etc/prometheus/rules")
+	require.Equal(t, filepath.Join(repoRoot(t), "deploy", "prometheus", "rules"), rulesDir)
+	require.Equal(t, []string{"rules/*.yml"}, cfg.RuleFiles)
+	ruleFiles, err := filepath.Glob(filepath.Join(rulesDir, "*.yml"))
+	require.NoError(t, err)
+	require.NotEmpty(t, ruleFiles)
+
 	// Grafana's data sources are the stack's Prometheus and Jaeger.
 	dsFile := bindSource(t, p.Services["grafana"], "/etc/grafana/provisioning/datasources/cryptopill.yml")
 	var ds struct {
 		Datasources []struct {
+			UID  string `yaml:"uid"`
 			Type string `yaml:"type"`
 			URL  string `yaml:"url"`
 		} `yaml:"datasources"`
@@ -357,6 +369,50 @@ func TestComposeObservabilityProfile(t *testing.T) {
 		urls[d.Type] = d.URL
 	}
 	require.Equal(t, map[string]string{"prometheus": "http://prometheus:9090", "jaeger": "http://jaeger:16686"}, urls)
+
+	// Grafana is provisioned with the shipped dashboards: the provider reads the directory
+	// they are mounted at, and their panels query the provisioned Prometheus.
+	providerFile := bindSource(t, p.Services["grafana"], "/etc/grafana/provisioning/dashboards/cryptopill.yml")
+	var providers struct {
+		Providers []struct {
+			Type    string `yaml:"type"`
+			Options struct {
+				Path string `yaml:"path"`
+			} `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	b, err = os.ReadFile(providerFile)
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(b, &providers), providerFile)
+	require.Len(t, providers.Providers, 1)
+	require.Equal(t, "file", providers.Providers[0].Type)
+	dashDir := bindSource(t, p.Services["grafana"], providers.Providers[0].Options.Path)
+	require.Equal(t, filepath.Join(repoRoot(t), "deploy", "grafana", "dashboards"), dashDir)
+	dashboards, err := filepath.Glob(filepath.Join(dashDir, "*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, dashboards)
+	uids := map[string]bool{}
+	for _, d := range ds.Datasources {
+		uids[d.UID] = true
+	}
+	for _, f := range dashboards {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		var dash struct {
+			Panels []struct {
+				Title      string `json:"title"`
+				Datasource *struct {
+					UID string `json:"uid"`
+				} `json:"datasource"`
+			} `json:"panels"`
+		}
+		require.NoError(t, json.Unmarshal(b, &dash), f)
+		for _, pn := range dash.Panels {
+			if pn.Datasource != nil {
+				require.True(t, uids[pn.Datasource.UID], "%s panel %q: data source %s is provisioned", f, pn.Title, pn.Datasource.UID)
+			}
+		}
+	}
 	require.True(t, publishes(p.Services["prometheus"], 9090) && publishes(p.Services["jaeger"], 16686))
 
 	// Traces go to Jaeger's OTLP/HTTP receiver when asked for.

@@ -54,6 +54,7 @@ func runDev(ctx context.Context, args []string) int {
 	binDir := fs.String("bin", "bin", "directory holding the service binaries (make build)")
 	var knobs devFlags
 	knobs.register(fs)
+	prom := addDevPrometheusFlags(fs) // dev_prometheus.go
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -63,7 +64,7 @@ func runDev(ctx context.Context, args []string) int {
 		return 2
 	}
 	log := slog.New(service.NewLogHandler(os.Stderr, service.LogFormatAuto, "info")).With("component", "cpctl dev")
-	stack := &devStack{log: log, dataDir: *dataDir, binDir: *binDir, flags: knobs}
+	stack := &devStack{log: log, dataDir: *dataDir, binDir: *binDir, flags: knobs, prom: prom}
 	if err := stack.up(ctx, *natsPort, *pgPort, *simexPort); err != nil {
 		log.Error("dev stack failed to start", "err", err)
 		stack.down()
@@ -81,6 +82,7 @@ type devStack struct {
 	dataDir string
 	binDir  string
 	flags   devFlags
+	prom    *devPrometheusConfig // nil: no Prometheus
 
 	nats     *server.Server
 	pg       *pgcluster.Cluster
@@ -192,6 +194,7 @@ func (s *devStack) up(ctx context.Context, natsPort, pgPort, simexPort int) erro
 		running = append(running, fmt.Sprintf("%s http://127.0.0.1:%d/metrics", svc.name, svc.http))
 	}
 
+	promLine := s.prometheusLine(ctx)
 	fmt.Fprintf(os.Stderr, `
 CryptoPill dev stack is up (Ctrl-C stops everything)
   NATS (JetStream)   %s   monitoring http://127.0.0.1:%d
@@ -199,10 +202,11 @@ CryptoPill dev stack is up (Ctrl-C stops everything)
   simulated exchange %s   key %s
   services           %s
   NATS identities    %s   (one nkey per service; the operator's in dev.env)
+  prometheus         %s
   logs               %s
   environment        %s   (set -a; . %s; set +a)
 `, natsURL, natsPort+4000, db.SafeURL(dbURL), s.pg.DataDir(), simexURL, devAPIKey,
-		strings.Join(running, "\n                     "), auth.keys.Dir, filepath.Join(abs, "logs"),
+		strings.Join(running, "\n                     "), auth.keys.Dir, promLine, filepath.Join(abs, "logs"),
 		filepath.Join(abs, "dev.env"), filepath.Join(s.dataDir, "dev.env"))
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -168,7 +169,8 @@ type Consumer struct {
 	dlqPending                                                        atomic.Int64
 	settleFailures                                                    [settleOps]atomic.Uint64
 	// operator deliveries (Deliver), by mode (redrive, replay) and outcome.
-	delivered [2][3]atomic.Uint64
+	delivered      [2][3]atomic.Uint64
+	handlerSeconds atomic.Value // prometheus.Observer, set by Collector.AddConsumer
 }
 
 // Settlement operations, for SettleFailures.
@@ -438,7 +440,11 @@ func (c *Consumer) process(stop, ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	ev.Metadata = md
+	start := time.Now()
 	err = c.handler(ctx, ev)
+	if o, ok := c.handlerSeconds.Load().(prometheus.Observer); ok {
+		o.Observe(time.Since(start).Seconds())
+	}
 	// No InProgress after this point: one landing after a delayed Nak would push the retry back
 	// to the ack wait.
 	stopHeartbeat()

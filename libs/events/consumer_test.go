@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -439,4 +441,64 @@ func TestConsumerDeadLettersAfterALastAttemptThatNeverSettled(t *testing.T) {
 	require.Equal(t, []string{id}, dl.OriginalHeaders["ce-id"].GetValues())
 	require.Zero(t, calls.Load(), "the handler had its attempts")
 	require.EqualValues(t, 1, c.Stats().DeadLettered)
+}
+
+// TestCollectorReadsLagAckPendingAndDeadLetters: the collector reports, per durable, what
+// JetStream holds for it at scrape time (pending, awaiting ack, dead letters in CP_DLQ) and
+// times every handler call.
+func TestCollectorReadsLagAckPendingAndDeadLetters(t *testing.T) {
+	t.Parallel()
+	b := setupConsumer(t, 30*time.Second)
+	ctx := context.Background()
+	c, err := events.NewConsumer(ctx, b.bus.JS, events.ConsumerConfig{Stream: events.StreamTicks, Durable: testDurable,
+		TracerProvider: b.tp, Handler: func(context.Context, events.Event) error { return nil }})
+	require.NoError(t, err)
+	col := events.NewCollector()
+	col.AddConsumer(c)
+	gauges := func(pending, ackPending, dead int) string {
+		return fmt.Sprintf(`
+# HELP cp_events_consumer_ack_pending_messages Messages delivered to the durable and not settled yet (consumer info num_ack_pending).
+# TYPE cp_events_consumer_ack_pending_messages gauge
+cp_events_consumer_ack_pending_messages{consumer="test-ticks"} %d
+# HELP cp_events_consumer_pending_messages Messages in the durable's stream it has not been delivered yet (consumer info num_pending): its lag.
+# TYPE cp_events_consumer_pending_messages gauge
+cp_events_consumer_pending_messages{consumer="test-ticks"} %d
+# HELP cp_events_dead_letters Dead letters of the durable held in CP_DLQ (messages on cp.dlq.<consumer>); falls only when they expire or are purged.
+# TYPE cp_events_dead_letters gauge
+cp_events_dead_letters{consumer="test-ticks"} %d
+`, ackPending, pending, dead)
+	}
+	names := []string{"cp_events_consumer_pending_messages", "cp_events_consumer_ack_pending_messages", "cp_events_dead_letters"}
+
+	// Three ticks and one undecodable message stored, the consumer not running: all four are lag.
+	for i := range 3 {
+		b.publishTick(t, "test", time.Unix(1_700_000_000+int64(i)*40, 0))
+	}
+	_, err = b.bus.JS.Publish(ctx, testSubject, []byte("not json"))
+	require.NoError(t, err)
+	require.NoError(t, promtestutil.CollectAndCompare(col, strings.NewReader(gauges(4, 0, 0)), names...))
+
+	// Run: three handled, one dead-lettered; nothing pending, one dead letter held.
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "settled", func() bool { s := c.Stats(); return s.Acked == 3 && s.DeadLettered == 1 })
+	waitFor(t, "consumer info caught up", func() bool {
+		return promtestutil.CollectAndCompare(col, strings.NewReader(gauges(0, 0, 1)), names...) == nil
+	})
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(col))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var calls uint64
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "cp_events_handler_duration_seconds":
+			calls = mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		case "cp_events_consumer_info_failures_total":
+			require.Zero(t, mf.GetMetric()[0].GetCounter().GetValue(), "no failed look-up")
+		}
+	}
+	require.EqualValues(t, 3, calls, "one duration per handler call (the undecodable message never reaches the handler)")
 }

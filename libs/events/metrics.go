@@ -1,25 +1,47 @@
 package events
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"sync"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+// scrapeTimeout bounds the JetStream look-ups of one scrape (consumer info, dead-letter counts),
+// well inside Prometheus' default 10 s scrape timeout.
+const scrapeTimeout = 3 * time.Second
 
 // Collector exports the counters of publishers and consumers to Prometheus, so that operators
 // see acks, duplicates, failures, retries and dead letters per publisher and per durable consumer.
 // Register it once per process (service.Process.Registry) and add components as they are built.
+//
+// At each scrape it also reads, for each durable it was given, the consumer's info (messages
+// pending and awaiting ack) and the durable's dead letters held in CP_DLQ: a few JetStream API
+// requests per scrape, by the service that consumes, so the numbers are there whenever the
+// service is.
 type Collector struct {
-	mu         sync.Mutex
-	publishers map[string]*Publisher
-	consumers  map[string]*Consumer
-	claims     map[*ClaimCheck]string
+	mu             sync.Mutex
+	publishers     map[string]*Publisher
+	consumers      map[string]*Consumer
+	claims         map[*ClaimCheck]string
+	handlerSeconds *prometheus.HistogramVec
+	lookupFailures *prometheus.CounterVec
 }
 
 // NewCollector returns an empty collector.
 func NewCollector() *Collector {
-	return &Collector{publishers: map[string]*Publisher{}, consumers: map[string]*Consumer{}, claims: map[*ClaimCheck]string{}}
+	return &Collector{publishers: map[string]*Publisher{}, consumers: map[string]*Consumer{}, claims: map[*ClaimCheck]string{},
+		handlerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cp_events_handler_duration_seconds",
+			Help:    "Time a consumer's handler took for one delivery, whatever its result, by durable consumer.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"consumer"}),
+		lookupFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_events_consumer_info_failures_total",
+			Help: "Scrapes whose consumer info or dead-letter count could not be read from JetStream (the gauges are then absent), by durable consumer."},
+			[]string{"consumer"}),
+	}
 }
 
 // AddClaimCheck exports cc's counters under the label claim_check=name. A consumer's own
@@ -64,6 +86,8 @@ func (c *Collector) AddConsumer(k *Consumer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.consumers[k.cfg.Durable] = k
+	k.handlerSeconds.Store(c.handlerSeconds.WithLabelValues(k.cfg.Durable))
+	c.lookupFailures.WithLabelValues(k.cfg.Durable)
 	if _, ok := c.claims[k.claims]; !ok {
 		c.claims[k.claims] = k.cfg.Durable
 	}
@@ -91,6 +115,12 @@ var (
 	descOperatorDeliveries = prometheus.NewDesc("cp_events_operator_deliveries_total",
 		"Messages an operator handed to a consumer's handler outside JetStream (cpctl dlq redrive, cpctl replay), by mode and outcome (ok, failed, dead_lettered).",
 		[]string{"consumer", "mode", "outcome"}, nil)
+	descConsumerPending = prometheus.NewDesc("cp_events_consumer_pending_messages",
+		"Messages in the durable's stream it has not been delivered yet (consumer info num_pending): its lag.", []string{"consumer"}, nil)
+	descConsumerAckPending = prometheus.NewDesc("cp_events_consumer_ack_pending_messages",
+		"Messages delivered to the durable and not settled yet (consumer info num_ack_pending).", []string{"consumer"}, nil)
+	descDeadLetters = prometheus.NewDesc("cp_events_dead_letters",
+		"Dead letters of the durable held in CP_DLQ (messages on cp.dlq.<consumer>); falls only when they expire or are purged.", []string{"consumer"}, nil)
 	descClaims = prometheus.NewDesc("cp_events_claims_total",
 		"Claim-check operations, by result: offloaded, offload_failed, resolved, missing, corrupt, resolve_failed, kept (copied for a dead letter), keep_failed, no_space (a Put refused by a full bucket).", []string{"claim_check", "result"}, nil)
 	descClaimBytes = prometheus.NewDesc("cp_events_claim_offloaded_bytes_total",
@@ -111,6 +141,11 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descConsumeErrors
 	ch <- descClaims
 	ch <- descClaimBytes
+	ch <- descConsumerPending
+	ch <- descConsumerAckPending
+	ch <- descDeadLetters
+	c.handlerSeconds.Describe(ch)
+	c.lookupFailures.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -147,6 +182,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+	c.collectJetStream(ch)
+	c.handlerSeconds.Collect(ch)
+	c.lookupFailures.Collect(ch)
 	for cc, name := range c.claims {
 		s := cc.Stats()
 		counter(descClaims, s.Offloaded, name, "offloaded")
@@ -160,4 +198,53 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descClaims, s.NoSpace, name, "no_space")
 		counter(descClaimBytes, s.OffloadedBytes, name)
 	}
+}
+
+// collectJetStream exports each durable's lag, ack-pending and dead letters, read from
+// JetStream now. A failed look-up is counted and logged, and leaves the durable's gauges out of
+// this scrape rather than reporting a stale or zero value. Called with c.mu held.
+func (c *Collector) collectJetStream(ch chan<- prometheus.Metric) {
+	if len(c.consumers) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	var dlq map[string]uint64 // subject → messages; nil when CP_DLQ could not be read
+	var dlqErr error
+	for name, k := range c.consumers {
+		info, err := k.cons.Info(ctx)
+		if err != nil {
+			c.lookupFailures.WithLabelValues(name).Inc()
+			k.log.Warn("metrics: read consumer info", "consumer", name, "err", err)
+		} else {
+			ch <- prometheus.MustNewConstMetric(descConsumerPending, prometheus.GaugeValue, float64(info.NumPending), name)
+			ch <- prometheus.MustNewConstMetric(descConsumerAckPending, prometheus.GaugeValue, float64(info.NumAckPending), name)
+		}
+		if dlq == nil && dlqErr == nil {
+			dlq, dlqErr = deadLetterCounts(ctx, k.js)
+		}
+		if dlqErr != nil {
+			c.lookupFailures.WithLabelValues(name).Inc()
+			k.log.Warn("metrics: count dead letters", "consumer", name, "stream", StreamDLQ, "err", dlqErr)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(descDeadLetters, prometheus.GaugeValue, float64(dlq[DeadLetterSubject(name)]), name)
+	}
+}
+
+// deadLetterCounts returns the messages per subject in CP_DLQ (one stream info request).
+func deadLetterCounts(ctx context.Context, js jetstream.JetStream) (map[string]uint64, error) {
+	s, err := js.Stream(ctx, StreamDLQ)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", StreamDLQ, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(SubjectsDLQ))
+	if err != nil {
+		return nil, fmt.Errorf("stream %s info, subjects %s: %w", StreamDLQ, SubjectsDLQ, err)
+	}
+	counts := info.State.Subjects
+	if counts == nil {
+		counts = map[string]uint64{}
+	}
+	return counts, nil
 }

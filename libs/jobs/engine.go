@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
 	"cryptopill.dev/jobs/libs/startstop"
@@ -37,10 +38,12 @@ type Engine struct {
 	tracer trace.Tracer
 	// wakeSpan is the span of the last WakeFrom not yet taken by a claim: that claim is traced
 	// as its child.
-	wakeMu   sync.Mutex
-	wakeSpan trace.SpanContext
-	stats    counters
-	streaks  streaks
+	wakeMu    sync.Mutex
+	wakeSpan  trace.SpanContext
+	stats     counters
+	streaks   streaks
+	byKind    kindCounters
+	durations *prometheus.HistogramVec // handler run time per kind (cp_jobs_duration_seconds)
 }
 
 // Errors of the engine's lifecycle.
@@ -66,6 +69,9 @@ func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 		handlers: map[Kind]Handler{},
 		wake:     make(chan struct{}, 1),
 		tracer:   cfg.TracerProvider.Tracer(instrumentationName),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cp_jobs_duration_seconds",
+			Help:    "Time a handler took to work one job, by kind (every attempt, whatever its outcome).",
+			Buckets: prometheus.ExponentialBuckets(0.005, 4, 9)}, []string{"kind"}),
 	}, nil
 }
 
@@ -91,6 +97,8 @@ func (e *Engine) Register(kind Kind, h Handler) error {
 	}
 	e.handlers[kind] = h
 	e.streaks.init([]Kind{kind}) // its failure gauge reads 0, not absent, until a job fails
+	e.byKind.of(kind)            // and so do its counters: rate() and alerts see the first job
+	e.durations.WithLabelValues(string(kind))
 	return nil
 }
 
@@ -226,6 +234,11 @@ type Stats struct {
 	// of jobs of the kind it recorded as failed (all attempts used; for a periodic job, one
 	// failed occurrence) since it last recorded a success of the kind.
 	ConsecutiveFailures map[Kind]int64
+	// Kinds holds the same counts per kind (of the jobs this engine claimed or rescued). For each
+	// kind, Claimed = Succeeded + Retried + Failed + Released + Stale + InFlight; jobs of other
+	// engines it rescued are counted apart (RescuedRequeued, RescuedFailed), as they were never
+	// its claims.
+	Kinds map[Kind]KindStats
 	// ClaimQueries and CompleteQueries count the statements that claimed and recorded jobs;
 	// ClaimTime and CompleteTime are the time spent in them.
 	ClaimQueries    int64
@@ -256,7 +269,51 @@ func (e *Engine) Stats() Stats {
 	}
 	s.InFlight = e.stats.inFlight.Load()
 	s.ConsecutiveFailures = e.streaks.snapshot()
+	s.Kinds = e.byKind.snapshot()
 	return s
+}
+
+// KindStats counts one kind's jobs; see Stats.Kinds.
+type KindStats struct {
+	Claimed, Succeeded, Retried, Failed, Released, Cancelled, Stale, InFlight int64
+	RescuedRequeued, RescuedFailed                                            int64
+}
+
+// kindCounters holds a kindCount per kind, created on first use.
+type kindCounters struct {
+	mu     sync.Mutex
+	byKind map[Kind]*kindCount
+}
+
+type kindCount struct {
+	claimed, succeeded, retried, failed, released, cancelled, stale, inFlight atomic.Int64
+	rescuedRequeued, rescuedFailed                                            atomic.Int64
+}
+
+func (c *kindCounters) of(k Kind) *kindCount {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byKind == nil {
+		c.byKind = map[Kind]*kindCount{}
+	}
+	n, ok := c.byKind[k]
+	if !ok {
+		n = &kindCount{}
+		c.byKind[k] = n
+	}
+	return n
+}
+
+func (c *kindCounters) snapshot() map[Kind]KindStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[Kind]KindStats, len(c.byKind))
+	for k, n := range c.byKind {
+		out[k] = KindStats{Claimed: n.claimed.Load(), Succeeded: n.succeeded.Load(), Retried: n.retried.Load(),
+			Failed: n.failed.Load(), Released: n.released.Load(), Cancelled: n.cancelled.Load(), Stale: n.stale.Load(), InFlight: n.inFlight.Load(),
+			RescuedRequeued: n.rescuedRequeued.Load(), RescuedFailed: n.rescuedFailed.Load()}
+	}
+	return out
 }
 
 // streaks counts, per kind, the jobs failed since the kind's last success.

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"cryptopill.dev/jobs/libs/jobs"
@@ -280,19 +282,45 @@ func TestFailingJobIsRetriedThenFailed(t *testing.T) {
 	require.Equal(t, 1, rows)
 	require.Equal(t, int64(1), e.Stats().ConsecutiveFailures[jobs.KindFetchTicker])
 
-	// The same counters, as operators scrape them.
-	require.NoError(t, promtestutil.CollectAndCompare(jobs.NewCollector(e), strings.NewReader(`
-# HELP cp_jobs_total Jobs handled by this engine, by outcome.
-# TYPE cp_jobs_total counter
-cp_jobs_total{outcome="cancelled"} 0
-cp_jobs_total{outcome="claimed"} 3
-cp_jobs_total{outcome="failed"} 1
-cp_jobs_total{outcome="released"} 0
-cp_jobs_total{outcome="rescued"} 0
-cp_jobs_total{outcome="retried"} 2
-cp_jobs_total{outcome="stale"} 0
-cp_jobs_total{outcome="succeeded"} 0
-`), "cp_jobs_total"))
+	// The same counters, as operators scrape them, by kind: the outcomes add up to the claims
+	// (three attempts of one job), and the handler's three runs are in the duration histogram.
+	col := jobs.NewCollector(e)
+	require.NoError(t, promtestutil.CollectAndCompare(col, strings.NewReader(`
+# HELP cp_jobs_claimed_total Jobs this engine claimed, by kind.
+# TYPE cp_jobs_claimed_total counter
+cp_jobs_claimed_total{kind="fetch_ticker"} 3
+# HELP cp_jobs_outcomes_total Jobs this engine claimed and finished with, by kind and outcome: succeeded, retried (the attempt failed, another is scheduled), failed (for good), released (handed back unfinished at stop), cancelled (by an operator, while held), stale (no longer this engine's: cancelled or rescued by another).
+# TYPE cp_jobs_outcomes_total counter
+cp_jobs_outcomes_total{kind="fetch_ticker",outcome="cancelled"} 0
+cp_jobs_outcomes_total{kind="fetch_ticker",outcome="failed"} 1
+cp_jobs_outcomes_total{kind="fetch_ticker",outcome="released"} 0
+cp_jobs_outcomes_total{kind="fetch_ticker",outcome="retried"} 2
+cp_jobs_outcomes_total{kind="fetch_ticker",outcome="stale"} 0
+cp_jobs_outcomes_total{kind="fetch_ticker",outcome="succeeded"} 0
+# HELP cp_jobs_in_flight Jobs claimed and not yet finished by a handler, by kind.
+# TYPE cp_jobs_in_flight gauge
+cp_jobs_in_flight{kind="fetch_ticker"} 0
+`), "cp_jobs_claimed_total", "cp_jobs_outcomes_total", "cp_jobs_in_flight"))
+	var count uint64
+	mfs, err := gatherOne(col)
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == "cp_jobs_duration_seconds" {
+			for _, m := range mf.GetMetric() {
+				require.Equal(t, "fetch_ticker", m.GetLabel()[0].GetValue())
+				count += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	require.EqualValues(t, 3, count, "one duration per handler run")
+}
+
+func gatherOne(c prometheus.Collector) ([]*dto.MetricFamily, error) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(c); err != nil {
+		return nil, err
+	}
+	return reg.Gather()
 }
 
 func TestPermanentErrorFailsAtOnce(t *testing.T) {

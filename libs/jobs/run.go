@@ -314,6 +314,11 @@ func (r *run) claim(ctx context.Context, limit int) (claimed []Job, err error) {
 	r.ownedMu.Unlock()
 	r.e.stats.inFlight.Add(int64(len(jobs)))
 	r.e.stats.claimed.Add(int64(len(jobs)))
+	for _, j := range jobs {
+		k := r.e.byKind.of(j.Kind)
+		k.claimed.Add(1)
+		k.inFlight.Add(1)
+	}
 	return jobs, nil
 }
 
@@ -380,6 +385,7 @@ func (r *run) execute() {
 		}
 		r.results <- res
 		r.e.stats.inFlight.Add(-1)
+		r.e.byKind.of(job.Kind).inFlight.Add(-1)
 		r.done.Add(1)
 		select {
 		case r.slot <- struct{}{}:
@@ -424,7 +430,9 @@ func (r *run) work(job Job, h *held) (res result) {
 		defer cancel()
 	}
 	res.ran, res.started = true, r.cfg.Now()
+	start := time.Now() // the monotonic clock: a duration, not an instant
 	err := call(ctx, r.handlers[job.Kind], job)
+	r.e.durations.WithLabelValues(string(job.Kind)).Observe(time.Since(start).Seconds())
 	res.finished = r.cfg.Now()
 	if err != nil {
 		span.RecordError(err)
@@ -545,6 +553,11 @@ func (r *run) flush(all []result) {
 	}
 	if c := len(all) - len(batch); c > 0 {
 		r.e.stats.cancelled.Add(int64(c))
+		for _, res := range all {
+			if res.outcome == outcomeCancelled {
+				r.e.byKind.of(res.job.Kind).cancelled.Add(1)
+			}
+		}
 	}
 	n := len(batch)
 	ids := make([]int64, n)
@@ -587,6 +600,7 @@ func (r *run) flush(all []result) {
 				}
 			}
 			r.e.stats.stale.Add(int64(n) - applied)
+			r.countKinds(batch, recorded)
 			r.countFailures(batch, recorded)
 			r.report(batch, recorded)
 			break
@@ -650,6 +664,28 @@ func (r *run) report(batch []result, recorded map[outcome]applied) {
 	}
 	if len(out) > 0 {
 		r.cfg.OnOutcome(out)
+	}
+}
+
+// countKinds counts each job of a written batch once per kind: under its outcome if the
+// statement applied it, as stale if not (no longer this engine's).
+func (r *run) countKinds(batch []result, recorded map[outcome]applied) {
+	for _, res := range batch {
+		k := r.e.byKind.of(res.job.Kind)
+		if _, ok := recorded[res.outcome].failuresOf(res.id); !ok {
+			k.stale.Add(1)
+			continue
+		}
+		switch res.outcome {
+		case outcomeSucceeded:
+			k.succeeded.Add(1)
+		case outcomeRetry:
+			k.retried.Add(1)
+		case outcomeFailed:
+			k.failed.Add(1)
+		case outcomeRelease:
+			k.released.Add(1)
+		}
 	}
 }
 
@@ -767,6 +803,9 @@ func (r *run) releaseAll() {
 	if err != nil {
 		r.log.Error("release held jobs at stop; their leases will expire", "err", err)
 		return
+	}
+	for _, k := range kinds {
+		r.e.byKind.of(k).released.Add(1)
 	}
 	if n := int64(len(kinds)); n > 0 {
 		r.e.stats.released.Add(n)
@@ -894,8 +933,10 @@ func (r *run) rescue(ctx context.Context) {
 			r.log.Error("job failed: lease expired on its last attempt", "job_id", id, "kind", kind, "key", key,
 				"consecutive_failures", failures)
 			r.e.stats.failed.Add(1)
+			r.e.byKind.of(kind).rescuedFailed.Add(1)
 			r.failed(kind, id, key, failures > 0, failures)
 		} else {
+			r.e.byKind.of(kind).rescuedRequeued.Add(1)
 			requeued++
 			kinds = append(kinds, kind)
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"syscall"
@@ -45,6 +46,16 @@ func Version() string {
 		}
 	}
 	return "dev"
+}
+
+// buildInfo is cp_build_info{service,version,goversion} = 1: joined on `service` in queries, it
+// says which version every replica runs (`count by (version) (cp_build_info)` during a rollout).
+func buildInfo(name string) prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_build_info",
+		Help: "Always 1; the labels say the service, its version and the Go version it was built with."},
+		[]string{"service", "version", "goversion"})
+	g.WithLabelValues(name, Version(), runtime.Version()).Set(1)
+	return g
 }
 
 // Options says what a service needs from its process.
@@ -146,7 +157,8 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		Events:   events.NewCollector(),
 		checks:   map[string]func(context.Context) error{},
 	}
-	p.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), p.Events)
+	p.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), p.Events,
+		buildInfo(opts.Name))
 	logger.Info("starting", "version", Version(), "env", opts.Common.Env, "pid", os.Getpid(), "nats", config.SafeNATSURL(opts.Common.NATSURL),
 		"nats_auth", opts.Common.NATS, "database", db.SafeURL(opts.Common.DatabaseURL))
 

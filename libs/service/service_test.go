@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -83,7 +84,13 @@ func TestServiceLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 1, p.Claims.Stats().Offloaded)
 
-	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "postgres: ok", "/metrics": `cp_events_claims_total{claim_check="orchestrator",result="offloaded"} 1`} {
+	for _, c := range []struct{ path, want string }{
+		{"/healthz", "ok"},
+		{"/readyz", "postgres: ok"},
+		{"/metrics", `cp_events_claims_total{claim_check="orchestrator",result="offloaded"} 1`},
+		{"/metrics", `cp_build_info{goversion="` + runtime.Version() + `",service="orchestrator",version="` + service.Version() + `"} 1`},
+	} {
+		path, want := c.path, c.want
 		resp, err := http.Get("http://" + p.HTTPAddr + path)
 		require.NoError(t, err)
 		body, _ := io.ReadAll(resp.Body)

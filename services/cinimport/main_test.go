@@ -17,6 +17,7 @@ import (
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/events/eventstest"
 	"cryptopill.dev/jobs/libs/service"
+	"cryptopill.dev/jobs/libs/testkit/metrictest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	"cryptopill.dev/jobs/libs/testkit/proctest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
@@ -29,6 +30,7 @@ type stack struct {
 	db   *pgtest.DB
 	bus  *eventstest.Bus
 	orch *proctest.Process
+	proc chan *service.Process // cinimport's, once it runs
 }
 
 // setup starts the platform around cinimport: Postgres, JetStream with the shipped per-service
@@ -39,7 +41,7 @@ type stack struct {
 // slots are per cluster, and the test cluster is shared).
 func setup(t *testing.T, orchEnv ...string) *stack {
 	t.Helper()
-	s := &stack{ctx: context.Background(), db: pgtest.NewDB(t), bus: eventstest.NewSecuredBus(t)}
+	s := &stack{ctx: context.Background(), db: pgtest.NewDB(t), bus: eventstest.NewSecuredBus(t), proc: make(chan *service.Process, 1)}
 	s.orch = proctest.Orchestrator(t, s.db.URL, s.bus.Server.URL, append([]string{
 		"DATABASE_URL=" + s.db.RoleURL(t, "cp_orchestrator"), "CDC_DATABASE_URL=" + s.db.RoleURL(t, pgtest.ReplicationRole),
 		"NATS_NKEY_SEED_FILE=" + s.bus.Auth.Keys.SeedFile(events.ServiceOrchestrator)}, orchEnv...)...)
@@ -54,7 +56,7 @@ func setup(t *testing.T, orchEnv ...string) *stack {
 	done := make(chan error, 1)
 	go func() {
 		done <- service.Start(ctx, service.Options{Name: "cinimport", Common: cfg.Common, Logger: testLogger(t)},
-			func(ctx context.Context, p *service.Process) error { return run(ctx, p, cfg) })
+			func(ctx context.Context, p *service.Process) error { s.proc <- p; return run(ctx, p, cfg) })
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -160,6 +162,10 @@ func TestEndToEndChangesDriveImports(t *testing.T) {
 	require.True(t, proctest.Wait(s.ctx, 30*time.Second, func() bool { return s.moves(t, session) == 355 }))
 	require.Equal(t, int64(350), s.moves(t, late))
 	require.Empty(t, s.bus.Auth.Violations(), "cinimport and the orchestrator needed no act their permissions refuse")
+
+	// Its /metrics, as Prometheus scrapes it after these imports: lint-clean, every listed
+	// series there.
+	metrictest.CheckExposition(t, metrictest.Scrape(t, (<-s.proc).HTTPAddr), "../../deploy/metrics/cinimport.txt")
 }
 
 func TestOnceExitCodes(t *testing.T) {

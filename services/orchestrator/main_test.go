@@ -22,6 +22,7 @@ import (
 	"cryptopill.dev/jobs/libs/natsauth/natsauthtest"
 	"cryptopill.dev/jobs/libs/service"
 	"cryptopill.dev/jobs/libs/testkit/logtest"
+	"cryptopill.dev/jobs/libs/testkit/metrictest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 	"cryptopill.dev/jobs/services/orchestrator/internal/ticks"
@@ -184,18 +185,25 @@ func logger(t *testing.T, name string) *slog.Logger {
 // once the orchestrator runs: connected, its streams declared.
 func (b *bundle) start(t *testing.T, name string, cfg Config) (stop func()) {
 	t.Helper()
+	_, stop = b.startProcess(t, name, cfg)
+	return stop
+}
+
+// startProcess is start, also returning the running service's Process.
+func (b *bundle) startProcess(t *testing.T, name string, cfg Config) (proc *service.Process, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	running := make(chan struct{})
+	running := make(chan *service.Process, 1)
 	go func() {
 		done <- service.Start(ctx, service.Options{Name: events.ServiceOrchestrator, Common: cfg.Common, Logger: logger(t, name), Topology: topology(cfg)},
 			func(ctx context.Context, p *service.Process) error {
-				close(running)
+				running <- p
 				return run(ctx, p, cfg)
 			})
 	}()
 	select {
-	case <-running:
+	case proc = <-running:
 	case err := <-done:
 		cancel()
 		t.Fatalf("orchestrator %s did not start: %v", name, err)
@@ -216,7 +224,7 @@ func (b *bundle) start(t *testing.T, name string, cfg Config) (stop func()) {
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	return proc, stop
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -515,4 +523,19 @@ func TestOrchestratorRelaysARowOverMaxPayload(t *testing.T) {
 	require.Equal(t, []string{big, "after"}, labels)
 	require.NotEmpty(t, msgs[0].Header.Get(events.HeaderClaim))
 	require.Empty(t, msgs[1].Header.Get(events.HeaderClaim))
+}
+
+// TestMetricsExposition: the orchestrator's /metrics, scraped once it has published ticks of
+// both modules and its relay streams, is lint-clean and has every series deploy/ names.
+func TestMetricsExposition(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p, _ := b.startProcess(t, "a", b.config())
+	waitFor(t, 30*time.Second, "ticks of both modules", func() bool {
+		return len(tickStarts(t, b.js, events.ModuleStraux)) > 0 && len(tickStarts(t, b.js, events.ModuleCinimport)) > 0
+	})
+	waitFor(t, 30*time.Second, "the relay streaming", func() bool {
+		return strings.Contains(string(metrictest.Scrape(t, p.HTTPAddr)), `cp_relay_state{slot="`+b.config().CDCSlot+`",state="streaming"} 1`)
+	})
+	metrictest.CheckExposition(t, metrictest.Scrape(t, p.HTTPAddr), "../../deploy/metrics/orchestrator.txt")
 }

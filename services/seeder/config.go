@@ -16,6 +16,9 @@ type Config struct {
 	Windows []string
 	// JobPeriod, SEEDER_JOB_PERIOD, is how often the universe-wide job kinds run (default 1m).
 	JobPeriod time.Duration
+	// BacklogInterval is how often ingest.jobs is counted for cp_jobs_backlog (0: 30s; tests
+	// shorten it).
+	BacklogInterval time.Duration
 }
 
 // LoadConfig reads the seeder's configuration.

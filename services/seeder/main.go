@@ -48,6 +48,13 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	// The seeder runs whatever RUN_JOBS says, so it is where a replication slot nobody reads
 	// (the orchestrator off or down) shows: read from Postgres at every scrape.
 	p.Registry.MustRegister(db.NewSlotCollector(p.Pool, p.Logger))
+	// The job backlog is the table's, not a replica's: counted here, where the table is seeded.
+	backlog := jobs.NewBacklog(p.Pool, jobs.BacklogConfig{Interval: cfg.BacklogInterval, Logger: p.Logger})
+	p.Registry.MustRegister(backlog)
+	bctx, stopBacklog := context.WithCancel(ctx)
+	counted := make(chan struct{})
+	go func() { defer close(counted); _ = backlog.Run(bctx) }()
+	defer func() { stopBacklog(); <-counted }() // no count left running on a closing pool
 	s, err := seeding.New(p.Pool, seeding.Config{Windows: cfg.Windows, Period: cfg.JobPeriod})
 	if err != nil {
 		return err

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
@@ -16,6 +16,7 @@ import (
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/events/eventstest"
 	"cryptopill.dev/jobs/libs/service"
+	"cryptopill.dev/jobs/libs/testkit/metrictest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	"cryptopill.dev/jobs/libs/testkit/proctest"
 )
@@ -44,12 +45,12 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	cfg := Config{Common: config.Common{Env: config.EnvDev, DatabaseURL: d.RoleURL(t, "cp_seeder"), NATSURL: bus.Server.URL,
 		NATS:     config.NATSAuth{NkeySeedFile: bus.Auth.Keys.SeedFile(events.ServiceSeeder)},
-		HTTPAddr: "127.0.0.1:0", ShutdownGrace: 20 * time.Second}}
+		HTTPAddr: "127.0.0.1:0", ShutdownGrace: 20 * time.Second}, BacklogInterval: 50 * time.Millisecond}
 	done := make(chan error, 1)
-	registry := make(chan *prometheus.Registry, 1)
+	procs := make(chan *service.Process, 1)
 	go func() {
 		done <- service.Start(rctx, service.Options{Name: "seeder", Common: cfg.Common, Logger: slog.New(slog.DiscardHandler)},
-			func(ctx context.Context, p *service.Process) error { registry <- p.Registry; return run(ctx, p, cfg) })
+			func(ctx context.Context, p *service.Process) error { procs <- p; return run(ctx, p, cfg) })
 	}()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
 
@@ -92,8 +93,9 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 	require.Equal(t, 3, liveKlines("ETHUSDT"))
 	require.Equal(t, 1, count(t, d, `SELECT count(*) FROM ingest.jobs WHERE kind = 'compute_mea' AND status = 'queued'`))
 
+	p := <-procs
 	// The slot metrics read ops.replication_slots as the seeder's role: the relay's slot is there.
-	mfs, err := (<-registry).Gather()
+	mfs, err := p.Registry.Gather()
 	require.NoError(t, err)
 	var active *dto.MetricFamily
 	for _, mf := range mfs {
@@ -103,6 +105,12 @@ func TestEndToEndUniverseChangesReachTheJobTable(t *testing.T) {
 	}
 	require.NotNil(t, active, "cp_postgres_replication_slot_active exported")
 	require.NotEmpty(t, active.GetMetric())
+	// Its /metrics, as Prometheus scrapes it: lint-clean, every listed series there, the job
+	// backlog among them.
+	require.True(t, proctest.Wait(ctx, 15*time.Second, func() bool {
+		return strings.Contains(string(metrictest.Scrape(t, p.HTTPAddr)), `cp_jobs_backlog{kind="fetch_klines",status="queued"} 3`)
+	}), "the backlog gauge counts ETHUSDT's three kline jobs")
+	metrictest.CheckExposition(t, metrictest.Scrape(t, p.HTTPAddr), "../../deploy/metrics/seeder.txt")
 	require.Empty(t, bus.Auth.Violations(), "the seeder and the orchestrator needed no act their permissions refuse")
 }
 

@@ -67,7 +67,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	}
 	engine, err := jobs.New(pool, jobs.Config{Workers: cfg.JobWorkers, Logger: log, SessionID: p.SessionID, Retention: retention,
 		TracerProvider: p.TracerProvider,
-		OnOutcome: func(outcomes []jobs.Outcome) { publishJobOutcomes(ctx, pub, worker, outcomes, log) }})
+		OnOutcome:      func(outcomes []jobs.Outcome) { publishJobOutcomes(ctx, pub, worker, outcomes, log) }})
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"cryptopill.dev/jobs/libs/service"
 	"cryptopill.dev/jobs/libs/simex"
 	"cryptopill.dev/jobs/libs/testkit/clocktest"
+	"cryptopill.dev/jobs/libs/testkit/metrictest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 )
@@ -59,9 +60,10 @@ func TestServiceEndToEnd(t *testing.T) {
 
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	procs := make(chan *service.Process, 1)
 	go func() {
 		done <- service.Start(sctx, service.Options{Name: "straux", Common: cfg.Common, Logger: slog.New(slog.DiscardHandler)},
-			func(ctx context.Context, p *service.Process) error { return run(ctx, p, cfg) })
+			func(ctx context.Context, p *service.Process) error { procs <- p; return run(ctx, p, cfg) })
 	}()
 
 	// straux waits for the orchestrator's streams (CP_TICKS, CP_UNIVERSE), then declares its own
@@ -135,6 +137,10 @@ func TestServiceEndToEnd(t *testing.T) {
 		jl := ev.Payload.(*eventsv1.JobLifecycle)
 		return jl.Kind == "compute_matrices" && jl.Attempts == 1 && jl.Status == eventsv1.JobStatus_JOB_STATUS_SUCCEEDED
 	}, 10*time.Second, 100*time.Millisecond)
+
+	// Its /metrics, as Prometheus scrapes it after a tick and a job: lint-clean, every listed
+	// series there.
+	metrictest.CheckExposition(t, metrictest.Scrape(t, (<-procs).HTTPAddr), "../../deploy/metrics/straux.txt")
 
 	stop()
 	select {

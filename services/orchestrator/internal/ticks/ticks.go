@@ -76,6 +76,7 @@ type tickMetrics struct {
 	frozen    *prometheus.CounterVec
 	frozenNow *prometheus.GaugeVec
 	last      *prometheus.GaugeVec
+	period    *prometheus.GaugeVec
 }
 
 // New validates cfg and returns a TickPublisher.
@@ -106,11 +107,19 @@ func New(cfg Config) (*TickPublisher, error) {
 			Help: "Periods skipped because the module was frozen."}, []string{"module"}),
 		frozenNow: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_orchestrator_frozen",
 			Help: "1 while the module's ticks are frozen."}, []string{"module"}),
-		last: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_orchestrator_last_tick_period_start_seconds",
+		last: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_orchestrator_last_tick_period_start_timestamp_seconds",
 			Help: "Period start of the module's last tick published or found, Unix seconds."}, []string{"module"}),
+		period: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_orchestrator_tick_period_seconds",
+			Help: "The module's tick period (alerts compare the last tick's age with it)."}, []string{"module"}),
+	}
+	for _, mod := range cfg.Modules {
+		m.period.WithLabelValues(mod.Name).Set(mod.Period.Seconds())
+		// Zero, not absent, until the first one: increase() and alerts see it.
+		m.missed.WithLabelValues(mod.Name)
+		m.frozen.WithLabelValues(mod.Name)
 	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(m.published, m.missed, m.frozen, m.frozenNow, m.last)
+		cfg.Registerer.MustRegister(m.published, m.missed, m.frozen, m.frozenNow, m.last, m.period)
 	}
 	return &TickPublisher{cfg: cfg, log: cfg.Logger.With("component", "tick_publisher"), metrics: m,
 		tracer: cfg.TracerProvider.Tracer("cryptopill.dev/jobs/services/orchestrator/ticks")}, nil

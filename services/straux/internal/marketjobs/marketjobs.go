@@ -135,11 +135,11 @@ func New(st *store.Store, ex Exchange, uni Universe, cfg Config) *Handlers {
 	cfg = cfg.withDefaults()
 	h := &Handlers{
 		cfg: cfg, st: st, ex: ex, uni: uni, log: cfg.Logger.With("component", "marketjobs"),
-		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "straux_kline_gaps_total",
+		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_straux_kline_gaps_total",
 			Help: "Gaps (missing candles between stored ones) found by fetch_klines, by interval."}, []string{"interval"}),
-		gapCandles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "straux_kline_gap_candles_total",
+		gapCandles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_straux_kline_gap_candles_total",
 			Help: "Candles missing in the gaps fetch_klines found, by interval."}, []string{"interval"}),
-		klines: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "straux_klines_stored_total",
+		klines: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_straux_klines_stored_total",
 			Help: "Closed candles upserted by fetch_klines, by interval."}, []string{"interval"}),
 		mea: newMEAMetrics(),
 	}

@@ -20,35 +20,42 @@ type metrics struct {
 	claimsLost   prometheus.Counter
 	chunkErrors  prometheus.Counter
 	tickerErrors prometheus.Counter
+	lastDone     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		ticks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "straux_ticks_total",
+		ticks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_straux_ticks_total",
 			Help: "Ticks handled by this replica's durable consumer, by outcome (done, skipped, already_done, unfinished; repaired for a replayed missed period, already_done / already_skipped when it had nothing to repair)."}, []string{"outcome"}),
-		tickSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "straux_tick_seconds",
+		tickSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cp_straux_tick_duration_seconds",
 			Help: "From receiving a tick to closing its period.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
-		symbols: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "straux_symbols_total",
+		symbols: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_straux_symbols_total",
 			Help: "Symbols this replica finished, by outcome (sampled, failed, abandoned)."}, []string{"outcome"}),
-		windows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "straux_windows_total",
+		windows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_straux_windows_total",
 			Help: "Window computations, by result (computed, too_few_samples)."}, []string{"result"}),
-		universe:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "straux_universe_symbols", Help: "Enabled universe size at the last plan."}),
-		planned:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "straux_planned_symbols", Help: "Symbols the last plan samples."}),
-		coverage:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "straux_coverage_ratio", Help: "Share of the universe the last plan samples (1: all)."}),
-		rounds:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "straux_rotation_rounds", Help: "Ticks needed to sample every symbol at the last plan's capacity."}),
-		tickBudget: prometheus.NewGauge(prometheus.GaugeOpts{Name: "straux_tick_budget_weight", Help: "Request weight the last tick could spend on sampling."}),
-		plannedW:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "straux_planned_weight", Help: "Request weight the last plan spends."}),
-		skipped:    prometheus.NewCounter(prometheus.CounterOpts{Name: "straux_periods_skipped_total", Help: "Late ticks whose periods were marked skipped."}),
-		vectorsCPU: prometheus.NewCounter(prometheus.CounterOpts{Name: "straux_vectors_cpu_seconds_total", Help: "Thread CPU time spent computing samples, IDHR statistics and vectors."}),
-		backfilled: prometheus.NewCounter(prometheus.CounterOpts{Name: "straux_backfilled_samples_total", Help: "Samples reconstructed from 1m klines."}),
-		claimsLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "straux_claims_lost_total", Help: "Symbols whose lease ran out and were taken over before this replica wrote them."}),
-		chunkErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "straux_chunk_errors_total",
+		universe:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_universe_symbols", Help: "Enabled universe size at the last plan."}),
+		planned:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_planned_symbols", Help: "Symbols the last plan samples."}),
+		coverage:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_coverage_ratio", Help: "Share of the universe the last plan samples (1: all)."}),
+		rounds:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_rotation_rounds", Help: "Ticks needed to sample every symbol at the last plan's capacity."}),
+		tickBudget: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_tick_budget_weight", Help: "Request weight the last tick could spend on sampling."}),
+		plannedW:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_planned_weight", Help: "Request weight the last plan spends."}),
+		skipped:    prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_straux_periods_skipped_total", Help: "Late ticks whose periods were marked skipped."}),
+		vectorsCPU: prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_straux_vectors_cpu_seconds_total", Help: "Thread CPU time spent computing samples, IDHR statistics and vectors."}),
+		backfilled: prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_straux_backfilled_samples_total", Help: "Samples reconstructed from 1m klines."}),
+		claimsLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_straux_claims_lost_total", Help: "Symbols whose lease ran out and were taken over before this replica wrote them."}),
+		chunkErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_straux_chunk_errors_total",
 			Help: "Chunks that failed on the database and were released for another try."}),
-		tickerErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "straux_ticker_errors_total", Help: "Ticker batches that failed (samples are written without them)."}),
+		tickerErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_straux_ticker_errors_total", Help: "Ticker batches that failed (samples are written without them)."}),
+		lastDone: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_last_done_period_start_timestamp_seconds",
+			Help: "Period start of the last tick this replica finished (samples and vectors written), Unix seconds: the freshness of str-aux data."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.ticks, m.tickSeconds, m.symbols, m.windows, m.universe, m.planned, m.coverage, m.rounds,
-			m.tickBudget, m.plannedW, m.skipped, m.vectorsCPU, m.backfilled, m.claimsLost, m.chunkErrors, m.tickerErrors)
+			m.tickBudget, m.plannedW, m.skipped, m.vectorsCPU, m.backfilled, m.claimsLost, m.chunkErrors, m.tickerErrors, m.lastDone)
+	}
+	// Zero, not absent, before the first tick: alerts on increase() see the first one.
+	for _, o := range []string{"done", "skipped", "already_done", "already_skipped", "unfinished"} {
+		m.ticks.WithLabelValues(o)
 	}
 	return m
 }

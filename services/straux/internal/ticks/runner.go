@@ -274,6 +274,7 @@ func (r *Runner) HandleTick(ctx context.Context, t Tick) error {
 	}
 	took := r.cfg.Now().Sub(received)
 	r.m.ticks.WithLabelValues("done").Inc()
+	r.m.lastDone.Set(float64(t.PeriodStart.Unix()))
 	if closed {
 		r.m.tickSeconds.Observe(took.Seconds())
 		log.InfoContext(ctx, "tick done", "sampled", out.Sampled, "failed", out.Failed, "abandoned", out.Abandoned,
