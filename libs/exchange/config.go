@@ -87,7 +87,8 @@ func (c Config) withDefaults() (Config, *url.URL, error) {
 	if c.TracerProvider != nil {
 		topts = append(topts, otelhttp.WithTracerProvider(c.TracerProvider))
 	}
-	hc.Transport = otelhttp.NewTransport(base, topts...)
+	// The spans never see a request's signature (redact.go).
+	hc.Transport = redactQuery{next: otelhttp.NewTransport(restoreQuery{next: base}, topts...)}
 	c.HTTPClient = &hc
 	switch {
 	case c.RecvWindow == 0:
