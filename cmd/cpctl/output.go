@@ -106,7 +106,9 @@ func (t *table) flush() error { return t.tw.Flush() }
 // painter colours health words on a terminal and leaves them plain elsewhere.
 type painter struct{ on bool }
 
-func newPainter(w io.Writer) painter { return painter{on: isTerminal(w) && os.Getenv("NO_COLOR") == ""} }
+func newPainter(w io.Writer) painter {
+	return painter{on: isTerminal(w) && os.Getenv("NO_COLOR") == ""}
+}
 
 func (p painter) ok(s string) string  { return p.paint("32", s) }
 func (p painter) bad(s string) string { return p.paint("31;1", s) }
