@@ -94,5 +94,12 @@ func (p *Process) AddOpsEndpoint(name string, h micro.Handler) error {
 	if err := g.AddEndpoint(name, h); err != nil {
 		return fmt.Errorf("ops endpoint %s.%s.%s: %w", OpsSubjectPrefix, p.Name, name, err)
 	}
+	// Flushed so the server knows the subscription on return: a request sent right after
+	// (by cpctl, a test) otherwise can get "no responders".
+	if p.NC != nil {
+		if err := p.NC.Flush(); err != nil {
+			return fmt.Errorf("ops endpoint %s.%s.%s: flush: %w", OpsSubjectPrefix, p.Name, name, err)
+		}
+	}
 	return nil
 }
