@@ -25,6 +25,7 @@ func commands() map[string]command {
 		"simex":   {"run the simulated Binance-compatible exchange", runSimex},
 		"dev":     {"run the whole stack on embedded defaults (make dev)", runDev},
 		"smoke":   {"check stored statistics, vectors and MEA moods for values stuck at a bound", runSmoke},
+		"status":  {"the whole system on one screen: replicas, ticks, freshness, relay, streams, jobs, dead letters (--watch)", runStatus},
 	}
 }
 
