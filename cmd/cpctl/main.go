@@ -20,12 +20,15 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"migrate": {"apply or list schema migrations: migrate up|status", runMigrate},
-		"seed":    {"load the dev seed (five-coin universe, default windows)", runSeed},
-		"simex":   {"run the simulated Binance-compatible exchange", runSimex},
-		"dev":     {"run the whole stack on embedded defaults (make dev)", runDev},
-		"smoke":   {"check stored statistics, vectors and MEA moods for values stuck at a bound", runSmoke},
-		"status":  {"the whole system on one screen: replicas, ticks, freshness, relay, streams, jobs, dead letters (--watch)", runStatus},
+		"migrate":  {"apply or list schema migrations: migrate up|status", runMigrate},
+		"seed":     {"load the dev seed (five-coin universe, default windows)", runSeed},
+		"simex":    {"run the simulated Binance-compatible exchange", runSimex},
+		"dev":      {"run the whole stack on embedded defaults (make dev)", runDev},
+		"smoke":    {"check stored statistics, vectors and MEA moods for values stuck at a bound", runSmoke},
+		"status":   {"the whole system on one screen: replicas, ticks, freshness, relay, streams, jobs, dead letters (--watch)", runStatus},
+		"jobs":     {"list, show, retry, cancel, prune, pause and resume jobs (cpctl jobs help)", runJobs},
+		"freeze":   {"stop a module's ticks and its exchange-calling job kinds: freeze [module]", runFreeze},
+		"unfreeze": {"undo a freeze: unfreeze [module]", runUnfreeze},
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"cryptopill.dev/jobs/libs/db"
+	"cryptopill.dev/jobs/libs/progress"
 )
 
 // cmdEnv is what a subcommand uses besides its arguments: where it prints and how it reads the
@@ -125,12 +126,12 @@ func migrateCommand(ctx context.Context, args []string, env cmdEnv) int {
 		return exitStatus(env, "migrate", err)
 	}
 	if action == "up" {
-		return exitStatus(env, "migrate up", migrateUp(ctx, env.stdout, url))
+		return exitStatus(env, "migrate up", migrateUp(ctx, env.stdout, env.stderr, url))
 	}
 	return exitStatus(env, "migrate status", migrateStatus(ctx, env.stdout, url))
 }
 
-func migrateUp(ctx context.Context, out io.Writer, url string) error {
+func migrateUp(ctx context.Context, out, progressOut io.Writer, url string) error {
 	before, err := db.MigrateStatus(ctx, url)
 	if err != nil {
 		return err
@@ -140,7 +141,17 @@ func migrateUp(ctx context.Context, out io.Writer, url string) error {
 		files[s.Version] = path.Base(s.Source)
 	}
 	fmt.Fprintf(out, "database %s\n", db.SafeURL(url))
-	applied, upErr := db.MigrateUp(ctx, url)
+	// Progress on stderr (a bar on a terminal, plain lines otherwise); the applied list on out.
+	var bar *progress.Bar
+	applied, upErr := db.MigrateUpEach(ctx, url, func(v int64, done, pending int) {
+		if bar == nil {
+			bar = progress.New(progressOut, "migrations applied", int64(pending))
+		}
+		bar.Add(1)
+	})
+	if bar != nil {
+		bar.Finish()
+	}
 	for _, v := range applied {
 		fmt.Fprintf(out, "applied %s\n", files[v])
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -78,6 +79,8 @@ func TestMigrateUpThenStatus(t *testing.T) {
 	for _, r := range rows {
 		require.Contains(t, up.stdout.String(), "applied "+r[3])
 	}
+	// Progress goes to stderr: plain lines off a terminal, ending with the count.
+	require.Contains(t, up.stderr.String(), fmt.Sprintf("migrations applied: done %d", len(rows)))
 
 	again := newTestEnv(vars)
 	require.Equal(t, 0, migrateCommand(ctx, []string{"--database-url", d.URL, "up"}, again.cmdEnv), again.stderr.String())

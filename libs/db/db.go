@@ -114,6 +114,41 @@ func MigrateUp(ctx context.Context, url string) ([]int64, error) {
 	return migrateUp(ctx, p)
 }
 
+// MigrateUpEach applies the pending migrations one at a time, as MigrateUp does, calling each
+// after every one with its version, how many are applied and how many were pending (cpctl
+// migrate up shows a progress bar with it). It returns the versions it applied.
+func MigrateUpEach(ctx context.Context, url string, each func(version int64, done, pending int)) ([]int64, error) {
+	p, sqlDB, err := provider(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer sqlDB.Close()
+	status, err := p.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate up: status: %w", err)
+	}
+	pending := 0
+	for _, s := range status {
+		if s.State == goose.StatePending {
+			pending++
+		}
+	}
+	var applied []int64
+	for {
+		r, err := p.UpByOne(ctx)
+		if errors.Is(err, goose.ErrNoNextVersion) {
+			return applied, nil
+		}
+		if err != nil {
+			return applied, fmt.Errorf("migrate up: %w", err)
+		}
+		applied = append(applied, r.Source.Version)
+		if each != nil {
+			each(r.Source.Version, len(applied), max(pending, len(applied)))
+		}
+	}
+}
+
 func migrateUp(ctx context.Context, p *goose.Provider) ([]int64, error) {
 	results, err := p.Up(ctx)
 	var applied []int64

@@ -53,6 +53,18 @@ type Config struct {
 	// dropped as stale are not reported. It runs on the engine's completer: keep it quick (an
 	// asynchronous publish, a counter), or outcomes queue up behind it.
 	OnOutcome func([]Outcome)
+	// Retention is how long finished jobs (succeeded, failed, cancelled; failed occurrences of
+	// recurring jobs) and ops.job_run rows are kept: the engine prunes older ones at start and
+	// every PruneEvery. Default DefaultRetention (7 days); negative: never prune. Services read
+	// it from JOBS_RETENTION.
+	Retention time.Duration
+	// PruneEvery is how often the engine prunes. Default 1h.
+	PruneEvery time.Duration
+	// SessionID is the process's ops.session_log id, recorded with every run in ops.job_run.
+	// Zero: not recorded.
+	SessionID int64
+	// Now is the clock the retention is measured on and runs are timed with. Default time.Now.
+	Now func() time.Time
 }
 
 // Defaults of Config's zero-valued fields.
@@ -66,6 +78,8 @@ const (
 	DefaultJobTimeout   = time.Minute
 	// DefaultFailureWarnAfter is Config.FailureWarnAfter's default.
 	DefaultFailureWarnAfter = 3
+	DefaultRetention        = 7 * 24 * time.Hour
+	DefaultPruneEvery       = time.Hour
 )
 
 // withDefaults validates c and fills in its zero fields.
@@ -83,6 +97,16 @@ func (c Config) withDefaults() (Config, error) {
 	neg("BackoffCap", c.BackoffCap < 0)
 	neg("PollInterval", c.PollInterval < 0)
 	neg("FailureWarnAfter", c.FailureWarnAfter < 0)
+	neg("PruneEvery", c.PruneEvery < 0)
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.PruneEvery == 0 {
+		c.PruneEvery = DefaultPruneEvery
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.FailureWarnAfter == 0 {
 		c.FailureWarnAfter = DefaultFailureWarnAfter
 	}

@@ -3,7 +3,8 @@
 //
 // Producers call [Enqueue] or [EnqueueMany] (inside their own transaction if they like). A job is
 // identified by its kind and a dedup key; enqueueing work that is already queued or running is a
-// no-op, so re-seeding never duplicates work. [Cancel] withdraws live jobs by kind, key or payload.
+// no-op, so re-seeding never duplicates work. [CancelMatching] withdraws live jobs by kind, key or
+// payload.
 //
 // Workers run an [Engine]: [Engine.Register] a [Handler] per kind, [Engine.Start], and
 // [Engine.Stop] at shutdown. The engine claims due jobs in batches (one UPDATE … FOR UPDATE SKIP
@@ -30,6 +31,14 @@
 // Engines never busy-poll. They sleep until a notification on the ingest_jobs channel (sent by the
 // table's insert trigger), an explicit [Engine.Wake] (services call it on tick events), the next
 // scheduled_for they know of, or a slow fallback poll.
+//
+// Operators (cpctl jobs, the web console) act through [Retry], [RetryFailed], [Cancel] (a running
+// job's handler context is cancelled in whichever engine holds it: a notification on the
+// ingest_jobs_cancel channel, with a check at every lease renewal as the fallback), [Pause] and
+// [Resume] (ops.job_pause: no engine claims a paused kind; [PauseFor] / [ResumeFor] pause on behalf
+// of a freeze flag, so an unfreeze lifts exactly its own pauses) and [Prune]. Every handler run is
+// recorded in ops.job_run, as are one-shot commands ([RunOneShot]); engines prune finished jobs
+// and runs past Config.Retention on their own.
 //
 // An engine uses up to three connections of its pool at a time (claiming, recording outcomes,
 // lease upkeep) plus one dedicated connection for LISTEN; size the pool for the handlers on top.

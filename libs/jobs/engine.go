@@ -182,6 +182,14 @@ type Stats struct {
 	Stale int64
 	// Rescued counts jobs with expired leases this engine recovered (requeued or failed).
 	Rescued int64
+	// Cancelled counts held jobs an operator cancelled (Cancel): handlers whose context was
+	// cancelled, and claimed jobs never started.
+	Cancelled int64
+	// PrunedJobs and PrunedRuns count finished jobs and ops.job_run rows deleted past the
+	// retention; PruneErrors the prunes that failed.
+	PrunedJobs, PrunedRuns, PruneErrors int64
+	// RunRecordErrors counts batches of runs that could not be written to ops.job_run.
+	RunRecordErrors int64
 	// InFlight is the number of jobs claimed and not yet finished by a handler, now.
 	InFlight int64
 	// ConsecutiveFailures is, per kind this engine has handled or has a handler for, the number
@@ -206,6 +214,11 @@ func (e *Engine) Stats() Stats {
 		Released:        e.stats.released.Load(),
 		Stale:           e.stats.stale.Load(),
 		Rescued:         e.stats.rescued.Load(),
+		Cancelled:       e.stats.cancelled.Load(),
+		PrunedJobs:      e.stats.prunedJobs.Load(),
+		PrunedRuns:      e.stats.prunedRuns.Load(),
+		PruneErrors:     e.stats.pruneErrors.Load(),
+		RunRecordErrors: e.stats.runRecordErrors.Load(),
 		ClaimQueries:    e.stats.claimQueries.Load(),
 		CompleteQueries: e.stats.completeQueries.Load(),
 		ClaimTime:       time.Duration(e.stats.claimNanos.Load()),
@@ -261,9 +274,10 @@ func (s *streaks) snapshot() map[Kind]int64 {
 }
 
 type counters struct {
-	claimed, succeeded, retried, failed, released, stale, rescued atomic.Int64
-	claimQueries, completeQueries                                 atomic.Int64
-	claimNanos, completeNanos                                     atomic.Int64
+	claimed, succeeded, retried, failed, released, stale, rescued   atomic.Int64
+	cancelled, prunedJobs, prunedRuns, pruneErrors, runRecordErrors atomic.Int64
+	claimQueries, completeQueries                                   atomic.Int64
+	claimNanos, completeNanos                                       atomic.Int64
 	// inFlight is claimed jobs whose handler has not returned. Runs never overlap (a new one
 	// starts after the previous one's goroutines have exited), so it lives here, not per run.
 	inFlight atomic.Int64

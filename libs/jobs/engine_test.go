@@ -284,6 +284,7 @@ func TestFailingJobIsRetriedThenFailed(t *testing.T) {
 	require.NoError(t, promtestutil.CollectAndCompare(jobs.NewCollector(e), strings.NewReader(`
 # HELP cp_jobs_total Jobs handled by this engine, by outcome.
 # TYPE cp_jobs_total counter
+cp_jobs_total{outcome="cancelled"} 0
 cp_jobs_total{outcome="claimed"} 3
 cp_jobs_total{outcome="failed"} 1
 cp_jobs_total{outcome="released"} 0
@@ -589,16 +590,16 @@ func TestCancel(t *testing.T) {
 	ids := enqueue(t, b.pool, klines("BTCUSDT", "1m"), klines("BTCUSDT", "1h"), klines("ETHUSDT", "1h"),
 		ticker("BTCUSDT"), jobs.NewJob{Kind: jobs.KindComputeMEA})
 
-	_, err := jobs.Cancel(ctx, b.pool, jobs.CancelFilter{})
+	_, err := jobs.CancelMatching(ctx, b.pool, jobs.CancelFilter{})
 	require.ErrorIs(t, err, jobs.ErrEmptyFilter)
 
-	n, err := jobs.Cancel(ctx, b.pool, jobs.CancelFilter{Kinds: []jobs.Kind{jobs.KindFetchKlines}, KeyPrefix: jobs.Key("BTCUSDT", "")})
+	n, err := jobs.CancelMatching(ctx, b.pool, jobs.CancelFilter{Kinds: []jobs.Kind{jobs.KindFetchKlines}, KeyPrefix: jobs.Key("BTCUSDT", "")})
 	require.NoError(t, err)
 	require.EqualValues(t, 2, n)
-	n, err = jobs.Cancel(ctx, b.pool, jobs.CancelFilter{Payload: map[string]string{"symbol": "BTCUSDT"}})
+	n, err = jobs.CancelMatching(ctx, b.pool, jobs.CancelFilter{Payload: map[string]string{"symbol": "BTCUSDT"}})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n, "only the ticker is left live for BTCUSDT")
-	n, err = jobs.Cancel(ctx, b.pool, jobs.CancelFilter{Kinds: []jobs.Kind{jobs.KindComputeMEA}, Keys: []string{""}})
+	n, err = jobs.CancelMatching(ctx, b.pool, jobs.CancelFilter{Kinds: []jobs.Kind{jobs.KindComputeMEA}, Keys: []string{""}})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n)
 	require.Equal(t, 4, countStatus(t, b.pool, jobs.StatusCancelled))
@@ -631,7 +632,7 @@ func TestCancelRunningPeriodicJobStopsIt(t *testing.T) {
 		})})
 	ids := enqueue(t, b.pool, jobs.NewJob{Kind: jobs.KindFetchTicker, Key: "DOGEUSDT", Period: 50 * time.Millisecond})
 	<-started
-	n, err := jobs.Cancel(ctx, b.pool, jobs.CancelFilter{Keys: []string{"DOGEUSDT"}})
+	n, err := jobs.CancelMatching(ctx, b.pool, jobs.CancelFilter{Keys: []string{"DOGEUSDT"}})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n)
 	close(unblock)

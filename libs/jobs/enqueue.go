@@ -197,14 +197,14 @@ type CancelFilter struct {
 	Payload any
 }
 
-// ErrEmptyFilter is returned by Cancel for a filter with no criterion, which would cancel every
+// ErrEmptyFilter is returned by CancelMatching for a filter with no criterion, which would cancel every
 // live job.
 var ErrEmptyFilter = errors.New("jobs: cancel filter selects every job")
 
-// Cancel moves the queued and running jobs that match f to cancelled and returns how many. A
-// running job's handler is not interrupted, but its outcome is dropped: a cancelled periodic job
-// is not rescheduled.
-func Cancel(ctx context.Context, q Querier, f CancelFilter) (int64, error) {
+// CancelMatching moves the queued and running jobs that match f to cancelled and returns how
+// many. A running job's handler is not interrupted (the seeder withdraws work this way; [Cancel]
+// interrupts), but its outcome is dropped: a cancelled periodic job is not rescheduled.
+func CancelMatching(ctx context.Context, q Querier, f CancelFilter) (int64, error) {
 	if len(f.Kinds) == 0 && len(f.Keys) == 0 && f.KeyPrefix == "" && f.Payload == nil {
 		return 0, ErrEmptyFilter
 	}
@@ -290,14 +290,4 @@ func Failing(ctx context.Context, q Querier) ([]FailingJob, error) {
 		return nil, fmt.Errorf("failing jobs: %w", err)
 	}
 	return out, nil
-}
-
-// Prune deletes finished jobs (succeeded, failed or cancelled) that finished before before, and
-// returns how many. Periodic jobs are one row for life and are never pruned while live.
-func Prune(ctx context.Context, q Querier, before time.Time) (int64, error) {
-	tag, err := q.Exec(ctx, pruneSQL, before)
-	if err != nil {
-		return 0, fmt.Errorf("prune jobs finished before %s: %w", before.Format(time.RFC3339), err)
-	}
-	return tag.RowsAffected(), nil
 }

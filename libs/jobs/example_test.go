@@ -36,7 +36,7 @@ func ExampleEnqueueMany() {
 	fmt.Printf("inserted %d, already present %d\n", res.Inserted, res.Existing)
 
 	// A symbol left the universe: withdraw its queued and running work.
-	n, err := jobs.Cancel(ctx, pool, jobs.CancelFilter{Payload: map[string]string{"symbol": "ETHUSDT"}})
+	n, err := jobs.CancelMatching(ctx, pool, jobs.CancelFilter{Payload: map[string]string{"symbol": "ETHUSDT"}})
 	if err != nil {
 		log.Fatal(err)
 	}

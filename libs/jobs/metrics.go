@@ -17,6 +17,10 @@ var (
 	descJobConsecutiveFailures = prometheus.NewDesc("cp_jobs_consecutive_failures",
 		"Jobs of a kind this engine recorded as failed (all attempts used; for a recurring job, one failed occurrence, its next one queued) since its last recorded success of the kind.",
 		[]string{"kind"}, nil)
+	descJobsPruned = prometheus.NewDesc("cp_jobs_pruned_total",
+		"Finished jobs (table jobs) and ops.job_run rows (table runs) this engine deleted past the retention.", []string{"table"}, nil)
+	descJobErrors = prometheus.NewDesc("cp_jobs_maintenance_errors_total",
+		"Failed upkeep statements of this engine: prune (retention), record_runs (ops.job_run).", []string{"op"}, nil)
 	descJobStatements = prometheus.NewDesc("cp_jobs_statements_total",
 		"Claim and completion statements run.", []string{"statement"}, nil)
 	descJobStatementSeconds = prometheus.NewDesc("cp_jobs_statement_seconds_total",
@@ -28,6 +32,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descJobs
 	ch <- descJobsInFlight
 	ch <- descJobConsecutiveFailures
+	ch <- descJobsPruned
+	ch <- descJobErrors
 	ch <- descJobStatements
 	ch <- descJobStatementSeconds
 }
@@ -36,9 +42,13 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.e.Stats()
 	for outcome, v := range map[string]int64{"claimed": s.Claimed, "succeeded": s.Succeeded, "retried": s.Retried,
-		"failed": s.Failed, "released": s.Released, "stale": s.Stale, "rescued": s.Rescued} {
+		"failed": s.Failed, "released": s.Released, "stale": s.Stale, "rescued": s.Rescued, "cancelled": s.Cancelled} {
 		ch <- prometheus.MustNewConstMetric(descJobs, prometheus.CounterValue, float64(v), outcome)
 	}
+	ch <- prometheus.MustNewConstMetric(descJobsPruned, prometheus.CounterValue, float64(s.PrunedJobs), "jobs")
+	ch <- prometheus.MustNewConstMetric(descJobsPruned, prometheus.CounterValue, float64(s.PrunedRuns), "runs")
+	ch <- prometheus.MustNewConstMetric(descJobErrors, prometheus.CounterValue, float64(s.PruneErrors), "prune")
+	ch <- prometheus.MustNewConstMetric(descJobErrors, prometheus.CounterValue, float64(s.RunRecordErrors), "record_runs")
 	ch <- prometheus.MustNewConstMetric(descJobsInFlight, prometheus.GaugeValue, float64(s.InFlight))
 	for kind, n := range s.ConsecutiveFailures {
 		ch <- prometheus.MustNewConstMetric(descJobConsecutiveFailures, prometheus.GaugeValue, float64(n), string(kind))

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,8 +49,17 @@ type run struct {
 	done    atomic.Int64  // handler runs finished, for the throughput estimate
 
 	ownedMu sync.Mutex
-	owned   map[int64]struct{} // claimed and not yet recorded: the jobs whose leases we renew
+	owned   map[int64]*held // claimed and not yet recorded: the jobs whose leases we renew
 }
+
+// held is one claimed job as its run tracks it, so an operator's Cancel can reach its handler.
+type held struct {
+	cancel    context.CancelCauseFunc // set while its handler runs
+	cancelled bool                    // Cancel was seen: cancel the handler, or never start it
+}
+
+// errJobCancelled is the cause of a handler context cancelled because an operator cancelled the job.
+var errJobCancelled = errors.New("jobs: job cancelled by an operator")
 
 type outcome string
 
@@ -58,6 +68,9 @@ const (
 	outcomeRetry     outcome = "retry"
 	outcomeFailed    outcome = "failed"
 	outcomeRelease   outcome = "release"
+	// outcomeCancelled: the job was cancelled while held; its row is cancelled already, so the
+	// outcome is only recorded as a run.
+	outcomeCancelled outcome = "cancelled"
 )
 
 type result struct {
@@ -67,6 +80,10 @@ type result struct {
 	delay    time.Duration // before the retry
 	err      string
 	periodic bool
+	held     *held // the claim's entry in owned
+	// ran says the handler ran, from started to finished: the run is recorded in ops.job_run.
+	ran               bool
+	started, finished time.Time
 }
 
 const (
@@ -94,7 +111,7 @@ func newRun(loopCtx context.Context, e *Engine, handlers map[Kind]Handler) (*run
 		queue:    make(chan Job, cfg.Workers+cfg.BatchSize),
 		results:  make(chan result, cfg.Workers+cfg.BatchSize),
 		slot:     make(chan struct{}, 1),
-		owned:    map[int64]struct{}{},
+		owned:    map[int64]*held{},
 	}
 	r.log = e.log.With("worker", r.id)
 	r.workCtx, r.cancelWork = context.WithCancel(context.WithoutCancel(loopCtx))
@@ -270,7 +287,7 @@ func (r *run) claim(ctx context.Context, limit int) ([]Job, error) {
 	}
 	r.ownedMu.Lock()
 	for _, j := range jobs {
-		r.owned[j.ID] = struct{}{}
+		r.owned[j.ID] = &held{}
 	}
 	r.ownedMu.Unlock()
 	r.e.stats.inFlight.Add(int64(len(jobs)))
@@ -332,9 +349,12 @@ func (r *run) untilNextDue(ctx context.Context) time.Duration {
 // hands back the jobs it has not started instead of running them.
 func (r *run) execute() {
 	for job := range r.queue {
-		res := result{id: job.ID, job: job, outcome: outcomeRelease}
+		r.ownedMu.Lock()
+		h := r.owned[job.ID]
+		r.ownedMu.Unlock()
+		res := result{id: job.ID, job: job, outcome: outcomeRelease, held: h}
 		if r.loopCtx.Err() == nil {
-			res = r.work(job)
+			res = r.work(job, h)
 		}
 		r.results <- res
 		r.e.stats.inFlight.Add(-1)
@@ -346,16 +366,35 @@ func (r *run) execute() {
 	}
 }
 
-func (r *run) work(job Job) result {
-	ctx := r.workCtx
+func (r *run) work(job Job, h *held) result {
+	res := result{id: job.ID, job: job, periodic: job.Period > 0, held: h}
+	jobCtx, cancelJob := context.WithCancelCause(r.workCtx)
+	defer cancelJob(nil)
+	if h != nil {
+		r.ownedMu.Lock()
+		cancelled := h.cancelled
+		h.cancel = cancelJob
+		r.ownedMu.Unlock()
+		if cancelled { // cancelled while waiting for a worker: never start it
+			res.outcome = outcomeCancelled
+			return res
+		}
+	}
+	ctx := jobCtx
 	if r.cfg.JobTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.cfg.JobTimeout)
 		defer cancel()
 	}
+	res.ran, res.started = true, r.cfg.Now()
 	err := call(ctx, r.handlers[job.Kind], job)
-	res := result{id: job.ID, job: job, periodic: job.Period > 0}
+	res.finished = r.cfg.Now()
 	switch {
+	case errors.Is(context.Cause(jobCtx), errJobCancelled):
+		// Whatever the handler returned, the job is cancelled: a run, not a failure.
+		res.outcome = outcomeCancelled
+		r.log.Info("job cancelled while running", "job_id", job.ID, "kind", job.Kind, "key", job.Key,
+			"attempt", job.Attempt, "handler_err", errString(err))
 	case err == nil:
 		res.outcome = outcomeSucceeded
 	case r.workCtx.Err() != nil:
@@ -378,6 +417,29 @@ func (r *run) work(job Job) result {
 			"err", fmt.Errorf("job %d (%s): %w", job.ID, job.Kind, err))
 	}
 	return res
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// cancelHeld cancels held job id's handler, or marks it not to be started; false when this run
+// does not hold the job.
+func (r *run) cancelHeld(id int64) bool {
+	r.ownedMu.Lock()
+	defer r.ownedMu.Unlock()
+	h := r.owned[id]
+	if h == nil {
+		return false
+	}
+	h.cancelled = true
+	if h.cancel != nil {
+		h.cancel(errJobCancelled)
+	}
+	return true
 }
 
 // call runs the handler, turning a panic into an error so one bad job cannot take the worker
@@ -431,9 +493,19 @@ func (r *run) complete() {
 	r.releaseAll()
 }
 
-func (r *run) flush(batch []result) {
+func (r *run) flush(all []result) {
 	// In id order: rows are locked in that order, as Cancel locks them.
-	slices.SortFunc(batch, func(a, b result) int { return cmp.Compare(a.id, b.id) })
+	slices.SortFunc(all, func(a, b result) int { return cmp.Compare(a.id, b.id) })
+	// Cancelled jobs' rows are cancelled already: there is nothing to record but their runs.
+	batch := make([]result, 0, len(all))
+	for _, res := range all {
+		if res.outcome != outcomeCancelled {
+			batch = append(batch, res)
+		}
+	}
+	if c := len(all) - len(batch); c > 0 {
+		r.e.stats.cancelled.Add(int64(c))
+	}
 	n := len(batch)
 	ids := make([]int64, n)
 	outcomes := make([]string, n)
@@ -454,8 +526,10 @@ func (r *run) flush(batch []result) {
 	if occurrences {
 		query = completeFailedOccurrencesSQL
 	}
-	for attempt := 1; ; attempt++ {
-		recorded, err := r.record(query, ids, outcomes, delays, errs, attempts, dues)
+	var recorded map[outcome]applied
+	for attempt := 1; n > 0; attempt++ {
+		var err error
+		recorded, err = r.record(query, ids, outcomes, delays, errs, attempts, dues)
 		if err == nil {
 			var applied int64
 			for o, rec := range recorded {
@@ -487,9 +561,13 @@ func (r *run) flush(batch []result) {
 		r.log.Warn("record job outcomes", "jobs", n, "err", err, "retry_in", delay)
 		time.Sleep(delay)
 	}
+	r.recordRuns(all, recorded)
 	r.ownedMu.Lock()
-	for _, id := range ids {
-		delete(r.owned, id)
+	for _, res := range all {
+		// Only this claim's entry: the job may have been claimed again since it was recorded.
+		if h, ok := r.owned[res.id]; ok && h == res.held {
+			delete(r.owned, res.id)
+		}
 	}
 	r.ownedMu.Unlock()
 	if rescheduled {
@@ -593,6 +671,49 @@ func (r *run) record(query string, ids []int64, outcomes []string, delays []int6
 	return recorded, nil
 }
 
+// recordRuns writes one ops.job_run row per handler run in the batch: its outcome as recorded,
+// or, when the outcome was dropped as stale, cancelled or abandoned (record_runs.sql tells them
+// apart). A failure is logged and counted, never retried: the runs are history, and the outcomes
+// are recorded already.
+func (r *run) recordRuns(batch []result, recorded map[outcome]applied) {
+	var (
+		ids                       []int64
+		kinds, names, stats, errs []string
+		attempts                  []int32
+		started, finished         []time.Time
+	)
+	for _, res := range batch {
+		if !res.ran {
+			continue
+		}
+		status := "stale"
+		if res.outcome == outcomeCancelled {
+			status = "cancelled"
+		} else if _, ok := recorded[res.outcome].failuresOf(res.id); ok {
+			status = map[outcome]string{outcomeSucceeded: "succeeded", outcomeRetry: "retry",
+				outcomeFailed: "failed", outcomeRelease: "released"}[res.outcome]
+		}
+		ids = append(ids, res.id)
+		kinds = append(kinds, string(res.job.Kind))
+		names = append(names, res.job.Key)
+		attempts = append(attempts, int32(res.job.Attempt))
+		stats = append(stats, status)
+		started = append(started, res.started)
+		finished = append(finished, res.finished)
+		errs = append(errs, res.err)
+	}
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.loopCtx), statementTimeout)
+	defer cancel()
+	if _, err := r.e.pool.Exec(ctx, recordRunsSQL, ids, kinds, names, attempts, stats, started, finished, errs,
+		r.cfg.SessionID, r.id); err != nil {
+		r.e.stats.runRecordErrors.Add(1)
+		r.log.Error("record job runs in ops.job_run", "runs", len(ids), "err", err)
+	}
+}
+
 // releaseAll hands back every job still running under this run's identity: outcomes that could
 // not be written, and claims whose results were lost.
 func (r *run) releaseAll() {
@@ -614,14 +735,18 @@ func (r *run) releaseAll() {
 	}
 }
 
-// maintain renews the leases of held jobs every Lease/3 and rescues expired ones every Lease/2
-// (and once at start, for jobs left by this worker's previous life).
+// maintain renews the leases of held jobs every Lease/3 (and cancels the handlers of those an
+// operator cancelled), rescues expired ones every Lease/2 (and once at start, for jobs left by
+// this worker's previous life), and prunes past the retention every PruneEvery (and at start).
 func (r *run) maintain(ctx context.Context) {
 	heartbeat := time.NewTicker(r.cfg.Lease / 3)
 	defer heartbeat.Stop()
 	rescue := time.NewTicker(r.cfg.Lease / 2)
 	defer rescue.Stop()
+	prune := time.NewTicker(r.cfg.PruneEvery)
+	defer prune.Stop()
 	r.rescue(ctx)
+	r.prune(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -630,6 +755,8 @@ func (r *run) maintain(ctx context.Context) {
 			r.heartbeat(ctx)
 		case <-rescue.C:
 			r.rescue(ctx)
+		case <-prune.C:
+			r.prune(ctx)
 		}
 	}
 }
@@ -650,6 +777,54 @@ func (r *run) heartbeat(ctx context.Context) {
 	defer cancel()
 	if _, err := r.e.pool.Exec(ctx, heartbeatSQL, ids, r.id, r.cfg.Lease.Microseconds()); err != nil && ctx.Err() == nil {
 		r.log.Warn("renew job leases", "jobs", len(ids), "err", err)
+	}
+	r.cancelCancelled(ctx, ids)
+}
+
+// cancelCancelled cancels the handlers of held jobs that were cancelled: the fallback for a
+// notification the listener missed (it was reconnecting).
+func (r *run) cancelCancelled(ctx context.Context, ids []int64) {
+	rows, err := r.e.pool.Query(ctx, cancelledHeldSQL, ids)
+	var cancelled []int64
+	if err == nil {
+		cancelled, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("look for cancelled held jobs", "jobs", len(ids), "err", err)
+		}
+		return
+	}
+	for _, id := range cancelled {
+		r.cancelHeld(id)
+	}
+}
+
+// prune deletes finished jobs and job runs older than the retention.
+func (r *run) prune(ctx context.Context) {
+	if r.cfg.Retention < 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*statementTimeout)
+	defer cancel()
+	before := r.cfg.Now().Add(-r.cfg.Retention)
+	jobsPruned, err := Prune(ctx, r.e.pool, before)
+	r.e.stats.prunedJobs.Add(jobsPruned)
+	var runs int64
+	if err == nil {
+		runs, err = PruneRuns(ctx, r.e.pool, before)
+		r.e.stats.prunedRuns.Add(runs)
+	}
+	if err != nil {
+		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			r.e.stats.pruneErrors.Add(1)
+			r.log.Error("prune finished jobs and runs past the retention", "retention", r.cfg.Retention, "err", err)
+		}
+		return
+	}
+	if jobsPruned > 0 || runs > 0 {
+		r.log.Info("pruned finished jobs and runs past the retention", "retention", r.cfg.Retention,
+			"before", before, "jobs", jobsPruned, "runs", runs)
 	}
 }
 
@@ -718,7 +893,7 @@ func (r *run) notify(ctx context.Context, kinds []Kind) {
 }
 
 // listen waits for notifications of inserted work on a dedicated connection and wakes produce
-// for the kinds it handles. A lost connection is re-established with backoff; produce is woken
+// for the kinds it handles; notifications of cancelled jobs cancel the handlers of those it holds. A lost connection is re-established with backoff; produce is woken
 // after each reconnect, as notifications sent meanwhile are lost.
 func (r *run) listen() {
 	ctx := r.loopCtx
@@ -757,6 +932,12 @@ func (r *run) listen() {
 			failures++
 			continue
 		}
+		if n.Channel == cancelChannel {
+			if id, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
+				r.cancelHeld(id)
+			}
+			continue
+		}
 		if r.handles(n.Payload) {
 			r.e.Wake()
 		}
@@ -769,9 +950,11 @@ func (r *run) connectListener(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: connect listener: %w", err)
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
-		closeConn(conn)
-		return nil, fmt.Errorf("jobs: listen %s: %w", notifyChannel, err)
+	for _, ch := range []string{notifyChannel, cancelChannel} {
+		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
+			closeConn(conn)
+			return nil, fmt.Errorf("jobs: listen %s: %w", ch, err)
+		}
 	}
 	return conn, nil
 }

@@ -40,11 +40,32 @@ var (
 	pruneSQL string
 	//go:embed sql/failing.sql
 	failingSQL string
+	//go:embed sql/cancel_job.sql
+	cancelJobSQL string
+	//go:embed sql/cancelled_held.sql
+	cancelledHeldSQL string
+	//go:embed sql/retry.sql
+	retrySQL string
+	//go:embed sql/retry_failed.sql
+	retryFailedSQL string
+	//go:embed sql/pause.sql
+	pauseSQL string
+	//go:embed sql/resume.sql
+	resumeSQL string
+	//go:embed sql/paused.sql
+	pausedSQL string
+	//go:embed sql/record_runs.sql
+	recordRunsSQL string
+	//go:embed sql/prune_runs.sql
+	pruneRunsSQL string
 )
 
 // notifyChannel is the channel ingest.jobs' insert trigger notifies, with the inserted kinds
 // comma-separated as payload.
 const notifyChannel = "ingest_jobs"
+
+// cancelChannel is the channel [Cancel] notifies with the id of a running job it cancelled.
+const cancelChannel = "ingest_jobs_cancel"
 
 func renderComplete(occurrences bool) string {
 	var b strings.Builder
@@ -54,3 +75,10 @@ func renderComplete(occurrences bool) string {
 	}
 	return b.String()
 }
+
+var (
+	//go:embed sql/oneshot_start.sql
+	oneShotStartSQL string
+	//go:embed sql/oneshot_finish.sql
+	oneShotFinishSQL string
+)

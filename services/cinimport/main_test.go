@@ -167,8 +167,8 @@ func TestOnceExitCodes(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "cinimport")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, string(out))
-	once := func(env ...string) (int, string) {
-		cmd := exec.Command(bin, "once")
+	run := func(args []string, env ...string) (int, string) {
+		cmd := exec.Command(bin, args...)
 		// No NATS here: once imports anyway.
 		cmd.Env = append(os.Environ(), append([]string{"CP_ENV=dev", "NATS_URL=nats://127.0.0.1:1", "LOG_LEVEL=info"}, env...)...)
 		out, err := cmd.CombinedOutput()
@@ -179,6 +179,8 @@ func TestOnceExitCodes(t *testing.T) {
 		}
 		return 0, string(out)
 	}
+	once := func(env ...string) (int, string) { return run([]string{"once"}, env...) }
+	onceFull := func(env ...string) (int, string) { return run([]string{"once", "-full"}, env...) }
 	code, output := once("DATABASE_URL=" + d.URL)
 	require.Equal(t, 0, code, output)
 	require.Contains(t, output, `"moves":20`)
@@ -189,6 +191,17 @@ func TestOnceExitCodes(t *testing.T) {
 	code, output = once("DATABASE_URL=" + d.URL)
 	require.Equal(t, 0, code, output)
 	require.Contains(t, output, `"moves":0`)
+	// Each run is a row of ops.job_run, with the session that ran it.
+	var runs int
+	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT count(*) FROM ops.job_run r JOIN ops.session_log s ON s.id = r.session_id
+		WHERE r.kind = 'oneshot' AND r.name = 'cinimport once' AND r.status = 'succeeded' AND s.service = 'cinimport-once'`).Scan(&runs))
+	require.Equal(t, 2, runs)
+	// -full shows its progress (plain lines here: not a terminal) and is recorded under its name.
+	code, output = onceFull("DATABASE_URL=" + d.URL)
+	require.Equal(t, 0, code, output)
+	require.Contains(t, output, "sessions imported")
+	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT count(*) FROM ops.job_run WHERE name = 'cinimport once -full' AND status = 'succeeded'`).Scan(&runs))
+	require.Equal(t, 1, runs)
 
 	// An unreachable database is an error: exit 1.
 	code, output = once("DATABASE_URL=postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2")

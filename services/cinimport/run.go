@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -11,6 +13,8 @@ import (
 
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/exchange"
+	"cryptopill.dev/jobs/libs/jobs"
+	"cryptopill.dev/jobs/libs/progress"
 	"cryptopill.dev/jobs/libs/service"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 	"cryptopill.dev/jobs/services/cinimport/internal/importer"
@@ -115,8 +119,19 @@ func syncLoop(ctx context.Context, p *service.Process, cfg Config, s *tradesync.
 	}
 }
 
-// runOnce is `cinimport once`: every OPEN session, once.
+// runOnce is `cinimport once`: every OPEN session, once, recorded in ops.job_run. -full shows
+// its progress per session on stderr (a bar on a terminal, plain lines otherwise).
 func runOnce(ctx context.Context, p *service.Process, cfg Config, full bool) error {
+	name := "cinimport once"
+	if full {
+		name += " -full"
+	}
+	return jobs.RunOneShot(ctx, p.Pool, name, p.SessionID, p.Logger, func(ctx context.Context) error {
+		return importOnce(ctx, p, cfg, full, os.Stderr)
+	})
+}
+
+func importOnce(ctx context.Context, p *service.Process, cfg Config, full bool, progressOut io.Writer) error {
 	im := importer.New(p.Pool, importer.Config{PriceMaxAge: cfg.PriceMaxAge})
 	var pub trigger.Publisher
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("cinimport-once"), nats.Timeout(5*time.Second))
@@ -136,7 +151,23 @@ func runOnce(ctx context.Context, p *service.Process, cfg Config, full bool) err
 		pub = ep
 	}
 	trig := trigger.New(im, pub, trigger.Config{Logger: p.Logger})
-	results, err := trig.ImportAll(ctx, importer.Options{Full: full}, eventsv1.MovesImported_TRIGGER_ONCE)
+	opts := importer.Options{Full: full}
+	var bar *progress.Bar
+	if full {
+		done := 0
+		opts.Progress = func(n, total int) {
+			if bar == nil || n < done { // a retried import starts again
+				bar = progress.New(progressOut, "sessions imported", int64(total))
+				done = 0
+			}
+			bar.Add(int64(n - done))
+			done = n
+		}
+	}
+	results, err := trig.ImportAll(ctx, opts, eventsv1.MovesImported_TRIGGER_ONCE)
+	if bar != nil {
+		bar.Finish()
+	}
 	var total int64
 	for _, r := range results {
 		total += r.Moves

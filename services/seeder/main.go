@@ -14,6 +14,7 @@ import (
 	"cryptopill.dev/jobs/libs/config"
 	"cryptopill.dev/jobs/libs/db"
 	"cryptopill.dev/jobs/libs/events"
+	"cryptopill.dev/jobs/libs/jobs"
 	"cryptopill.dev/jobs/libs/service"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 	"cryptopill.dev/jobs/services/seeder/internal/seeding"
@@ -78,18 +79,20 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	return c.Run(ctx)
 }
 
-// runOnce is `seeder once`.
+// runOnce is `seeder once`, recorded in ops.job_run.
 func runOnce(ctx context.Context, p *service.Process, cfg Config, out io.Writer) error {
-	s, err := seeding.New(p.Pool, seeding.Config{Windows: cfg.Windows, Period: cfg.JobPeriod})
-	if err != nil {
-		return err
-	}
-	rep, err := s.SeedOnce(ctx)
-	if err != nil {
-		return fmt.Errorf("seeder once: %w", err)
-	}
-	PrintReport(out, rep)
-	return nil
+	return jobs.RunOneShot(ctx, p.Pool, "seeder once", p.SessionID, p.Logger, func(ctx context.Context) error {
+		s, err := seeding.New(p.Pool, seeding.Config{Windows: cfg.Windows, Period: cfg.JobPeriod})
+		if err != nil {
+			return err
+		}
+		rep, err := s.SeedOnce(ctx)
+		if err != nil {
+			return fmt.Errorf("seeder once: %w", err)
+		}
+		PrintReport(out, rep)
+		return nil
+	})
 }
 
 // PrintReport writes one line per kind: inserted and already present.

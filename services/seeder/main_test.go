@@ -100,6 +100,9 @@ func TestOncePrintsInsertedAndPresentPerKind(t *testing.T) {
 	require.Contains(t, out.String(), "fetch_klines         inserted=0 already_present=6")
 	require.Contains(t, out.String(), "fetch_ticker         inserted=0 already_present=1")
 	require.Equal(t, 11, count(t, d, `SELECT count(*) FROM ingest.jobs`), "zero duplicates")
+	// Each run is a row of ops.job_run, as the admin page of recent runs reads.
+	require.Equal(t, 2, count(t, d, `SELECT count(*) FROM ops.job_run WHERE kind = 'oneshot' AND name = 'seeder once'
+		AND status = 'succeeded' AND duration IS NOT NULL`))
 
 	_, err = LoadConfig(func(k string) (string, bool) {
 		return map[string]string{"DATABASE_URL": d.URL, "SEEDER_WINDOWS": "1h,3h"}[k], true

@@ -5,6 +5,7 @@ import (
 
 	"cryptopill.dev/jobs/libs/config"
 	"cryptopill.dev/jobs/libs/exchange"
+	"cryptopill.dev/jobs/libs/jobs"
 )
 
 // Config is the straux's configuration, read from the environment. Every default holds in every
@@ -49,6 +50,9 @@ type Config struct {
 	JobWorkers int
 	// ReplicaID, STRAUX_REPLICA_ID, names this process in claims. Default host/pid/random.
 	ReplicaID string
+	// JobsRetention, JOBS_RETENTION: how long finished jobs and ops.job_run rows are kept before
+	// the job engine prunes them. Default 168h; 0 keeps everything.
+	JobsRetention time.Duration
 
 	// Now is the clock of the exchange client, the tick runner and the market jobs; not read
 	// from the environment. Default time.Now; tests set the simulated exchange's clock.
@@ -75,7 +79,9 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		Assist:           l.Bool("STRAUX_ASSIST", true),
 		JobWorkers:       l.Int("STRAUX_JOB_WORKERS", 8, 1, 256),
 		ReplicaID:        l.String("STRAUX_REPLICA_ID", ""),
+		JobsRetention:    l.Duration("JOBS_RETENTION", jobs.DefaultRetention),
 	}
+	l.Check(cfg.JobsRetention >= 0, "JOBS_RETENTION", cfg.JobsRetention.String(), "a duration of 0 (keep everything) or more, e.g. 168h")
 	l.Check(cfg.ClaimLease >= 500*time.Millisecond && cfg.ClaimLease < 10*time.Second,
 		"STRAUX_CLAIM_LEASE", cfg.ClaimLease.String(), "a lease from 500ms to under the tick consumer's 10s ack wait")
 	return cfg, l.Err()

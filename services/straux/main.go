@@ -60,7 +60,11 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 
 	pub := p.Publisher
 	worker := fmt.Sprintf("straux/%d", p.SessionID)
-	engine, err := jobs.New(pool, jobs.Config{Workers: cfg.JobWorkers, Logger: log,
+	retention := cfg.JobsRetention
+	if retention == 0 {
+		retention = -1 // JOBS_RETENTION=0 keeps everything
+	}
+	engine, err := jobs.New(pool, jobs.Config{Workers: cfg.JobWorkers, Logger: log, SessionID: p.SessionID, Retention: retention,
 		OnOutcome: func(outcomes []jobs.Outcome) { publishJobOutcomes(ctx, pub, worker, outcomes, log) }})
 	if err != nil {
 		return err

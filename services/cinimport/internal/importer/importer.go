@@ -88,6 +88,9 @@ type Options struct {
 	// Full rescans every trade from each session's start instead of only the trades stored since
 	// its last import. Still idempotent; slower on large sessions.
 	Full bool
+	// Progress, when set, is called after each session is imported with the sessions done and
+	// the total (cinimport once -full shows a progress bar with it).
+	Progress func(done, total int)
 }
 
 // OpenSessions returns the OPEN sessions of the given account scopes (none: every scope).
@@ -130,7 +133,7 @@ func (im *SessionImporter) Import(ctx context.Context, sessions []Session, opts 
 			// A move after the watermark existed already, so the watermark lags behind moves
 			// written by something else. Import again checking every trade; the watermark
 			// catches up.
-			results, err = im.importLocked(ctx, ids, Options{Full: true})
+			results, err = im.importLocked(ctx, ids, Options{Full: true, Progress: opts.Progress})
 		}
 	}
 	if err != nil {
@@ -229,12 +232,15 @@ func (im *SessionImporter) importLocked(ctx context.Context, ids []int64, opts O
 		if err != nil {
 			return fmt.Errorf("plan: %w", err)
 		}
-		for _, p := range plans {
+		for i, p := range plans {
 			r, err := im.importSession(ctx, tx, p, m)
 			if err != nil {
 				return fmt.Errorf("session %d: %w", p.ID, err)
 			}
 			results = append(results, r)
+			if opts.Progress != nil {
+				opts.Progress(i+1, len(plans))
+			}
 		}
 		return nil
 	})

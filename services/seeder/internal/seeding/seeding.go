@@ -155,7 +155,7 @@ func (s *JobSeeder) Converge(ctx context.Context) (Report, error) {
 			return nil
 		}
 		slices.Sort(rep.CancelledSymbols)
-		rep.Cancelled, err = jobs.Cancel(ctx, tx, jobs.CancelFilter{Kinds: []jobs.Kind{jobs.KindFetchKlines}, Keys: stale})
+		rep.Cancelled, err = jobs.CancelMatching(ctx, tx, jobs.CancelFilter{Kinds: []jobs.Kind{jobs.KindFetchKlines}, Keys: stale})
 		return err
 	})
 	return rep, err
