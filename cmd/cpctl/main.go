@@ -26,6 +26,7 @@ func commands() map[string]command {
 		"dev":      {"run the whole stack on embedded defaults (make dev)", runDev},
 		"smoke":    {"check stored statistics, vectors and MEA moods for values stuck at a bound", runSmoke},
 		"status":   {"the whole system on one screen: replicas, ticks, freshness, relay, streams, jobs, dead letters (--watch)", runStatus},
+		"console":  {"serve the status report as a web page (loopback; -actions for retry/cancel/freeze)", runConsole},
 		"jobs":     {"list, show, retry, cancel, prune, pause and resume jobs (cpctl jobs help)", runJobs},
 		"freeze":   {"stop a module's ticks and its exchange-calling job kinds: freeze [module]", runFreeze},
 		"unfreeze": {"undo a freeze: unfreeze [module]", runUnfreeze},

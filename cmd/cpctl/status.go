@@ -22,6 +22,7 @@ import (
 	"cryptopill.dev/jobs/libs/config"
 	"cryptopill.dev/jobs/libs/db"
 	"cryptopill.dev/jobs/libs/events"
+	"cryptopill.dev/jobs/libs/jobs"
 	"cryptopill.dev/jobs/libs/service"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 )
@@ -91,6 +92,8 @@ type statusReport struct {
 	Streams     []streamStatus    `json:"streams"`
 	Jobs        []jobBacklog      `json:"jobs"`
 	JobFailures []jobFailure      `json:"job_failures"`
+	JobRuns     []jobRun          `json:"job_runs"`
+	Paused      []jobs.KindPause  `json:"paused_kinds"`
 	DeadLetters []deadLetterCount `json:"dead_letters"`
 	Sessions    []openSession     `json:"open_sessions"`
 }
@@ -210,6 +213,25 @@ type jobFailure struct {
 	At       time.Time `json:"at"`
 }
 
+// jobRun is one row of ops.job_run: a job's run or a one-shot's.
+type jobRun struct {
+	ID       int64      `json:"id"`
+	Kind     string     `json:"kind"`
+	Name     string     `json:"name"`
+	Status   string     `json:"status"`
+	Started  time.Time  `json:"started"`
+	Finished *time.Time `json:"finished,omitempty"`
+	Error    string     `json:"error,omitempty"`
+}
+
+// Duration is how long a finished run took ("" while running).
+func (r jobRun) Duration() string {
+	if r.Finished == nil {
+		return ""
+	}
+	return r.Finished.Sub(r.Started).Round(time.Millisecond).String()
+}
+
 type deadLetterCount struct {
 	Consumer string `json:"consumer"`
 	Subject  string `json:"subject"`
@@ -248,6 +270,11 @@ func gatherStatus(ctx context.Context, src statusSources, opt statusOptions) *st
 	r.Relay = gatherRelay(ctx, src, opt, r, problem)
 	r.Streams, r.DeadLetters = gatherStreams(ctx, src, problem)
 	r.Jobs, r.JobFailures = gatherJobs(ctx, src, opt, r.At, problem)
+	r.JobRuns = gatherJobRuns(ctx, src, opt, problem)
+	var err error
+	if r.Paused, err = jobs.Paused(ctx, src.Pool); err != nil {
+		problem("jobs: read paused kinds: %v", err)
+	}
 	r.Sessions = gatherSessions(ctx, src, problem)
 	r.Healthy = len(r.Problems) == 0
 	return r
@@ -725,6 +752,24 @@ func gatherJobs(ctx context.Context, src statusSources, opt statusOptions, now t
 	return out, fails
 }
 
+func gatherJobRuns(ctx context.Context, src statusSources, opt statusOptions, problem func(string, ...any) string) []jobRun {
+	var (
+		out []jobRun
+		j   jobRun
+	)
+	rows, err := src.Pool.Query(ctx, mustStatusSQL("status_job_runs"), opt.Failures)
+	if err == nil {
+		_, err = pgx.ForEachRow(rows, []any{&j.ID, &j.Kind, &j.Name, &j.Status, &j.Started, &j.Finished, &j.Error}, func() error {
+			out = append(out, j)
+			return nil
+		})
+	}
+	if err != nil {
+		problem("jobs: read ops.job_run: %v", err)
+	}
+	return out
+}
+
 func gatherSessions(ctx context.Context, src statusSources, problem func(string, ...any) string) []openSession {
 	var (
 		out []openSession
@@ -993,6 +1038,9 @@ func printStatusTable(w io.Writer, r *statusReport, p painter) error {
 	}
 	if err := t.flush(); err != nil {
 		return err
+	}
+	for _, pk := range r.Paused {
+		fmt.Fprintf(w, "paused: %s by %s since %s (%s)\n", pk.Kind, pk.Source, pk.PausedAt.UTC().Format(time.RFC3339), pk.Reason)
 	}
 	if len(r.JobFailures) > 0 {
 		fmt.Fprintln(w, "recent failures:")
