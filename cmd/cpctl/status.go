@@ -365,13 +365,23 @@ func gatherServices(ctx context.Context, src statusSources, opt statusOptions, n
 			index[r.SessionID] = [2]int{i, j}
 		}
 	}
+	// Both requests wait out DiscoveryWait: asked together, the wait is paid once.
+	var (
+		stats    []micro.Stats
+		statsErr error
+		done     = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		stats, statsErr = discover[micro.Stats](src.NC, "$SRV.STATS", opt.DiscoveryWait)
+	}()
 	infos, err := discover[micro.Info](src.NC, "$SRV.INFO", opt.DiscoveryWait)
+	<-done
 	if err != nil {
 		problem("services: %v", err)
 	}
-	stats, err := discover[micro.Stats](src.NC, "$SRV.STATS", opt.DiscoveryWait)
-	if err != nil {
-		problem("services: %v", err)
+	if statsErr != nil {
+		problem("services: %v", statsErr)
 	}
 	statsByID := map[string]micro.Stats{}
 	for _, s := range stats {

@@ -159,7 +159,9 @@ func TestStatusHealthyThenUnhealthy(t *testing.T) {
 	s := setupStatus(t)
 	ctx := context.Background()
 
+	began := time.Now()
 	code, r := s.status()
+	t.Logf("status gathered and printed in %s (discovery wait %s)", time.Since(began), defaultStatusOptions().DiscoveryWait)
 	require.Empty(t, r.Problems)
 	require.Equal(t, exitHealthy, code)
 	require.True(t, r.Healthy)
