@@ -239,6 +239,27 @@ func TestStatusHealthyThenUnhealthy(t *testing.T) {
 	require.Equal(t, exitUnhealthy, statusCommand(ctx, []string{"--json"}, s.env, opt))
 	require.NoError(t, json.Unmarshal(out.Bytes(), &r))
 	problemsContain(t, r, "ticks straux: missed")
+
+	// --watch renders until interrupted and exits with the last report's status.
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var watched bytes.Buffer
+	wenv := s.env
+	wenv.stdout = writeThen{w: &watched, then: stop} // interrupted once the first screen is out
+	require.Equal(t, exitUnhealthy, statusCommand(wctx, []string{"--watch", "--interval", "1h"}, wenv, opt))
+	require.Contains(t, watched.String(), "unhealthy")
+	require.NotContains(t, watched.String(), "\x1b[2J", "no screen control codes when stdout is not a terminal")
+}
+
+// writeThen writes to w, then calls then.
+type writeThen struct {
+	w    io.Writer
+	then func()
+}
+
+func (w writeThen) Write(p []byte) (int, error) {
+	defer w.then()
+	return w.w.Write(p)
 }
 
 func TestStatusConnectionErrorExits2(t *testing.T) {
