@@ -93,6 +93,20 @@ func TestConsoleInChromium(t *testing.T) {
 	var status string
 	require.NoError(t, s.db.Pool.QueryRow(context.Background(), `SELECT status FROM ingest.jobs WHERE id = $1`, failedID).Scan(&status))
 	require.Equal(t, "queued", status)
+
+	// A running job's cancel button cancels it.
+	var runningID int64
+	require.NoError(t, s.db.Pool.QueryRow(context.Background(), `
+		INSERT INTO ingest.jobs (kind, dedup_key, status, attempts, started_at, locked_by, lease_expires_at)
+		VALUES ('fetch_orderbook', 'console-cancel', 'running', 1, $1, 'engine-test', $1::timestamptz + interval '1 minute') RETURNING id`, s.now).Scan(&runningID))
+	cancel := chromedp.CSS("#cancel-" + strconv.FormatInt(runningID, 10))
+	require.NoError(t, chromedp.Do(step, chromedp.Navigate(base), chromedp.WaitVisible(cancel), chromedp.Click(cancel),
+		chromedp.WaitVisible(chromedp.CSS("#message"))))
+	message, err = chromedp.Run(step, chromedp.Text(chromedp.CSS("#message")))
+	require.NoError(t, err)
+	require.Contains(t, message, "cancelled (was running)")
+	require.NoError(t, s.db.Pool.QueryRow(context.Background(), `SELECT status FROM ingest.jobs WHERE id = $1`, runningID).Scan(&status))
+	require.Equal(t, "cancelled", status)
 }
 
 // Actions need the CSRF token of the page and its cookie; without -actions there are none.

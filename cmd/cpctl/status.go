@@ -93,6 +93,7 @@ type statusReport struct {
 	Jobs        []jobBacklog      `json:"jobs"`
 	JobFailures []jobFailure      `json:"job_failures"`
 	JobRuns     []jobRun          `json:"job_runs"`
+	Running     []runningJob      `json:"running_jobs"`
 	Paused      []jobs.KindPause  `json:"paused_kinds"`
 	DeadLetters []deadLetterCount `json:"dead_letters"`
 	Sessions    []openSession     `json:"open_sessions"`
@@ -213,6 +214,16 @@ type jobFailure struct {
 	At       time.Time `json:"at"`
 }
 
+// runningJob is a job an engine holds now.
+type runningJob struct {
+	ID       int64     `json:"id"`
+	Kind     string    `json:"kind"`
+	Key      string    `json:"key"`
+	Attempts int       `json:"attempts"`
+	Started  time.Time `json:"started"`
+	Worker   string    `json:"worker"`
+}
+
 // jobRun is one row of ops.job_run: a job's run or a one-shot's.
 type jobRun struct {
 	ID       int64      `json:"id"`
@@ -271,6 +282,7 @@ func gatherStatus(ctx context.Context, src statusSources, opt statusOptions) *st
 	r.Streams, r.DeadLetters = gatherStreams(ctx, src, problem)
 	r.Jobs, r.JobFailures = gatherJobs(ctx, src, opt, r.At, problem)
 	r.JobRuns = gatherJobRuns(ctx, src, opt, problem)
+	r.Running = gatherRunningJobs(ctx, src, opt, problem)
 	var err error
 	if r.Paused, err = jobs.Paused(ctx, src.Pool); err != nil {
 		problem("jobs: read paused kinds: %v", err)
@@ -780,6 +792,24 @@ func gatherJobRuns(ctx context.Context, src statusSources, opt statusOptions, pr
 	return out
 }
 
+func gatherRunningJobs(ctx context.Context, src statusSources, opt statusOptions, problem func(string, ...any) string) []runningJob {
+	var (
+		out []runningJob
+		j   runningJob
+	)
+	rows, err := src.Pool.Query(ctx, mustStatusSQL("status_running_jobs"), opt.Failures)
+	if err == nil {
+		_, err = pgx.ForEachRow(rows, []any{&j.ID, &j.Kind, &j.Key, &j.Attempts, &j.Started, &j.Worker}, func() error {
+			out = append(out, j)
+			return nil
+		})
+	}
+	if err != nil {
+		problem("jobs: read running jobs: %v", err)
+	}
+	return out
+}
+
 func gatherSessions(ctx context.Context, src statusSources, problem func(string, ...any) string) []openSession {
 	var (
 		out []openSession
@@ -1051,6 +1081,9 @@ func printStatusTable(w io.Writer, r *statusReport, p painter) error {
 	}
 	for _, pk := range r.Paused {
 		fmt.Fprintf(w, "paused: %s by %s since %s (%s)\n", pk.Kind, pk.Source, pk.PausedAt.UTC().Format(time.RFC3339), pk.Reason)
+	}
+	for _, j := range r.Running {
+		fmt.Fprintf(w, "running: job %d %s %s (attempt %d) since %s on %s\n", j.ID, j.Kind, j.Key, j.Attempts, j.Started.UTC().Format(time.RFC3339), j.Worker)
 	}
 	if len(r.JobFailures) > 0 {
 		fmt.Fprintln(w, "recent failures:")
