@@ -208,7 +208,7 @@ CryptoPill dev stack is up (Ctrl-C stops everything)
 `, natsURL, natsPort+4000, db.SafeURL(dbURL), s.pg.DataDir(), simexURL, devAPIKey,
 		strings.Join(running, "\n                     "), auth.keys.Dir, promLine, filepath.Join(abs, "logs"),
 		filepath.Join(abs, "dev.env"), filepath.Join(s.dataDir, "dev.env"))
-	return nil
+	return s.startDevConsole(ctx, self, env)
 }
 
 func (s *devStack) writeEnvFile(env []string) error {

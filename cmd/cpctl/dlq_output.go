@@ -50,7 +50,7 @@ func (f *natsFlags) connect(env cmdEnv, batch int) (*nats.Conn, *redeliver.Clien
 			url = "nats://127.0.0.1:4222"
 		}
 	}
-	nc, err := nats.Connect(url, nats.Name("cpctl"), nats.Timeout(5*time.Second))
+	nc, err := dialNATS(url, nats.Name("cpctl"), nats.Timeout(5*time.Second))
 	if err != nil {
 		return nil, nil, dlqConnError{fmt.Errorf("connect nats %s: %w", config.SafeNATSURL(url), err)}
 	}

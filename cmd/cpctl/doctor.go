@@ -306,7 +306,7 @@ func doctorTickBudget(ctx context.Context, cfg doctorConfig, pool *pgxpool.Pool)
 func doctorNATS(ctx context.Context, cfg doctorConfig) []doctorFinding {
 	reach := doctorFinding{Check: "nats.reachable"}
 	safe := config.SafeNATSURL(cfg.natsURL)
-	nc, err := nats.Connect(cfg.natsURL, nats.Name("cpctl doctor"), nats.Timeout(cfg.timeout), nats.MaxReconnects(0))
+	nc, err := dialNATS(cfg.natsURL, nats.Name("cpctl doctor"), nats.Timeout(cfg.timeout), nats.MaxReconnects(0))
 	if err != nil {
 		reach.Status, reach.Detail = statusFail, fmt.Sprintf("%s: %v", safe, err)
 		reach.Fix = "check NATS_URL and that nats-server runs (make dev, docker compose up nats)"

@@ -125,7 +125,7 @@ func (c *flagsConn) Close() { c.nc.Close() }
 
 // openFlags connects to NATS and opens the flags bucket, which the orchestrator creates at start.
 func openFlags(ctx context.Context, url, bucket string) (*flagsConn, error) {
-	nc, err := nats.Connect(url, nats.Name("cpctl"), nats.Timeout(5*time.Second))
+	nc, err := dialNATS(url, nats.Name("cpctl"), nats.Timeout(5*time.Second))
 	if err != nil {
 		return nil, jobsConnError{fmt.Errorf("connect to NATS %s: %w", url, err)}
 	}

@@ -33,6 +33,8 @@ func commands() map[string]command {
 		"replay":    {"re-deliver a range of a stream to one service's handler, durable untouched", runReplay},
 		"doctor":    {"check the environment: Postgres, NATS, schema, streams, slot, exchange, clock, weight budget", runDoctor},
 		"nats-keys": {"write an nkey identity per service and the operator, and the NATS users file", runNATSKeys},
+		"status":    {"the whole system on one screen: replicas, ticks, freshness, relay, streams, jobs, dead letters (--watch)", runStatus},
+		"console":   {"serve the status report as a web page (loopback; -actions for retry/cancel/freeze)", runConsole},
 	}
 }
 

@@ -8,10 +8,8 @@ import (
 	"io"
 	"os"
 	"path"
-	"strings"
 	"text/tabwriter"
 
-	"cryptopill.dev/jobs/libs/config"
 	"cryptopill.dev/jobs/libs/db"
 	"cryptopill.dev/jobs/libs/progress"
 )
@@ -49,20 +47,10 @@ func (f *databaseFlag) register(fs *flag.FlagSet) {
 }
 
 // resolve returns the flag's value, else DATABASE_URL or the file DATABASE_URL_FILE names, read as
-// the services read it; neither is an error naming both. A bad DATABASE_URL_FILE is a usage error
-// naming the variable and the path.
+// the services read it, else the dev stack's .data/dev.env (connFlags.database, output.go).
 func (f *databaseFlag) resolve(env cmdEnv) (string, error) {
-	if u := strings.TrimSpace(f.url); u != "" {
-		return u, nil
-	}
-	u, ok, err := config.LookupSecret(env.lookupEnv, "DATABASE_URL")
-	switch {
-	case err != nil:
-		return "", usageErrorf("%v", err)
-	case !ok:
-		return "", usageErrorf("missing DATABASE_URL (or DATABASE_URL_FILE): set it to a postgres:// URL or pass --database-url")
-	}
-	return u, nil
+	c := connFlags{dbURL: f.url}
+	return c.database(env)
 }
 
 // parseWithAction parses flags that may come before or after one positional action

@@ -34,3 +34,47 @@ func connectNATS(lookup func(string) (string, bool), name string) (*nats.Conn, e
 	}
 	return nc, nil
 }
+
+// natsAuthVars are the variables that name an identity; one of them set in the environment means
+// the environment chose it.
+var natsAuthVars = []string{"NATS_CREDS", "NATS_NKEY_SEED_FILE", "NATS_NKEY", "NATS_USER", "NATS_PASSWORD",
+	"NATS_PASSWORD_FILE", "NATS_TOKEN", "NATS_TOKEN_FILE", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY"}
+
+// operatorNATS is the identity every cpctl command connects to url with: the environment's (see
+// connectNATS), else, when the environment names none and url is the dev stack's, the operator
+// identity `cpctl dev` wrote into .data/dev.env. Connecting without one to a server that requires
+// it fails with the server's authorization error.
+func operatorNATS(url string) ([]nats.Option, error) {
+	env := processEnv()
+	lookup := env.lookupEnv
+	chosen := false
+	for _, k := range natsAuthVars {
+		if v, ok := env.lookupEnv(k); ok && v != "" {
+			chosen = true
+		}
+	}
+	if !chosen {
+		dev, err := lookupWithDevEnv(cmdEnv{lookupEnv: func(string) (string, bool) { return "", false }})
+		if err != nil {
+			return nil, err
+		}
+		if devURL, ok := dev("NATS_URL"); ok && devURL == url {
+			lookup = dev
+		}
+	}
+	l := config.NewLoader(lookup)
+	auth := l.LoadNATSAuth()
+	if err := l.Err(); err != nil {
+		return nil, err
+	}
+	return auth.Options()
+}
+
+// dialNATS connects to url as operatorNATS says, with opts after the identity's.
+func dialNATS(url string, opts ...nats.Option) (*nats.Conn, error) {
+	auth, err := operatorNATS(url)
+	if err != nil {
+		return nil, err
+	}
+	return nats.Connect(url, append(auth, opts...)...)
+}

@@ -69,7 +69,7 @@ func runE2E(ctx context.Context, pool *pgxpool.Pool, opt e2eOptions) []smokeChec
 	if err != nil {
 		return errorChecks(names, err)
 	}
-	nc, err := nats.Connect(opt.natsURL, nats.Name("cpctl smoke"), nats.Timeout(10*time.Second), nats.MaxReconnects(0))
+	nc, err := dialNATS(opt.natsURL, nats.Name("cpctl smoke"), nats.Timeout(10*time.Second), nats.MaxReconnects(0))
 	if err != nil {
 		return errorChecks(names, fmt.Errorf("connect NATS %s: %w", config.SafeNATSURL(opt.natsURL), err))
 	}

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -48,3 +49,27 @@ func StampSession(ctx context.Context, pool *pgxpool.Pool, s SessionStamp) (int6
 
 //go:embed session_stamp.sql
 var stampSessionSQL string
+
+//go:embed session_seen.sql
+var touchSessionSQL string
+
+//go:embed session_stopped.sql
+var stopSessionSQL string
+
+// TouchSession records a heartbeat of session id: last_seen_at = now (Postgres' clock, the one
+// started_at uses) and the interval the process beats at, so a reader can tell a lost process (no
+// heartbeat for a few intervals, never stopped) from a live one.
+func TouchSession(ctx context.Context, pool *pgxpool.Pool, id int64, every time.Duration) error {
+	if _, err := pool.Exec(ctx, touchSessionSQL, id, every); err != nil {
+		return fmt.Errorf("touch session %d: %w", id, err)
+	}
+	return nil
+}
+
+// StopSession records the clean stop of session id (stopped_at = now).
+func StopSession(ctx context.Context, pool *pgxpool.Pool, id int64) error {
+	if _, err := pool.Exec(ctx, stopSessionSQL, id); err != nil {
+		return fmt.Errorf("stop session %d: %w", id, err)
+	}
+	return nil
+}

@@ -55,3 +55,40 @@ func TestStampSession(t *testing.T) {
 	_, err = db.StampSession(ctx, d.Pool, db.SessionStamp{})
 	require.Error(t, err, "a stamp needs its service")
 }
+
+func TestTouchAndStopSession(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := pgtest.NewDB(t)
+	id, err := db.StampSession(ctx, d.Pool, db.SessionStamp{Service: "seeder", Env: "dev"})
+	require.NoError(t, err)
+
+	read := func() (seen, stopped *time.Time, every *time.Duration) {
+		t.Helper()
+		require.NoError(t, d.Pool.QueryRow(ctx,
+			`SELECT last_seen_at, stopped_at, heartbeat_every FROM ops.session_log WHERE id = $1`, id).Scan(&seen, &stopped, &every))
+		return
+	}
+	seen, stopped, every := read()
+	require.Nil(t, seen, "no heartbeat yet")
+	require.Nil(t, stopped)
+	require.Nil(t, every)
+
+	require.NoError(t, db.TouchSession(ctx, d.Pool, id, 15*time.Second))
+	seen, stopped, every = read()
+	require.NotNil(t, seen)
+	require.Nil(t, stopped)
+	require.Equal(t, 15*time.Second, *every)
+
+	require.NoError(t, db.StopSession(ctx, d.Pool, id))
+	_, stopped, _ = read()
+	require.NotNil(t, stopped)
+	first := *stopped
+
+	// A late heartbeat does not revive a stopped session, and the first stop is kept.
+	require.NoError(t, db.TouchSession(ctx, d.Pool, id, time.Second))
+	require.NoError(t, db.StopSession(ctx, d.Pool, id))
+	_, stopped, every = read()
+	require.Equal(t, first, *stopped)
+	require.Equal(t, 15*time.Second, *every)
+}

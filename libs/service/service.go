@@ -79,6 +79,9 @@ type Options struct {
 	// streams it uses that their owners have not created yet. The zero value is
 	// events.NewTopology with Common.NATSReplicas.
 	Topology *events.Topology
+	// Heartbeat is how often the process stamps ops.session_log.last_seen_at (stopped_at is
+	// stamped when Start returns); zero is DefaultHeartbeat.
+	Heartbeat time.Duration
 }
 
 // Process is what a running service gets: its connections, logger and metrics registry.
@@ -195,6 +198,9 @@ func Start(ctx context.Context, opts Options, run Run) (err error) {
 		}
 		logger = logger.With("session_id", p.SessionID)
 		p.Logger = logger
+		// Deferred after the pool's Close, so it runs before it: stopped_at is stamped on return.
+		hb := startHeartbeat(p.Pool, p.SessionID, opts.Heartbeat, logger, p.Registry)
+		defer hb.close()
 		pool := p.Pool
 		p.AddReadyCheck("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
 	}

@@ -147,3 +147,53 @@ func TestOneShotRunNeedsNoHTTPPort(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ran)
 }
+
+// A running process heartbeats ops.session_log.last_seen_at at its interval; returning stamps
+// stopped_at (what `cpctl status` tells a stopped replica from a lost one by).
+func TestSessionHeartbeatAndStop(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan int64, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- service.Start(ctx, service.Options{
+			Name:   "beating",
+			Common: config.Common{DatabaseURL: d.URL, ShutdownGrace: 5 * time.Second},
+			NoNATS: true, NoHTTP: true, Heartbeat: 10 * time.Millisecond,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		}, func(ctx context.Context, p *service.Process) error {
+			started <- p.SessionID
+			<-ctx.Done()
+			return nil
+		})
+	}()
+	var id int64
+	select {
+	case id = <-started:
+	case err := <-errc:
+		t.Fatalf("service stopped early: %v", err)
+	}
+	seen := func() (n int) {
+		var ts *time.Time
+		require.NoError(t, d.Pool.QueryRow(context.Background(), `SELECT last_seen_at FROM ops.session_log WHERE id = $1`, id).Scan(&ts))
+		if ts != nil {
+			n = int(ts.UnixMicro())
+		}
+		return n
+	}
+	require.Eventually(t, func() bool { return seen() != 0 }, 30*time.Second, 5*time.Millisecond, "first heartbeat")
+	first := seen()
+	require.Eventually(t, func() bool { return seen() > first }, 30*time.Second, 5*time.Millisecond, "a later heartbeat")
+	var stopped *time.Time
+	require.NoError(t, d.Pool.QueryRow(context.Background(), `SELECT stopped_at FROM ops.session_log WHERE id = $1`, id).Scan(&stopped))
+	require.Nil(t, stopped, "running")
+
+	cancel()
+	require.NoError(t, <-errc)
+	var every time.Duration
+	require.NoError(t, d.Pool.QueryRow(context.Background(), `SELECT stopped_at, heartbeat_every FROM ops.session_log WHERE id = $1`, id).Scan(&stopped, &every))
+	require.NotNil(t, stopped, "a clean stop is stamped")
+	require.Equal(t, 10*time.Millisecond, every)
+}
