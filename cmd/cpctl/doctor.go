@@ -107,7 +107,12 @@ func doctorCommand(ctx context.Context, args []string, env cmdEnv, now func() ti
 	if err != nil {
 		return exitStatus(env, "doctor", err)
 	}
-	cfg, err := doctorEnv(env.lookupEnv)
+	// The services' environment, else the dev stack's (.data/dev.env), as every cpctl command.
+	lookup, err := lookupWithDevEnv(env)
+	if err != nil {
+		return exitStatus(env, "doctor", err)
+	}
+	cfg, err := doctorEnv(lookup)
 	if err != nil {
 		return exitStatus(env, "doctor", usageError{msg: err.Error()})
 	}
