@@ -161,11 +161,13 @@ func ServicePermissions(topo events.Topology, service string) Permissions {
 
 // OperatorPermissions are the operator's: every JetStream API request (stream and consumer
 // admin, reading any stream and the dead letters), the KV and object stores, the services API
-// and every service's operator endpoints; never the platform's event subjects, which only their
-// services publish.
+// and every service's operator endpoints, and the platform's event subjects: the operator is the
+// administrator (it may already purge or delete any stream), and injecting an event by hand
+// (`nats pub`, a test message a consumer should dead-letter) is part of its runbook. Services
+// publish only their own subjects.
 func OperatorPermissions() Permissions {
 	return Permissions{
-		Publish: []string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "$O.>", "$SRV.>", "cp.ops.>"},
+		Publish: []string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "$O.>", "$SRV.>", "cp.>"},
 		// The nats CLI and cpctl use the default inbox; $O.> is read by object gets; cp.> lets
 		// `nats sub 'cp.dlq.>'` watch events (read only), but not serve a service's endpoints.
 		Subscribe:      []string{"_INBOX.>", "$O.>", "cp.>"},
