@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"os"
 	"sync"
@@ -71,7 +72,10 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	p.Registry.MustRegister(jobs.NewCollector(engine), exchange.NewCollector(client.Limiter()))
+	p.Registry.MustRegister(jobs.NewCollector(engine), exchange.NewCollector(client.Limiter()),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cp_straux_universe_bad_messages_total",
+			Help: "Messages on cp.universe.changed that were not universe events (straux used the newest good one before each)."},
+			func() float64 { return float64(uni.Bad()) }))
 	handlers := marketjobs.New(st, client, uni, marketjobs.Config{MaxBins: cfg.VectorMaxBins,
 		Registerer: p.Registry, Logger: log, Now: cfg.Now})
 	if err := handlers.Register(engine); err != nil {

@@ -26,9 +26,18 @@ type Source struct {
 	fallback func(ctx context.Context) ([]string, error)
 	log      *slog.Logger
 
-	mu     sync.Mutex
-	stream jetstream.Stream
-	last   string // version or "settings", for change logs
+	mu      sync.Mutex
+	stream  jetstream.Stream
+	last    string // version or "settings", for change logs
+	badSeen map[uint64]bool
+	bad     int64 // distinct bad universe messages read
+}
+
+// Bad is how many distinct messages on cp.universe.changed were not universe events.
+func (s *Source) Bad() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bad
 }
 
 // New returns a Source reading CP_UNIVERSE through js (nil js: settings only), falling back to
@@ -82,15 +91,65 @@ func (s *Source) fromStream(ctx context.Context) ([]string, string, error) {
 		}
 		return nil, "", fmt.Errorf("universe: last %s: %w", events.SubjectUniverseChanged, err)
 	}
+	// A message that is not a universe event (a hand-published one, a bug) must not stop the
+	// sampling: the newest good one before it is the universe, until the orchestrator publishes
+	// the next (it does when it finds such a message last).
+	for seq, steps := raw.Sequence, 0; ; steps++ {
+		if raw != nil {
+			uc, err := decodeUniverse(ctx, raw)
+			if err == nil {
+				return uc.GetEnabled(), uc.GetVersion(), nil
+			}
+			s.warnBad(raw.Sequence, err)
+		}
+		if seq <= 1 || steps >= maxWalkBack {
+			return nil, "", jetstream.ErrMsgNotFound // the settings table then
+		}
+		seq--
+		raw, err = st.GetMsg(ctx, seq)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			raw = nil // expired or deleted: older ones may remain
+		case err != nil:
+			return nil, "", fmt.Errorf("universe: %s seq %d: %w", events.StreamUniverse, seq, err)
+		}
+	}
+}
+
+// maxWalkBack bounds how many older messages a bad newest universe message makes Source read.
+const maxWalkBack = 100
+
+func decodeUniverse(ctx context.Context, raw *jetstream.RawStreamMsg) (*eventsv1.UniverseChanged, error) {
+	if raw.Subject != events.SubjectUniverseChanged {
+		return nil, fmt.Errorf("not on %s", events.SubjectUniverseChanged)
+	}
 	_, ev, err := events.Decode(ctx, &nats.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data})
 	if err != nil {
-		return nil, "", fmt.Errorf("universe: decode %s seq %d: %w", raw.Subject, raw.Sequence, err)
+		return nil, err
 	}
 	uc, ok := ev.Payload.(*eventsv1.UniverseChanged)
 	if !ok {
-		return nil, "", fmt.Errorf("universe: %s seq %d carries %T", raw.Subject, raw.Sequence, ev.Payload)
+		return nil, fmt.Errorf("carries %T", ev.Payload)
 	}
-	return uc.GetEnabled(), uc.GetVersion(), nil
+	return uc, nil
+}
+
+// warnBad logs a bad universe message once per sequence.
+func (s *Source) warnBad(seq uint64, err error) {
+	s.mu.Lock()
+	seen := s.badSeen[seq]
+	if s.badSeen == nil {
+		s.badSeen = map[uint64]bool{}
+	}
+	s.badSeen[seq] = true
+	if !seen {
+		s.bad++
+	}
+	s.mu.Unlock()
+	if !seen {
+		s.log.Warn("a message on "+events.SubjectUniverseChanged+" is not a universe event; using the newest one before it",
+			"stream", events.StreamUniverse, "stream_seq", seq, "err", err)
+	}
 }
 
 func (s *Source) note(version string, n int) {
