@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -63,6 +64,26 @@ type relation struct {
 	isKey   []bool
 	keyCols []byte
 	subject [4]string
+	// err makes every row change of the relation fail: its columns cannot be one event.
+	err error
+}
+
+// validName is s with each byte that is not part of valid UTF-8 replaced by U+FFFD.
+func validName(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // txState is the transaction between its Begin and Commit messages.
@@ -108,6 +129,18 @@ func (d *decoder) relation(m *pglogrepl.RelationMessage) {
 		r.head[op] = h
 		r.subject[op] = events.ChangeSubject(m.Namespace, m.RelationName, op)
 	}
+	// Names as the event carries them (invalid UTF-8 bytes become U+FFFD, as jsonString writes
+	// them): protojson orders map keys by those, and two names that differ only in invalid bytes
+	// would be one key twice, which no reader could decode.
+	names := make([]string, len(m.Columns))
+	seen := make(map[string]string, len(m.Columns))
+	for i, c := range m.Columns {
+		names[i] = validName(c.Name)
+		if other, dup := seen[names[i]]; dup && r.err == nil {
+			r.err = fmt.Errorf("relation %s: columns %q and %q are one name once made valid UTF-8 (%q); rename one", r.table, other, c.Name, names[i])
+		}
+		seen[names[i]] = c.Name
+	}
 	var keyNames []string
 	for i, c := range m.Columns {
 		r.keys = append(r.keys, append(jsonString(c.Name), ':'))
@@ -118,7 +151,7 @@ func (d *decoder) relation(m *pglogrepl.RelationMessage) {
 		}
 	}
 	slices.SortStableFunc(r.order, func(a, b int) int {
-		switch na, nb := m.Columns[a].Name, m.Columns[b].Name; {
+		switch na, nb := names[a], names[b]; {
 		case na < nb:
 			return -1
 		case na > nb:
@@ -191,6 +224,9 @@ func (d *decoder) change(msg pglogrepl.Message) (Change, error) {
 	rel, ok := d.relations[relID]
 	if !ok {
 		return Change{}, fmt.Errorf("row change for unknown relation %d", relID)
+	}
+	if rel.err != nil {
+		return Change{}, rel.err
 	}
 	tx := d.tx
 	// Sized for this event alone: one large row must not enlarge the buffers of the small

@@ -205,6 +205,18 @@ func FuzzDecodeTuple(f *testing.F) {
 			msg = &pglogrepl.DeleteMessage{RelationID: 1, OldTupleType: 'K', OldTuple: tuple}
 		}
 		c, err := d.change(msg)
+		// Two names that differ only in invalid UTF-8 bytes are one key in the event: refused.
+		byValid := map[string]bool{}
+		dupValid := false
+		for _, rc := range rm.Columns {
+			dupValid = dupValid || byValid[valid(rc.Name)]
+			byValid[valid(rc.Name)] = true
+		}
+		if dupValid {
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "once made valid UTF-8")
+			return
+		}
 		wrongWidth := len(tuple.Columns) != len(cols)
 		// A key tuple's other columns are placeholders the decoder never reads; every other
 		// column it writes, and an unknown kind there is an error.
