@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,7 +42,9 @@ type consoleConfig struct {
 	Database, NATS string
 	// FlagsURL is the NATS URL freeze actions connect with.
 	FlagsURL string
-	Logger   *slog.Logger
+	// AllowHosts are host names (besides IP literals and localhost) the page may be asked for.
+	AllowHosts []string
+	Logger     *slog.Logger
 }
 
 type consoleServer struct {
@@ -78,7 +81,33 @@ func (c *consoleServer) handler() http.Handler {
 	if c.cfg.Actions {
 		mux.HandleFunc("POST /actions/{action}", c.action)
 	}
-	return mux
+	return c.sameHost(mux)
+}
+
+// sameHost refuses requests for a host name the console was not asked to serve, and POSTs
+// from another origin: a page whose name is rebound to 127.0.0.1 (DNS rebinding) would
+// otherwise be same-origin with the console and read its token. IP literals and localhost are
+// served; other names only with -allow-host.
+func (c *consoleServer) sameHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = h
+		}
+		host = strings.Trim(host, "[]")
+		ok := host == "localhost" || net.ParseIP(host) != nil || slices.Contains(c.cfg.AllowHosts, host)
+		if ok && r.Method == http.MethodPost {
+			if origin := r.Header.Get("Origin"); origin != "" && origin != "http://"+r.Host && origin != "https://"+r.Host {
+				ok = false
+			}
+		}
+		if !ok {
+			c.cfg.Logger.Warn("console: request refused: unexpected host or origin", "host", r.Host, "origin", r.Header.Get("Origin"), "path", r.URL.Path)
+			http.Error(w, "forbidden: unexpected host or origin (cpctl console -allow-host NAME serves another name)", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (c *consoleServer) report(ctx context.Context) *statusReport {
@@ -293,6 +322,7 @@ func consoleCommand(ctx context.Context, args []string, env cmdEnv) int {
 	addr := fs.String("addr", "127.0.0.1:8095", "listen address (loopback by default: the console has no login)")
 	actions := fs.Bool("actions", false, "enable the repair actions (retry, cancel, freeze) as POST forms")
 	refresh := fs.Duration("refresh", 10*time.Second, "page auto-refresh interval (0 disables)")
+	allowHosts := fs.String("allow-host", "", "comma-separated host names the console may be reached by, besides IP addresses and localhost")
 	if err := fs.Parse(args); err != nil {
 		return flagStatus(err)
 	}
@@ -307,7 +337,7 @@ func consoleCommand(ctx context.Context, args []string, env cmdEnv) int {
 	defer closeSrc()
 	logger := slog.New(slog.NewJSONHandler(env.stderr, nil)).With("service", "cpctl-console")
 	srv, ln, err := startConsole(consoleConfig{Sources: src, Options: defaultStatusOptions(), Actions: *actions,
-		Refresh: *refresh, Database: dbURL, NATS: natsURL, Logger: logger}, *addr)
+		Refresh: *refresh, Database: dbURL, NATS: natsURL, Logger: logger, AllowHosts: splitList(*allowHosts)}, *addr)
 	if err != nil {
 		return connStatus(env, "console", usageErrorf("%v", err))
 	}
@@ -344,4 +374,15 @@ func startConsole(cfg consoleConfig, addr string) (*http.Server, net.Listener, e
 func isLoopback(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

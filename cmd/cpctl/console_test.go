@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,6 +125,32 @@ func TestConsoleActionsNeedCSRF(t *testing.T) {
 	var status string
 	require.NoError(t, s.db.Pool.QueryRow(context.Background(), `SELECT status FROM ingest.jobs WHERE id = $1`, id).Scan(&status))
 	require.Equal(t, "failed", status)
+
+	// A rebound name (DNS rebinding) or a foreign Origin is refused before any handler runs.
+	for _, h := range []struct{ host, origin string }{{"evil.example:8095", ""}, {"", "http://evil.example"}} {
+		req, err := http.NewRequest(http.MethodPost, base+"actions/retry", strings.NewReader(url.Values{"id": {strconv.FormatInt(id, 10)}}.Encode()))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if h.host != "" {
+			req.Host = h.host
+		}
+		if h.origin != "" {
+			req.Header.Set("Origin", h.origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusForbidden, resp.StatusCode, "%+v", h)
+		require.Contains(t, string(body), "unexpected host or origin")
+	}
+	req, err := http.NewRequest(http.MethodGet, base+"status.json", nil)
+	require.NoError(t, err)
+	req.Host = "evil.example"
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, "the report is not readable through a rebound name")
 
 	readOnly := startConsoleFor(t, s, false)
 	resp, err = http.PostForm(readOnly+"actions/retry", url.Values{"id": {strconv.FormatInt(id, 10)}})

@@ -307,11 +307,11 @@ func dlqRedrive(ctx context.Context, env cmdEnv, cl *redeliver.Client, asJSON bo
 		return dlqExitOK
 	}
 	bar := progress.New(env.stderr, "re-drive", int64(len(dls)))
-	rep, err := cl.Redrive(ctx, dls, func(n int) { bar.Add(int64(n)) })
+	rep, rerr := cl.Redrive(ctx, dls, func(n int) { bar.Add(int64(n)) })
 	bar.Finish()
-	if err != nil {
-		return dlqStatus(env, "dlq redrive", err)
-	}
+	// Printed even when the re-drive stopped part way: what was removed or dead-lettered anew
+	// must be seen.
+	var err error
 	if asJSON {
 		err = writeJSON(env.stdout, rep)
 	} else {
@@ -325,13 +325,19 @@ func dlqRedrive(ctx context.Context, env cmdEnv, cl *redeliver.Client, asJSON bo
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%t\t%s\n", r.Seq, r.Consumer, r.Outcome, newSeq, r.Removed, shorten(r.Error, 100))
 		}
 		_ = tw.Flush()
-		_, err = fmt.Fprintf(env.stdout, "re-driven %d: %d handled (removed), %d failed again (dead-lettered anew, old entry removed), %d not handed over (kept)\n",
-			len(rep.Results), rep.OK, rep.DeadLettered, rep.Failed)
+		_, werr := fmt.Fprintf(env.stdout, "re-driven %d: %d handled, %d failed again (dead-lettered anew), %d not handed over (kept), %d old entries not removed (purge them)\n",
+			len(rep.Results), rep.OK, rep.DeadLettered, rep.Failed, rep.NotRemoved)
+		if err == nil {
+			err = werr
+		}
+	}
+	if rerr != nil {
+		return dlqStatus(env, "dlq redrive", rerr)
 	}
 	if err != nil {
 		return dlqStatus(env, "dlq redrive", err)
 	}
-	if rep.OK != len(rep.Results) {
+	if rep.OK != len(rep.Results) || rep.NotRemoved > 0 {
 		return dlqExitFailed
 	}
 	return dlqExitOK
@@ -339,6 +345,10 @@ func dlqRedrive(ctx context.Context, env cmdEnv, cl *redeliver.Client, asJSON bo
 
 func dlqPurge(ctx context.Context, env cmdEnv, cl *redeliver.Client, asJSON bool, seqs []uint64, consumer string, yes bool) int {
 	what := fmt.Sprintf("%d entries (%v)", len(seqs), seqs)
+	if strings.ContainsAny(consumer, "*>. ") {
+		// A subject wildcard here would purge every consumer's dead letters.
+		return dlqStatus(env, "dlq purge", usageErrorf("-consumer %q: want one durable's name, no wildcard", consumer))
+	}
 	if consumer != "" {
 		what = "every dead letter of " + consumer
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"cryptopill.dev/jobs/libs/config"
 	"errors"
 	"flag"
 	"fmt"
@@ -125,23 +126,24 @@ func (c *flagsConn) Close() { c.nc.Close() }
 
 // openFlags connects to NATS and opens the flags bucket, which the orchestrator creates at start.
 func openFlags(ctx context.Context, url, bucket string) (*flagsConn, error) {
+	safe := config.SafeNATSURL(url) // never the URL's password in a message
 	nc, err := dialNATS(url, nats.Name("cpctl"), nats.Timeout(5*time.Second))
 	if err != nil {
-		return nil, jobsConnError{fmt.Errorf("connect to NATS %s: %w", url, err)}
+		return nil, jobsConnError{fmt.Errorf("connect to NATS %s: %w", safe, err)}
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return nil, jobsConnError{fmt.Errorf("JetStream on %s: %w", url, err)}
+		return nil, jobsConnError{fmt.Errorf("JetStream on %s: %w", safe, err)}
 	}
 	kv, err := js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		nc.Close()
-		return nil, fmt.Errorf("KV bucket %s not found on %s: the orchestrator creates it at start (FLAGS_BUCKET); is one running against this NATS?", bucket, url)
+		return nil, fmt.Errorf("KV bucket %s not found on %s: the orchestrator creates it at start (FLAGS_BUCKET); is one running against this NATS?", bucket, safe)
 	}
 	if err != nil {
 		nc.Close()
-		return nil, jobsConnError{fmt.Errorf("open KV bucket %s on %s: %w", bucket, url, err)}
+		return nil, jobsConnError{fmt.Errorf("open KV bucket %s on %s: %w", bucket, safe, err)}
 	}
 	return &flagsConn{nc: nc, kv: kv}, nil
 }

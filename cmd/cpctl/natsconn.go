@@ -76,5 +76,13 @@ func dialNATS(url string, opts ...nats.Option) (*nats.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nats.Connect(url, append(auth, opts...)...)
+	// Refused publishes and subscriptions are reported only to this handler: say them.
+	report := nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		if sub != nil {
+			fmt.Fprintf(os.Stderr, "cpctl: nats: %s: %v\n", sub.Subject, err)
+			return
+		}
+		fmt.Fprintf(os.Stderr, "cpctl: nats: %v\n", err)
+	})
+	return nats.Connect(url, append(append(auth, report), opts...)...)
 }

@@ -84,8 +84,13 @@ func replayCommand(ctx context.Context, args []string, env cmdEnv, now func() ti
 	if bar != nil {
 		bar.Finish()
 	}
-	if err != nil {
+	if err != nil && rep.Messages == 0 {
 		return dlqStatus(env, "replay", err)
+	}
+	// Stopped part way (Ctrl-C, a batch lost): what was replayed is printed before the error.
+	rerr := err
+	if rep.Messages == 0 {
+		fmt.Fprintln(env.stderr, "replay: the range holds no message the durable reads (check -since/-start-seq and -subject)")
 	}
 	note := redeliver.Note(rep.Durable)
 	if nf.json {
@@ -113,6 +118,9 @@ func replayCommand(ctx context.Context, args []string, env cmdEnv, now func() ti
 			fmt.Fprintln(w, "note: "+note)
 		}
 		fmt.Fprintln(w, "the durable was not touched; nothing was restarted")
+	}
+	if rerr != nil {
+		return dlqStatus(env, "replay", rerr)
 	}
 	if err != nil {
 		return dlqStatus(env, "replay", err)

@@ -309,6 +309,11 @@ func discover[T any](nc *nats.Conn, subject string, wait time.Duration) ([]T, er
 	for {
 		msg, err := sub.NextMsg(time.Until(deadline))
 		if errors.Is(err, nats.ErrTimeout) {
+			// A refused request or inbox is only reported asynchronously: without this check a
+			// permission problem would read as "no replica".
+			if le := nc.LastError(); le != nil && errors.Is(le, nats.ErrPermissionViolation) {
+				return out, fmt.Errorf("discover %s: %w", subject, le)
+			}
 			return out, nil
 		}
 		if err != nil {
@@ -708,7 +713,7 @@ func gatherStreams(ctx context.Context, src statusSources, problem func(string, 
 				}
 				sort.Slice(dead, func(i, j int) bool { return dead[i].Consumer < dead[j].Consumer })
 				for _, d := range dead {
-					problem("dead letters: %d from consumer %s (cpctl dlq list %s; nats stream view %s --subject %s)", d.Count, d.Consumer, d.Consumer, events.StreamDLQ, d.Subject)
+					problem("dead letters: %d from consumer %s (cpctl dlq list -consumer %s; nats stream view %s --subject %s)", d.Count, d.Consumer, d.Consumer, events.StreamDLQ, d.Subject)
 				}
 			}
 		}

@@ -119,7 +119,9 @@ func (c *Consumer) deliver(ctx context.Context, mode DeliverMode, m DeliveredMsg
 	}
 	hctx := context.WithValue(ctx, operatorKey{}, mode)
 	fail := func(reason eventsv1.DeadLetter_Reason, err error) DeliverResult {
-		if mode == DeliverReplay {
+		// A service stopping (its context cancelled) is not the message's fault: the entry is
+		// kept, never dead-lettered anew.
+		if mode == DeliverReplay || ctx.Err() != nil || errors.Is(err, context.Canceled) {
 			return DeliverResult{Outcome: OutcomeFailed, Err: err.Error()}
 		}
 		return c.redeadLetter(hctx, m, md, reason, err)

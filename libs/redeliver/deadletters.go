@@ -214,6 +214,9 @@ type RedriveReport struct {
 	OK           int             `json:"ok"`
 	DeadLettered int             `json:"dead_lettered"`
 	Failed       int             `json:"failed"`
+	// NotRemoved counts entries handled (or dead-lettered anew) whose old entry could not be
+	// removed: handled twice at the next re-drive unless purged.
+	NotRemoved int `json:"not_removed"`
 }
 
 // Redrive hands each dead letter's original message to the service that runs its consumer, in
@@ -234,6 +237,9 @@ func (c *Client) Redrive(ctx context.Context, dls []DeadLetter, onDone func(n in
 			rep.DeadLettered++
 		default:
 			rep.Failed++
+		}
+		if (r.Outcome == events.OutcomeOK || r.Outcome == events.OutcomeDeadLettered) && !r.Removed {
+			rep.NotRemoved++
 		}
 		rep.Results = append(rep.Results, r)
 	}

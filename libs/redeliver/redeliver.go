@@ -131,6 +131,8 @@ func (c *Client) deliver(ctx context.Context, svc string, req service.DeliverReq
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, fmt.Errorf("no replica of %s answers on %s: is it running (nats micro ls)?", svc, subject)
+	case errors.Is(err, context.DeadlineExceeded) && errors.Is(c.nc.LastError(), nats.ErrPermissionViolation):
+		return nil, fmt.Errorf("%s: refused by the NATS server's permissions (the batch was not handed over): %w", subject, c.nc.LastError())
 	case errors.Is(err, context.DeadlineExceeded):
 		return nil, fmt.Errorf("%s: no reply within %s (the batch may still be handled; handlers are idempotent, so running it again is safe)", subject, c.cfg.Timeout)
 	case err != nil:

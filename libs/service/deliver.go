@@ -102,6 +102,11 @@ func (p *Process) serveDeliver(ctx context.Context, req micro.Request) {
 	}
 	reply := DeliverReply{Results: make([]DeliverResult, 0, len(r.Messages)), Replica: fmt.Sprintf("%s/%d", p.Name, p.SessionID)}
 	for _, m := range r.Messages {
+		if ctx.Err() != nil {
+			reply.Results = append(reply.Results, DeliverResult{Sequence: m.Sequence, Outcome: events.OutcomeFailed,
+				Error: "the service is stopping; not handled (a dead letter is kept)"})
+			continue
+		}
 		res := c.Deliver(ctx, r.Mode, events.DeliveredMsg{Subject: m.Subject, Header: m.Header, Data: m.Data,
 			Stream: m.Stream, Sequence: m.Sequence, Time: m.Time, DeadLetterSeq: m.DeadLetterSeq})
 		reply.Results = append(reply.Results, DeliverResult{Sequence: m.Sequence, Outcome: res.Outcome, Error: res.Err, DeadLetterSeq: res.DeadLetterSeq})
