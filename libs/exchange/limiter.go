@@ -53,9 +53,9 @@ type Limiter struct {
 	// budget is kept from them (SetTickReserve).
 	jobsUsed       map[int64]int
 	tickReservePct int
-	inflight   map[*reservation]struct{}
-	blocked    time.Time // local clock: no call before this (429/418 Retry-After)
-	blockedBy  error     // ErrRateLimited or ErrBanned
+	inflight       map[*reservation]struct{}
+	blocked        time.Time // local clock: no call before this (429/418 Retry-After)
+	blockedBy      error     // ErrRateLimited or ErrBanned
 	// The latest answer's headers and when its call was sent and answered: a lower bound for
 	// the exchange's count when the window changes.
 	lastHeader         http.Header
