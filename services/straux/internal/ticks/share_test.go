@@ -99,3 +99,29 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("metric %s not exported", name)
 	return 0
 }
+
+// A tick whose calls fail closes with its failures, and the coverage gauges say what was
+// sampled while the plan's gauge still says what was promised.
+func TestCoverageIsWhatWasSampled(t *testing.T) {
+	t.Parallel()
+	syms := simex.GeneratedSymbols(10)
+	b := setup(t, syms, syms)
+	reg := prometheus.NewRegistry()
+	b.startReplica(t, replicaOpts{cfg: ticks.Config{Registerer: reg}})
+	b.publishTick(t, b.p, "")
+	b.waitStatus(t, b.p, store.StatusDone)
+	require.Equal(t, 10.0, gauge(t, reg, "cp_straux_sampled_symbols"))
+	require.Equal(t, 1.0, gauge(t, reg, "cp_straux_sampled_coverage_ratio"))
+	require.Equal(t, 1.0, gauge(t, reg, "cp_straux_plan_kept_ratio"))
+
+	// Every call of the next tick fails.
+	require.NoError(t, b.simex.SetFaults(simex.Faults{ErrorRate: 1}))
+	p := b.p.Add(interval)
+	b.setNow(p.Add(time.Second))
+	b.publishTick(t, p, "")
+	b.waitStatus(t, p, store.StatusDone)
+	require.Equal(t, 1.0, gauge(t, reg, "cp_straux_coverage_ratio"), "the plan covered everything")
+	require.Zero(t, gauge(t, reg, "cp_straux_sampled_symbols"))
+	require.Zero(t, gauge(t, reg, "cp_straux_sampled_coverage_ratio"))
+	require.Zero(t, gauge(t, reg, "cp_straux_plan_kept_ratio"))
+}
