@@ -12,7 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"cryptopill.dev/jobs/libs/exchange"
+	"cryptopill.dev/jobs/libs/jobs"
 	"cryptopill.dev/jobs/libs/simex"
+	"cryptopill.dev/jobs/services/straux/internal/marketjobs"
 	"cryptopill.dev/jobs/services/straux/internal/store"
 	"cryptopill.dev/jobs/services/straux/internal/ticks"
 )
@@ -62,6 +64,29 @@ func TestTicksShareHoldsAgainstMarketJobs(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	b.startReplica(t, replicaOpts{cfg: ticks.Config{WeightSharePct: 70, Registerer: reg}})
 
+	// The market jobs as the seeder enqueues them, worked by straux's job engine: a fetch_klines
+	// per symbol and window and a universe-wide fetch_orderbook.
+	engine, err := jobs.New(b.db.Pool, jobs.Config{Workers: 8, PollInterval: 200 * time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, marketjobs.New(store.New(b.db.Pool), b.client, staticUniverse(syms), marketjobs.Config{}).Register(engine))
+	var seeded []jobs.NewJob
+	for _, sym := range syms {
+		for _, w := range []string{"30m", "1h", "4h"} {
+			seeded = append(seeded, jobs.NewJob{Kind: jobs.KindFetchKlines, Key: jobs.Key(sym, w),
+				Payload: map[string]string{"symbol": sym, "window": w}})
+		}
+	}
+	seeded = append(seeded, jobs.NewJob{Kind: jobs.KindFetchOrderbook})
+	_, err = jobs.EnqueueMany(context.Background(), b.db.Pool, seeded)
+	require.NoError(t, err)
+	require.NoError(t, engine.Start(context.Background()))
+	defer func() {
+		// Jobs waiting on the limiter for the next window are not waited for.
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = engine.Stop(sctx)
+	}()
+
 	ctx, stop := context.WithCancel(context.Background())
 	var refused atomic.Int64
 	load := jobsLoad(ctx, b.client, syms, &refused)
@@ -85,6 +110,8 @@ func TestTicksShareHoldsAgainstMarketJobs(t *testing.T) {
 		require.Equal(t, 1.0, gauge(t, reg, "cp_straux_plan_kept_ratio"))
 	}
 	require.Zero(t, b.simex.Stats().Statuses[429], "no 429")
+	require.Positive(t, b.count(t, `SELECT count(*) FROM ingest.jobs WHERE kind = 'fetch_klines' AND status = 'succeeded'`),
+		"the seeded market jobs ran alongside the ticks")
 }
 
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
@@ -125,3 +152,7 @@ func TestCoverageIsWhatWasSampled(t *testing.T) {
 	require.Zero(t, gauge(t, reg, "cp_straux_sampled_coverage_ratio"))
 	require.Zero(t, gauge(t, reg, "cp_straux_plan_kept_ratio"))
 }
+
+type staticUniverse []string
+
+func (u staticUniverse) Current(context.Context) ([]string, error) { return u, nil }
