@@ -139,6 +139,8 @@ func TestLimiterKeepsTheTicksReserveFromJobs(t *testing.T) {
 		cancel()
 		require.ErrorIs(t, err, context.DeadlineExceeded, "class %s past its share", ClassOf(c))
 	}
+	require.Equal(t, 20, l.Stats().JobsUsed)
+	require.Equal(t, 27, l.Stats().JobsBudget)
 	// The ticks still get the whole rest of the budget.
 	for range 7 {
 		r, err := l.acquire(ticks, 10)

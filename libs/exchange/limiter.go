@@ -82,6 +82,10 @@ type LimiterStats struct {
 	// sent and not yet answered.
 	Used     int
 	InFlight int
+	// JobsUsed is the part of Used counted by calls other than ClassTicks, JobsBudget what they
+	// may spend per window (Budget less the ticks' reserve, SetTickReserve).
+	JobsUsed   int
+	JobsBudget int
 	// Waits counts calls that waited for a window to roll or a Retry-After to pass, WaitTime
 	// their total wait.
 	Waits    uint64
@@ -122,6 +126,7 @@ func (l *Limiter) Stats() LimiterStats {
 		Host: l.host, Limit: l.limit, Budget: l.budgetLocked(), Window: l.window,
 		Used: l.usedLocked(l.windowOf(now)), Waits: l.waits, WaitTime: l.waitTime,
 		RateLimited: l.limited429, Banned: l.banned418,
+		JobsUsed: l.jobsUsed[l.windowOf(now)], JobsBudget: l.jobsBudgetLocked(),
 	}
 	for r := range l.inflight {
 		s.InFlight += r.weight
