@@ -12,6 +12,10 @@
 // errors and 5xx answers are retried (capped exponential backoff with jitter); a -1021 answer
 // (timestamp outside recvWindow) resyncs the clock offset and retries once.
 //
+// Calls carry a caller class in their context (WithClass: ClassTicks, ClassJobs, the default, or
+// ClassBackfill). Limiter.SetTickReserve keeps a share of every window for ClassTicks: the other
+// classes together stop at the rest, while ticks may also use what they leave idle.
+//
 // Errors are typed: *APIError carries the HTTP status and Binance's code and message, and
 // matches sentinels such as ErrRateLimited, ErrBanned or ErrInvalidSignature with errors.Is. The
 // API secret is held as a Secret, which never formats; error messages and log lines name the

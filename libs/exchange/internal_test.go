@@ -113,3 +113,60 @@ func TestIntervalDuration(t *testing.T) {
 		t.Error("3h is not a Binance interval")
 	}
 }
+
+func TestLimiterKeepsTheTicksReserveFromJobs(t *testing.T) {
+	t.Parallel()
+	// A minute's window starting just now: nothing here crosses it.
+	now := clocktest.Running(clocktest.Afternoon.Truncate(time.Minute).Add(time.Second))
+	l := newLimiter("test", now)
+	l.configure(100, time.Minute) // budget 90
+	require.NoError(t, l.SetTickReserve(70))
+	require.Error(t, l.SetTickReserve(101))
+	ctx := context.Background()
+	jobs, backfill, ticks := WithClass(ctx, ClassJobs), WithClass(ctx, ClassBackfill), WithClass(ctx, ClassTicks)
+	require.Equal(t, ClassJobs, ClassOf(ctx), "unclassified calls are jobs")
+
+	// Jobs and backfill share 90 − 63 = 27.
+	for _, c := range []context.Context{jobs, backfill} {
+		r, err := l.acquire(c, 10)
+		require.NoError(t, err)
+		l.finish(r, http.StatusOK, http.Header{})
+	}
+	for _, c := range []context.Context{ctx, jobs, backfill} {
+		// A wait for the next window is past this deadline, so it fails at once.
+		dctx, cancel := context.WithTimeout(c, 5*time.Second)
+		_, err := l.acquire(dctx, 10)
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded, "class %s past its share", ClassOf(c))
+	}
+	require.Equal(t, 20, l.Stats().JobsUsed)
+	require.Equal(t, 27, l.Stats().JobsBudget)
+	// The ticks still get the whole rest of the budget.
+	for range 7 {
+		r, err := l.acquire(ticks, 10)
+		require.NoError(t, err)
+		l.finish(r, http.StatusOK, http.Header{})
+	}
+	require.Equal(t, 90, l.Stats().Used)
+
+	// Ticks use the jobs' share while it is idle.
+	l = newLimiter("test", now)
+	l.configure(100, time.Minute)
+	require.NoError(t, l.SetTickReserve(70))
+	for range 9 {
+		r, err := l.acquire(ticks, 10)
+		require.NoError(t, err)
+		l.finish(r, http.StatusOK, http.Header{})
+	}
+	require.Equal(t, 90, l.Stats().Used)
+
+	// Without a reserve, jobs may spend the whole budget (the API as before).
+	l = newLimiter("test", now)
+	l.configure(100, time.Minute)
+	for range 9 {
+		r, err := l.acquire(jobs, 10)
+		require.NoError(t, err)
+		l.finish(r, http.StatusOK, http.Header{})
+	}
+	require.Equal(t, 90, l.Stats().Used)
+}

@@ -49,9 +49,13 @@ type Limiter struct {
 	header     string        // canonical name of the used-weight header for window
 	offset     time.Duration // exchange clock − local clock
 	used       map[int64]int // window index → weight counted in it
-	inflight   map[*reservation]struct{}
-	blocked    time.Time // local clock: no call before this (429/418 Retry-After)
-	blockedBy  error     // ErrRateLimited or ErrBanned
+	// jobsUsed is the part of used counted by calls not of ClassTicks; tickReservePct of the
+	// budget is kept from them (SetTickReserve).
+	jobsUsed       map[int64]int
+	tickReservePct int
+	inflight       map[*reservation]struct{}
+	blocked        time.Time // local clock: no call before this (429/418 Retry-After)
+	blockedBy      error     // ErrRateLimited or ErrBanned
 	// The latest answer's headers and when its call was sent and answered: a lower bound for
 	// the exchange's count when the window changes.
 	lastHeader         http.Header
@@ -78,6 +82,10 @@ type LimiterStats struct {
 	// sent and not yet answered.
 	Used     int
 	InFlight int
+	// JobsUsed is the part of Used counted by calls other than ClassTicks, JobsBudget what they
+	// may spend per window (Budget less the ticks' reserve, SetTickReserve).
+	JobsUsed   int
+	JobsBudget int
 	// Waits counts calls that waited for a window to roll or a Retry-After to pass, WaitTime
 	// their total wait.
 	Waits    uint64
@@ -103,7 +111,7 @@ func limiterFor(host string, now func() time.Time) *Limiter {
 }
 
 func newLimiter(host string, now func() time.Time) *Limiter {
-	l := &Limiter{host: host, now: now, used: map[int64]int{}, inflight: map[*reservation]struct{}{},
+	l := &Limiter{host: host, now: now, used: map[int64]int{}, jobsUsed: map[int64]int{}, inflight: map[*reservation]struct{}{},
 		initLock: make(chan struct{}, 1)}
 	l.setLimitLocked(defaultWeightLimit, defaultWeightWindow)
 	return l
@@ -118,6 +126,7 @@ func (l *Limiter) Stats() LimiterStats {
 		Host: l.host, Limit: l.limit, Budget: l.budgetLocked(), Window: l.window,
 		Used: l.usedLocked(l.windowOf(now)), Waits: l.waits, WaitTime: l.waitTime,
 		RateLimited: l.limited429, Banned: l.banned418,
+		JobsUsed: l.jobsUsed[l.windowOf(now)], JobsBudget: l.jobsBudgetLocked(),
 	}
 	for r := range l.inflight {
 		s.InFlight += r.weight
@@ -165,6 +174,7 @@ func (l *Limiter) setLimitLocked(limit int, window time.Duration) {
 	l.setGuardLocked()
 	l.header = usedWeightHeader(window)
 	clear(l.used)
+	clear(l.jobsUsed)
 	for r := range l.inflight {
 		r.first = l.windowOf(r.sent.Add(-l.guard))
 		r.last = r.first - 1
@@ -195,6 +205,63 @@ func (l *Limiter) budgetLocked() int {
 	return l.limit - l.limit/10
 }
 
+// jobsBudgetLocked is what calls other than ClassTicks may spend per window: the budget less
+// the ticks' reserve.
+func (l *Limiter) jobsBudgetLocked() int {
+	b := l.budgetLocked()
+	return b - b*l.tickReservePct/100
+}
+
+// SetTickReserve keeps pct percent (0..100) of every window's budget for ClassTicks calls:
+// market jobs and backfill together never spend more than the rest, while ticks may use
+// whatever the jobs leave idle. 0 (the default) puts every class in one pool.
+func (l *Limiter) SetTickReserve(pct int) error {
+	if pct < 0 || pct > 100 {
+		return fmt.Errorf("exchange limiter %s: tick reserve %d%% is outside 0..100", l.host, pct)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tickReservePct = pct
+	return nil
+}
+
+// Class is the kind of caller a call is made for; the limiter keeps the ticks' reserve from the
+// other classes (SetTickReserve).
+type Class int
+
+const (
+	// ClassJobs is market jobs (fetch_klines, fetch_orderbook, …): the default.
+	ClassJobs Class = iota
+	// ClassTicks is tick sampling, which the reserve is kept for.
+	ClassTicks
+	// ClassBackfill is backfill and repair; it shares the jobs' part of the budget.
+	ClassBackfill
+)
+
+func (c Class) String() string {
+	switch c {
+	case ClassTicks:
+		return "ticks"
+	case ClassBackfill:
+		return "backfill"
+	default:
+		return "jobs"
+	}
+}
+
+type classKey struct{}
+
+// WithClass returns a context whose calls are counted as class c.
+func WithClass(ctx context.Context, c Class) context.Context {
+	return context.WithValue(ctx, classKey{}, c)
+}
+
+// ClassOf is the class of calls made with ctx (ClassJobs when none was set).
+func ClassOf(ctx context.Context) Class {
+	c, _ := ctx.Value(classKey{}).(Class)
+	return c
+}
+
 // windowOf is the index of the exchange window containing local time t.
 func (l *Limiter) windowOf(t time.Time) int64 {
 	ms, w := t.Add(l.offset).UnixMilli(), l.window.Milliseconds()
@@ -216,17 +283,21 @@ func (l *Limiter) usedLocked(k int64) int {
 	if v, ok := l.used[k]; ok {
 		return v
 	}
-	v := 0
+	v, j := 0, 0
 	for r := range l.inflight {
 		if r.last < k {
 			v += r.weight
+			if r.class != ClassTicks {
+				j += r.weight
+			}
 			r.last = k
 		}
 	}
-	l.used[k] = v
+	l.used[k], l.jobsUsed[k] = v, j
 	for old := range l.used {
 		if old < k-2 {
 			delete(l.used, old)
+			delete(l.jobsUsed, old)
 		}
 	}
 	return v
@@ -235,6 +306,7 @@ func (l *Limiter) usedLocked(k int64) int {
 // reservation is one call's claim on the budget, returned to the limiter by finish.
 type reservation struct {
 	weight      int
+	class       Class
 	sent        time.Time
 	first, last int64 // windows it is counted in
 }
@@ -243,6 +315,7 @@ type reservation struct {
 // the call may land in has no budget left, for that window to end. A call that would have to
 // wait past ctx's deadline fails at once.
 func (l *Limiter) acquire(ctx context.Context, weight int) (*reservation, error) {
+	class := ClassOf(ctx)
 	waited := false
 	start := l.now()
 	defer func() {
@@ -272,6 +345,10 @@ func (l *Limiter) acquire(ctx context.Context, weight int) (*reservation, error)
 			if u := l.usedLocked(k); u > 0 && u+weight > l.budgetLocked() {
 				until = l.windowStart(k + 1).Add(l.guard)
 			}
+			// Other classes stop at the jobs' part, so the ticks' reserve stays free.
+			if j := l.jobsUsed[k]; class != ClassTicks && j > 0 && j+weight > l.jobsBudgetLocked() {
+				until = l.windowStart(k + 1).Add(l.guard)
+			}
 		}
 		if !until.IsZero() {
 			l.mu.Unlock()
@@ -281,9 +358,12 @@ func (l *Limiter) acquire(ctx context.Context, weight int) (*reservation, error)
 			}
 			continue
 		}
-		r := &reservation{weight: weight, sent: now, first: lo, last: hi}
+		r := &reservation{weight: weight, class: class, sent: now, first: lo, last: hi}
 		for k := lo; k <= hi; k++ {
 			l.used[k] += weight
+			if class != ClassTicks {
+				l.jobsUsed[k] += weight
+			}
 		}
 		l.inflight[r] = struct{}{}
 		l.mu.Unlock()
@@ -304,6 +384,9 @@ func (l *Limiter) finish(r *reservation, status int, h http.Header) {
 	for k := r.last + 1; k <= hi; k++ {
 		l.usedLocked(k)
 		l.used[k] += r.weight
+		if r.class != ClassTicks {
+			l.jobsUsed[k] += r.weight
+		}
 	}
 	r.last = max(r.last, hi)
 	if h == nil {

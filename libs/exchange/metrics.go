@@ -14,6 +14,10 @@ var (
 		"Request weight counted in the current window.", []string{"host"}, nil)
 	descWeightBudget = prometheus.NewDesc("cp_exchange_weight_budget",
 		"Request weight the limiter lets through per window (the exchange's limit less a margin).", []string{"host"}, nil)
+	descJobsUsed = prometheus.NewDesc("cp_exchange_weight_jobs_used",
+		"Request weight counted in the current window for calls other than tick sampling (market jobs, backfill).", []string{"host"}, nil)
+	descJobsBudget = prometheus.NewDesc("cp_exchange_weight_jobs_budget",
+		"Request weight market jobs and backfill may spend per window: the budget less the ticks' reserve.", []string{"host"}, nil)
 	descWaits = prometheus.NewDesc("cp_exchange_limiter_waits_total",
 		"Calls that waited for the weight window to roll or a Retry-After to pass.", []string{"host"}, nil)
 	descWaitSeconds = prometheus.NewDesc("cp_exchange_limiter_wait_seconds_total",
@@ -24,7 +28,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descWeightUsed, descWeightBudget, descWaits, descWaitSeconds, descRejected} {
+	for _, d := range []*prometheus.Desc{descWeightUsed, descWeightBudget, descJobsUsed, descJobsBudget, descWaits, descWaitSeconds, descRejected} {
 		ch <- d
 	}
 }
@@ -34,6 +38,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.l.Stats()
 	ch <- prometheus.MustNewConstMetric(descWeightUsed, prometheus.GaugeValue, float64(s.Used), s.Host)
 	ch <- prometheus.MustNewConstMetric(descWeightBudget, prometheus.GaugeValue, float64(s.Budget), s.Host)
+	ch <- prometheus.MustNewConstMetric(descJobsUsed, prometheus.GaugeValue, float64(s.JobsUsed), s.Host)
+	ch <- prometheus.MustNewConstMetric(descJobsBudget, prometheus.GaugeValue, float64(s.JobsBudget), s.Host)
 	ch <- prometheus.MustNewConstMetric(descWaits, prometheus.CounterValue, float64(s.Waits), s.Host)
 	ch <- prometheus.MustNewConstMetric(descWaitSeconds, prometheus.CounterValue, s.WaitTime.Seconds(), s.Host)
 	ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(s.RateLimited), s.Host, "429")

@@ -49,6 +49,11 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// The ticks' share of the weight budget is reserved for them in the limiter, so market jobs
+	// and backfill can never take it (they get the rest; ticks also use what the jobs leave idle).
+	if err := client.Limiter().SetTickReserve(cfg.WeightSharePct); err != nil {
+		return err
+	}
 	// Read the weight limit (exchangeInfo) and the clock offset now rather than on the first
 	// call; an exchange that is down is retried in the background, not fatal.
 	go initExchange(ctx, client, log)

@@ -73,7 +73,7 @@ func (h *Handlers) FetchKlinesOf(ctx context.Context, symbol, interval string) (
 	}
 	var gaps []Gap
 	for page := 0; page < h.cfg.MaxPages; page++ {
-		ks, err := h.ex.Klines(ctx, exchange.KlinesRequest{Symbol: symbol, Interval: interval, StartTime: start, Limit: 1000})
+		ks, err := h.ex.Klines(exchange.WithClass(ctx, exchange.ClassJobs), exchange.KlinesRequest{Symbol: symbol, Interval: interval, StartTime: start, Limit: 1000})
 		if err != nil {
 			return gaps, permanentIfInvalid(fmt.Errorf("fetch_klines %s %s: %w", symbol, interval, err))
 		}
@@ -152,7 +152,7 @@ func (h *Handlers) FetchTicker(ctx context.Context, job jobs.Job) error {
 	ts := snapshotTime(job, h.cfg.Now())
 	for i := 0; i < len(syms); i += plan.TickerBatch {
 		batch := syms[i:min(i+plan.TickerBatch, len(syms))]
-		tickers, err := h.ex.Tickers24h(ctx, batch)
+		tickers, err := h.ex.Tickers24h(exchange.WithClass(ctx, exchange.ClassJobs), batch)
 		if err != nil {
 			return permanentIfInvalid(fmt.Errorf("fetch_ticker %d symbols: %w", len(batch), err))
 		}
@@ -183,7 +183,7 @@ func (h *Handlers) FetchOrderbook(ctx context.Context, job jobs.Job) error {
 		lastFailure error
 	)
 	for _, sym := range syms {
-		ob, err := h.ex.Depth(ctx, sym, h.cfg.DepthLimit)
+		ob, err := h.ex.Depth(exchange.WithClass(ctx, exchange.ClassJobs), sym, h.cfg.DepthLimit)
 		if err != nil {
 			// One symbol's failure does not lose the others' books.
 			failed, lastFailure = append(failed, sym), err

@@ -242,12 +242,14 @@ func (s *Store) OpenClaims(ctx context.Context, period time.Time) (open, leased 
 // Outcome counts a completed period's claims.
 type Outcome struct {
 	Sampled, Failed, Abandoned int
+	// Universe and Planned are the period plan's universe size and planned symbols.
+	Universe, Planned int
 }
 
 // CompletePeriod closes a planned period whose claims are all done. closed is false when it is
 // not planned any more (closed already) or still has open claims.
 func (s *Store) CompletePeriod(ctx context.Context, period time.Time) (o Outcome, closed bool, err error) {
-	err = s.pool.QueryRow(ctx, sqlCompletePeriod, period).Scan(&closed, &o.Sampled, &o.Failed, &o.Abandoned)
+	err = s.pool.QueryRow(ctx, sqlCompletePeriod, period).Scan(&closed, &o.Sampled, &o.Failed, &o.Abandoned, &o.Universe, &o.Planned)
 	if err != nil {
 		return o, false, fmt.Errorf("complete period %s: %w", period.Format(time.RFC3339), err)
 	}

@@ -76,7 +76,8 @@ func (r *Runner) backfillSymbol(ctx context.Context, sym string, p time.Time, in
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	kctx, cancel := context.WithTimeout(ctx, r.cfg.SymbolTimeout)
+	// Backfill shares the jobs' part of the budget, never the ticks' reserve.
+	kctx, cancel := context.WithTimeout(exchange.WithClass(ctx, exchange.ClassBackfill), r.cfg.SymbolTimeout)
 	ks, err := r.ex.Klines(kctx, exchange.KlinesRequest{
 		Symbol: sym, Interval: "1m", StartTime: from.Add(-2 * time.Minute), EndTime: p,
 		Limit: min(1000, int(longest/time.Minute)+3),

@@ -188,7 +188,7 @@ func (r *Runner) fetch(ctx context.Context, p time.Time, symbols []string) fetch
 			return nil, ctx.Err()
 		}
 		defer func() { <-r.slots }()
-		tctx, cancel := context.WithTimeout(ctx, r.cfg.SymbolTimeout)
+		tctx, cancel := context.WithTimeout(exchange.WithClass(ctx, exchange.ClassTicks), r.cfg.SymbolTimeout)
 		defer cancel()
 		return r.ex.Tickers24h(tctx, syms)
 	}
@@ -254,7 +254,8 @@ func (r *Runner) depth(ctx context.Context, symbol string) (*exchange.OrderBook,
 		return nil, ctx.Err()
 	}
 	defer func() { <-r.slots }()
-	dctx, cancel := context.WithTimeout(ctx, r.cfg.SymbolTimeout)
+	// The ticks' calls draw on their reserve in the limiter.
+	dctx, cancel := context.WithTimeout(exchange.WithClass(ctx, exchange.ClassTicks), r.cfg.SymbolTimeout)
 	defer cancel()
 	return r.ex.Depth(dctx, symbol, r.cfg.DepthLimit)
 }

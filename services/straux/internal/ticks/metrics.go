@@ -11,6 +11,9 @@ type metrics struct {
 	universe     prometheus.Gauge
 	planned      prometheus.Gauge
 	coverage     prometheus.Gauge
+	sampled      prometheus.Gauge
+	sampledCov   prometheus.Gauge
+	planKept     prometheus.Gauge
 	rounds       prometheus.Gauge
 	tickBudget   prometheus.Gauge
 	plannedW     prometheus.Gauge
@@ -33,9 +36,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Symbols this replica finished, by outcome (sampled, failed, abandoned)."}, []string{"outcome"}),
 		windows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_straux_windows_total",
 			Help: "Window computations, by result (computed, too_few_samples)."}, []string{"result"}),
-		universe:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_universe_symbols", Help: "Enabled universe size at the last plan."}),
-		planned:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_planned_symbols", Help: "Symbols the last plan samples."}),
-		coverage:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_coverage_ratio", Help: "Share of the universe the last plan samples (1: all)."}),
+		universe: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_universe_symbols", Help: "Enabled universe size at the last plan."}),
+		planned:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_planned_symbols", Help: "Symbols the last plan samples."}),
+		coverage: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_coverage_ratio", Help: "Share of the universe the last plan samples (1: all); what was sampled is cp_straux_sampled_coverage_ratio."}),
+		sampled: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_sampled_symbols",
+			Help: "Symbols the last closed tick actually sampled (all replicas)."}),
+		sampledCov: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_sampled_coverage_ratio",
+			Help: "Share of the universe the last closed tick actually sampled (sampled / universe; 1: all)."}),
+		planKept: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_plan_kept_ratio",
+			Help: "Share of its plan the last closed tick actually sampled (sampled / planned; below 1: the plan was not kept)."}),
 		rounds:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_rotation_rounds", Help: "Ticks needed to sample every symbol at the last plan's capacity."}),
 		tickBudget: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_tick_budget_weight", Help: "Request weight the last tick could spend on sampling."}),
 		plannedW:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_planned_weight", Help: "Request weight the last plan spends."}),
@@ -50,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Period start of the last tick this replica finished (samples and vectors written), Unix seconds: the freshness of str-aux data."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.ticks, m.tickSeconds, m.symbols, m.windows, m.universe, m.planned, m.coverage, m.rounds,
+		reg.MustRegister(m.ticks, m.tickSeconds, m.symbols, m.windows, m.universe, m.planned, m.coverage, m.sampled, m.sampledCov, m.planKept, m.rounds,
 			m.tickBudget, m.plannedW, m.skipped, m.vectorsCPU, m.backfilled, m.claimsLost, m.chunkErrors, m.tickerErrors, m.lastDone)
 	}
 	// Zero, not absent, before the first tick: alerts on increase() see the first one.

@@ -71,7 +71,8 @@ func (r *Runner) repairSymbol(ctx context.Context, sym string, p time.Time) (int
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
-	kctx, cancel := context.WithTimeout(ctx, r.cfg.SymbolTimeout)
+	// Repair is backfill: it never draws on the ticks' reserve.
+	kctx, cancel := context.WithTimeout(exchange.WithClass(ctx, exchange.ClassBackfill), r.cfg.SymbolTimeout)
 	ks, err := r.ex.Klines(kctx, exchange.KlinesRequest{Symbol: sym, Interval: "1m", StartTime: open, EndTime: p, Limit: 2})
 	cancel()
 	<-r.slots

@@ -277,7 +277,17 @@ func (r *Runner) HandleTick(ctx context.Context, t Tick) error {
 	r.m.lastDone.Set(float64(t.PeriodStart.Unix()))
 	if closed {
 		r.m.tickSeconds.Observe(took.Seconds())
-		log.InfoContext(ctx, "tick done", "sampled", out.Sampled, "failed", out.Failed, "abandoned", out.Abandoned,
+		// Coverage from what was sampled, not from the plan: a starved tick shows here.
+		cov, kept := sampledRatios(out)
+		r.m.sampled.Set(float64(out.Sampled))
+		r.m.sampledCov.Set(cov)
+		r.m.planKept.Set(kept)
+		lvl := slog.LevelInfo
+		if kept < 1 {
+			lvl = slog.LevelWarn
+		}
+		log.Log(ctx, lvl, "tick done", "sampled", out.Sampled, "failed", out.Failed, "abandoned", out.Abandoned,
+			"planned", out.Planned, "universe", out.Universe, "sampled_coverage", cov, "plan_kept", kept,
 			"seconds", took.Seconds())
 		if _, err := r.st.Prune(ctx, t.PeriodStart.Add(-r.cfg.Retention)); err != nil {
 			log.WarnContext(ctx, "prune coordination rows", "err", err)
@@ -541,4 +551,17 @@ func symbolsOf(claims []store.Claim) []string {
 		out[i] = c.Symbol
 	}
 	return out
+}
+
+// sampledRatios are what a closed period sampled over its universe and over its plan; an empty
+// universe or plan counts as fully covered (nothing was promised).
+func sampledRatios(o store.Outcome) (coverage, kept float64) {
+	coverage, kept = 1, 1
+	if o.Universe > 0 {
+		coverage = float64(o.Sampled) / float64(o.Universe)
+	}
+	if o.Planned > 0 {
+		kept = float64(o.Sampled) / float64(o.Planned)
+	}
+	return coverage, kept
 }
