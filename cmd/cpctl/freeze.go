@@ -298,7 +298,23 @@ func freezeCommand(ctx context.Context, action string, args []string, env cmdEnv
 		fmt.Fprintf(env.stdout, "paused by this freeze: %s\n", kindList(rep.Paused))
 		return jobsExitOK
 	}
-	fmt.Fprintf(env.stdout, "unfrozen: %s (flag %s cleared): ticks resume at once\n", what, rep.Key)
+	// Another flag may still freeze the module (the global one, or the module's own).
+	var still []string
+	if left, err := readFrozen(ctx, fc.kv); err != nil {
+		fmt.Fprintf(env.stderr, "cpctl unfreeze: %v (cannot tell whether another freeze flag is set)\n", err)
+	} else {
+		for _, f := range left {
+			if f.Module == "*" || module == "" || f.Module == module {
+				still = append(still, f.Key)
+			}
+		}
+	}
+	if len(still) > 0 {
+		fmt.Fprintf(env.stdout, "unfrozen: %s (flag %s cleared), but ticks stay frozen: flag %s still set (cpctl unfreeze without a module clears the global one)\n",
+			what, rep.Key, strings.Join(still, ", "))
+	} else {
+		fmt.Fprintf(env.stdout, "unfrozen: %s (flag %s cleared): ticks resume at once\n", what, rep.Key)
+	}
 	fmt.Fprintf(env.stdout, "resumed: %s\n", kindList(rep.Resumed))
 	if len(rep.StillPaused) > 0 {
 		fmt.Fprintln(env.stdout, "still paused:")

@@ -229,8 +229,9 @@ func TestFreezePausesMarketKindsAndUnfreezeRestoresExactly(t *testing.T) {
 	// A freeze of every module pauses the same kinds under its own flag.
 	code, _, errOut = f.run("freeze")
 	require.Equal(t, 0, code, errOut)
-	code, _, errOut = f.run("unfreeze", "straux")
+	code, out, errOut = f.run("unfreeze", "straux")
 	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "ticks stay frozen: flag freeze still set", "the global freeze still holds straux")
 	_, err = f.kv.Get(ctx, "freeze.straux")
 	require.ErrorIs(t, err, jetstream.ErrKeyNotFound)
 	require.Equal(t, []string{"fetch_klines/freeze", "fetch_orderbook/freeze", "fetch_ticker/freeze", "fetch_ticker/operator"}, pauses())
