@@ -13,6 +13,7 @@ import (
 
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/redeliver"
+	"cryptopill.dev/jobs/libs/testkit/clocktest"
 	"cryptopill.dev/jobs/libs/testkit/proctest"
 )
 
@@ -39,7 +40,7 @@ func tableDigests(t *testing.T, pool *pgxpool.Pool) map[string]string {
 func TestReplayOfRowChangesChangesNoRow(t *testing.T) {
 	t.Parallel()
 	s := setup(t, "CDC_SLOT=cp_relay_replay_test")
-	start := time.Now().Add(-time.Hour)
+	start := clocktest.Afternoon // a fixed past instant: the session and its trades, whatever the hour
 	session := s.openSession(t, "default", start)
 	s.insertTrades(t, "default", 1, 50, start.Add(time.Minute))
 	s.insertTrades(t, "default", 100, 20, start.Add(2*time.Minute))

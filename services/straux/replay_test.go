@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,25 +23,6 @@ import (
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 )
-
-// jumpClock runs at the real rate from the instant it was last set to: a test moves it period by
-// period, so a tick is current (sampled) or late (skipped) as the test decides.
-type jumpClock struct {
-	mu          sync.Mutex
-	base, start time.Time
-}
-
-func (c *jumpClock) set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.base, c.start = t, time.Now()
-}
-
-func (c *jumpClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.base.Add(time.Since(c.start))
-}
 
 // tableDigests is a digest of every row of every table straux writes (and of the job table), so
 // a test can tell "no row changed" from "a row changed", not only count them.
@@ -81,9 +61,9 @@ func TestReplayOfTicks(t *testing.T) {
 	ns := natstest.NewServer(t)
 	period := 5 * time.Minute
 	p0 := clocktest.Afternoon.Truncate(time.Hour)
-	clock := &jumpClock{}
-	clock.set(p0.Add(time.Second))
-	ex, err := simex.New(simex.Config{Symbols: []string{"BTCUSDT", "ETHUSDT", "BNBUSDT"}, Now: clock.now})
+	// Moved period by period, so a tick is current (sampled) or late (skipped) as the test decides.
+	clock := clocktest.NewClock(p0.Add(time.Second))
+	ex, err := simex.New(simex.Config{Symbols: []string{"BTCUSDT", "ETHUSDT", "BNBUSDT"}, Now: clock.Now})
 	require.NoError(t, err)
 	srv := httptest.NewServer(ex)
 	t.Cleanup(srv.Close)
@@ -95,7 +75,7 @@ func TestReplayOfTicks(t *testing.T) {
 		"MIGRATE_ON_START": "0", "BINANCE_BASE_URL": srv.URL, "SHUTDOWN_GRACE": "20s", "STRAUX_ASSIST": "0"}
 	cfg, err := LoadConfig(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	require.NoError(t, err)
-	cfg.Now = clock.now
+	cfg.Now = clock.Now
 
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -142,7 +122,7 @@ func TestReplayOfTicks(t *testing.T) {
 		if late {
 			at = p.Add(period + time.Second)
 		}
-		clock.set(at)
+		clock.Set(at)
 		require.Eventually(t, func() bool {
 			_, err := pub.Publish(ctx, events.Event{Subject: events.TickSubject(events.ModuleStraux), ID: events.TickID(events.ModuleStraux, p),
 				Payload: &eventsv1.Tick{Module: events.ModuleStraux, PeriodStart: timestamppb.New(p), Period: durationpb.New(period)}})
@@ -165,7 +145,7 @@ func TestReplayOfTicks(t *testing.T) {
 	require.Eventually(t, func() bool { return durable().NumAckPending == 0 }, 30*time.Second, 50*time.Millisecond)
 	cl, err := redeliver.New(redeliver.Config{NC: nc, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
-	clock.set(p0.Add(12*period + time.Second))
+	clock.Set(p0.Add(12*period + time.Second))
 	before, infoBefore := tableDigests(t, d.Pool), durable()
 	calls := ex.Stats().Requests
 	rep, err := cl.Replay(ctx, redeliver.ReplayOptions{Stream: events.StreamTicks, Service: events.ServiceStraux, Since: p0}, nil, nil)
@@ -179,7 +159,7 @@ func TestReplayOfTicks(t *testing.T) {
 	tick(12, true, "skipped")
 	tick(13, true, "skipped")
 	require.Equal(t, 0, count(`SELECT count(*) FROM str_aux.samples WHERE period_start >= $1 AND mid IS NOT NULL`, p0.Add(12*period)))
-	clock.set(p0.Add(14*period + time.Second))
+	clock.Set(p0.Add(14*period + time.Second))
 	rep, err = cl.Replay(ctx, redeliver.ReplayOptions{Stream: events.StreamTicks, Service: events.ServiceStraux, StartSeq: 13}, nil, nil)
 	require.NoError(t, err)
 	require.Equal(t, redeliver.ReplayReport{Stream: events.StreamTicks, Service: events.ServiceStraux, Durable: events.ConsumerStrauxTicks,

@@ -34,6 +34,13 @@ func (c *Clock) Jump(d time.Duration) {
 	c.at = c.at.Add(d)
 }
 
+// Set moves the clock to t, from where it runs on (or stays, if paused).
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.at, c.base = t, time.Now()
+}
+
 // Pause stops the clock where it is; Resume lets it run again from there.
 func (c *Clock) Pause() {
 	c.mu.Lock()
