@@ -73,13 +73,13 @@ func dlqCommand(ctx context.Context, args []string, env cmdEnv, now func() time.
 	for _, p := range pos {
 		n, err := strconv.ParseUint(p, 10, 64)
 		if err != nil || n == 0 {
-			return dlqStatus(env, "dlq "+action, usageErrorf("%q is not a CP_DLQ sequence (a positive integer, as `cpctl dlq list` shows)", p))
+			return connStatus(env, "dlq "+action, usageErrorf("%q is not a CP_DLQ sequence (a positive integer, as `cpctl dlq list` shows)", p))
 		}
 		seqs = append(seqs, n)
 	}
 	sinceT, err := parseTime("since", *since, now())
 	if err != nil {
-		return dlqStatus(env, "dlq "+action, err)
+		return connStatus(env, "dlq "+action, err)
 	}
 	filter := redeliver.Filter{Consumer: *consumer, Subject: *subject, Since: sinceT}
 	filtered := *consumer != "" || *subject != "" || *since != ""
@@ -87,31 +87,31 @@ func dlqCommand(ctx context.Context, args []string, env cmdEnv, now func() time.
 	switch action {
 	case "list":
 		if len(seqs) > 0 {
-			return dlqStatus(env, "dlq list", usageErrorf("list takes no sequence; use show SEQ"))
+			return connStatus(env, "dlq list", usageErrorf("list takes no sequence; use show SEQ"))
 		}
 	case "show":
 		if len(seqs) != 1 || filtered || *all {
-			return dlqStatus(env, "dlq show", usageErrorf("show takes exactly one sequence"))
+			return connStatus(env, "dlq show", usageErrorf("show takes exactly one sequence"))
 		}
 	case "redrive":
 		if n := btoi(len(seqs) > 0) + btoi(*consumer != "") + btoi(*all); n != 1 {
-			return dlqStatus(env, "dlq redrive", usageErrorf("redrive takes one of: sequences, -consumer C, -all"))
+			return connStatus(env, "dlq redrive", usageErrorf("redrive takes one of: sequences, -consumer C, -all"))
 		}
 		if len(seqs) > 0 && filtered {
-			return dlqStatus(env, "dlq redrive", usageErrorf("redrive SEQ takes no filter"))
+			return connStatus(env, "dlq redrive", usageErrorf("redrive SEQ takes no filter"))
 		}
 	case "purge":
 		if n := btoi(len(seqs) > 0) + btoi(*consumer != ""); n != 1 || *subject != "" || *since != "" {
-			return dlqStatus(env, "dlq purge", usageErrorf("purge takes sequences or -consumer C"))
+			return connStatus(env, "dlq purge", usageErrorf("purge takes sequences or -consumer C"))
 		}
 	default:
 		fmt.Fprint(env.stderr, dlqUsage)
-		return dlqStatus(env, "dlq", usageErrorf("unknown action %q", action))
+		return connStatus(env, "dlq", usageErrorf("unknown action %q", action))
 	}
 
 	nc, cl, err := nf.connect(env, *batch)
 	if err != nil {
-		return dlqStatus(env, "dlq "+action, err)
+		return connStatus(env, "dlq "+action, err)
 	}
 	defer nc.Close()
 	name := "dlq " + action
@@ -126,12 +126,12 @@ func dlqCommand(ctx context.Context, args []string, env cmdEnv, now func() time.
 			for _, s := range seqs {
 				dl, err := cl.DeadLetter(ctx, s)
 				if err != nil {
-					return dlqStatus(env, name, err)
+					return connStatus(env, name, err)
 				}
 				dls = append(dls, dl)
 			}
 		} else if dls, err = cl.DeadLetters(ctx, filter); err != nil {
-			return dlqStatus(env, name, err)
+			return connStatus(env, name, err)
 		}
 		return dlqRedrive(ctx, env, cl, nf.json, dls)
 	default:
@@ -156,19 +156,19 @@ type dlqListReport struct {
 func dlqList(ctx context.Context, env cmdEnv, cl *redeliver.Client, asJSON bool, f redeliver.Filter, limit int) int {
 	dls, err := cl.DeadLetters(ctx, f)
 	if err != nil {
-		return dlqStatus(env, "dlq list", err)
+		return connStatus(env, "dlq list", err)
 	}
 	rep := dlqListReport{Total: len(dls), Consumers: cl.Summarize(dls), Entries: dls}
 	if rep.Entries == nil {
 		rep.Entries = []redeliver.DeadLetter{}
 	}
 	if asJSON {
-		err = writeJSON(env.stdout, rep)
+		err = printJSON(env.stdout, rep)
 	} else {
 		err = printDLQList(env.stdout, rep, limit)
 	}
 	if err != nil {
-		return dlqStatus(env, "dlq list", err)
+		return connStatus(env, "dlq list", err)
 	}
 	if len(dls) > 0 {
 		return dlqExitFailed
@@ -225,7 +225,7 @@ type dlqShowReport struct {
 func dlqShow(ctx context.Context, env cmdEnv, cl *redeliver.Client, asJSON bool, seq uint64) int {
 	dl, err := cl.DeadLetter(ctx, seq)
 	if err != nil {
-		return dlqStatus(env, "dlq show", err)
+		return connStatus(env, "dlq show", err)
 	}
 	rep := dlqShowReport{DeadLetter: dl, Headers: dl.Header, Type: dl.Header.Get(events.HeaderType)}
 	data, err := cl.OriginalPayload(ctx, dl)
@@ -237,11 +237,11 @@ func dlqShow(ctx context.Context, env cmdEnv, cl *redeliver.Client, asJSON bool,
 		rep.PayloadRaw = string(dl.Payload)
 	}
 	if asJSON {
-		err = writeJSON(env.stdout, rep)
+		err = printJSON(env.stdout, rep)
 	} else {
 		err = printDLQShow(env.stdout, rep)
 	}
-	return dlqStatus(env, "dlq show", err)
+	return connStatus(env, "dlq show", err)
 }
 
 // decodePayload decodes a payload as its ce-type's protobuf message and prints it as indented
@@ -300,7 +300,7 @@ func printDLQShow(w io.Writer, r dlqShowReport) error {
 func dlqRedrive(ctx context.Context, env cmdEnv, cl *redeliver.Client, asJSON bool, dls []redeliver.DeadLetter) int {
 	if len(dls) == 0 {
 		if asJSON {
-			_ = writeJSON(env.stdout, redeliver.RedriveReport{Results: []redeliver.RedriveResult{}})
+			_ = printJSON(env.stdout, redeliver.RedriveReport{Results: []redeliver.RedriveResult{}})
 		} else {
 			fmt.Fprintln(env.stdout, "no dead letters to re-drive")
 		}
@@ -313,7 +313,7 @@ func dlqRedrive(ctx context.Context, env cmdEnv, cl *redeliver.Client, asJSON bo
 	// must be seen.
 	var err error
 	if asJSON {
-		err = writeJSON(env.stdout, rep)
+		err = printJSON(env.stdout, rep)
 	} else {
 		tw := newTabWriter(env.stdout)
 		fmt.Fprintln(tw, "SEQ\tCONSUMER\tOUTCOME\tNEW SEQ\tREMOVED\tERROR")
@@ -332,10 +332,10 @@ func dlqRedrive(ctx context.Context, env cmdEnv, cl *redeliver.Client, asJSON bo
 		}
 	}
 	if rerr != nil {
-		return dlqStatus(env, "dlq redrive", rerr)
+		return connStatus(env, "dlq redrive", rerr)
 	}
 	if err != nil {
-		return dlqStatus(env, "dlq redrive", err)
+		return connStatus(env, "dlq redrive", err)
 	}
 	if rep.OK != len(rep.Results) || rep.NotRemoved > 0 {
 		return dlqExitFailed
@@ -347,19 +347,19 @@ func dlqPurge(ctx context.Context, env cmdEnv, cl *redeliver.Client, asJSON bool
 	what := fmt.Sprintf("%d entries (%v)", len(seqs), seqs)
 	if strings.ContainsAny(consumer, "*>. ") {
 		// A subject wildcard here would purge every consumer's dead letters.
-		return dlqStatus(env, "dlq purge", usageErrorf("-consumer %q: want one durable's name, no wildcard", consumer))
+		return connStatus(env, "dlq purge", usageErrorf("-consumer %q: want one durable's name, no wildcard", consumer))
 	}
 	if consumer != "" {
 		what = "every dead letter of " + consumer
 	}
 	if !yes {
-		return dlqStatus(env, "dlq purge", usageErrorf("would remove %s from %s without handling them; add -yes to do it", what, events.StreamDLQ))
+		return connStatus(env, "dlq purge", usageErrorf("would remove %s from %s without handling them; add -yes to do it", what, events.StreamDLQ))
 	}
 	var n uint64
 	if consumer != "" {
 		var err error
 		if n, err = cl.PurgeConsumer(ctx, consumer); err != nil {
-			return dlqStatus(env, "dlq purge", err)
+			return connStatus(env, "dlq purge", err)
 		}
 	} else {
 		k, err := cl.Remove(ctx, seqs)
@@ -371,9 +371,9 @@ func dlqPurge(ctx context.Context, env cmdEnv, cl *redeliver.Client, asJSON bool
 	}
 	var err error
 	if asJSON {
-		err = writeJSON(env.stdout, map[string]uint64{"removed": n})
+		err = printJSON(env.stdout, map[string]uint64{"removed": n})
 	} else {
 		_, err = fmt.Fprintf(env.stdout, "removed %d dead letters (%s)\n", n, what)
 	}
-	return dlqStatus(env, "dlq purge", err)
+	return connStatus(env, "dlq purge", err)
 }

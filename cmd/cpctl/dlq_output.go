@@ -5,9 +5,7 @@ package main
 // usage or connection error), a table on stdout, --json for scripts, progress on stderr.
 
 import (
-	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -52,7 +50,7 @@ func (f *natsFlags) connect(env cmdEnv, batch int) (*nats.Conn, *redeliver.Clien
 	}
 	nc, err := dialNATS(url, nats.Name("cpctl"), nats.Timeout(5*time.Second))
 	if err != nil {
-		return nil, nil, dlqConnError{fmt.Errorf("connect nats %s: %w", config.SafeNATSURL(url), err)}
+		return nil, nil, connErrorf("connect nats %s: %w", config.SafeNATSURL(url), err)
 	}
 	cl, err := redeliver.New(redeliver.Config{NC: nc, Timeout: f.timeout, Batch: batch,
 		Logger: slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
@@ -61,46 +59,6 @@ func (f *natsFlags) connect(env cmdEnv, batch int) (*nats.Conn, *redeliver.Clien
 		return nil, nil, err
 	}
 	return nc, cl, nil
-}
-
-// dlqConnError is a failure to reach NATS: exit 2, the command could not look.
-type dlqConnError struct{ err error }
-
-func (e dlqConnError) Error() string { return e.err.Error() }
-func (e dlqConnError) Unwrap() error { return e.err }
-
-// dlqStatus prints err for command name and maps it to the exit status.
-func dlqStatus(env cmdEnv, name string, err error) int {
-	if err == nil {
-		return dlqExitOK
-	}
-	fmt.Fprintf(env.stderr, "cpctl %s: %v\n", name, err)
-	var c dlqConnError
-	if isUsageError(err) || asConnError(err, &c) {
-		return dlqExitUsageErr
-	}
-	return dlqExitFailed
-}
-
-func asConnError(err error, target *dlqConnError) bool {
-	for err != nil {
-		if c, ok := err.(dlqConnError); ok {
-			*target = c
-			return true
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		err = u.Unwrap()
-	}
-	return false
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func newTabWriter(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }

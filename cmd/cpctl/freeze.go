@@ -129,12 +129,12 @@ func openFlags(ctx context.Context, url, bucket string) (*flagsConn, error) {
 	safe := config.SafeNATSURL(url) // never the URL's password in a message
 	nc, err := dialNATS(url, nats.Name("cpctl"), nats.Timeout(5*time.Second))
 	if err != nil {
-		return nil, jobsConnError{fmt.Errorf("connect to NATS %s: %w", safe, err)}
+		return nil, connErrorf("connect to NATS %s: %w", safe, err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return nil, jobsConnError{fmt.Errorf("JetStream on %s: %w", safe, err)}
+		return nil, connErrorf("JetStream on %s: %w", safe, err)
 	}
 	kv, err := js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -143,7 +143,7 @@ func openFlags(ctx context.Context, url, bucket string) (*flagsConn, error) {
 	}
 	if err != nil {
 		nc.Close()
-		return nil, jobsConnError{fmt.Errorf("open KV bucket %s on %s: %w", bucket, safe, err)}
+		return nil, connErrorf("open KV bucket %s on %s: %w", bucket, safe, err)
 	}
 	return &flagsConn{nc: nc, kv: kv}, nil
 }
@@ -260,20 +260,20 @@ func freezeCommand(ctx context.Context, action string, args []string, env cmdEnv
 	}
 	if err != nil {
 		fs.Usage()
-		return jobsStatus(env, action, err)
+		return connStatus(env, action, err)
 	}
 	url, err := dbFlag.resolve(env)
 	if err != nil {
-		return jobsStatus(env, action, err)
+		return connStatus(env, action, err)
 	}
 	pool, err := db.Open(ctx, url)
 	if err != nil {
-		return jobsStatus(env, action, jobsConnError{err})
+		return connStatus(env, action, connError{err: err})
 	}
 	defer pool.Close()
 	fc, err := openFlags(ctx, natsURL.resolve(env), bucket)
 	if err != nil {
-		return jobsStatus(env, action, err)
+		return connStatus(env, action, err)
 	}
 	defer fc.Close()
 
@@ -284,10 +284,10 @@ func freezeCommand(ctx context.Context, action string, args []string, env cmdEnv
 		rep, err = unfreeze(ctx, pool, fc.kv, module)
 	}
 	if err != nil {
-		return jobsStatus(env, action, err)
+		return connStatus(env, action, err)
 	}
 	if asJSON {
-		return jobsStatus(env, action, jobsJSON(env.stdout, rep))
+		return connStatus(env, action, printJSON(env.stdout, rep))
 	}
 	what := "every module"
 	if module != "" {

@@ -68,7 +68,7 @@ func jobsCommand(ctx context.Context, args []string, env cmdEnv) int {
 	}[action]
 	if !ok {
 		fmt.Fprint(env.stderr, jobsUsage)
-		return jobsStatus(env, "jobs", usageErrorf("unknown action %q", action))
+		return connStatus(env, "jobs", usageErrorf("unknown action %q", action))
 	}
 	c := &jobsCmd{env: env, name: "jobs " + action, fs: flag.NewFlagSet("jobs "+action, flag.ContinueOnError)}
 	c.fs.SetOutput(env.stderr)
@@ -97,7 +97,7 @@ func jobsCommand(ctx context.Context, args []string, env cmdEnv) int {
 	if isUsageError(err) {
 		c.fs.Usage()
 	}
-	return jobsStatus(env, c.name, err)
+	return connStatus(env, c.name, err)
 }
 
 // jobsCmd is one jobs action being run: its flags, positional arguments and connection.
@@ -138,7 +138,7 @@ func (c *jobsCmd) connect(ctx context.Context) error {
 	}
 	pool, err := db.Open(ctx, url)
 	if err != nil {
-		return jobsConnError{err}
+		return connError{err: err}
 	}
 	c.pool = pool
 	return nil
@@ -269,10 +269,10 @@ func jobsList(ctx context.Context, c *jobsCmd) error {
 		}
 	}
 	if c.json {
-		return jobsJSON(c.env.stdout, rep)
+		return printJSON(c.env.stdout, rep)
 	}
 	printPausedFrozen(c.env.stdout, rep)
-	t := newJobsTable(c.env.stdout, "ID", "KIND", "KEY", "STATUS", "ATTEMPTS", "DUE", "FINISHED", "ERROR")
+	t := newTable(c.env.stdout, "ID", "KIND", "KEY", "STATUS", "ATTEMPTS", "DUE", "FINISHED", "ERROR")
 	for _, j := range rep.Jobs {
 		status := j.Status
 		if j.ConsecutiveFailures > 0 {
@@ -420,14 +420,14 @@ func jobsShow(ctx context.Context, c *jobsCmd) error {
 		}
 	}
 	if c.json {
-		return jobsJSON(c.env.stdout, rep)
+		return printJSON(c.env.stdout, rep)
 	}
 	return printJobShow(c.env.stdout, rep)
 }
 
 func printJobShow(w io.Writer, rep jobsShowReport) error {
 	j := rep.Job
-	t := newJobsTable(w, "FIELD", "VALUE")
+	t := newTable(w, "FIELD", "VALUE")
 	t.row("id", strconv.FormatInt(j.ID, 10))
 	t.row("kind", j.Kind)
 	t.row("key", orDash(j.Key))
@@ -464,7 +464,7 @@ func printJobShow(w io.Writer, rep jobsShowReport) error {
 	fmt.Fprintf(w, "\npayload:\n  %s\n", payload)
 	if len(rep.Occurrences) > 0 {
 		fmt.Fprintln(w, "\nfailed occurrences (newest first):")
-		t = newJobsTable(w, "ID", "DUE", "FINISHED", "ATTEMPTS", "ERROR")
+		t = newTable(w, "ID", "DUE", "FINISHED", "ATTEMPTS", "ERROR")
 		for _, o := range rep.Occurrences {
 			t.row(strconv.FormatInt(o.ID, 10), o.ScheduledFor.UTC().Format(time.RFC3339), timeOrDash(o.FinishedAt),
 				strconv.Itoa(o.Attempts), clip(o.Error, 100))
@@ -478,7 +478,7 @@ func printJobShow(w io.Writer, rep jobsShowReport) error {
 		fmt.Fprintln(w, "  none recorded")
 		return nil
 	}
-	t = newJobsTable(w, "RUN", "ATTEMPT", "STATUS", "STARTED", "DURATION", "ERROR")
+	t = newTable(w, "RUN", "ATTEMPT", "STATUS", "STARTED", "DURATION", "ERROR")
 	for _, r := range rep.Runs {
 		t.row(strconv.FormatInt(r.ID, 10), strconv.Itoa(r.Attempt), r.Status, r.StartedAt.UTC().Format(time.RFC3339),
 			(time.Duration(r.Seconds * float64(time.Second))).Round(time.Millisecond).String(), clip(r.Error, 100))
@@ -524,7 +524,7 @@ func jobsRetry(ctx context.Context, c *jobsCmd) error {
 			return err
 		}
 		if c.json {
-			return jobsJSON(c.env.stdout, jobsRetryReport{ID: id, Retried: 1})
+			return printJSON(c.env.stdout, jobsRetryReport{ID: id, Retried: 1})
 		}
 		fmt.Fprintf(c.env.stdout, "retried job %d: queued, due now, with a fresh attempt budget\n", id)
 		return nil
@@ -552,7 +552,7 @@ func jobsRetry(ctx context.Context, c *jobsCmd) error {
 		return fmt.Errorf("%w (retried %d before the error)", err, res.Retried)
 	}
 	if c.json {
-		return jobsJSON(c.env.stdout, jobsRetryReport{Kind: string(k), Retried: res.Retried, Skipped: res.Skipped})
+		return printJSON(c.env.stdout, jobsRetryReport{Kind: string(k), Retried: res.Retried, Skipped: res.Skipped})
 	}
 	fmt.Fprintf(c.env.stdout, "retried %d failed %s jobs; %d left failed because their work is queued or running already\n",
 		res.Retried, k, res.Skipped)
@@ -575,7 +575,7 @@ func jobsCancel(ctx context.Context, c *jobsCmd) error {
 		return err
 	}
 	if c.json {
-		return jobsJSON(c.env.stdout, map[string]any{"id": id, "was": res.Was, "status": jobs.StatusCancelled})
+		return printJSON(c.env.stdout, map[string]any{"id": id, "was": res.Was, "status": jobs.StatusCancelled})
 	}
 	if res.Was == jobs.StatusRunning {
 		fmt.Fprintf(c.env.stdout, "cancelled job %d (was running: its handler's context is cancelled; the run is recorded as cancelled)\n", id)
@@ -611,7 +611,7 @@ func jobsPrune(ctx context.Context, c *jobsCmd) error {
 		return fmt.Errorf("%w (%d jobs pruned before the error)", err, n)
 	}
 	if c.json {
-		return jobsJSON(c.env.stdout, map[string]any{"before": before, "jobs": n, "runs": runs})
+		return printJSON(c.env.stdout, map[string]any{"before": before, "jobs": n, "runs": runs})
 	}
 	fmt.Fprintf(c.env.stdout, "pruned %d finished jobs and %d job runs from before %s\n", n, runs, before.UTC().Format(time.RFC3339))
 	return nil
@@ -635,7 +635,7 @@ func jobsPause(ctx context.Context, c *jobsCmd) error {
 		return err
 	}
 	if c.json {
-		return jobsJSON(c.env.stdout, map[string]any{"kind": k, "paused": true, "already": !paused})
+		return printJSON(c.env.stdout, map[string]any{"kind": k, "paused": true, "already": !paused})
 	}
 	if !paused {
 		fmt.Fprintf(c.env.stdout, "%s was paused already (by an operator)\n", k)
@@ -664,7 +664,7 @@ func jobsResume(ctx context.Context, c *jobsCmd) error {
 		if left == nil {
 			left = []jobs.KindPause{}
 		}
-		return jobsJSON(c.env.stdout, map[string]any{"kind": k, "resumed": lifted, "still_paused": left})
+		return printJSON(c.env.stdout, map[string]any{"kind": k, "resumed": lifted, "still_paused": left})
 	}
 	switch {
 	case len(left) > 0:

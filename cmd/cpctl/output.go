@@ -98,8 +98,14 @@ func newTable(w io.Writer, headers ...string) *table {
 }
 
 func (t *table) row(cells ...string) {
+	for i, c := range cells {
+		// One line per row, whatever a cell holds (error texts span lines).
+		cells[i] = cellReplacer.Replace(c)
+	}
 	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
 }
+
+var cellReplacer = strings.NewReplacer("\n", " ", "\t", " ")
 
 func (t *table) flush() error { return t.tw.Flush() }
 

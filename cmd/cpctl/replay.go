@@ -69,11 +69,11 @@ func replayCommand(ctx context.Context, args []string, env cmdEnv, now func() ti
 	}
 	if err != nil {
 		fs.Usage()
-		return dlqStatus(env, "replay", err)
+		return connStatus(env, "replay", err)
 	}
 	nc, cl, err := nf.connect(env, *batch)
 	if err != nil {
-		return dlqStatus(env, "replay", err)
+		return connStatus(env, "replay", err)
 	}
 	defer nc.Close()
 
@@ -85,7 +85,7 @@ func replayCommand(ctx context.Context, args []string, env cmdEnv, now func() ti
 		bar.Finish()
 	}
 	if err != nil && rep.Messages == 0 {
-		return dlqStatus(env, "replay", err)
+		return connStatus(env, "replay", err)
 	}
 	// Stopped part way (Ctrl-C, a batch lost): what was replayed is printed before the error.
 	rerr := err
@@ -94,7 +94,7 @@ func replayCommand(ctx context.Context, args []string, env cmdEnv, now func() ti
 	}
 	note := redeliver.Note(rep.Durable)
 	if nf.json {
-		err = writeJSON(env.stdout, struct {
+		err = printJSON(env.stdout, struct {
 			redeliver.ReplayReport
 			Note string `json:"note,omitempty"`
 		}{rep, note})
@@ -120,10 +120,10 @@ func replayCommand(ctx context.Context, args []string, env cmdEnv, now func() ti
 		fmt.Fprintln(w, "the durable was not touched; nothing was restarted")
 	}
 	if rerr != nil {
-		return dlqStatus(env, "replay", rerr)
+		return connStatus(env, "replay", rerr)
 	}
 	if err != nil {
-		return dlqStatus(env, "replay", err)
+		return connStatus(env, "replay", err)
 	}
 	if rep.Failed > 0 {
 		return dlqExitFailed
