@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -435,6 +436,20 @@ func (b *Books) Book(symbol string, depth int) (ob *OrderBook, state string, age
 		return nil, state, age, false
 	}
 	return out, state, age, true
+}
+
+// Live lists the symbols whose books are live, sorted.
+func (b *Books) Live() []string {
+	b.mu.Lock()
+	out := make([]string, 0, len(b.books))
+	for sym, bk := range b.books {
+		if bk.state == BookLive {
+			out = append(out, sym)
+		}
+	}
+	b.mu.Unlock()
+	slices.Sort(out)
+	return out
 }
 
 // Stats returns the counters and the books by state.

@@ -21,6 +21,28 @@ import (
 // DefaultStreamURL is Binance's spot market-stream endpoint.
 const DefaultStreamURL = "wss://stream.binance.com:9443"
 
+// StreamURLFor is the stream endpoint that goes with a REST base URL: Binance's for Binance's
+// REST hosts (api.binance.com, api1…api4, api-gcp), else the same host with ws:// or wss:// (the
+// simulated exchange serves both on one port).
+func StreamURLFor(baseURL string) (string, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("exchange: base URL %q: not an absolute URL", baseURL)
+	}
+	switch h := u.Hostname(); {
+	case h == "api.binance.com", h == "api-gcp.binance.com",
+		len(h) == len("api1.binance.com") && strings.HasPrefix(h, "api") && strings.HasSuffix(h, ".binance.com"):
+		return DefaultStreamURL, nil
+	}
+	switch u.Scheme {
+	case "http":
+		return "ws://" + u.Host, nil
+	case "https":
+		return "wss://" + u.Host, nil
+	}
+	return "", fmt.Errorf("exchange: base URL %q: scheme %q, want http or https", baseURL, u.Scheme)
+}
+
 // Binance's documented stream rules (spot WebSocket streams).
 const (
 	// MaxStreamsPerConnection is how many streams one connection may listen to.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/url"
 	"time"
 
 	"cryptopill.dev/jobs/libs/config"
@@ -18,6 +19,25 @@ type Config struct {
 	// WeightLimit, BINANCE_WEIGHT_LIMIT, fixes the REQUEST_WEIGHT per minute to plan with; 0
 	// reads it from exchangeInfo.rateLimits.
 	WeightLimit int
+
+	// MarketData, STRAUX_MARKET_DATA: where samples come from. "stream" (default): local order
+	// books kept from the exchange's diff-depth streams, every symbol every tick, REST only for
+	// snapshots and as a fallback per symbol; "rest": a depth call per symbol and tick, a
+	// universe beyond the weight budget sampled in a rotating slice.
+	MarketData string
+	// StreamURL, BINANCE_STREAM_URL: the stream endpoint. Default: Binance's for Binance's REST
+	// hosts, else BINANCE_BASE_URL's host with ws:// or wss://.
+	StreamURL string
+	// ResyncPerSecond, STRAUX_RESYNC_PER_SECOND: REST snapshots a second for local books (new
+	// subscriptions, gaps, reconnects), 1..100. Default 10 (50 weight a second at depth 100).
+	ResyncPerSecond int
+	// HandoverLinger, STRAUX_HANDOVER_LINGER: how long a replica keeps the streams of symbols
+	// that moved to another replica, so they are sampled from a book while the new owner syncs.
+	// Default 2m.
+	HandoverLinger time.Duration
+	// MemberTTL, STRAUX_MEMBER_TTL: a replica without a heartbeat for this long loses its share
+	// of the streams to the others. Default 3s.
+	MemberTTL time.Duration
 
 	// DepthLimit, STRAUX_DEPTH_LIMIT: order-book levels per side, 5..100 (weight 5). Default 100.
 	DepthLimit int
@@ -66,6 +86,11 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		Common:           l.LoadCommon("127.0.0.1:9102"),
 		BinanceBaseURL:   l.String("BINANCE_BASE_URL", exchange.DefaultBaseURL),
 		WeightLimit:      l.Int("BINANCE_WEIGHT_LIMIT", 0, 0, 1<<30),
+		MarketData:       l.Enum("STRAUX_MARKET_DATA", "stream", "stream", "rest"),
+		StreamURL:        l.String("BINANCE_STREAM_URL", ""),
+		ResyncPerSecond:  l.Int("STRAUX_RESYNC_PER_SECOND", 10, 1, 100),
+		HandoverLinger:   l.Duration("STRAUX_HANDOVER_LINGER", 2*time.Minute),
+		MemberTTL:        l.Duration("STRAUX_MEMBER_TTL", 3*time.Second),
 		DepthLimit:       l.Int("STRAUX_DEPTH_LIMIT", 100, 5, 100),
 		SnapshotsPerTick: l.Int("STRAUX_SNAPSHOTS_PER_TICK", 1, 1, 5),
 		SnapshotSpacing:  l.Duration("STRAUX_SNAPSHOT_SPACING", time.Second),
@@ -84,5 +109,16 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 	l.Check(cfg.JobsRetention >= 0, "JOBS_RETENTION", cfg.JobsRetention.String(), "a duration of 0 (keep everything) or more, e.g. 168h")
 	l.Check(cfg.ClaimLease >= 500*time.Millisecond && cfg.ClaimLease < 10*time.Second,
 		"STRAUX_CLAIM_LEASE", cfg.ClaimLease.String(), "a lease from 500ms to under the tick consumer's 10s ack wait")
+	if cfg.StreamURL == "" && cfg.MarketData == "stream" {
+		u, err := exchange.StreamURLFor(cfg.BinanceBaseURL)
+		l.Check(err == nil, "BINANCE_BASE_URL", cfg.BinanceBaseURL, "an http(s) URL (or set BINANCE_STREAM_URL)")
+		cfg.StreamURL = u
+	} else if cfg.StreamURL != "" {
+		u, err := url.Parse(cfg.StreamURL)
+		l.Check(err == nil && (u.Scheme == "ws" || u.Scheme == "wss") && u.Host != "" && (u.Path == "" || u.Path == "/"),
+			"BINANCE_STREAM_URL", cfg.StreamURL, "a ws:// or wss:// URL of a host, e.g. wss://stream.binance.com:9443")
+	}
+	l.Check(cfg.HandoverLinger >= 0, "STRAUX_HANDOVER_LINGER", cfg.HandoverLinger.String(), "a duration of 0 or more")
+	l.Check(cfg.MemberTTL >= 500*time.Millisecond && cfg.MemberTTL <= time.Minute, "STRAUX_MEMBER_TTL", cfg.MemberTTL.String(), "a duration from 500ms to 1m")
 	return cfg, l.Err()
 }

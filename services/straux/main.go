@@ -23,6 +23,7 @@ import (
 	"cryptopill.dev/jobs/libs/jobs"
 	"cryptopill.dev/jobs/libs/service"
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
+	"cryptopill.dev/jobs/services/straux/internal/feed"
 	"cryptopill.dev/jobs/services/straux/internal/marketjobs"
 	"cryptopill.dev/jobs/services/straux/internal/plan"
 	"cryptopill.dev/jobs/services/straux/internal/store"
@@ -87,12 +88,29 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		return err
 	}
 
+	// Stream mode: local books of this replica's share of the universe.
+	var streams ticks.Streams
+	var fd *feed.Feed
+	if cfg.MarketData == "stream" {
+		fd, err = feed.New(feed.Config{URL: cfg.StreamURL,
+			// Resyncs draw on the ticks' reserve: in stream mode they are the ticks' market data.
+			Snapshot: func(ctx context.Context, symbol string, limit int) (*exchange.OrderBook, error) {
+				return client.Depth(exchange.WithClass(ctx, exchange.ClassTicks), symbol, limit)
+			},
+			ResyncPerSecond: float64(cfg.ResyncPerSecond), Universe: uni.Current, Linger: cfg.HandoverLinger,
+			Registerer: p.Registry, Logger: log, Now: cfg.Now})
+		if err != nil {
+			return err
+		}
+		streams = fd
+	}
+
 	// The runner's work outlives ctx: shutdown drains it (runner.Stop), it is not cut off.
 	runner, err := ticks.New(context.WithoutCancel(ctx), st, client, uni, ticks.Config{
 		Replica: cfg.ReplicaID, DepthLimit: cfg.DepthLimit, Snapshots: cfg.SnapshotsPerTick,
 		SnapshotSpacing: cfg.SnapshotSpacing, ChunkSize: cfg.ChunkSize, Workers: cfg.Workers,
 		FetchConcurrency: cfg.FetchConcurrency, Lease: cfg.ClaimLease, WeightSharePct: cfg.WeightSharePct,
-		MaxBins: cfg.VectorMaxBins, Backfill: cfg.Backfill, Budget: budget,
+		MaxBins: cfg.VectorMaxBins, Backfill: cfg.Backfill, Budget: budget, Streams: streams,
 		// A finished tick is the cue for due market jobs.
 		// The claim it causes, and the jobs it takes, join the tick's trace.
 		OnPeriodDone:   func(ctx context.Context, _ time.Time) { engine.WakeFrom(ctx) },
@@ -114,11 +132,24 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	if err := engine.Start(ctx); err != nil {
 		return fmt.Errorf("start job engine: %w", err)
 	}
-	log.Info("straux running", "replica", runner.Replica(), "exchange", cfg.BinanceBaseURL,
-		"depth_limit", cfg.DepthLimit, "workers", cfg.Workers, "backfill", cfg.Backfill, "assist", cfg.Assist)
+	log.Info("straux running", "replica", runner.Replica(), "exchange", cfg.BinanceBaseURL, "market_data", cfg.MarketData,
+		"stream_url", cfg.StreamURL, "depth_limit", cfg.DepthLimit, "workers", cfg.Workers, "backfill", cfg.Backfill, "assist", cfg.Assist)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
+	// The feed outlives ctx until the runner has drained: the chunks in flight read its books.
+	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
+	feedDone := make(chan struct{})
+	go func() {
+		defer close(feedDone)
+		if fd == nil {
+			return
+		}
+		// The feed ending early leaves every book not live: the ticks sample over REST.
+		if err := fd.Run(feedCtx); err != nil && feedCtx.Err() == nil {
+			log.Error("stream feed stopped; ticks fall back to REST sampling", "err", err)
+		}
+	}()
 	wg.Add(1)
 	go func() { defer wg.Done(); errc <- cons.Run(ctx) }()
 	if cfg.Assist {
@@ -135,6 +166,8 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	// redelivered to a replica that stays; chunks in flight are written.
 	runner.Stop()
 	wg.Wait()
+	stopFeed()
+	<-feedDone
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
 	defer cancel()
 	if err := engine.Stop(stopCtx); err != nil {

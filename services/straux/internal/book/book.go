@@ -19,6 +19,15 @@ const (
 	// FlagKlineBackfill marks a sample reconstructed from a closed 1m kline's close instead of
 	// an order book (see the backfill in package store): it has a mid and nothing else.
 	FlagKlineBackfill = "kline_backfill"
+	// FlagRestFallback marks a sample taken by a REST depth call in stream mode: the symbol's
+	// local book was not live (syncing after a gap or reconnect, stale, or not held).
+	FlagRestFallback = "rest_fallback"
+)
+
+// Sources of a sample's order book.
+const (
+	SourceStream = "stream" // a local book fed by the diff-depth stream
+	SourceRest   = "rest"   // a REST depth call
 )
 
 // TopLevels is how many levels each side the imbalance looks at.
@@ -82,6 +91,10 @@ type Sample struct {
 	Flags                []string
 	Reason               string
 	SampledAt            time.Time
+	// Source is where the book came from (SourceStream, SourceRest); BookAge, for a stream
+	// sample, the oldest of its snapshots' book ages (time since the book's newest event).
+	Source  string
+	BookAge time.Duration
 }
 
 // Aggregate is the sample of one period from its snapshots (empty books are counted apart):

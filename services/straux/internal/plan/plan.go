@@ -6,6 +6,7 @@ package plan
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -38,12 +39,16 @@ type Costs struct {
 	DepthLimit int
 	// Snapshots is how many depth calls a symbol gets per tick.
 	Snapshots int
+	// Streamed: symbols are sampled from local books fed by the exchange's streams, which cost
+	// no request weight per tick; every symbol fits (REST calls are only a fallback, capped
+	// apart by the runner).
+	Streamed bool
 }
 
 // Weight is what sampling n symbols in one tick costs: their depth calls and one ticker batch
-// per TickerBatch symbols.
+// per TickerBatch symbols; nothing when they are streamed.
 func (c Costs) Weight(n int) int {
-	if n <= 0 {
+	if n <= 0 || c.Streamed {
 		return 0
 	}
 	return n*DepthWeight(c.DepthLimit)*max(1, c.Snapshots) + TickerBatchWeight*((n+TickerBatch-1)/TickerBatch)
@@ -63,6 +68,9 @@ func TickBudget(b Budget, interval time.Duration, sharePct int) int {
 
 // Capacity is the most symbols a tick budget samples.
 func Capacity(c Costs, tickBudget int) int {
+	if c.Streamed {
+		return math.MaxInt
+	}
 	// Weight is monotone in n: binary search the largest n with Weight(n) ≤ budget.
 	lo, hi := 0, tickBudget+1
 	for lo+1 < hi {
@@ -109,11 +117,14 @@ func Make(universe []string, c Costs, tickBudget int, periodIndex int64) (Plan, 
 	slices.Sort(u)
 	u = slices.Compact(u)
 	capacity := Capacity(c, tickBudget)
+	if c.Streamed {
+		capacity = len(u)
+	}
 	p := Plan{Universe: len(u), Capacity: capacity, TickBudget: tickBudget, Rounds: 1}
 	if len(u) == 0 {
 		return p, nil
 	}
-	if capacity == 0 {
+	if capacity == 0 && !c.Streamed {
 		return p, fmt.Errorf("plan: tick budget %d weight cannot sample one symbol (costs %d)", tickBudget, c.Weight(1))
 	}
 	if capacity >= len(u) {

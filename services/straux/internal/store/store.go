@@ -40,6 +40,7 @@ var (
 	sqlSkipPeriod       = mustSQL("skip_period")
 	sqlSkipSamples      = mustSQL("skip_samples")
 	sqlClaim            = mustSQL("claim")
+	sqlSampledBySource  = mustSQL("sampled_by_source")
 	sqlRenew            = mustSQL("renew")
 	sqlRelease          = mustSQL("release")
 	sqlFinish           = mustSQL("finish")
@@ -204,7 +205,15 @@ type Claim struct {
 
 // Claim takes up to limit open symbols of period for replica, leased for lease.
 func (s *Store) Claim(ctx context.Context, period time.Time, replica string, limit int, lease time.Duration) ([]Claim, error) {
-	rows, err := s.pool.Query(ctx, sqlClaim, period, replica, limit, lease.Microseconds())
+	return s.ClaimAmong(ctx, period, replica, limit, lease, nil)
+}
+
+// ClaimAmong is Claim restricted to the symbols among (nil: any; empty: none).
+func (s *Store) ClaimAmong(ctx context.Context, period time.Time, replica string, limit int, lease time.Duration, among []string) ([]Claim, error) {
+	if among != nil && len(among) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, sqlClaim, period, replica, limit, lease.Microseconds(), among)
 	if err != nil {
 		return nil, fmt.Errorf("claim symbols of %s: %w", period.Format(time.RFC3339), err)
 	}
@@ -237,6 +246,24 @@ func (s *Store) OpenClaims(ctx context.Context, period time.Time) (open, leased 
 		return 0, 0, fmt.Errorf("open claims of %s: %w", period.Format(time.RFC3339), err)
 	}
 	return open, leased, nil
+}
+
+// SampledBySource counts a period's good samples by source (stream, rest, other).
+func (s *Store) SampledBySource(ctx context.Context, period time.Time) (map[string]int, error) {
+	rows, err := s.pool.Query(ctx, sqlSampledBySource, period)
+	if err != nil {
+		return nil, fmt.Errorf("samples by source of %s: %w", period.Format(time.RFC3339), err)
+	}
+	out := map[string]int{}
+	var (
+		src string
+		n   int
+	)
+	_, err = pgx.ForEachRow(rows, []any{&src, &n}, func() error { out[src] = n; return nil })
+	if err != nil {
+		return nil, fmt.Errorf("samples by source of %s: %w", period.Format(time.RFC3339), err)
+	}
+	return out, nil
 }
 
 // Outcome counts a completed period's claims.

@@ -239,6 +239,8 @@ func sampleArgs(samples []book.Sample, keep map[string]bool) []any {
 		flags    = make([]string, 0, n)
 		reason   = make([]*string, 0, n)
 		sampleAt = make([]time.Time, 0, n)
+		source   = make([]*string, 0, n)
+		bookAge  = make([]*float64, 0, n)
 	)
 	for _, s := range samples {
 		if !keep[s.Symbol] {
@@ -256,8 +258,14 @@ func sampleArgs(samples []book.Sample, keep map[string]bool) []any {
 			at = time.Now()
 		}
 		reason, sampleAt = append(reason, optText(s.Reason)), append(sampleAt, at)
+		src := s.Source
+		if !v {
+			src = ""
+		}
+		source = append(source, optText(src))
+		bookAge = append(bookAge, optFloat(float64(s.BookAge)/float64(time.Millisecond), v && src == book.SourceStream))
 	}
-	return []any{sym, ps, mid, midMin, midMax, bid, ask, spread, imb, bidVol, askVol, nsnap, flags, reason, sampleAt}
+	return []any{sym, ps, mid, midMin, midMax, bid, ask, spread, imb, bidVol, askVol, nsnap, flags, reason, sampleAt, source, bookAge}
 }
 
 func tickerArgs(period time.Time, tickers []exchange.Ticker24h, keep map[string]bool) []any {

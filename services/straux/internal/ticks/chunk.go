@@ -67,7 +67,7 @@ func (r *Runner) processChunk(ctx context.Context, run *periodRun, claims []stor
 		defer wg.Done()
 		cc, readErr = r.st.ReadChunkContext(ctx, symbolsOf(claims), labels, p, longest, false)
 	}()
-	f := r.fetch(ctx, p, live)
+	f := r.fetch(ctx, run, p, live)
 	wg.Wait()
 	if readErr != nil {
 		return readErr
@@ -166,7 +166,10 @@ func (r *Runner) renewLeases(ctx context.Context, p time.Time, symbols []string)
 // with the reason; a failed ticker batch only loses the tickers. One unknown symbol fails a
 // whole ticker batch (-1121), so the batch is sent once more without the symbols whose order
 // book was refused as invalid.
-func (r *Runner) fetch(ctx context.Context, p time.Time, symbols []string) fetched {
+//
+// In stream mode the books and tickers come from the streams; only the symbols without a live
+// book or ticker go to REST.
+func (r *Runner) fetch(ctx context.Context, run *periodRun, p time.Time, symbols []string) fetched {
 	var f fetched
 	if len(symbols) == 0 {
 		return f
@@ -178,7 +181,7 @@ func (r *Runner) fetch(ctx context.Context, p time.Time, symbols []string) fetch
 		books.Add(1)
 		go func() {
 			defer books.Done()
-			f.samples[i], invalid[i] = r.sampleSymbol(ctx, p, sym)
+			f.samples[i], invalid[i] = r.sampleSymbol(ctx, run, p, sym)
 		}()
 	}
 	tickers := func(syms []string) ([]exchange.Ticker24h, error) {
@@ -192,60 +195,43 @@ func (r *Runner) fetch(ctx context.Context, p time.Time, symbols []string) fetch
 		defer cancel()
 		return r.ex.Tickers24h(tctx, syms)
 	}
-	ts, err := tickers(symbols)
+	var (
+		ts       []exchange.Ticker24h
+		err      error
+		restSyms = symbols
+	)
+	if r.cfg.Streams != nil {
+		ts, restSyms = r.streamTickers(symbols)
+	}
+	if len(restSyms) > 0 {
+		var rest []exchange.Ticker24h
+		rest, err = tickers(restSyms)
+		ts = append(ts, rest...)
+	}
 	books.Wait()
 	if errors.Is(err, exchange.ErrInvalidSymbol) {
 		var valid []string
 		for i, sym := range symbols {
-			if !invalid[i] {
+			if !invalid[i] && slices.Contains(restSyms, sym) {
 				valid = append(valid, sym)
 			}
 		}
-		if len(valid) > 0 && len(valid) < len(symbols) {
-			ts, err = tickers(valid)
+		if len(valid) > 0 && len(valid) < len(restSyms) {
+			var rest []exchange.Ticker24h
+			if rest, err = tickers(valid); err == nil {
+				ts = append(ts, rest...)
+			}
 		}
 	}
 	if err != nil {
 		r.m.tickerErrors.Inc()
-		r.log.WarnContext(ctx, "ticker batch failed; samples are written without tickers", "symbols", len(symbols), "err", err)
+		r.log.WarnContext(ctx, "ticker batch failed; samples are written without tickers", "symbols", len(restSyms), "err", err)
 	}
 	f.tickers = ts
 	return f
 }
 
-// sampleSymbol takes the configured snapshots of one symbol's book.
-// invalid reports an exchange that does not know the symbol.
-func (r *Runner) sampleSymbol(ctx context.Context, p time.Time, symbol string) (s book.Sample, invalid bool) {
-	var (
-		snaps   []book.Snapshot
-		empty   int
-		lastErr error
-	)
-	for i := range r.cfg.Snapshots {
-		if i > 0 {
-			select {
-			case <-time.After(r.cfg.SnapshotSpacing):
-			case <-ctx.Done():
-			}
-		}
-		ob, err := r.depth(ctx, symbol)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		if s, ok := book.Measure(ob); ok {
-			snaps = append(snaps, s)
-		} else {
-			empty++
-		}
-	}
-	if len(snaps) == 0 && empty == 0 {
-		return book.Failed(symbol, p, failureReason(lastErr)), errors.Is(lastErr, exchange.ErrInvalidSymbol)
-	}
-	s = book.Aggregate(symbol, p, snaps, empty, r.cfg.Snapshots)
-	s.SampledAt = r.cfg.Now()
-	return s, false
-}
+func isInvalid(err error) bool { return errors.Is(err, exchange.ErrInvalidSymbol) }
 
 func (r *Runner) depth(ctx context.Context, symbol string) (*exchange.OrderBook, error) {
 	select {

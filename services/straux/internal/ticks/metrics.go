@@ -24,6 +24,11 @@ type metrics struct {
 	chunkErrors  prometheus.Counter
 	tickerErrors prometheus.Counter
 	lastDone     prometheus.Gauge
+
+	samplesBySource *prometheus.CounterVec
+	fallbacks       *prometheus.CounterVec
+	bookAge         prometheus.Histogram
+	sampledSource   *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -57,14 +62,27 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		tickerErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_straux_ticker_errors_total", Help: "Ticker batches that failed (samples are written without them)."}),
 		lastDone: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_last_done_period_start_timestamp_seconds",
 			Help: "Period start of the last tick this replica finished (samples and vectors written), Unix seconds: the freshness of str-aux data."}),
+		samplesBySource: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_straux_samples_total",
+			Help: "Good samples this replica took, by where the book came from (stream: a local book; rest: a depth call)."}, []string{"source"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_straux_rest_fallbacks_total",
+			Help: "Stream mode: symbols sampled over REST because their local book was not live, by its state (syncing, stale, down, not_held; budget_spent: not sampled, the tick's REST budget was spent)."}, []string{"reason"}),
+		bookAge: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cp_straux_book_age_seconds",
+			Help:    "Stream mode: age of the local books sampled (time since the book's newest event).",
+			Buckets: []float64{0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1, 2, 5}}),
+		sampledSource: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_straux_sampled_source_symbols",
+			Help: "Symbols the last closed tick sampled (all replicas), by source (stream, rest)."}, []string{"source"}),
 	}
 	if reg != nil {
+		reg.MustRegister(m.samplesBySource, m.fallbacks, m.bookAge, m.sampledSource)
 		reg.MustRegister(m.ticks, m.tickSeconds, m.symbols, m.windows, m.universe, m.planned, m.coverage, m.sampled, m.sampledCov, m.planKept, m.rounds,
 			m.tickBudget, m.plannedW, m.skipped, m.vectorsCPU, m.backfilled, m.claimsLost, m.chunkErrors, m.tickerErrors, m.lastDone)
 	}
 	// Zero, not absent, before the first tick: alerts on increase() see the first one.
 	for _, o := range []string{"done", "skipped", "already_done", "already_skipped", "unfinished"} {
 		m.ticks.WithLabelValues(o)
+	}
+	for _, s := range []string{"stream", "rest"} {
+		m.samplesBySource.WithLabelValues(s)
 	}
 	return m
 }

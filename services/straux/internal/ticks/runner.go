@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"cryptopill.dev/jobs/libs/exchange"
+	"cryptopill.dev/jobs/services/straux/internal/book"
 	"cryptopill.dev/jobs/services/straux/internal/plan"
 	"cryptopill.dev/jobs/services/straux/internal/store"
 	"cryptopill.dev/jobs/services/straux/internal/window"
@@ -74,6 +75,14 @@ type Config struct {
 	Backfill bool
 	// Retention is how long coordination rows (plans, claims) are kept. Default 24h.
 	Retention time.Duration
+	// Streams, when set, is stream mode: symbols are sampled from local books kept from the
+	// exchange's streams (every symbol every tick, no weight per tick), and by REST only when
+	// their book is not live, at most as many a tick as the tick's weight budget samples.
+	// nil: REST mode (every sample is a depth call, a universe beyond the budget rotates).
+	Streams Streams
+	// HandoverGrace is how long, in stream mode, a replica leaves the symbols whose books it does
+	// not hold to the replicas that do before it samples them itself over REST. Default 500ms.
+	HandoverGrace time.Duration
 	// Budget reports the exchange weight budget. Required.
 	Budget func() plan.Budget
 	// OnPeriodDone is called after a period closes (straux wakes its job engine), with the
@@ -131,6 +140,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBins <= 0 {
 		c.MaxBins = 256
+	}
+	if c.HandoverGrace <= 0 {
+		c.HandoverGrace = 500 * time.Millisecond
 	}
 	if c.Retention <= 0 {
 		c.Retention = 24 * time.Hour
@@ -286,7 +298,15 @@ func (r *Runner) HandleTick(ctx context.Context, t Tick) error {
 		if kept < 1 {
 			lvl = slog.LevelWarn
 		}
-		log.Log(ctx, lvl, "tick done", "sampled", out.Sampled, "failed", out.Failed, "abandoned", out.Abandoned,
+		bySource, err := r.st.SampledBySource(ctx, t.PeriodStart)
+		if err != nil {
+			log.WarnContext(ctx, "count the tick's samples by source", "err", err)
+		}
+		for _, src := range []string{book.SourceStream, book.SourceRest} {
+			r.m.sampledSource.WithLabelValues(src).Set(float64(bySource[src]))
+		}
+		log.Log(ctx, lvl, "tick done", "sampled", out.Sampled, "from_stream", bySource[book.SourceStream],
+			"from_rest", bySource[book.SourceRest], "failed", out.Failed, "abandoned", out.Abandoned,
 			"planned", out.Planned, "universe", out.Universe, "sampled_coverage", cov, "plan_kept", kept,
 			"seconds", took.Seconds())
 		if _, err := r.st.Prune(ctx, t.PeriodStart.Add(-r.cfg.Retention)); err != nil {
@@ -353,7 +373,7 @@ func (r *Runner) ensurePlanned(ctx context.Context, t Tick, log *slog.Logger) er
 		return err
 	}
 	b := r.cfg.Budget()
-	costs := plan.Costs{DepthLimit: r.cfg.DepthLimit, Snapshots: r.cfg.Snapshots}
+	costs := r.costs()
 	tb := plan.TickBudget(b, t.Period, r.cfg.WeightSharePct)
 	p, err := plan.Make(universe, costs, tb, t.PeriodStart.UnixNano()/int64(t.Period))
 	if err != nil {
@@ -388,9 +408,12 @@ func (r *Runner) ensurePlanned(ctx context.Context, t Tick, log *slog.Logger) er
 type periodRun struct {
 	tick         Tick
 	span         trace.Span // of the tick that started the run
+	joined       time.Time // monotonic: when this process joined the period (the handover grace)
 	done         chan struct{}
 	err          error
 	backfillLeft atomic.Int64
+	fallbackLeft atomic.Int64 // stream mode: REST samples this replica may still take
+	fallbacks    fallbacks
 
 	mu      sync.Mutex
 	changed chan struct{} // closed (and replaced) when a local chunk finishes
@@ -419,7 +442,7 @@ func (r *Runner) join(ctx context.Context, t Tick) *periodRun {
 	if run, ok := r.runs[t.PeriodStart]; ok {
 		return run
 	}
-	run := &periodRun{tick: t, done: make(chan struct{}), changed: make(chan struct{}), span: trace.SpanFromContext(ctx)}
+	run := &periodRun{tick: t, joined: time.Now(), done: make(chan struct{}), changed: make(chan struct{}), span: trace.SpanFromContext(ctx)}
 	r.runs[t.PeriodStart] = run
 	r.wg.Add(1)
 	go func() {
@@ -456,9 +479,19 @@ func (r *Runner) work(run *periodRun) (err error) {
 	}
 	// Backfills may spend what the plan leaves of the tick budget, in klines calls.
 	tb := plan.TickBudget(r.cfg.Budget(), run.tick.Period, r.cfg.WeightSharePct)
-	costs := plan.Costs{DepthLimit: r.cfg.DepthLimit, Snapshots: r.cfg.Snapshots}
-	spare := tb - costs.Weight(plan.Capacity(costs, tb))
-	run.backfillLeft.Store(int64(max(0, tb/10, spare) / plan.KlinesWeight))
+	costs := r.costs()
+	rest := costs
+	rest.Streamed = false
+	if r.cfg.Streams != nil {
+		// Stream mode plans no weight; REST fallbacks may take what a REST plan would, and
+		// backfills what is left of a tenth of the budget beyond that.
+		run.fallbackLeft.Store(int64(plan.Capacity(rest, tb)))
+		run.backfillLeft.Store(int64(max(0, tb/10) / plan.KlinesWeight))
+	} else {
+		spare := tb - costs.Weight(plan.Capacity(costs, tb))
+		run.backfillLeft.Store(int64(max(0, tb/10, spare) / plan.KlinesWeight))
+	}
+	defer r.logFallbacks(ctx, run)
 
 	errs := make(chan error, r.cfg.Workers)
 	for range r.cfg.Workers {
@@ -485,7 +518,7 @@ func (r *Runner) worker(ctx context.Context, run *periodRun, windows []window.Wi
 			return ctx.Err()
 		}
 		wake := run.wait()
-		claims, err := r.st.Claim(ctx, p, r.cfg.Replica, r.cfg.ChunkSize, r.cfg.Lease)
+		claims, err := r.claim(ctx, run)
 		if err == nil && len(claims) > 0 {
 			err = r.processChunk(ctx, run, claims, windows)
 			run.finished()
@@ -543,6 +576,41 @@ func (r *Runner) sleepOr(ctx context.Context, d time.Duration, wake <-chan struc
 	case <-r.draining: // the loop sees the drain next
 	}
 	return true
+}
+
+// costs are what one symbol's sampling costs in this runner's mode.
+func (r *Runner) costs() plan.Costs {
+	return plan.Costs{DepthLimit: r.cfg.DepthLimit, Snapshots: r.cfg.Snapshots, Streamed: r.cfg.Streams != nil}
+}
+
+// claim takes a chunk of the period's open symbols. In stream mode it takes the symbols whose
+// books this replica holds live first; the others only once the handover grace has passed since
+// it joined the period (their holders sample them; what is left then has no live book anywhere
+// and is sampled over REST).
+func (r *Runner) claim(ctx context.Context, run *periodRun) ([]store.Claim, error) {
+	p := run.tick.PeriodStart
+	if r.cfg.Streams == nil {
+		return r.st.Claim(ctx, p, r.cfg.Replica, r.cfg.ChunkSize, r.cfg.Lease)
+	}
+	live := r.cfg.Streams.Live()
+	if live == nil {
+		live = []string{}
+	}
+	claims, err := r.st.ClaimAmong(ctx, p, r.cfg.Replica, r.cfg.ChunkSize, r.cfg.Lease, live)
+	if err != nil || len(claims) > 0 || time.Since(run.joined) < r.cfg.HandoverGrace {
+		return claims, err
+	}
+	return r.st.Claim(ctx, p, r.cfg.Replica, r.cfg.ChunkSize, r.cfg.Lease)
+}
+
+// logFallbacks logs, once per period, what this replica sampled over REST in stream mode.
+func (r *Runner) logFallbacks(ctx context.Context, run *periodRun) {
+	n, byReason, first := run.fallbacks.total()
+	if n == 0 {
+		return
+	}
+	r.log.WarnContext(ctx, "symbols sampled over REST: their stream books were not live",
+		"period_start", run.tick.PeriodStart, "symbols", n, "by_reason", byReason, "first", first)
 }
 
 func symbolsOf(claims []store.Claim) []string {

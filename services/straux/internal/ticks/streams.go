@@ -1,0 +1,177 @@
+package ticks
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"cryptopill.dev/jobs/libs/exchange"
+	"cryptopill.dev/jobs/services/straux/internal/book"
+)
+
+// Streams is the market data of stream mode: local order books and 24-hour tickers kept from the
+// exchange's streams for the symbols this replica holds (package feed keeps them). A replica
+// claims the symbols it holds live first; a symbol whose book is not live is sampled over REST
+// (flag rest_fallback), within what the tick's weight budget allows.
+type Streams interface {
+	// Book is a symbol's local book, best levels first, up to depth a side, its state
+	// (exchange.BookLive, …) and its age; ok is false when this replica holds no book of it.
+	Book(symbol string, depth int) (ob *exchange.OrderBook, state string, age time.Duration, ok bool)
+	// Ticker is the symbol's newest 24-hour ticker from its stream; ok is false when there is
+	// none live.
+	Ticker(symbol string) (t exchange.Ticker24h, age time.Duration, ok bool)
+	// Live lists the symbols whose books this replica holds live now.
+	Live() []string
+}
+
+// Reasons a symbol was sampled over REST in stream mode (cp_straux_rest_fallbacks_total).
+const (
+	fallbackNotHeld = "not_held" // no replica held its book live within the handover grace
+	fallbackBudget  = "budget_spent"
+)
+
+// fallbacks is what one replica sampled over REST in one period, for its log line.
+type fallbacks struct {
+	mu       sync.Mutex
+	byReason map[string]int
+	symbols  []string // the first few
+}
+
+const fallbackSymbolsLogged = 20
+
+func (f *fallbacks) add(symbol, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.byReason == nil {
+		f.byReason = map[string]int{}
+	}
+	f.byReason[reason]++
+	if len(f.symbols) < fallbackSymbolsLogged {
+		f.symbols = append(f.symbols, symbol)
+	}
+}
+
+func (f *fallbacks) total() (n int, byReason map[string]int, first []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.byReason {
+		n += c
+	}
+	return n, f.byReason, slices.Clone(f.symbols)
+}
+
+// sampleSymbol samples one symbol: from its local book in stream mode, else (or when the book is
+// not live) by REST depth calls. invalid reports an exchange that does not know the symbol.
+func (r *Runner) sampleSymbol(ctx context.Context, run *periodRun, p time.Time, symbol string) (s book.Sample, invalid bool) {
+	st := r.cfg.Streams
+	if st == nil {
+		return r.sampleREST(ctx, p, symbol)
+	}
+	var ages []time.Duration
+	s, _, why := r.takeSnapshots(ctx, p, symbol, func() (*exchange.OrderBook, error) {
+		ob, state, age, ok := st.Book(symbol, r.cfg.DepthLimit)
+		switch {
+		case !ok && state == "":
+			return nil, errNotLive(fallbackNotHeld)
+		case !ok || state != exchange.BookLive:
+			return nil, errNotLive(state)
+		}
+		ages = append(ages, age)
+		return ob, nil
+	})
+	if why == nil {
+		s.Source = book.SourceStream
+		s.BookAge = slices.Max(ages)
+		r.m.bookAge.Observe(s.BookAge.Seconds())
+		r.m.samplesBySource.WithLabelValues(book.SourceStream).Inc()
+		return s, false
+	}
+	reason := why.Error()
+	if run.fallbackLeft.Add(-1) < 0 {
+		r.m.fallbacks.WithLabelValues(fallbackBudget).Inc()
+		run.fallbacks.add(symbol, fallbackBudget)
+		return book.Failed(symbol, p, fmt.Sprintf("stream %s: REST fallback budget of this tick spent", reason)), false
+	}
+	r.m.fallbacks.WithLabelValues(reason).Inc()
+	run.fallbacks.add(symbol, reason)
+	s, invalid = r.sampleREST(ctx, p, symbol)
+	if s.Valid {
+		s.Flags = append(s.Flags, book.FlagRestFallback)
+	}
+	return s, invalid
+}
+
+// errNotLive says why a local book could not be sampled: its state, or not_held.
+type errNotLive string
+
+func (e errNotLive) Error() string { return string(e) }
+
+// sampleREST takes the configured snapshots of one symbol's book by REST depth calls.
+func (r *Runner) sampleREST(ctx context.Context, p time.Time, symbol string) (s book.Sample, invalid bool) {
+	s, lastErr, _ := r.takeSnapshots(ctx, p, symbol, func() (*exchange.OrderBook, error) { return r.depth(ctx, symbol) })
+	if !s.Valid && s.Reason == "" {
+		return book.Failed(symbol, p, failureReason(lastErr)), isInvalid(lastErr)
+	}
+	s.Source = book.SourceRest
+	if s.Valid {
+		r.m.samplesBySource.WithLabelValues(book.SourceRest).Inc()
+	}
+	return s, false
+}
+
+// takeSnapshots takes the configured snapshots of a symbol's book from get, SnapshotSpacing apart,
+// and aggregates them. A stream book that is not live fails the whole sample at once (notLive),
+// so it falls back to REST; other errors are retried at the next snapshot and the last one is
+// returned when no snapshot succeeded (s then has neither Valid nor a Reason).
+func (r *Runner) takeSnapshots(ctx context.Context, p time.Time, symbol string, get func() (*exchange.OrderBook, error)) (s book.Sample, lastErr, notLive error) {
+	var (
+		snaps []book.Snapshot
+		empty int
+	)
+	for i := range r.cfg.Snapshots {
+		if i > 0 {
+			select {
+			case <-time.After(r.cfg.SnapshotSpacing):
+			case <-ctx.Done():
+			}
+		}
+		ob, err := get()
+		if nl, ok := err.(errNotLive); ok {
+			if len(snaps) == 0 && empty == 0 {
+				return s, nil, nl
+			}
+			continue // the stream went down mid-sample: keep what it gave
+		}
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if sn, ok := book.Measure(ob); ok {
+			snaps = append(snaps, sn)
+		} else {
+			empty++
+		}
+	}
+	if len(snaps) == 0 && empty == 0 {
+		return s, lastErr, nil
+	}
+	s = book.Aggregate(symbol, p, snaps, empty, r.cfg.Snapshots)
+	s.SampledAt = r.cfg.Now()
+	return s, nil, nil
+}
+
+// streamTickers takes the symbols' tickers from their streams and returns the symbols that have
+// none live (fetched over REST).
+func (r *Runner) streamTickers(symbols []string) (ts []exchange.Ticker24h, missing []string) {
+	ts = make([]exchange.Ticker24h, 0, len(symbols))
+	for _, sym := range symbols {
+		if t, _, ok := r.cfg.Streams.Ticker(sym); ok {
+			ts = append(ts, t)
+		} else {
+			missing = append(missing, sym)
+		}
+	}
+	return ts, missing
+}
