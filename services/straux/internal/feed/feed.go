@@ -38,6 +38,8 @@ type Membership interface {
 	Owned(symbols []string) []string
 	// Changes is signalled when the live set of replicas changes.
 	Changes() <-chan struct{}
+	// Live lists the live replicas (this one included while it is a member).
+	Live() []string
 }
 
 // Config configures a Feed. Zero fields take the defaults in their comments.
@@ -226,6 +228,9 @@ func (f *Feed) Ticker(symbol string) (exchange.Ticker24h, time.Duration, bool) {
 
 // Live lists the held symbols whose books are live (ticks.Streams).
 func (f *Feed) Live() []string { return f.books.Live() }
+
+// Shared reports whether other replicas hold streams too (ticks.Streams).
+func (f *Feed) Shared() bool { return f.cfg.Members != nil && len(f.cfg.Members.Live()) > 1 }
 
 // Held is what this replica holds: its own symbols and those lingering after a move.
 func (f *Feed) Held() (owned, lingering int) {

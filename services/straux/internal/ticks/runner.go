@@ -81,7 +81,8 @@ type Config struct {
 	// nil: REST mode (every sample is a depth call, a universe beyond the budget rotates).
 	Streams Streams
 	// HandoverGrace is how long, in stream mode, a replica leaves the symbols whose books it does
-	// not hold to the replicas that do before it samples them itself over REST. Default 500ms.
+	// not hold to the replicas that do before it samples them itself over REST (not waited when
+	// Streams says no other replica holds books). Default 2s.
 	HandoverGrace time.Duration
 	// Budget reports the exchange weight budget. Required.
 	Budget func() plan.Budget
@@ -142,7 +143,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxBins = 256
 	}
 	if c.HandoverGrace <= 0 {
-		c.HandoverGrace = 500 * time.Millisecond
+		c.HandoverGrace = 2 * time.Second
 	}
 	if c.Retention <= 0 {
 		c.Retention = 24 * time.Hour
@@ -408,7 +409,7 @@ func (r *Runner) ensurePlanned(ctx context.Context, t Tick, log *slog.Logger) er
 type periodRun struct {
 	tick         Tick
 	span         trace.Span // of the tick that started the run
-	joined       time.Time // monotonic: when this process joined the period (the handover grace)
+	joined       time.Time  // monotonic: when this process joined the period (the handover grace)
 	done         chan struct{}
 	err          error
 	backfillLeft atomic.Int64
@@ -597,7 +598,7 @@ func (r *Runner) claim(ctx context.Context, run *periodRun) ([]store.Claim, erro
 		live = []string{}
 	}
 	claims, err := r.st.ClaimAmong(ctx, p, r.cfg.Replica, r.cfg.ChunkSize, r.cfg.Lease, live)
-	if err != nil || len(claims) > 0 || time.Since(run.joined) < r.cfg.HandoverGrace {
+	if err != nil || len(claims) > 0 || (r.cfg.Streams.Shared() && time.Since(run.joined) < r.cfg.HandoverGrace) {
 		return claims, err
 	}
 	return r.st.Claim(ctx, p, r.cfg.Replica, r.cfg.ChunkSize, r.cfg.Lease)

@@ -24,6 +24,9 @@ type Streams interface {
 	Ticker(symbol string) (t exchange.Ticker24h, age time.Duration, ok bool)
 	// Live lists the symbols whose books this replica holds live now.
 	Live() []string
+	// Shared reports whether other live replicas hold books too (a replica then leaves the
+	// symbols it does not hold to them for the handover grace).
+	Shared() bool
 }
 
 // Reasons a symbol was sampled over REST in stream mode (cp_straux_rest_fallbacks_total).

@@ -38,6 +38,7 @@ type bundle struct {
 	bus    *eventstest.Bus
 	simex  *simex.Exchange
 	client *exchange.Client
+	url    string // the simulated exchange's
 	pub    *events.Publisher
 	// p is the period the tests tick; now is the runners' frozen clock, a second into it. The
 	// exchange (simex and client) runs on the same clock advancing at the real rate from each
@@ -59,6 +60,7 @@ func setup(t *testing.T, symbols []string, universeRows []string) *bundle {
 	require.NoError(t, err)
 	srv := httptest.NewServer(b.simex)
 	t.Cleanup(srv.Close)
+	b.url = srv.URL
 	b.client, err = exchange.New(exchange.Config{BaseURL: srv.URL, MaxRetries: -1, Now: b.exchangeClock})
 	require.NoError(t, err)
 	b.pub, err = events.NewPublisher(b.bus.Conn, events.PublisherConfig{Source: "test"})
