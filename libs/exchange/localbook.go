@@ -82,6 +82,7 @@ type bookLevel struct {
 
 type localBook struct {
 	symbol   string
+	max      int // levels kept per side (the snapshot's limit)
 	state    string
 	lastID   int64
 	updated  time.Time // when the last event (or the snapshot) was applied
@@ -165,7 +166,7 @@ func (b *Books) SetSymbols(symbols []string) []string {
 		keep[s] = true
 		streams = append(streams, DepthStream(s))
 		if b.books[s] == nil {
-			b.books[s] = &localBook{symbol: s, state: BookSyncing}
+			b.books[s] = &localBook{symbol: s, state: BookSyncing, max: b.cfg.SnapshotLimit}
 		}
 	}
 	for s := range b.books {
@@ -361,6 +362,7 @@ func (b *Books) applySnapshot(sym string, ob *OrderBook) {
 		bk.set(true, l.Price.String(), l.Qty.String())
 	}
 	bk.lastID = ob.LastUpdateID
+	bk.trim()
 	for _, ev := range evs {
 		if ev.First > bk.lastID+1 {
 			b.stats.Gaps++
@@ -473,6 +475,23 @@ func (bk *localBook) apply(ev depthEvent) {
 	}
 	bk.lastID = ev.Final
 	bk.eventMs = ev.E
+	bk.trim()
+}
+
+// trim drops the levels beyond the snapshot's depth: they were never in a snapshot, so the
+// book does not know them all, and a book left to grow costs every insert more.
+func (bk *localBook) trim() {
+	if bk.max <= 0 {
+		return
+	}
+	if len(bk.bids) > bk.max {
+		clear(bk.bids[bk.max:])
+		bk.bids = bk.bids[:bk.max]
+	}
+	if len(bk.asks) > bk.max {
+		clear(bk.asks[bk.max:])
+		bk.asks = bk.asks[:bk.max]
+	}
 }
 
 // set puts a level into a side, or removes it when its quantity is zero.
