@@ -48,6 +48,7 @@ FUZZ_TARGETS := \
 	./libs/exchange:FuzzMyTrades \
 	./libs/exchange:FuzzErrorBody \
 	./libs/exchange:FuzzDepthEvent \
+	./libs/exchange:FuzzTickerEvent \
 	./services/orchestrator/internal/relay:FuzzParseChange \
 	./services/orchestrator/internal/relay:FuzzDecodeTuple
 FUZZTIME ?= 60s

@@ -21,5 +21,11 @@
 // API secret is held as a Secret, which never formats; error messages and log lines name the
 // request without its signature.
 //
+// Market streams come over websockets: a Feed holds the connections of a set of streams within
+// the exchange's stream rules and hands each message to a FeedHandler. Books keeps local order
+// books from diff-depth streams (DepthStream), Tickers the newest 24-hour ticker per symbol from
+// ticker streams (TickerStream), the values ticker/24hr gives, without its weight; a FeedMux lets
+// one Feed carry both, routing each stream by its kind.
+//
 // The simulated exchange in package simex speaks the same protocol, for tests and the dev stack.
 package exchange

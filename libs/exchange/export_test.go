@@ -17,3 +17,6 @@ func SetBookLive(b *Books, symbol string, lastID int64) {
 	bk := b.books[symbol]
 	bk.state, bk.lastID = BookLive, lastID
 }
+
+// DecodeTickerEvent is the ticker stream's decoder.
+func DecodeTickerEvent(data []byte) (Ticker24h, error) { return decodeTickerEvent(data) }

@@ -154,7 +154,7 @@ func NewBooks(cfg BooksConfig) (*Books, error) {
 }
 
 // DepthStream is the diff-depth stream of a symbol, e.g. "btcusdt@depth@100ms".
-func DepthStream(symbol string) string { return strings.ToLower(symbol) + "@depth@100ms" }
+func DepthStream(symbol string) string { return strings.ToLower(symbol) + DepthStreamKind }
 
 // SetSymbols sets the symbols kept and returns their streams, for Feed.SetStreams.
 func (b *Books) SetSymbols(symbols []string) []string {

@@ -32,3 +32,33 @@ func BenchmarkBooksStreamMessage(b *testing.B) {
 		books.StreamMessage(stream, data, now)
 	}
 }
+
+// A combined-stream ticker event as the simulated exchange sends it.
+var benchTickerEvent = []byte(`{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","E":1773759857345,"s":"BTCUSDT","p":"339.71000000",` +
+	`"P":"0.548","w":"61703.01765306","x":"61940.50000000","c":"62280.21000000","Q":"0.00049000","b":"62280.36000000",` +
+	`"B":"0.00312000","a":"62280.37000000","A":"0.04180000","o":"61940.50000000","h":"62280.21000000","l":"61197.62000000",` +
+	`"v":"555.68697000","q":"34287562.91948610","O":1773673457345,"C":1773759857345,"F":4742442400,"L":4742673415,"n":231016}}`)
+
+// BenchmarkTickersStreamMessage is the per-message cost of a ticker event after the socket: the
+// combined wrapper unwrapped, the event decoded and checked, the ticker kept, through a FeedMux.
+func BenchmarkTickersStreamMessage(b *testing.B) {
+	tickers := exchange.NewTickers(exchange.TickersConfig{})
+	tickers.SetSymbols([]string{"BTCUSDT"})
+	mux, err := exchange.NewFeedMux(map[string]exchange.FeedHandler{exchange.TickerStreamKind: tickers}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		stream, data, err := exchange.UnwrapCombined(benchTickerEvent)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tickers.StreamDown(stream, nil) // so the same event is kept each time
+		mux.StreamMessage(stream, data, now)
+	}
+	if st := tickers.Stats(); st.BadEvents != 0 || st.Events == 0 {
+		b.Fatalf("%+v", st)
+	}
+}

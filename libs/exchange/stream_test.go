@@ -16,7 +16,8 @@ import (
 	"cryptopill.dev/jobs/libs/testkit/clocktest"
 )
 
-// streamRig is the simulated exchange with its streams, a client, a Feed and Books over it.
+// streamRig is the simulated exchange with its streams, a client, a Feed and, behind its
+// FeedMux, Books (whose streams it holds) and Tickers (see subscribeTickers).
 type streamRig struct {
 	clock *clocktest.Clock
 	// feedClock is the feed's own (rotation, quiet time), jumped apart from the exchange's.
@@ -26,6 +27,8 @@ type streamRig struct {
 	client    *exchange.Client
 	feed      *exchange.Feed
 	books     *exchange.Books
+	tickers   *exchange.Tickers
+	mux       *exchange.FeedMux
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 }
@@ -52,7 +55,11 @@ func newStreamRig(t *testing.T, symbols []string, scfg func(*simex.Config), fcfg
 	if fcfg != nil {
 		fcfg(&fc)
 	}
-	r.feed, err = exchange.NewFeed(fc, r.books)
+	r.tickers = exchange.NewTickers(exchange.TickersConfig{Now: r.feedClock.Now})
+	r.mux, err = exchange.NewFeedMux(map[string]exchange.FeedHandler{
+		exchange.DepthStreamKind: r.books, exchange.TickerStreamKind: r.tickers}, nil)
+	require.NoError(t, err)
+	r.feed, err = exchange.NewFeed(fc, r.mux)
 	require.NoError(t, err)
 	r.feed.SetStreams(r.books.SetSymbols(symbols))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -68,6 +75,11 @@ func newStreamRig(t *testing.T, symbols []string, scfg func(*simex.Config), fcfg
 		exchange.ForgetLimiter(srv.URL)
 	})
 	return r
+}
+
+// subscribeTickers makes the feed carry the symbols' ticker streams beside the depth streams.
+func (r *streamRig) subscribeTickers(symbols []string) {
+	r.feed.SetStreams(append(r.books.SetSymbols(r.ex.Symbols()), r.tickers.SetSymbols(symbols)...))
 }
 
 func (r *streamRig) waitLive(t *testing.T, n int) {

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
+
+	"github.com/shopspring/decimal"
 )
 
-// The stream path decodes tens of thousands of messages a second, so the two shapes it lives on
-// (the combined wrapper and the diff-depth event) are read by hand, in Binance's key order, and
+// The stream path decodes tens of thousands of messages a second, so the shapes it lives on (the
+// combined wrapper, the diff-depth event and the 24-hour ticker event) are read by hand, in Binance's key order, and
 // anything else falls back to encoding/json.
 
 var combinedPrefix = []byte(`{"stream":"`)
@@ -186,4 +189,169 @@ func fastDepthEvent(data []byte, ev *depthEvent) error {
 			return errSlowPath
 		}
 	}
+}
+
+// tickerEvent is a "24hrTicker" event (<symbol>@ticker) as sent, its decimals kept as text until
+// checked. Every key has its field (see depthEvent: "e" would otherwise land in E).
+type tickerEvent struct {
+	Type               string `json:"e"`
+	E                  int64  `json:"E"`
+	Symbol             string `json:"s"`
+	PriceChange        string `json:"p"`
+	PriceChangePercent string `json:"P"`
+	WeightedAvgPrice   string `json:"w"`
+	PrevClosePrice     string `json:"x"`
+	LastPrice          string `json:"c"`
+	LastQty            string `json:"Q"`
+	BidPrice           string `json:"b"`
+	BidQty             string `json:"B"`
+	AskPrice           string `json:"a"`
+	AskQty             string `json:"A"`
+	OpenPrice          string `json:"o"`
+	HighPrice          string `json:"h"`
+	LowPrice           string `json:"l"`
+	Volume             string `json:"v"`
+	QuoteVolume        string `json:"q"`
+	OpenTime           int64  `json:"O"`
+	CloseTime          int64  `json:"C"`
+	FirstID            int64  `json:"F"`
+	LastID             int64  `json:"L"`
+	Count              int64  `json:"n"`
+}
+
+// tickerEventType is the ticker stream's event type.
+const tickerEventType = "24hrTicker"
+
+// decodeTickerEvent reads a 24hrTicker event into a Ticker24h; an error names what was wrong.
+func decodeTickerEvent(data []byte) (Ticker24h, error) {
+	var ev tickerEvent
+	if err := fastTickerEvent(data, &ev); err != nil {
+		ev = tickerEvent{}
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return Ticker24h{}, fmt.Errorf("ticker event: %w", err)
+		}
+	}
+	return ev.ticker()
+}
+
+// fastTickerEvent is the hand-read path: flat keys, unescaped strings, integer numbers.
+func fastTickerEvent(data []byte, ev *tickerEvent) error {
+	s := &scanner{b: data}
+	if !s.byte('{') {
+		return errSlowPath
+	}
+	for first := true; ; first = false {
+		if s.byte('}') {
+			s.skipWS()
+			if s.i != len(s.b) {
+				return errSlowPath
+			}
+			return nil
+		}
+		if !first && !s.byte(',') {
+			return errSlowPath
+		}
+		key, ok := s.str()
+		if !ok || !s.byte(':') || len(key) != 1 {
+			return errSlowPath
+		}
+		var str *string
+		var num *int64
+		switch key[0] {
+		case 'e':
+			str = &ev.Type
+		case 's':
+			str = &ev.Symbol
+		case 'p':
+			str = &ev.PriceChange
+		case 'P':
+			str = &ev.PriceChangePercent
+		case 'w':
+			str = &ev.WeightedAvgPrice
+		case 'x':
+			str = &ev.PrevClosePrice
+		case 'c':
+			str = &ev.LastPrice
+		case 'Q':
+			str = &ev.LastQty
+		case 'b':
+			str = &ev.BidPrice
+		case 'B':
+			str = &ev.BidQty
+		case 'a':
+			str = &ev.AskPrice
+		case 'A':
+			str = &ev.AskQty
+		case 'o':
+			str = &ev.OpenPrice
+		case 'h':
+			str = &ev.HighPrice
+		case 'l':
+			str = &ev.LowPrice
+		case 'v':
+			str = &ev.Volume
+		case 'q':
+			str = &ev.QuoteVolume
+		case 'E':
+			num = &ev.E
+		case 'O':
+			num = &ev.OpenTime
+		case 'C':
+			num = &ev.CloseTime
+		case 'F':
+			num = &ev.FirstID
+		case 'L':
+			num = &ev.LastID
+		case 'n':
+			num = &ev.Count
+		default:
+			return errSlowPath
+		}
+		if str != nil {
+			*str, ok = s.str()
+		} else {
+			*num, ok = s.int()
+		}
+		if !ok {
+			return errSlowPath
+		}
+	}
+}
+
+// ticker checks the event and converts it: the event type, a symbol, an event time, and every
+// decimal present and readable.
+func (ev *tickerEvent) ticker() (Ticker24h, error) {
+	if ev.Type != tickerEventType {
+		return Ticker24h{}, fmt.Errorf("ticker event: type %q, want %q", ev.Type, tickerEventType)
+	}
+	if ev.Symbol == "" {
+		return Ticker24h{}, errors.New(`ticker event: no symbol ("s")`)
+	}
+	if ev.E <= 0 {
+		return Ticker24h{}, fmt.Errorf(`ticker event %s: event time ("E") %d`, ev.Symbol, ev.E)
+	}
+	t := Ticker24h{Symbol: ev.Symbol, FirstID: ev.FirstID, LastID: ev.LastID, Count: ev.Count,
+		OpenTime: time.UnixMilli(ev.OpenTime).UTC(), CloseTime: time.UnixMilli(ev.CloseTime).UTC()}
+	for _, f := range [...]struct {
+		key, text string
+		dst       *decimal.Decimal
+	}{
+		{"p", ev.PriceChange, &t.PriceChange}, {"P", ev.PriceChangePercent, &t.PriceChangePercent},
+		{"w", ev.WeightedAvgPrice, &t.WeightedAvgPrice}, {"x", ev.PrevClosePrice, &t.PrevClosePrice},
+		{"c", ev.LastPrice, &t.LastPrice}, {"Q", ev.LastQty, &t.LastQty},
+		{"b", ev.BidPrice, &t.BidPrice}, {"B", ev.BidQty, &t.BidQty},
+		{"a", ev.AskPrice, &t.AskPrice}, {"A", ev.AskQty, &t.AskQty},
+		{"o", ev.OpenPrice, &t.OpenPrice}, {"h", ev.HighPrice, &t.HighPrice}, {"l", ev.LowPrice, &t.LowPrice},
+		{"v", ev.Volume, &t.Volume}, {"q", ev.QuoteVolume, &t.QuoteVolume},
+	} {
+		if f.text == "" {
+			return Ticker24h{}, fmt.Errorf("ticker event %s: %q missing", ev.Symbol, f.key)
+		}
+		d, err := decimal.NewFromString(f.text)
+		if err != nil {
+			return Ticker24h{}, fmt.Errorf("ticker event %s: %q: %w", ev.Symbol, f.key, err)
+		}
+		*f.dst = d
+	}
+	return t, nil
 }

@@ -79,3 +79,31 @@ func FuzzDepthEvent(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTickerEvent: whatever the fast path accepts, encoding/json reads the same way; and the
+// decoder never panics.
+func FuzzTickerEvent(f *testing.F) {
+	f.Add([]byte(`{"e":"24hrTicker","E":1672515782136,"s":"BNBBTC","p":"0.0015","P":"250.00","w":"0.0018","x":"0.0009","c":"0.0025",` +
+		`"Q":"10","b":"0.0024","B":"10","a":"0.0026","A":"100","o":"0.0010","h":"0.0025","l":"0.0010","v":"10000","q":"18",` +
+		`"O":0,"C":86400000,"F":0,"L":18150,"n":18151}`))
+	f.Add([]byte(`{"e":"24hrTicker","E":1,"s":"X","c":"1"} `))
+	f.Add([]byte(`{"e":"24hrMiniTicker","E":1,"s":"X","c":"1","o":"1","h":"1","l":"1","v":"0","q":"0"}`))
+	f.Add([]byte(`{"C":9223372036854775807,"E":-0}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tk, err := decodeTickerEvent(data)
+		if err == nil && (tk.Symbol == "" || tk.LastPrice.String() == "") {
+			t.Fatalf("accepted without a symbol or last price: %q", data)
+		}
+		var fast tickerEvent
+		if fastTickerEvent(data, &fast) != nil {
+			return
+		}
+		var slow tickerEvent
+		if err := json.Unmarshal(data, &slow); err != nil {
+			t.Fatalf("fast path accepted what encoding/json refuses (%v): %q", err, data)
+		}
+		if fast != slow {
+			t.Fatalf("%q:\nfast %+v\nslow %+v", data, fast, slow)
+		}
+	})
+}

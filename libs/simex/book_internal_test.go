@@ -111,3 +111,19 @@ func TestFoldedDiffFitsAnyStartInItsWindow(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTickerEvent is one <symbol>@ticker event: what 2,000 streamed symbols cost each second.
+func BenchmarkTickerEvent(b *testing.B) {
+	e, err := New(Config{Symbols: GeneratedSymbols(10), Seed: 7})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := e.symbols[3]
+	ms := clocktest.Afternoon.UnixMilli()
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		ms += 1000
+		buf = m.appendTickerEvent(buf[:0], false, ms)
+	}
+}

@@ -7,6 +7,10 @@
 // so replicas and tests agree, and any time can be evaluated without history. Cross pairs are
 // consistent (ETHBTC = ETHUSDT / BTCUSDT) because each asset walks against the dollar.
 //
+// Its market streams (/ws, /stream: diff and partial depth, 24-hour tickers and mini tickers)
+// tell the same story as REST: a depth stream's book is the depth endpoint's, a ticker event's
+// values are ticker/24hr's at the event's time.
+//
 // myTrades serves a configured key and secret, verifies the HMAC-SHA256 signature and the
 // timestamp/recvWindow, and produces new account trades over time with increasing ids.
 //

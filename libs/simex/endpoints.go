@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"time"
 )
 
@@ -252,9 +251,6 @@ func (e *Exchange) tickerPrice(_ *http.Request, q url.Values, now time.Time) (in
 	return http.StatusOK, b
 }
 
-// tickerSamples is how many points of the last 24 hours are sampled for high and low.
-const tickerSamples = 96
-
 func (e *Exchange) ticker24h(_ *http.Request, q url.Values, now time.Time) (int, []byte) {
 	ms, single, err := e.marketsParam(q)
 	if err != nil {
@@ -278,63 +274,10 @@ func (e *Exchange) ticker24h(_ *http.Request, q url.Values, now time.Time) (int,
 }
 
 func (m *market) appendTicker24h(b []byte, nowMs int64) []byte {
-	openMs := nowMs - msDay
-	o, last := m.ticks(openMs), m.ticks(nowMs)
-	hi, lo := max(o, last), min(o, last)
-	var sum float64
-	for i := int64(1); i <= tickerSamples; i++ {
-		t := m.ticks(openMs + msDay*i/(tickerSamples+1))
-		hi, lo = max(hi, t), min(lo, t)
-		sum += float64(t)
-	}
-	avgTicks := (sum + float64(o+last)) / (tickerSamples + 2)
-	vol := m.volPerSec * 86400 * (0.8 + 0.4*unit(hash2(m.key, uint64(nowMs/msHour))))
-	volUnits := int64(math.Round(vol * pow10[m.qtyDec]))
-	vol = float64(volUnits) / pow10[m.qtyDec]
-	avg := avgTicks / pow10[m.priceDec]
-	bk := m.book(nowMs)
-	lastID := nowMs / m.marketTradeMs
-	firstID := openMs/m.marketTradeMs + 1
-	lastQty := m.qtyUnits(m.levelQty * 0.02 * (0.1 + 2*unit(hash2(m.key, uint64(lastID)))))
-
-	str := func(b []byte, key string, v string) []byte {
-		b = append(b, ",\""...)
-		b = append(b, key...)
-		b = append(b, "\":\""...)
-		b = append(b, v...)
-		return append(b, '"')
-	}
-	num := func(b []byte, key string, v int64) []byte {
-		b = append(b, ",\""...)
-		b = append(b, key...)
-		b = append(b, "\":"...)
-		return appendInt(b, v)
-	}
-	pr := func(t int64) string { return fixed(t, m.priceDec) }
-	qt := func(u int64) string { return fixed(u, m.qtyDec) }
-
+	t := m.tickerAt(nowMs)
 	b = append(b, `{"symbol":"`...)
 	b = append(b, m.symbol...)
 	b = append(b, '"')
-	b = str(b, "priceChange", pr(last-o))
-	b = str(b, "priceChangePercent", strconv.FormatFloat(100*float64(last-o)/float64(o), 'f', 3, 64))
-	b = str(b, "weightedAvgPrice", fixedFloat(avg))
-	b = str(b, "prevClosePrice", pr(m.ticks(openMs-1)))
-	b = str(b, "lastPrice", pr(last))
-	b = str(b, "lastQty", qt(lastQty))
-	b = str(b, "bidPrice", pr(bk.bestBid))
-	b = str(b, "bidQty", qt(bk.levelQtyUnits(m, false)))
-	b = str(b, "askPrice", pr(bk.bestAsk))
-	b = str(b, "askQty", qt(bk.levelQtyUnits(m, true)))
-	b = str(b, "openPrice", pr(o))
-	b = str(b, "highPrice", pr(hi))
-	b = str(b, "lowPrice", pr(lo))
-	b = str(b, "volume", qt(volUnits))
-	b = str(b, "quoteVolume", fixedFloat(vol*avg))
-	b = num(b, "openTime", openMs)
-	b = num(b, "closeTime", nowMs)
-	b = num(b, "firstId", firstID)
-	b = num(b, "lastId", lastID)
-	b = num(b, "count", lastID-firstID+1)
+	b = t.appendFields(b, m, &restTickerKeys)
 	return append(b, '}')
 }

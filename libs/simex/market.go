@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -217,9 +216,4 @@ func appendInt(b []byte, v int64) []byte {
 func fixed(units int64, dec int) string { return string(appendFixed(nil, units, dec)) }
 
 // fixedFloat formats a derived quantity (volumes, averages) with eight decimals.
-func fixedFloat(v float64) string {
-	if math.Abs(v) < 9e10 {
-		return fixed(int64(math.Round(v*1e8)), 8)
-	}
-	return strconv.FormatFloat(v, 'f', 8, 64)
-}
+func fixedFloat(v float64) string { return string(appendFixedFloat(nil, v)) }

@@ -31,7 +31,9 @@ import (
 // the best Band of each side that changed or came into the band (the price moved), and every
 // level that left the side; a level that only sank below the band is not followed. So a local
 // book built by Binance's procedure from a snapshot of at least Band levels holds the REST book's
-// best Band levels exactly.
+// best Band levels exactly. And <symbol>@ticker and <symbol>@miniTicker (the 24-hour rolling
+// window ticker, full and mini, every 1 s), whose values are REST ticker/24hr's at the event's
+// time E.
 
 // StreamConfig holds the stream endpoints' rules; the zero value is Binance's.
 type StreamConfig struct {
@@ -148,7 +150,9 @@ func (e *Exchange) InjectStreamGap() {
 	for _, c := range e.streams.snapshot() {
 		c.mu.Lock()
 		for _, s := range c.subs {
-			s.skip++
+			if s.diff {
+				s.skip++
+			}
 		}
 		c.mu.Unlock()
 	}
@@ -204,13 +208,15 @@ func (h *streamHub) admit(ip string, now time.Time) bool {
 
 // stream is one subscribed stream of a connection.
 type stream struct {
-	name  string
-	m     *market
-	diff  bool  // diff depth; else partial depth
-	depth int   // partial depth levels
-	every int64 // snapshots between events: 1 (100 ms) or 10 (1 s)
-	last  int64 // the snapshot the last event (or the subscription) was at
-	skip  int   // updates to skip once (InjectStreamGap)
+	name   string
+	m      *market
+	diff   bool // diff depth; else partial depth, unless ticker
+	ticker bool // a 24-hour ticker stream; mini: the mini ticker
+	mini   bool
+	depth  int   // partial depth levels
+	every  int64 // snapshots between events: 1 (100 ms) or 10 (1 s)
+	last   int64 // the snapshot the last event (or the subscription) was at
+	skip   int   // updates to skip once (InjectStreamGap)
 }
 
 // parseStream reads a stream name; names are lower case, as Binance's are.
@@ -229,6 +235,11 @@ func (e *Exchange) parseStream(name string, snap int64) (*stream, error) {
 		s.every = 1
 	}
 	switch {
+	case kind == "ticker" || kind == "miniTicker":
+		if fast {
+			return nil, fmt.Errorf("invalid stream name %q: ticker streams have no @100ms", name)
+		}
+		s.ticker, s.mini = true, kind == "miniTicker"
 	case kind == "depth":
 		s.diff = true
 	case strings.HasPrefix(kind, "depth"):
@@ -238,7 +249,7 @@ func (e *Exchange) parseStream(name string, snap int64) (*stream, error) {
 		}
 		s.depth = n
 	default:
-		return nil, fmt.Errorf("unsupported stream %q (served: <symbol>@depth[@100ms], <symbol>@depth<5|10|20>[@100ms])", name)
+		return nil, fmt.Errorf("unsupported stream %q (served: <symbol>@depth[@100ms], <symbol>@depth<5|10|20>[@100ms], <symbol>@ticker, <symbol>@miniTicker)", name)
 	}
 	s.last = snap - floorMod(snap, s.every)
 	return s, nil
@@ -521,8 +532,11 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 				buf = append(buf, s.name...)
 				buf = append(buf, `","data":`...)
 			}
-			bk := s.m.bookAt(to)
-			if s.diff {
+			switch {
+			case s.ticker:
+				buf = s.m.appendTickerEvent(buf, s.mini, now.UnixMilli())
+			case s.diff:
+				bk := s.m.bookAt(to)
 				c.mu.Lock()
 				from := s.last
 				if s.skip > 0 {
@@ -549,7 +563,8 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 				buf = append(buf, `],"a":[`...)
 				buf = appendLevels(buf, s.m, asks)
 				buf = append(buf, "]}"...)
-			} else {
+			default:
+				bk := s.m.bookAt(to)
 				buf = append(buf, `{"lastUpdateId":`...)
 				buf = appendInt(buf, bk.updateID)
 				buf = append(buf, `,"bids":[`...)
