@@ -18,7 +18,9 @@ func statusOf(t *testing.T, b *bundle, q url.Values) map[string]string {
 	t.Helper()
 	a := b.get(t, "/api/v3/exchangeInfo", q)
 	require.Equal(t, http.StatusOK, a.status, string(a.body))
-	var info struct{ Symbols []struct{ Symbol, Status string } }
+	var info struct {
+		Symbols []struct{ Symbol, Status string }
+	}
 	require.NoError(t, json.Unmarshal(a.body, &info))
 	out := map[string]string{}
 	for _, s := range info.Symbols {
