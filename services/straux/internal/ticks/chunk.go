@@ -67,7 +67,11 @@ func (r *Runner) processChunk(ctx context.Context, run *periodRun, claims []stor
 		defer wg.Done()
 		cc, readErr = r.st.ReadChunkContext(ctx, symbolsOf(claims), labels, p, longest, false)
 	}()
+	// Symbols the exchange says are not trading are marked, not sampled (no depth call, no
+	// ticker); a book that comes back empty makes it ask again.
+	live, notTrading := r.status.split(ctx, live)
 	f := r.fetch(ctx, p, live)
+	r.status.settle(ctx, p, &f, notTrading)
 	wg.Wait()
 	if readErr != nil {
 		return readErr
@@ -275,6 +279,8 @@ func failureReason(err error) string {
 		kind = "bad body"
 	case errors.Is(err, exchange.ErrRateLimited), errors.Is(err, exchange.ErrBanned):
 		kind = "rate limited"
+	case errors.Is(err, exchange.ErrFirewall):
+		kind = "firewall"
 	case errors.Is(err, exchange.ErrServer):
 		kind = "exchange error"
 	default:

@@ -24,6 +24,10 @@ type metrics struct {
 	chunkErrors  prometheus.Counter
 	tickerErrors prometheus.Counter
 	lastDone     prometheus.Gauge
+	notTrading   prometheus.Gauge
+	statuses     *prometheus.GaugeVec
+	statusErrors prometheus.Counter
+	zeroTickers  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -57,10 +61,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		tickerErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_straux_ticker_errors_total", Help: "Ticker batches that failed (samples are written without them)."}),
 		lastDone: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_last_done_period_start_timestamp_seconds",
 			Help: "Period start of the last tick this replica finished (samples and vectors written), Unix seconds: the freshness of str-aux data."}),
+		notTrading: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_not_trading_symbols",
+			Help: "Sampled symbols the exchange last reported not TRADING (BREAK, HALT, …): marked not_trading, not sampled."}),
+		statuses: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_straux_symbol_status_symbols",
+			Help: "Sampled symbols by the trading status the exchange last reported."}, []string{"status"}),
+		statusErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_straux_status_refresh_errors_total",
+			Help: "Symbol status reads (exchangeInfo) that failed, or named a symbol without a status; the last known statuses are kept."}),
+		zeroTickers: prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_straux_zero_price_tickers_total",
+			Help: "Tickers dropped because their last price was zero (a symbol without trades)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.ticks, m.tickSeconds, m.symbols, m.windows, m.universe, m.planned, m.coverage, m.sampled, m.sampledCov, m.planKept, m.rounds,
-			m.tickBudget, m.plannedW, m.skipped, m.vectorsCPU, m.backfilled, m.claimsLost, m.chunkErrors, m.tickerErrors, m.lastDone)
+			m.tickBudget, m.plannedW, m.skipped, m.vectorsCPU, m.backfilled, m.claimsLost, m.chunkErrors, m.tickerErrors, m.lastDone,
+			m.notTrading, m.statuses, m.statusErrors, m.zeroTickers)
 	}
 	// Zero, not absent, before the first tick: alerts on increase() see the first one.
 	for _, o := range []string{"done", "skipped", "already_done", "already_skipped", "unfinished"} {
