@@ -271,6 +271,9 @@ func failureReason(err error) string {
 	}
 	var kind string
 	switch {
+	case errors.Is(err, exchange.ErrFirewall):
+		// Before timeout: a call that would wait out the firewall's pause fails at its deadline.
+		kind = "firewall"
 	case errors.Is(err, context.DeadlineExceeded):
 		kind = "timeout"
 	case errors.Is(err, exchange.ErrInvalidSymbol):
@@ -279,8 +282,6 @@ func failureReason(err error) string {
 		kind = "bad body"
 	case errors.Is(err, exchange.ErrRateLimited), errors.Is(err, exchange.ErrBanned):
 		kind = "rate limited"
-	case errors.Is(err, exchange.ErrFirewall):
-		kind = "firewall"
 	case errors.Is(err, exchange.ErrServer):
 		kind = "exchange error"
 	default:

@@ -2,12 +2,15 @@ package ticks_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
+	"cryptopill.dev/jobs/libs/exchange"
 	"cryptopill.dev/jobs/libs/simex"
 	"cryptopill.dev/jobs/services/straux/internal/store"
 	"cryptopill.dev/jobs/services/straux/internal/ticks"
@@ -68,4 +71,49 @@ func TestNotTradingSymbolIsMarkedNotSampled(t *testing.T) {
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM str_aux.samples WHERE period_start = $1 AND symbol = 'SOLUSDT' AND mid > 0`, p5))
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM market.tickers WHERE ts = $1 AND symbol = 'SOLUSDT' AND last_price > 0`, p5))
 	require.Equal(t, 0.0, gauge(t, reg, "cp_straux_not_trading_symbols"))
+}
+
+// zeroPriceExchange answers one symbol's ticker with a zero last price, as the exchange does for
+// a symbol without trades in the last day, while its book stays good.
+type zeroPriceExchange struct {
+	ticks.Exchange
+	symbol string
+}
+
+func (e zeroPriceExchange) Tickers24h(ctx context.Context, symbols []string) ([]exchange.Ticker24h, error) {
+	ts, err := e.Exchange.Tickers24h(ctx, symbols)
+	for i := range ts {
+		if ts[i].Symbol == e.symbol {
+			ts[i].LastPrice = decimal.Zero
+		}
+	}
+	return ts, err
+}
+
+func TestZeroPriceTickerIsDropped(t *testing.T) {
+	t.Parallel()
+	syms := []string{"BTCUSDT", "ETHUSDT"}
+	b := setup(t, syms, syms)
+	b.startReplica(t, replicaOpts{exchange: zeroPriceExchange{Exchange: b.client, symbol: "ETHUSDT"}})
+	b.publishTick(t, b.p, "")
+	b.waitStatus(t, b.p, store.StatusDone)
+	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM str_aux.samples WHERE period_start = $1 AND mid > 0`, b.p))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM market.tickers WHERE ts = $1`, b.p))
+	require.Zero(t, b.count(t, `SELECT count(*) FROM market.tickers WHERE ts = $1 AND symbol = 'ETHUSDT'`, b.p))
+}
+
+// A 403 from the exchange's firewall is recorded as such.
+func TestFirewallFailureReason(t *testing.T) {
+	t.Parallel()
+	syms := []string{"BTCUSDT"}
+	b := setup(t, syms, syms)
+	b.simex.SetFirewall(true)
+	b.startReplica(t, replicaOpts{cfg: ticks.Config{MaxAttempts: 1}})
+	b.publishTick(t, b.p, "")
+	b.waitStatus(t, b.p, store.StatusDone)
+	var reason string
+	require.NoError(t, b.db.Pool.QueryRow(context.Background(),
+		`SELECT reason FROM str_aux.samples WHERE period_start = $1 AND symbol = 'BTCUSDT' AND mid IS NULL`, b.p).Scan(&reason))
+	require.True(t, strings.HasPrefix(reason, "firewall: "), reason)
+	require.NotContains(t, reason, "<")
 }
