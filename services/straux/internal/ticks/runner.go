@@ -360,7 +360,8 @@ func (r *Runner) ensurePlanned(ctx context.Context, t Tick, log *slog.Logger) er
 	}
 	b := r.cfg.Budget()
 	costs := plan.Costs{DepthLimit: r.cfg.DepthLimit, Snapshots: r.cfg.Snapshots}
-	tb := plan.TickBudget(b, t.Period, r.cfg.WeightSharePct)
+	// The symbol statuses' read (status.go) is paid from the same share.
+	tb := max(0, plan.TickBudget(b, t.Period, r.cfg.WeightSharePct)-statusReadWeight)
 	p, err := plan.Make(universe, costs, tb, t.PeriodStart.UnixNano()/int64(t.Period))
 	if err != nil {
 		return err

@@ -18,6 +18,9 @@ const (
 	// statusForcedGap spaces the refreshes an empty book forces, so a chunk of empty books (or
 	// an exchange answering every book empty) costs one read, not one per symbol.
 	statusForcedGap = 5 * time.Second
+	// statusReadWeight is what a status read costs; each tick's plan keeps it free, as the read
+	// (at most one a minute, unless forced) comes out of the ticks' reserve.
+	statusReadWeight = exchange.ExchangeInfoWeight
 	// notTradingPrefix starts the reason of a symbol skipped because it is not trading.
 	notTradingPrefix = "not_trading:"
 )
