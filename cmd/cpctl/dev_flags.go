@@ -40,6 +40,8 @@ func (f *devFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.faults.MalformedRate, "simex-malformed-rate", 0, "simulated exchange: share of 2xx answers with a cut-off body (0..1)")
 	fs.Float64Var(&f.faults.RateLimitRate, "simex-429-rate", 0, "simulated exchange: share of requests answered 429 (0..1)")
 	fs.Float64Var(&f.faults.BanRate, "simex-418-rate", 0, "simulated exchange: share of requests answered 418, banning the client (0..1)")
+	fs.Float64Var(&f.faults.FirewallRate, "simex-403-rate", 0, "simulated exchange: share of requests answered 403 by its firewall, an HTML page (0..1)")
+	fs.Float64Var(&f.faults.GatewayErrorRate, "simex-gateway-rate", 0, "simulated exchange: share of requests answered 502/504 (HTML) or 500 by its gateway (0..1)")
 	fs.DurationVar(&f.banDuration, "simex-ban-duration", 2*time.Minute, "simulated exchange: a first ban's length; each further one doubles it")
 	fs.IntVar(&f.weightLimit, "simex-weight-limit", 6000, "simulated exchange: REQUEST_WEIGHT per minute; 0 lifts the limit")
 	f.exchangeURL = os.Getenv("BINANCE_BASE_URL")
@@ -101,7 +103,8 @@ func (f *devFlags) simexArgs(listen string) []string {
 		flag string
 		v    float64
 	}{{"--error-rate", fl.ErrorRate}, {"--malformed-rate", fl.MalformedRate},
-		{"--rate-limit-rate", fl.RateLimitRate}, {"--ban-rate", fl.BanRate}} {
+		{"--rate-limit-rate", fl.RateLimitRate}, {"--ban-rate", fl.BanRate},
+		{"--firewall-rate", fl.FirewallRate}, {"--gateway-error-rate", fl.GatewayErrorRate}} {
 		if r.v > 0 {
 			args = append(args, r.flag, strconv.FormatFloat(r.v, 'g', -1, 64))
 		}

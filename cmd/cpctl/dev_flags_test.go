@@ -25,6 +25,19 @@ func parseDevFlags(t *testing.T, args ...string) (devFlags, error) {
 	return f, f.validate()
 }
 
+func TestDevFlagsFirewallAndGatewayFaults(t *testing.T) {
+	t.Parallel()
+	f, err := parseDevFlags(t, "-simex-403-rate", "0.01", "-simex-gateway-rate", "0.2")
+	require.NoError(t, err)
+	args := f.simexArgs("127.0.0.1:0")
+	require.Equal(t, []string{"--firewall-rate", "0.01", "--gateway-error-rate", "0.2"}, args[len(args)-4:])
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.Equal(t, 0, simexMain(ctx, append(args[1:], "--status", "BTCUSDT=HALT"), io.Discard, io.Discard))
+	_, err = parseDevFlags(t, "-simex-403-rate", "2")
+	require.ErrorContains(t, err, "simex fault flags")
+}
+
 func TestDevFlagsSimexArgs(t *testing.T) {
 	t.Parallel()
 	f, err := parseDevFlags(t, "-symbols", "500", "-simex-429-rate", "0.05", "-simex-418-rate", "0.001",

@@ -19,6 +19,8 @@ import (
 //	            [--api-key K --api-secret S] [--weight-limit N] [--weight-window D]
 //	            [--latency D --error-rate F --malformed-rate F]
 //	            [--rate-limit-rate F --ban-rate F --ban-duration D]
+//	            [--firewall-rate F --gateway-error-rate F --max-in-flight N]
+//	            [--status SYMBOL=STATUS,...]
 func runSimex(ctx context.Context, args []string) int {
 	return simexMain(ctx, args, os.Stdout, os.Stderr)
 }
@@ -41,6 +43,10 @@ func simexMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		rateLimited = fs.Float64("rate-limit-rate", 0, "share of requests answered 429, Retry-After 1s (0..1)")
 		banRate     = fs.Float64("ban-rate", 0, "share of requests answered 418, banning the client (0..1)")
 		banDuration = fs.Duration("ban-duration", 2*time.Minute, "a client's first ban; each further one doubles it")
+		firewall    = fs.Float64("firewall-rate", 0, "share of requests answered 403 with the CDN firewall's HTML page (0..1)")
+		gateway     = fs.Float64("gateway-error-rate", 0, "share of requests answered by the gateway: 502 and 504 HTML pages, 500 -1000 (0..1)")
+		maxInFlight = fs.Int("max-in-flight", 512, "concurrent requests answered; more are refused 503 -1008 (overloaded); negative: no limit")
+		statuses    = fs.String("status", "", "symbols not TRADING, e.g. ETHBTC=BREAK,XRPUSDT=HALT")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -57,7 +63,22 @@ func simexMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		WeightLimit: *weightLimit, WeightWindow: *weightWin,
 		BanDuration: *banDuration,
 		Faults: simex.Faults{Latency: *latency, ErrorRate: *errorRate, MalformedRate: *malformed,
-			RateLimitRate: *rateLimited, BanRate: *banRate},
+			RateLimitRate: *rateLimited, BanRate: *banRate, FirewallRate: *firewall, GatewayErrorRate: *gateway},
+		MaxInFlight: *maxInFlight,
+	}
+	for _, kv := range strings.Split(*statuses, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		sym, st, ok := strings.Cut(kv, "=")
+		if !ok {
+			fmt.Fprintf(stderr, "cpctl simex: --status %q: want SYMBOL=STATUS\n", kv)
+			return 2
+		}
+		if cfg.Statuses == nil {
+			cfg.Statuses = map[string]string{}
+		}
+		cfg.Statuses[strings.ToUpper(strings.TrimSpace(sym))] = strings.ToUpper(strings.TrimSpace(st))
 	}
 	if cfg.WeightLimit <= 0 {
 		cfg.WeightLimit = -1 // lifted

@@ -70,4 +70,9 @@ func TestSimexRejectsBadFlags(t *testing.T) {
 	require.Contains(t, errOut.String(), "BTCXYZ")
 	require.Equal(t, 2, simexMain(context.Background(), []string{"--error-rate", "2", "--listen", "127.0.0.1:0"}, &out, &errOut))
 	require.Equal(t, 2, simexMain(context.Background(), []string{"--nope"}, &out, &errOut))
+	require.Equal(t, 2, simexMain(context.Background(), []string{"--status", "BTCUSDT", "--listen", "127.0.0.1:0"}, &out, &errOut))
+	require.Contains(t, errOut.String(), `--status "BTCUSDT": want SYMBOL=STATUS`)
+	require.Equal(t, 2, simexMain(context.Background(), []string{"--status", "BTCUSDT=PAUSED", "--listen", "127.0.0.1:0"}, &out, &errOut))
+	require.Contains(t, errOut.String(), `"PAUSED"`)
+	require.Equal(t, 2, simexMain(context.Background(), []string{"--firewall-rate", "-1", "--listen", "127.0.0.1:0"}, &out, &errOut))
 }

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -25,6 +27,9 @@ const maxBody = 64 << 20
 
 // maxErrorMsg caps the bytes of an error body kept in APIError.Msg.
 const maxErrorMsg = 200
+
+// maxPageExcerpt caps the text kept from an error body that is not JSON (an HTML page).
+const maxPageExcerpt = 80
 
 // Client calls one exchange. It is safe for concurrent use; create one per process and host and
 // share it, although clients for the same host share their Limiter anyway.
@@ -188,6 +193,10 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 				attempt-- // the resync retry is not one of the MaxRetries
 				continue
 			}
+			if apiErr.Status == http.StatusForbidden {
+				c.log.LogAttrs(ctx, slog.LevelError, "exchange firewall blocked the request; every call to the host pauses",
+					slog.String("request", name), slog.Duration("pause", c.lim.Stats().BlockedUntil.Sub(c.now()).Round(time.Second)))
+			}
 			if apiErr.Status == http.StatusTooManyRequests || apiErr.Status == http.StatusTeapot {
 				c.log.LogAttrs(ctx, slog.LevelWarn, "exchange rate limit answer",
 					slog.String("request", name), slog.Int("status", apiErr.Status),
@@ -292,25 +301,62 @@ func apiError(name string, resp *http.Response, body []byte, now time.Time) *API
 	}
 	if json.Unmarshal(body, &b) == nil && (b.Code != 0 || b.Msg != "") {
 		e.Code, e.Msg = b.Code, b.Msg
+	} else if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '<' {
+		// A firewall's or gateway's page: a few words of it, never the markup.
+		e.Msg = "HTML page: " + cutText(pageText(t), maxPageExcerpt)
 	} else {
 		e.Msg = strings.TrimSpace(strings.ToValidUTF8(string(body), "\uFFFD"))
 	}
 	// An error body ends up in logs: readable and bounded, cut on a character boundary.
-	if len(e.Msg) > maxErrorMsg {
-		cut := maxErrorMsg
-		for cut > 0 && !utf8.RuneStart(e.Msg[cut]) {
-			cut--
-		}
-		e.Msg = e.Msg[:cut] + "…"
-	}
+	e.Msg = cutText(e.Msg, maxErrorMsg)
 	if e.Msg == "" {
 		e.Msg = http.StatusText(resp.StatusCode)
 	}
 	if e.Msg == "" { // an empty body with a status net/http has no name for
 		e.Msg = "empty error body"
 	}
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusTeapot {
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusTeapot || resp.StatusCode == http.StatusForbidden {
 		e.RetryAfter = retryAfter(resp.Header, now)
 	}
 	return e
+}
+
+// cutText cuts s to at most n bytes on a character boundary, marking the cut.
+func cutText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// pageText is the text of a non-JSON body: tags (and what is inside them) removed, entities
+// and whitespace runs reduced to single spaces, valid UTF-8.
+func pageText(body []byte) string {
+	var b strings.Builder
+	inTag, space := false, false
+	for _, r := range strings.ToValidUTF8(string(body), "\uFFFD") {
+		switch {
+		case r == '<':
+			inTag, space = true, true
+		case r == '>' && inTag:
+			inTag = false
+		case inTag:
+		case unicode.IsSpace(r) || unicode.IsControl(r):
+			space = true
+		default:
+			if space && b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			space = false
+			b.WriteRune(r)
+		}
+		if b.Len() > 4*maxErrorMsg {
+			break
+		}
+	}
+	return b.String()
 }

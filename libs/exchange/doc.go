@@ -8,9 +8,12 @@
 // counts REQUEST_WEIGHT per IP, not per client: each call's weight is reserved before it is sent,
 // the exchange's X-MBX-USED-WEIGHT-* header corrects the local count, a call that would exceed
 // the budget (the limit read from exchangeInfo less a safety margin) waits for the window to roll,
-// and a 429 or 418 stops every call to that host until its Retry-After has passed. Only network
-// errors and 5xx answers are retried (capped exponential backoff with jitter); a -1021 answer
-// (timestamp outside recvWindow) resyncs the clock offset and retries once.
+// and a 429 or 418 stops every call to that host until its Retry-After has passed, a 403 (the
+// exchange's firewall, ErrFirewall) for five minutes. Only network errors and 5xx answers
+// (ErrServer: -1001, -1008 overloaded, gateway pages) are retried (capped exponential backoff
+// with jitter); a -1021 answer (timestamp outside recvWindow) resyncs the clock offset and
+// retries once. A body that is not Binance's JSON (an HTML page) is kept only as a short
+// excerpt of its text.
 //
 // Calls carry a caller class in their context (WithClass: ClassTicks, ClassJobs, the default, or
 // ClassBackfill). Limiter.SetTickReserve keeps a share of every window for ClassTicks: the other

@@ -17,7 +17,13 @@ var (
 	// waits until the answer's Retry-After has passed.
 	ErrBanned = errors.New("exchange: IP banned")
 	// ErrServer: a 5xx answer that was still failing after the retries; the outcome is unknown.
+	// It covers Binance's own (-1001 internal error, -1008 overloaded, -1000 unknown) and its
+	// gateway's HTML pages (502, 504), whose body is kept only as a short tag-free excerpt.
 	ErrServer = errors.New("exchange: server error")
+	// ErrFirewall: HTTP 403, the exchange's web application firewall blocked the request (too
+	// many requests, or a rule it matched). Not retried: every call to the host waits out a
+	// long pause (Retry-After if the answer has one, else five minutes), as Binance asks.
+	ErrFirewall = errors.New("exchange: blocked by the exchange's firewall (HTTP 403)")
 	// ErrInvalidSymbol: code -1121.
 	ErrInvalidSymbol = errors.New("exchange: invalid symbol")
 	// ErrInvalidSignature: code -1022, the signature does not match (wrong secret).
@@ -36,7 +42,9 @@ var (
 	ErrInvalidArgument = errors.New("exchange: invalid argument")
 )
 
-// APIError is a non-2xx answer from the exchange.
+// APIError is a non-2xx answer from the exchange. A body that is not Binance's JSON (a
+// firewall's or gateway's HTML page) is never kept whole: Msg is a short excerpt of its text,
+// tags stripped.
 type APIError struct {
 	// Status is the HTTP status.
 	Status int
@@ -46,7 +54,7 @@ type APIError struct {
 	Msg  string
 	// Request names the call: method, path and query without the signature.
 	Request string
-	// RetryAfter is the answer's Retry-After (429, 418), zero when absent.
+	// RetryAfter is the answer's Retry-After (429, 418, 403), zero when absent.
 	RetryAfter time.Duration
 }
 
@@ -71,6 +79,8 @@ func (e *APIError) Is(target error) bool {
 		return e.Status == http.StatusTooManyRequests
 	case ErrBanned:
 		return e.Status == http.StatusTeapot
+	case ErrFirewall:
+		return e.Status == http.StatusForbidden
 	case ErrServer:
 		return e.Status >= 500
 	case ErrInvalidSymbol:

@@ -16,6 +16,9 @@ const (
 	defaultWeightWindow = time.Minute
 	// A 418 without Retry-After blocks for Binance's shortest ban.
 	defaultBanPause = 2 * time.Minute
+	// A 403 from the exchange's firewall (which sends no Retry-After) blocks this long: Binance
+	// asks clients to stop and wait, and a firewall block outlasts a weight window.
+	defaultFirewallPause = 5 * time.Minute
 	// maxRetryAfter is Binance's longest ban: a longer Retry-After is taken as this.
 	maxRetryAfter = 72 * time.Hour
 	// maxWeightWindow bounds a rateLimits window (Binance's longest interval is a day).
@@ -55,7 +58,7 @@ type Limiter struct {
 	tickReservePct int
 	inflight       map[*reservation]struct{}
 	blocked        time.Time // local clock: no call before this (429/418 Retry-After)
-	blockedBy      error     // ErrRateLimited or ErrBanned
+	blockedBy      error     // ErrRateLimited, ErrBanned or ErrFirewall
 	// The latest answer's headers and when its call was sent and answered: a lower bound for
 	// the exchange's count when the window changes.
 	lastHeader         http.Header
@@ -66,6 +69,8 @@ type Limiter struct {
 	waitTime   time.Duration
 	limited429 uint64
 	banned418  uint64
+	firewalled uint64
+	server5xx  uint64
 }
 
 // LimiterStats is a snapshot of a Limiter, for metrics.
@@ -90,10 +95,14 @@ type LimiterStats struct {
 	// their total wait.
 	Waits    uint64
 	WaitTime time.Duration
-	// RateLimited and Banned count 429 and 418 answers.
-	RateLimited uint64
-	Banned      uint64
-	// BlockedUntil is when the latest 429/418 Retry-After ends (zero if none is in force).
+	// RateLimited, Banned and Firewalled count 429, 418 and 403 answers; ServerErrors 5xx
+	// answers (each attempt, retried or not).
+	RateLimited  uint64
+	Banned       uint64
+	Firewalled   uint64
+	ServerErrors uint64
+	// BlockedUntil is when the latest 429/418 Retry-After or 403 pause ends (zero if none is in
+	// force).
 	BlockedUntil time.Time
 }
 
@@ -125,7 +134,7 @@ func (l *Limiter) Stats() LimiterStats {
 	s := LimiterStats{
 		Host: l.host, Limit: l.limit, Budget: l.budgetLocked(), Window: l.window,
 		Used: l.usedLocked(l.windowOf(now)), Waits: l.waits, WaitTime: l.waitTime,
-		RateLimited: l.limited429, Banned: l.banned418,
+		RateLimited: l.limited429, Banned: l.banned418, Firewalled: l.firewalled, ServerErrors: l.server5xx,
 		JobsUsed: l.jobsUsed[l.windowOf(now)], JobsBudget: l.jobsBudgetLocked(),
 	}
 	for r := range l.inflight {
@@ -374,7 +383,7 @@ func (l *Limiter) acquire(ctx context.Context, weight int) (*reservation, error)
 // finish returns a reservation once its answer is in (h nil: no answer). The call is counted in
 // every window up to its answer (plus the guard). If it was sent and answered within one window,
 // that window's count is raised to the exchange's used-weight header when that is higher. 429 and
-// 418 block the host until Retry-After has passed.
+// 418 block the host until Retry-After has passed, 403 (the firewall) for defaultFirewallPause.
 func (l *Limiter) finish(r *reservation, status int, h http.Header) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -414,13 +423,24 @@ func (l *Limiter) finish(r *reservation, status int, h http.Header) {
 			pause = defaultBanPause
 		}
 		l.blockLocked(now.Add(pause), ErrBanned)
+	case http.StatusForbidden:
+		l.firewalled++
+		pause := retryAfter(h, now)
+		if pause <= 0 {
+			pause = defaultFirewallPause
+		}
+		l.blockLocked(now.Add(pause), ErrFirewall)
+	default:
+		if status >= 500 {
+			l.server5xx++
+		}
 	}
 }
 
 func (l *Limiter) blockLocked(until time.Time, cause error) {
 	if until.After(l.blocked) {
 		l.blocked, l.blockedBy = until, cause
-	} else if cause == ErrBanned {
+	} else if cause == ErrBanned || cause == ErrFirewall {
 		l.blockedBy = cause
 	}
 }

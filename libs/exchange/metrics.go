@@ -3,7 +3,7 @@ package exchange
 import "github.com/prometheus/client_golang/prometheus"
 
 // Collector exports a limiter's state to Prometheus: the weight used and budgeted in the current
-// window, waits, and the 429/418 answers received. Register one per exchange host.
+// window, waits, and the 429/418/403 and 5xx answers received. Register one per exchange host.
 type Collector struct{ l *Limiter }
 
 // NewCollector returns a collector for l (Client.Limiter()).
@@ -23,7 +23,7 @@ var (
 	descWaitSeconds = prometheus.NewDesc("cp_exchange_limiter_wait_seconds_total",
 		"Time calls spent waiting on the limiter.", []string{"host"}, nil)
 	descRejected = prometheus.NewDesc("cp_exchange_rejected_total",
-		"Answers 429 (rate limited) and 418 (banned) received.", []string{"host", "status"}, nil)
+		"Answers 429 (rate limited), 418 (banned), 403 (firewall) and 5xx (server error, each attempt) received.", []string{"host", "status"}, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -44,4 +44,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descWaitSeconds, prometheus.CounterValue, s.WaitTime.Seconds(), s.Host)
 	ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(s.RateLimited), s.Host, "429")
 	ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(s.Banned), s.Host, "418")
+	ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(s.Firewalled), s.Host, "403")
+	ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(s.ServerErrors), s.Host, "5xx")
 }

@@ -8,6 +8,10 @@ import (
 	"github.com/shopspring/decimal"
 )
 
+// SymbolTrading is SymbolInfo.Status of a symbol that trades. Any other status (BREAK, HALT,
+// CANCEL_ONLY, END_OF_DAY, …) has no market: an empty book and a ticker of zeros.
+const SymbolTrading = "TRADING"
+
 // ExchangeInfo is GET /api/v3/exchangeInfo, reduced to what the services use.
 type ExchangeInfo struct {
 	Timezone   string

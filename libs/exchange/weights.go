@@ -8,10 +8,13 @@ import (
 // KlinesWeight is the weight of one GET /api/v3/klines call.
 const KlinesWeight = 2
 
+// ExchangeInfoWeight is the weight of one GET /api/v3/exchangeInfo call, for any symbols.
+const ExchangeInfoWeight = 20
+
 // Request weights of the calls, from Binance's Spot API documentation.
 const (
 	weightTime         = 1
-	weightExchangeInfo = 20
+	weightExchangeInfo = ExchangeInfoWeight
 	weightKlines       = KlinesWeight
 	weightMyTrades     = 20
 )

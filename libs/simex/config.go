@@ -3,6 +3,7 @@ package simex
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -41,6 +42,13 @@ type Config struct {
 	Streams StreamConfig
 	// Faults are switched on from the start; see SetFaults.
 	Faults Faults
+	// Statuses are symbols' initial statuses (see SetSymbolStatus), e.g. {"ETHBTC": "BREAK"};
+	// a symbol not named is TRADING.
+	Statuses map[string]string
+	// MaxInFlight is how many REST requests the exchange answers at once; one more is refused
+	// 503 with -1008 (server overloaded), fault or no fault, as a busy Binance does. Default
+	// 512; negative: no limit (benchmarks).
+	MaxInFlight int
 	// Now is the exchange's clock. Default time.Now. Tests skew it to provoke -1021.
 	Now func() time.Time
 	// Logger receives one line per refused or faulted request at debug level. Default: discard.
@@ -61,11 +69,18 @@ type Faults struct {
 	// BanRate is the share of requests (0..1) answered 418, banning the client for BanDuration
 	// (doubling with each ban, as a real one does).
 	BanRate float64
+	// FirewallRate is the share of requests (0..1) answered 403 with the CDN firewall's HTML
+	// page (see SetFirewall for a block of every request).
+	FirewallRate float64
+	// GatewayErrorRate is the share of requests (0..1) answered by the gateway in front of the
+	// API instead: in turn 502 and 504 with an HTML page, and 500 with a -1000 JSON body.
+	GatewayErrorRate float64
 }
 
 func (f Faults) validate() error {
 	rate := func(r float64) bool { return r >= 0 && r <= 1 }
-	if f.Latency < 0 || !rate(f.ErrorRate) || !rate(f.MalformedRate) || !rate(f.RateLimitRate) || !rate(f.BanRate) {
+	if f.Latency < 0 || !rate(f.ErrorRate) || !rate(f.MalformedRate) || !rate(f.RateLimitRate) || !rate(f.BanRate) ||
+		!rate(f.FirewallRate) || !rate(f.GatewayErrorRate) {
 		return fmt.Errorf("simex: faults %+v: want latency >= 0 and rates in 0..1", f)
 	}
 	return nil
@@ -89,6 +104,7 @@ func GeneratedSymbols(n int) []string {
 const (
 	defaultWeightLimit = 6000
 	defaultBanAfter    = 10
+	defaultMaxInFlight = 512
 	maxBan             = 72 * time.Hour
 )
 
@@ -107,6 +123,17 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.WeightWindow < time.Second || c.WeightWindow%time.Second != 0 {
 		return c, fmt.Errorf("simex: WeightWindow %s: want a whole number of seconds", c.WeightWindow)
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = defaultMaxInFlight
+	}
+	for sym, st := range c.Statuses {
+		if !slices.Contains(c.Symbols, sym) {
+			return c, fmt.Errorf("simex: Statuses: symbol %s is not in Symbols", sym)
+		}
+		if err := validStatus(st); err != nil {
+			return c, fmt.Errorf("simex: Statuses[%s]: %w", sym, err)
+		}
 	}
 	if c.BanAfter <= 0 {
 		c.BanAfter = defaultBanAfter

@@ -57,10 +57,31 @@ type symbolJSON struct {
 }
 
 func (e *Exchange) exchangeInfo(_ *http.Request, q url.Values, now time.Time) (int, []byte) {
+	only := q.Get("symbolStatus")
+	if only != "" {
+		if q.Get("symbol") != "" || q.Get("symbols") != "" {
+			return badRequest(-1128, "Combination of optional parameters invalid.").reply()
+		}
+		if validStatus(only) != nil {
+			return badRequest(-1122, "Invalid symbolStatus.").reply()
+		}
+	}
 	ms, _, err := e.marketsParam(q)
 	if err != nil {
 		return err.reply()
 	}
+	status := make([]string, 0, len(ms))
+	kept := ms[:0:0]
+	for _, m := range ms {
+		st := StatusTrading
+		if h, halted := e.haltOf(m); halted {
+			st = h.status
+		}
+		if only == "" || st == only {
+			kept, status = append(kept, m), append(status, st)
+		}
+	}
+	ms = kept
 	iv, n := rateLimitInterval(e.cfg.WeightWindow)
 	out := struct {
 		Timezone        string          `json:"timezone"`
@@ -81,7 +102,7 @@ func (e *Exchange) exchangeInfo(_ *http.Request, q url.Values, now time.Time) (i
 	}
 	for i, m := range ms {
 		out.Symbols[i] = symbolJSON{
-			Symbol: m.symbol, Status: "TRADING", BaseAsset: m.base, BaseAssetPrecision: 8,
+			Symbol: m.symbol, Status: status[i], BaseAsset: m.base, BaseAssetPrecision: 8,
 			QuoteAsset: m.quote, QuotePrecision: 8, QuoteAssetPrecision: 8,
 			BaseCommissionPrecision: 8, QuoteCommissionPrecision: 8,
 			OrderTypes:     []string{"LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"},
@@ -130,6 +151,10 @@ func (e *Exchange) klines(_ *http.Request, q url.Values, now time.Time) (int, []
 		return badRequest(-1023, "Start time is greater than end time.").reply()
 	}
 	nowMs := now.UnixMilli()
+	if h, halted := e.haltOf(m); halted {
+		// No trades, no new candles: the market's clock stopped when it left TRADING.
+		nowMs = min(nowMs, h.sinceMs)
+	}
 	last := nowMs
 	if hasEnd && end < last {
 		last = end
@@ -214,6 +239,12 @@ func (e *Exchange) depth(_ *http.Request, q url.Values, now time.Time) (int, []b
 	if err != nil {
 		return err.reply()
 	}
+	h, halted := e.haltOf(m)
+	if halted {
+		// An empty book that keeps the id it had when trading stopped.
+		b := append([]byte(`{"lastUpdateId":`), appendInt(nil, m.book(h.sinceMs).updateID)...)
+		return http.StatusOK, append(b, `,"bids":[],"asks":[]}`...)
+	}
 	bk := m.book(now.UnixMilli())
 	b := make([]byte, 0, 64+limit*2*40)
 	b = append(b, `{"lastUpdateId":`...)
@@ -242,7 +273,11 @@ func (e *Exchange) tickerPrice(_ *http.Request, q url.Values, now time.Time) (in
 		b = append(b, `{"symbol":"`...)
 		b = append(b, m.symbol...)
 		b = append(b, `","price":"`...)
-		b = appendFixed(b, m.ticks(nowMs), m.priceDec)
+		if _, halted := e.haltOf(m); halted {
+			b = append(b, zeroFixed...)
+		} else {
+			b = appendFixed(b, m.ticks(nowMs), m.priceDec)
+		}
 		b = append(b, `"}`...)
 	}
 	if !single {
@@ -265,7 +300,11 @@ func (e *Exchange) ticker24h(_ *http.Request, q url.Values, now time.Time) (int,
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = m.appendTicker24h(b, nowMs)
+		if _, halted := e.haltOf(m); halted {
+			b = m.appendIdleTicker24h(b, nowMs)
+		} else {
+			b = m.appendTicker24h(b, nowMs)
+		}
 	}
 	if !single {
 		b = append(b, ']')
@@ -280,4 +319,33 @@ func (m *market) appendTicker24h(b []byte, nowMs int64) []byte {
 	b = append(b, '"')
 	b = t.appendFields(b, m, &restTickerKeys)
 	return append(b, '}')
+}
+
+// zeroFixed is a zero price or quantity in Binance's format.
+const zeroFixed = "0.00000000"
+
+// appendIdleTicker24h appends the ticker Binance answers for a symbol without trades in the
+// window: zero prices and volumes, ids -1, count 0. A symbol out of TRADING gets it at once,
+// not only after a day without trades.
+func (m *market) appendIdleTicker24h(b []byte, nowMs int64) []byte {
+	b = append(b, `{"symbol":"`...)
+	b = append(b, m.symbol...)
+	b = append(b, '"')
+	for _, k := range []string{"priceChange", "priceChangePercent", "weightedAvgPrice", "prevClosePrice", "lastPrice",
+		"lastQty", "bidPrice", "bidQty", "askPrice", "askQty", "openPrice", "highPrice", "lowPrice", "volume", "quoteVolume"} {
+		v := zeroFixed
+		if k == "priceChangePercent" {
+			v = "0.000"
+		}
+		b = append(b, ",\""...)
+		b = append(b, k...)
+		b = append(b, "\":\""...)
+		b = append(b, v...)
+		b = append(b, '"')
+	}
+	b = append(b, `,"openTime":`...)
+	b = appendInt(b, nowMs-msDay)
+	b = append(b, `,"closeTime":`...)
+	b = appendInt(b, nowMs)
+	return append(b, `,"firstId":-1,"lastId":-1,"count":0}`...)
 }

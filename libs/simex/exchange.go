@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,8 +26,13 @@ type Exchange struct {
 	weights *weightBook
 	streams *streamHub
 
+	inFlight atomic.Int64 // REST requests being answered
+
 	mu       sync.Mutex
 	faults   Faults
+	firewall bool
+	gateway  int             // gateway errors answered, for their rotation
+	halted   map[string]halt // symbols not TRADING
 	requests map[string]int64
 	statuses map[int]int64
 }
@@ -48,7 +54,7 @@ func New(cfg Config) (*Exchange, error) {
 	e := &Exchange{
 		cfg: cfg, now: cfg.Now, faults: cfg.Faults,
 		markets:  make(map[string]*market, len(cfg.Symbols)),
-		requests: map[string]int64{}, statuses: map[int]int64{},
+		requests: map[string]int64{}, statuses: map[int]int64{}, halted: map[string]halt{},
 	}
 	e.weights = newWeightBook(cfg)
 	e.streams = newStreamHub(cfg.Streams)
@@ -63,6 +69,10 @@ func New(cfg Config) (*Exchange, error) {
 		}
 		e.markets[s] = m
 		e.symbols = append(e.symbols, m)
+	}
+	nowMs := cfg.Now().UnixMilli()
+	for s, st := range cfg.Statuses {
+		e.setStatusLocked(s, st, nowMs)
 	}
 	return e, nil
 }
@@ -125,7 +135,8 @@ var endpoints = map[string]endpoint{
 	"/api/v3/myTrades":     {constWeight(20), (*Exchange).myTrades},
 }
 
-// ServeHTTP answers one request: weight accounting, then faults, then the endpoint.
+// ServeHTTP answers one request: overload, the firewall, weight accounting, then faults, then
+// the endpoint.
 func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	if path == "/stream" || path == "/ws" || strings.HasPrefix(path, "/ws/") {
@@ -135,14 +146,26 @@ func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.serveStream(w, r)
 		return
 	}
+	n := e.inFlight.Add(1)
+	defer e.inFlight.Add(-1)
 	ep, ok := endpoints[path]
 	if !ok {
 		path = "(unknown)"
 	}
 	e.mu.Lock()
 	e.requests[path]++
-	faults := e.faults
+	faults, firewall := e.faults, e.firewall
 	e.mu.Unlock()
+	if e.cfg.MaxInFlight > 0 && n > int64(e.cfg.MaxInFlight) {
+		e.reply(w, r, http.StatusServiceUnavailable,
+			errBody(-1008, "Server is currently overloaded with other requests. Please try again in a few minutes."))
+		return
+	}
+	// The CDN's firewall stands in front of the API: its answers are HTML and carry no weight.
+	if firewall || (faults.FirewallRate > 0 && rand.Float64() < faults.FirewallRate) {
+		e.replyHTML(w, r, http.StatusForbidden, []byte(firewallPage))
+		return
+	}
 	if !ok {
 		e.reply(w, r, http.StatusNotFound, errBody(-1000, "Unknown path "+r.URL.Path+"."))
 		return
@@ -182,6 +205,22 @@ func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			errBody(-1001, "Internal error; unable to process your request. Please try again."))
 		return
 	}
+	if faults.GatewayErrorRate > 0 && rand.Float64() < faults.GatewayErrorRate {
+		e.mu.Lock()
+		k := e.gateway % 3
+		e.gateway++
+		e.mu.Unlock()
+		switch k {
+		case 0:
+			e.replyHTML(w, r, http.StatusBadGateway, gatewayPage(http.StatusBadGateway, "Bad Gateway"))
+		case 1:
+			e.replyHTML(w, r, http.StatusGatewayTimeout, gatewayPage(http.StatusGatewayTimeout, "Gateway Time-out"))
+		default:
+			e.reply(w, r, http.StatusInternalServerError,
+				errBody(-1000, "An unknown error occurred while processing the request."))
+		}
+		return
+	}
 	status, body := ep.handle(e, r, q, e.now())
 	if status/100 == 2 && faults.MalformedRate > 0 && rand.Float64() < faults.MalformedRate {
 		body = body[:len(body)/2]
@@ -190,14 +229,24 @@ func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Exchange) reply(w http.ResponseWriter, r *http.Request, status int, body []byte) {
+	e.send(w, r, status, "application/json;charset=UTF-8", body, string(body))
+}
+
+// replyHTML answers with a page from in front of the API (firewall, gateway), logged by status
+// only.
+func (e *Exchange) replyHTML(w http.ResponseWriter, r *http.Request, status int, body []byte) {
+	e.send(w, r, status, "text/html", body, "(html page)")
+}
+
+func (e *Exchange) send(w http.ResponseWriter, r *http.Request, status int, contentType string, body []byte, logged string) {
 	e.mu.Lock()
 	e.statuses[status]++
 	e.mu.Unlock()
 	if status/100 != 2 {
 		e.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "simex refused request",
-			slog.String("path", r.URL.Path), slog.Int("status", status), slog.String("body", string(body)))
+			slog.String("path", r.URL.Path), slog.Int("status", status), slog.String("body", logged))
 	}
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

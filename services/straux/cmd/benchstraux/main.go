@@ -76,7 +76,7 @@ func run(ctx context.Context, n int, prefill, interval time.Duration) (err error
 	defer pool.Close()
 
 	symbols := simex.GeneratedSymbols(n)
-	ex, err := simex.New(simex.Config{Symbols: symbols, WeightLimit: -1})
+	ex, err := simex.New(simex.Config{Symbols: symbols, WeightLimit: -1, MaxInFlight: -1})
 	if err != nil {
 		return err
 	}

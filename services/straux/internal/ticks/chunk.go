@@ -67,7 +67,11 @@ func (r *Runner) processChunk(ctx context.Context, run *periodRun, claims []stor
 		defer wg.Done()
 		cc, readErr = r.st.ReadChunkContext(ctx, symbolsOf(claims), labels, p, longest, false)
 	}()
+	// Symbols the exchange says are not trading are marked, not sampled (no depth call, no
+	// ticker); a book that comes back empty makes it ask again.
+	live, notTrading := r.status.split(ctx, live)
 	f := r.fetch(ctx, run, p, live)
+	r.status.settle(ctx, p, &f, notTrading)
 	wg.Wait()
 	if readErr != nil {
 		return readErr
@@ -253,6 +257,9 @@ func failureReason(err error) string {
 	}
 	var kind string
 	switch {
+	case errors.Is(err, exchange.ErrFirewall):
+		// Before timeout: a call that would wait out the firewall's pause fails at its deadline.
+		kind = "firewall"
 	case errors.Is(err, context.DeadlineExceeded):
 		kind = "timeout"
 	case errors.Is(err, exchange.ErrInvalidSymbol):

@@ -29,6 +29,10 @@ type metrics struct {
 	fallbacks       *prometheus.CounterVec
 	bookAge         prometheus.Histogram
 	sampledSource   *prometheus.GaugeVec
+	notTrading      prometheus.Gauge
+	statuses        *prometheus.GaugeVec
+	statusErrors    prometheus.Counter
+	zeroTickers     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -71,11 +75,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1, 2, 5}}),
 		sampledSource: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_straux_sampled_source_symbols",
 			Help: "Symbols the last closed tick sampled (all replicas), by source (stream, rest)."}, []string{"source"}),
+		notTrading: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_not_trading_symbols",
+			Help: "Sampled symbols the exchange last reported not TRADING (BREAK, HALT, …): marked not_trading, not sampled."}),
+		statuses: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_straux_symbol_status_symbols",
+			Help: "Sampled symbols by the trading status the exchange last reported."}, []string{"status"}),
+		statusErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_straux_status_refresh_errors_total",
+			Help: "Symbol status reads (exchangeInfo) that failed, or named a symbol without a status; the last known statuses are kept."}),
+		zeroTickers: prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_straux_zero_price_tickers_total",
+			Help: "Tickers dropped because their last price was zero (a symbol without trades)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.samplesBySource, m.fallbacks, m.bookAge, m.sampledSource)
 		reg.MustRegister(m.ticks, m.tickSeconds, m.symbols, m.windows, m.universe, m.planned, m.coverage, m.sampled, m.sampledCov, m.planKept, m.rounds,
-			m.tickBudget, m.plannedW, m.skipped, m.vectorsCPU, m.backfilled, m.claimsLost, m.chunkErrors, m.tickerErrors, m.lastDone)
+			m.tickBudget, m.plannedW, m.skipped, m.vectorsCPU, m.backfilled, m.claimsLost, m.chunkErrors, m.tickerErrors, m.lastDone,
+			m.notTrading, m.statuses, m.statusErrors, m.zeroTickers)
 	}
 	// Zero, not absent, before the first tick: alerts on increase() see the first one.
 	for _, o := range []string{"done", "skipped", "already_done", "already_skipped", "unfinished"} {

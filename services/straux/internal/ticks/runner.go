@@ -29,6 +29,8 @@ type Exchange interface {
 	Depth(ctx context.Context, symbol string, limit int) (*exchange.OrderBook, error)
 	Tickers24h(ctx context.Context, symbols []string) ([]exchange.Ticker24h, error)
 	Klines(ctx context.Context, req exchange.KlinesRequest) ([]exchange.Kline, error)
+	// ExchangeInfo, for every symbol (no symbols given), is where symbol statuses come from.
+	ExchangeInfo(ctx context.Context, symbols ...string) (*exchange.ExchangeInfo, error)
 }
 
 // Universe says which symbols are enabled now.
@@ -170,6 +172,7 @@ type Runner struct {
 	m      *metrics
 	tracer trace.Tracer
 	slots  chan struct{} // exchange-call slots
+	status *symbolStatuses
 
 	// base is the context of all work: cancelling it is a hard stop (in-flight calls fail).
 	base context.Context
@@ -195,10 +198,13 @@ func New(base context.Context, st *store.Store, ex Exchange, uni Universe, cfg C
 	if err != nil {
 		return nil, err
 	}
+	log := cfg.Logger.With("component", "ticks", "replica", cfg.Replica)
+	m := newMetrics(cfg.Registerer)
 	return &Runner{
 		cfg: cfg, st: st, ex: ex, uni: uni,
-		log:      cfg.Logger.With("component", "ticks", "replica", cfg.Replica),
-		m:        newMetrics(cfg.Registerer),
+		log:      log,
+		m:        m,
+		status:   newSymbolStatuses(ex, log, m, cfg.Now, cfg.SymbolTimeout),
 		tracer:   cfg.TracerProvider.Tracer("cryptopill.dev/jobs/services/straux/ticks"),
 		slots:    make(chan struct{}, cfg.FetchConcurrency),
 		base:     base,
@@ -375,7 +381,8 @@ func (r *Runner) ensurePlanned(ctx context.Context, t Tick, log *slog.Logger) er
 	}
 	b := r.cfg.Budget()
 	costs := r.costs()
-	tb := plan.TickBudget(b, t.Period, r.cfg.WeightSharePct)
+	// The symbol statuses' read (status.go) is paid from the same share.
+	tb := max(0, plan.TickBudget(b, t.Period, r.cfg.WeightSharePct)-statusReadWeight)
 	p, err := plan.Make(universe, costs, tb, t.PeriodStart.UnixNano()/int64(t.Period))
 	if err != nil {
 		return err

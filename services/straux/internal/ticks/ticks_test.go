@@ -270,7 +270,8 @@ func TestRotationWithinBudget(t *testing.T) {
 	costs := plan.Costs{DepthLimit: 100, Snapshots: 1}
 	// A budget that pays for 4 symbols a tick: 40 s ticks start twice in some minutes, so each
 	// gets half of a window's budget at a 100% share.
-	perWindow := costs.Weight(4) * 2
+	// Each tick also keeps the weight of a symbol status read (exchangeInfo, 20).
+	perWindow := (costs.Weight(4) + exchange.ExchangeInfoWeight) * 2
 	b.startReplica(t, replicaOpts{cfg: ticks.Config{WeightSharePct: 100,
 		Budget: func() plan.Budget { return plan.Budget{PerWindow: perWindow, Window: time.Minute} }}})
 
