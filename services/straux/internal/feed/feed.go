@@ -7,7 +7,7 @@
 // Replicas share the universe: each symbol is owned by exactly one live replica (package members:
 // rendezvous hashing over the replicas that heartbeat in Postgres). Every Refresh (1 s) and at once
 // when the membership changes, the feed re-reads the universe and its share of it and
-// re-subscribes. A symbol that moves to another replica is kept for Linger (make before break):
+// re-subscribes: each symbol's diff-depth stream and its 24-hour ticker stream. A symbol that moves to another replica is kept for Linger (make before break):
 // the new owner's book needs a REST snapshot first, and until it is live the old one still
 // samples the symbol from its book; the tick claims make sure it is written once.
 //
@@ -72,10 +72,12 @@ type Config struct {
 
 // Feed holds the streams of this replica's symbols. Create it with New and Run it.
 type Feed struct {
-	cfg   Config
-	log   *slog.Logger
-	feed  *exchange.Feed
-	books *exchange.Books
+	cfg     Config
+	log     *slog.Logger
+	feed    *exchange.Feed
+	books   *exchange.Books
+	tickers *exchange.Tickers
+	mux     *exchange.FeedMux
 
 	mu            sync.Mutex
 	owned         map[string]bool      // owned now
@@ -111,8 +113,14 @@ func New(cfg Config) (*Feed, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Feed{cfg: cfg, log: log, books: books, owned: map[string]bool{}, lingering: map[string]time.Time{}}
-	f.feed, err = exchange.NewFeed(exchange.FeedConfig{URL: cfg.URL, Logger: log, Now: cfg.Now}, books)
+	tickers := exchange.NewTickers(exchange.TickersConfig{Now: cfg.Now, StaleAfter: cfg.StaleAfter, Logger: log})
+	mux, err := exchange.NewFeedMux(map[string]exchange.FeedHandler{
+		exchange.DepthStreamKind: books, exchange.TickerStreamKind: tickers}, log)
+	if err != nil {
+		return nil, err
+	}
+	f := &Feed{cfg: cfg, log: log, books: books, tickers: tickers, mux: mux, owned: map[string]bool{}, lingering: map[string]time.Time{}}
+	f.feed, err = exchange.NewFeed(exchange.FeedConfig{URL: cfg.URL, Logger: log, Now: cfg.Now}, mux)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +219,7 @@ func (f *Feed) refresh(ctx context.Context) error {
 	}
 	f.owned, f.held = next, held
 	if changed {
-		f.feed.SetStreams(f.books.SetSymbols(held))
+		f.feed.SetStreams(append(f.books.SetSymbols(held), f.tickers.SetSymbols(held)...))
 	}
 	return nil
 }
@@ -223,7 +231,7 @@ func (f *Feed) Book(symbol string, depth int) (*exchange.OrderBook, string, time
 
 // Ticker is a held symbol's 24-hour ticker from its stream (ticks.Streams).
 func (f *Feed) Ticker(symbol string) (exchange.Ticker24h, time.Duration, bool) {
-	return exchange.Ticker24h{}, 0, false
+	return f.tickers.Ticker(symbol)
 }
 
 // Live lists the held symbols whose books are live (ticks.Streams).

@@ -14,6 +14,7 @@ type collector struct {
 	connects, disconnects, rotations, messages, badMessages *prometheus.Desc
 	dialFailures, subscribes, resyncs, resyncFailures, gaps *prometheus.Desc
 	badEvents, overflows, refreshErrors                     *prometheus.Desc
+	tickersLive, tickerEvents, tickerBad, unrouted          *prometheus.Desc
 }
 
 func newCollector(f *Feed) *collector {
@@ -38,6 +39,10 @@ func newCollector(f *Feed) *collector {
 		badEvents:      d("cp_straux_book_bad_events_total", "Diff-depth events that could not be read."),
 		overflows:      d("cp_straux_book_buffer_overflows_total", "Books whose event buffer overflowed while waiting for a snapshot."),
 		refreshErrors:  d("cp_straux_stream_refresh_errors_total", "Failed reads of the universe by the feed (it keeps its streams)."),
+		tickersLive:    d("cp_straux_stream_tickers", "24-hour tickers held from ticker streams, by state (live; not_live: none yet, stale or down).", "state"),
+		tickerEvents:   d("cp_straux_stream_ticker_events_total", "Ticker stream events kept."),
+		tickerBad:      d("cp_straux_stream_ticker_bad_events_total", "Ticker stream events that could not be read."),
+		unrouted:       d("cp_straux_stream_unrouted_messages_total", "Stream messages of a stream kind the feed does not handle."),
 	}
 }
 
@@ -75,4 +80,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	n(c.badEvents, bs.BadEvents)
 	n(c.overflows, bs.Overflows)
 	n(c.refreshErrors, refreshErrors)
+	ts := c.f.tickers.Stats()
+	g(c.tickersLive, float64(ts.Live), "live")
+	g(c.tickersLive, float64(ts.Symbols-ts.Live), "not_live")
+	n(c.tickerEvents, ts.Events)
+	n(c.tickerBad, ts.BadEvents)
+	n(c.unrouted, c.f.mux.Unrouted())
 }
