@@ -217,24 +217,20 @@ func (m *Members) Run(ctx context.Context) error {
 	defer m.running.Store(false)
 	tick := time.NewTicker(m.cfg.Every)
 	defer tick.Stop()
-	// lapse fires when the last successful heartbeat is TTL old, so Changes is signalled then
-	// and not at the next tick.
-	lapse := time.NewTimer(m.cfg.TTL)
+	// lapse fires when the last successful heartbeat is TTL old, on its own goroutine, so
+	// Changes is signalled then even while a heartbeat hangs in the loop.
+	lapse := time.AfterFunc(m.cfg.TTL, m.lapsed)
 	defer lapse.Stop()
 	for {
 		if until, ok := m.beat(ctx); ok {
 			lapse.Reset(time.Until(until))
 		}
-		for waiting := true; waiting; {
-			select {
-			case <-ctx.Done():
-				m.stop()
-				return nil
-			case <-tick.C:
-				waiting = false
-			case <-lapse.C:
-				m.lapsed()
-			}
+		select {
+		case <-ctx.Done():
+			lapse.Stop()
+			m.stop()
+			return nil
+		case <-tick.C:
 		}
 	}
 }
@@ -282,6 +278,7 @@ func (m *Members) beat(ctx context.Context) (time.Time, bool) {
 	wasDup := m.duplicate
 	m.live, m.validUntil, m.duplicate = live, until, dup
 	m.beats++
+	m.m.live.Set(float64(len(live))) // under mu: a concurrent lapse may not overwrite it with a stale 0
 	m.mu.Unlock()
 
 	if dup {
@@ -291,7 +288,6 @@ func (m *Members) beat(ctx context.Context) (time.Time, bool) {
 				"other_host", *prevHost, "other_pid", *prevPID, "host", m.cfg.Host, "pid", m.pid)
 		}
 	}
-	m.m.live.Set(float64(len(live)))
 	if !slices.Equal(before, live) {
 		joined, left := diff(before, live)
 		if before == nil {
@@ -310,10 +306,10 @@ func (m *Members) lapsed() {
 	expired := m.live != nil && !time.Now().Before(m.validUntil)
 	if expired {
 		m.live = nil
+		m.m.live.Set(0)
 	}
 	m.mu.Unlock()
 	if expired {
-		m.m.live.Set(0)
 		m.log.Error("no successful stream membership heartbeat for the TTL: not a member, holding no streams; the others take them over",
 			"ttl", m.cfg.TTL)
 		m.signal()
@@ -326,8 +322,8 @@ func (m *Members) stop() {
 	m.mu.Lock()
 	had := m.live != nil
 	m.live = nil
-	m.mu.Unlock()
 	m.m.live.Set(0)
+	m.mu.Unlock()
 	if had {
 		m.signal()
 	}
