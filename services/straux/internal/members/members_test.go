@@ -376,3 +376,33 @@ func TestRunTwiceIsRefused(t *testing.T) {
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// A replica cut off for longer than the TTL (here: its rights revoked) holds nothing, and when
+// its heartbeats succeed again it is a member again, with a fresh joined_at, and holds its share.
+func TestRejoinAfterLapse(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	asStraux, err := pgxpool.New(ctx, b.db.RoleURL(t, "cp_straux"))
+	require.NoError(t, err)
+	t.Cleanup(asStraux.Close)
+	a := b.start("straux-a", nil)
+	r := b.start("straux-b", asStraux)
+	b.converge([]string{"straux-a", "straux-b"}, a, r)
+	var joined time.Time
+	require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT joined_at FROM str_aux.stream_members WHERE replica = 'straux-b'`).Scan(&joined))
+
+	_, err = b.db.Pool.Exec(ctx, `REVOKE ALL ON str_aux.stream_members FROM cp_straux`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return !r.Member() }, settle, 5*time.Millisecond)
+	b.converge([]string{"straux-a"}, a)
+	require.Positive(t, r.errors("heartbeat"))
+
+	_, err = b.db.Pool.Exec(ctx, `GRANT SELECT, INSERT, UPDATE, DELETE ON str_aux.stream_members TO cp_straux`)
+	require.NoError(t, err)
+	b.converge([]string{"straux-a", "straux-b"}, a, r)
+	b.requirePartition(a, r)
+	var rejoined time.Time
+	require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT joined_at FROM str_aux.stream_members WHERE replica = 'straux-b'`).Scan(&rejoined))
+	require.True(t, rejoined.After(joined), "joined_at %v is not later than the first join %v", rejoined, joined)
+}
