@@ -52,6 +52,7 @@ var tableWriters = map[string]map[string]string{
 	"str_aux.tick_periods":       {roleStraux: "iud"}, // pruned
 	"str_aux.tick_claims":        {roleStraux: "iu"},
 	"str_aux.backfills":          {roleStraux: "iu"},
+	"str_aux.stream_members":     {roleStraux: "iud"}, // a graceful stop deletes its row; old rows are pruned
 
 	"ingest.jobs": {roleStraux: "iud", roleSeeder: "iu"},
 
