@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"time"
@@ -25,6 +26,7 @@ import (
 	eventsv1 "cryptopill.dev/jobs/proto/events/v1"
 	"cryptopill.dev/jobs/services/straux/internal/feed"
 	"cryptopill.dev/jobs/services/straux/internal/marketjobs"
+	"cryptopill.dev/jobs/services/straux/internal/members"
 	"cryptopill.dev/jobs/services/straux/internal/plan"
 	"cryptopill.dev/jobs/services/straux/internal/store"
 	"cryptopill.dev/jobs/services/straux/internal/ticks"
@@ -89,10 +91,24 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	}
 
 	// Stream mode: local books of this replica's share of the universe.
-	var streams ticks.Streams
-	var fd *feed.Feed
+	var (
+		streams ticks.Streams
+		fd      *feed.Feed
+		mem     *members.Members
+	)
+	replica := cfg.ReplicaID
+	if replica == "" {
+		host, _ := os.Hostname()
+		replica = fmt.Sprintf("%s/%d/%04x", host, os.Getpid(), rand.IntN(1<<16))
+	}
 	if cfg.MarketData == "stream" {
-		fd, err = feed.New(feed.Config{URL: cfg.StreamURL,
+		// Replicas share the universe's streams: each symbol is held by one live replica.
+		mem, err = members.New(pool, members.Config{Replica: replica, TTL: cfg.MemberTTL, Every: cfg.MemberTTL / 3,
+			SessionID: p.SessionID, Logger: log, Registerer: p.Registry})
+		if err != nil {
+			return err
+		}
+		fd, err = feed.New(feed.Config{URL: cfg.StreamURL, Members: mem,
 			// Resyncs draw on the ticks' reserve: in stream mode they are the ticks' market data.
 			Snapshot: func(ctx context.Context, symbol string, limit int) (*exchange.OrderBook, error) {
 				return client.Depth(exchange.WithClass(ctx, exchange.ClassTicks), symbol, limit)
@@ -107,7 +123,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 
 	// The runner's work outlives ctx: shutdown drains it (runner.Stop), it is not cut off.
 	runner, err := ticks.New(context.WithoutCancel(ctx), st, client, uni, ticks.Config{
-		Replica: cfg.ReplicaID, DepthLimit: cfg.DepthLimit, Snapshots: cfg.SnapshotsPerTick,
+		Replica: replica, DepthLimit: cfg.DepthLimit, Snapshots: cfg.SnapshotsPerTick,
 		SnapshotSpacing: cfg.SnapshotSpacing, ChunkSize: cfg.ChunkSize, Workers: cfg.Workers,
 		FetchConcurrency: cfg.FetchConcurrency, Lease: cfg.ClaimLease, WeightSharePct: cfg.WeightSharePct,
 		MaxBins: cfg.VectorMaxBins, Backfill: cfg.Backfill, Budget: budget, Streams: streams,
@@ -145,6 +161,15 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		if fd == nil {
 			return
 		}
+		// The membership ends with the feed: the row is deleted and the others take over.
+		memDone := make(chan struct{})
+		go func() {
+			defer close(memDone)
+			if err := mem.Run(feedCtx); err != nil {
+				log.Error("stream membership stopped", "err", err)
+			}
+		}()
+		defer func() { <-memDone }()
 		// The feed ending early leaves every book not live: the ticks sample over REST.
 		if err := fd.Run(feedCtx); err != nil && feedCtx.Err() == nil {
 			log.Error("stream feed stopped; ticks fall back to REST sampling", "err", err)
