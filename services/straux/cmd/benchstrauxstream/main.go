@@ -112,6 +112,25 @@ func serveSimex(ctx context.Context, o options) error {
 	return srv.Serve(ctx)
 }
 
+// simexPID is the child's process id, for its CPU time.
+var simexPID int
+
+// childCPU is the simulated exchange's CPU time so far (Linux /proc; 0 elsewhere).
+func childCPU() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", simexPID))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command's closing parenthesis: state is the 3rd, utime the 14th, stime the 15th.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
 func startSimex(ctx context.Context, o options) (baseURL string, stop func(), err error) {
 	self, err := os.Executable()
 	if err != nil {
@@ -130,6 +149,7 @@ func startSimex(ctx context.Context, o options) (baseURL string, stop func(), er
 	if err := cmd.Start(); err != nil {
 		return "", nil, err
 	}
+	simexPID = cmd.Process.Pid
 	stop = func() { _ = stdin.Close(); _ = cmd.Wait() }
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
@@ -265,7 +285,7 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 	}
-	msgs0, cpu0, wall0 := fs.Messages, cpuTime(), time.Now()
+	msgs0, cpu0, wall0, child0 := fs.Messages, cpuTime(), time.Now(), childCPU()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -277,9 +297,9 @@ func run(ctx context.Context, o options) (err error) {
 	fs, _ = fd.Stats()
 	quietWall := time.Since(wall0)
 	feedCores := (cpuTime() - cpu0).Seconds() / quietWall.Seconds()
-	fmt.Printf("feed alone: %.0f messages/s, %.3f cores over %.0fs (%.1f µs CPU a message)\n",
+	fmt.Printf("feed alone: %.0f messages/s, %.3f cores over %.0fs (%.1f µs CPU a message); the simulated exchange used %.3f cores\n",
 		float64(fs.Messages-msgs0)/quietWall.Seconds(), feedCores, quietWall.Seconds(),
-		(cpuTime()-cpu0).Seconds()*1e6/float64(max(1, fs.Messages-msgs0)))
+		(cpuTime()-cpu0).Seconds()*1e6/float64(max(1, fs.Messages-msgs0)), (childCPU()-child0).Seconds()/quietWall.Seconds())
 
 	st := store.New(pool)
 	runner, err := ticks.New(ctx, st, client, staticUniverse(symbols), ticks.Config{Replica: "bench", Streams: fd,
