@@ -120,6 +120,14 @@ func (p painter) ok(s string) string  { return p.paint("32", s) }
 func (p painter) bad(s string) string { return p.paint("31;1", s) }
 func (p painter) dim(s string) string { return p.paint("2", s) }
 
+// warnIf is s in yellow when cond holds.
+func (p painter) warnIf(cond bool, s string) string {
+	if cond {
+		return p.paint("33", s)
+	}
+	return s
+}
+
 // health is "ok" in green or the word in red.
 func (p painter) health(ok bool, bad string) string {
 	if ok {

@@ -97,6 +97,29 @@ type statusReport struct {
 	Paused      []jobs.KindPause  `json:"paused_kinds"`
 	DeadLetters []deadLetterCount `json:"dead_letters"`
 	Sessions    []openSession     `json:"open_sessions"`
+	MarketData  marketDataStatus  `json:"market_data"`
+}
+
+// marketDataStatus is where straux's samples came from: its stream members and the newest closed
+// period's samples by source.
+type marketDataStatus struct {
+	Members []streamMember `json:"stream_members"`
+	// Period is the newest closed period (nil: none yet).
+	Period       *time.Time `json:"period,omitempty"`
+	FromStream   int        `json:"from_stream"`
+	FromREST     int        `json:"from_rest"`
+	StreamMissed int        `json:"stream_missed"` // stream down and the REST budget spent: no sample
+	NotTrading   int        `json:"not_trading"`
+	BookAgeP99Ms *float64   `json:"book_age_p99_ms,omitempty"`
+	Problem      string     `json:"problem,omitempty"`
+}
+
+type streamMember struct {
+	Replica string        `json:"replica"`
+	Host    string        `json:"host"`
+	Streams int           `json:"streams"`
+	Live    bool          `json:"live"`
+	SeenAgo time.Duration `json:"seen_ago_ns"`
 }
 
 type serviceStatus struct {
@@ -288,6 +311,7 @@ func gatherStatus(ctx context.Context, src statusSources, opt statusOptions) *st
 		problem("jobs: read paused kinds: %v", err)
 	}
 	r.Sessions = gatherSessions(ctx, src, problem)
+	r.MarketData = gatherMarketData(ctx, src, problem)
 	r.Healthy = len(r.Problems) == 0
 	return r
 }
@@ -833,6 +857,41 @@ func gatherSessions(ctx context.Context, src statusSources, problem func(string,
 	return out
 }
 
+// gatherMarketData reads straux's stream members and the newest closed period's sources. Symbols
+// left without a sample because their stream was down and the REST fallback budget was spent are
+// a problem; REST fallbacks alone are not (they are shown).
+func gatherMarketData(ctx context.Context, src statusSources, problem func(string, ...any) string) marketDataStatus {
+	var (
+		md marketDataStatus
+		m  streamMember
+	)
+	rows, err := src.Pool.Query(ctx, mustStatusSQL("status_stream_members"))
+	if err == nil {
+		_, err = pgx.ForEachRow(rows, []any{&m.Replica, &m.Host, &m.Streams, &m.Live, &m.SeenAgo}, func() error {
+			md.Members = append(md.Members, m)
+			return nil
+		})
+	}
+	if err != nil {
+		problem("market data: read str_aux.stream_members: %v", err)
+	}
+	var period time.Time
+	err = src.Pool.QueryRow(ctx, mustStatusSQL("status_market_data")).
+		Scan(&period, &md.FromStream, &md.FromREST, &md.StreamMissed, &md.NotTrading, &md.BookAgeP99Ms)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		problem("market data: read the newest period's samples: %v", err)
+	default:
+		md.Period = &period
+		if md.StreamMissed > 0 {
+			md.Problem = problem("market data: %d symbols had no sample in the period of %s: their streams were down and the tick's REST budget was spent (cp_straux_rest_fallbacks_total, services/straux/README.md)",
+				md.StreamMissed, period.UTC().Format(time.RFC3339))
+		}
+	}
+	return md
+}
+
 // roundAge prints a duration the way an operator reads an age.
 func roundAge(d time.Duration) string {
 	switch {
@@ -1112,6 +1171,31 @@ func printStatusTable(w io.Writer, r *statusReport, p painter) error {
 		if err := t.flush(); err != nil {
 			return err
 		}
+	}
+
+	section("market data (straux)")
+	md := r.MarketData
+	if len(md.Members) == 0 {
+		fmt.Fprintln(w, "stream members: none (REST mode, or straux not running)")
+	} else {
+		t = newTable(w, "REPLICA", "STATE", "HOST", "STREAMS", "SEEN")
+		for _, m := range md.Members {
+			t.row(m.Replica, p.health(m.Live, "expired"), m.Host, strconv.Itoa(m.Streams), roundAge(m.SeenAgo)+" ago")
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if md.Period == nil {
+		fmt.Fprintln(w, "no closed period yet")
+	} else {
+		age := "n/a"
+		if md.BookAgeP99Ms != nil {
+			age = fmt.Sprintf("%.0f ms", *md.BookAgeP99Ms)
+		}
+		fmt.Fprintf(w, "period %s: %d from books, %s over REST, %s missed (stream down, REST budget spent), %d not trading; book age p99 %s\n",
+			md.Period.UTC().Format(time.RFC3339), md.FromStream, p.warnIf(md.FromREST > 0, strconv.Itoa(md.FromREST)),
+			p.warnIf(md.StreamMissed > 0, strconv.Itoa(md.StreamMissed)), md.NotTrading, age)
 	}
 
 	section("open sessions")

@@ -205,6 +205,27 @@ func TestStatusHealthyThenUnhealthy(t *testing.T) {
 	require.Len(t, r.Problems, 1, "only ADAUSDT: %q", r.Problems)
 	s.exec(`UPDATE str_aux.samples SET mid = 100, reason = NULL WHERE symbol = 'ADAUSDT'`)
 
+	// Stream mode: the newest period took ADAUSDT over REST (shown, healthy) and left BTCUSDT
+	// without a sample because its stream was down and the REST budget spent (a problem).
+	s.exec(`UPDATE str_aux.samples SET source = 'stream', book_age_ms = 80 WHERE period_start = $1::timestamptz - interval '40 seconds'`, s.now)
+	s.exec(`UPDATE str_aux.samples SET source = 'rest', book_age_ms = NULL, flags = '{rest_fallback}'
+		WHERE symbol = 'ADAUSDT' AND period_start = $1::timestamptz - interval '40 seconds'`, s.now)
+	s.exec(`INSERT INTO str_aux.stream_members (replica, joined_at, seen_at, expires_at, host, streams)
+		VALUES ('straux-a', now(), now(), now() + interval '1 hour', 'h1', 10)`)
+	code, r = s.status()
+	require.Equal(t, exitHealthy, code, "%q", r.Problems)
+	require.Equal(t, 4, r.MarketData.FromStream)
+	require.Equal(t, 1, r.MarketData.FromREST)
+	require.Len(t, r.MarketData.Members, 1)
+	require.True(t, r.MarketData.Members[0].Live)
+	s.exec(`UPDATE str_aux.samples SET mid = NULL, source = NULL, book_age_ms = NULL, reason = 'stream down: REST fallback budget of this tick spent'
+		WHERE symbol = 'BTCUSDT' AND period_start = $1::timestamptz - interval '40 seconds'`, s.now)
+	code, r = s.status()
+	require.Equal(t, exitUnhealthy, code)
+	problemsContain(t, r, "market data: 1 symbols had no sample")
+	s.exec(`UPDATE str_aux.samples SET mid = 100, reason = NULL WHERE symbol = 'BTCUSDT'`)
+	s.exec(`DELETE FROM str_aux.stream_members`)
+
 	// A dead letter.
 	_, err := s.js.Publish(ctx, events.DeadLetterSubject(events.ConsumerStrauxTicks), []byte(`{"reason":"REASON_UNDECODABLE"}`))
 	require.NoError(t, err)

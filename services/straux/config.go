@@ -46,7 +46,7 @@ type Config struct {
 	SnapshotsPerTick int
 	SnapshotSpacing  time.Duration
 	// ChunkSize, STRAUX_CHUNK_SIZE: symbols per claim and per ticker call. Default 20 (the
-	// cheapest ticker batch).
+	// cheapest ticker batch) in REST mode, 100 in stream mode.
 	ChunkSize int
 	// Workers, STRAUX_WORKERS: chunks worked at once per replica. Default 4.
 	Workers int
@@ -94,7 +94,7 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		DepthLimit:       l.Int("STRAUX_DEPTH_LIMIT", 100, 5, 100),
 		SnapshotsPerTick: l.Int("STRAUX_SNAPSHOTS_PER_TICK", 1, 1, 5),
 		SnapshotSpacing:  l.Duration("STRAUX_SNAPSHOT_SPACING", time.Second),
-		ChunkSize:        l.Int("STRAUX_CHUNK_SIZE", 20, 1, 1000),
+		ChunkSize:        l.Int("STRAUX_CHUNK_SIZE", 0, 0, 1000),
 		Workers:          l.Int("STRAUX_WORKERS", 4, 1, 64),
 		FetchConcurrency: l.Int("STRAUX_FETCH_CONCURRENCY", 32, 1, 256),
 		ClaimLease:       l.Duration("STRAUX_CLAIM_LEASE", 5*time.Second),
