@@ -24,7 +24,7 @@ type replica struct {
 	name  string
 	feed  *feed.Feed
 	stop  context.CancelFunc // graceful: the membership row is deleted
-	crash func() // the membership stops without deleting its row
+	crash func()             // the membership stops without deleting its row
 	done  chan struct{}
 }
 
