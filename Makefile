@@ -10,7 +10,7 @@ LDFLAGS := -X cryptopill.dev/jobs/libs/service.version=$(VERSION)
 # Packages of every workspace module, e.g. cryptopill.dev/jobs/libs/...
 PKGS = $(shell $(GO) list -m | sed 's|$$|/...|')
 
-.PHONY: all build dev test natsperm compose-keys vet fmt-check fuzz fuzz-smoke proto proto-check clean bench-cdc bench-cdc-large bench-jobs bench-straux bench-cinimport chaos nats-server
+.PHONY: all build dev test natsperm compose-keys vet fmt-check fuzz fuzz-smoke proto proto-check clean bench-cdc bench-cdc-large bench-jobs bench-straux bench-straux-stream bench-cinimport chaos nats-server
 
 all: build
 
