@@ -244,6 +244,12 @@ func (c *Client) send(ctx context.Context, cl call) (body []byte, name string, r
 	if payload != "" {
 		name += "?" + payload
 	}
+	// Wait for the weight first: a signed request's timestamp is taken after the wait, or a
+	// long wait would make it older than recvWindow (-1021).
+	r, err := c.lim.acquire(ctx, cl.weight)
+	if err != nil {
+		return nil, name, false, fmt.Errorf("exchange: %s: %w", name, err)
+	}
 	if cl.signed {
 		q.Set("recvWindow", strconv.FormatInt(c.recvWindow.Milliseconds(), 10))
 		q.Set("timestamp", strconv.FormatInt(c.now().Add(c.ClockOffset()).UnixMilli(), 10))
@@ -256,6 +262,7 @@ func (c *Client) send(ctx context.Context, cl call) (body []byte, name string, r
 	u.RawQuery = payload
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
+		c.lim.finish(r, 0, nil)
 		return nil, name, false, fmt.Errorf("exchange: %s: %w", name, stripURL(err))
 	}
 	if cl.signed {
@@ -263,10 +270,6 @@ func (c *Client) send(ctx context.Context, cl call) (body []byte, name string, r
 	}
 	req.Header.Set("Accept", "application/json")
 
-	r, err := c.lim.acquire(ctx, cl.weight)
-	if err != nil {
-		return nil, name, false, fmt.Errorf("exchange: %s: %w", name, err)
-	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.lim.finish(r, 0, nil)

@@ -706,3 +706,25 @@ func Example() {
 	// true
 	// 28
 }
+
+// A signed call that waits in the limiter for the next weight window takes its timestamp after
+// the wait: it is not older than recvWindow when it is sent (no -1021 and resync).
+func TestSignedCallIsTimestampedAfterTheLimiterWait(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{now: clocktest.Running(clocktest.Afternoon.Truncate(time.Minute)),
+		simex:  func(c *simex.Config) { c.WeightLimit, c.WeightWindow = 200, 3*time.Second },
+		client: func(c *exchange.Config) { c.RecvWindow = 500 * time.Millisecond }})
+	ctx := context.Background()
+	require.NoError(t, b.client.Init(ctx))
+	// Spend the window's budget (the limit less the limiter's margin).
+	for b.client.Limiter().Stats().Used+exchange.KlinesWeight <= b.client.Limiter().Stats().Budget {
+		_, err := b.client.Klines(ctx, exchange.KlinesRequest{Symbol: "BTCUSDT", Interval: "1m", Limit: 5})
+		require.NoError(t, err)
+	}
+	waits := b.client.Limiter().Stats().Waits
+	_, err := b.client.MyTrades(ctx, exchange.MyTradesRequest{Symbol: "ETHBTC"})
+	require.NoError(t, err)
+	require.Greater(t, b.client.Limiter().Stats().Waits, waits, "the signed call waited for the window")
+	require.Zero(t, b.ex.Stats().Statuses[http.StatusBadRequest], "no -1021")
+	require.NotContains(t, b.logs.String(), "resynced")
+}
