@@ -84,17 +84,12 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cp_straux_universe_bad_messages_total",
 			Help: "Messages on cp.universe.changed that were not universe events (straux used the newest good one before each)."},
 			func() float64 { return float64(uni.Bad()) }))
-	handlers := marketjobs.New(st, client, uni, marketjobs.Config{MaxBins: cfg.VectorMaxBins,
-		Registerer: p.Registry, Logger: log, Now: cfg.Now})
-	if err := handlers.Register(engine); err != nil {
-		return err
-	}
-
 	// Stream mode: local books of this replica's share of the universe.
 	var (
-		streams ticks.Streams
-		fd      *feed.Feed
-		mem     *members.Members
+		streams    ticks.Streams
+		jobStreams marketjobs.Streams
+		fd         *feed.Feed
+		mem        *members.Members
 	)
 	replica := cfg.ReplicaID
 	if replica == "" {
@@ -118,7 +113,13 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		if err != nil {
 			return err
 		}
-		streams = fd
+		streams, jobStreams = fd, fd
+	}
+
+	handlers := marketjobs.New(st, client, uni, marketjobs.Config{MaxBins: cfg.VectorMaxBins, Streams: jobStreams,
+		Registerer: p.Registry, Logger: log, Now: cfg.Now})
+	if err := handlers.Register(engine); err != nil {
+		return err
 	}
 
 	// The runner's work outlives ctx: shutdown drains it (runner.Stop), it is not cut off.

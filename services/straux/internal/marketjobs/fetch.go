@@ -150,6 +150,26 @@ func (h *Handlers) FetchTicker(ctx context.Context, job jobs.Job) error {
 		return err
 	}
 	ts := snapshotTime(job, h.cfg.Now())
+	// Stream mode: the tickers this replica holds live come from their streams.
+	if st := h.cfg.Streams; st != nil {
+		var live []exchange.Ticker24h
+		rest := syms[:0:0]
+		for _, sym := range syms {
+			if t, _, ok := st.Ticker(sym); ok {
+				live = append(live, t)
+			} else {
+				rest = append(rest, sym)
+			}
+		}
+		if len(live) > 0 {
+			if err := h.st.WriteTickers(ctx, ts, live); err != nil {
+				return err
+			}
+		}
+		h.snapshots.WithLabelValues("fetch_ticker", "stream").Add(float64(len(live)))
+		h.snapshots.WithLabelValues("fetch_ticker", "rest").Add(float64(len(rest)))
+		syms = rest
+	}
 	for i := 0; i < len(syms); i += plan.TickerBatch {
 		batch := syms[i:min(i+plan.TickerBatch, len(syms))]
 		tickers, err := h.ex.Tickers24h(exchange.WithClass(ctx, exchange.ClassJobs), batch)
@@ -183,7 +203,7 @@ func (h *Handlers) FetchOrderbook(ctx context.Context, job jobs.Job) error {
 		lastFailure error
 	)
 	for _, sym := range syms {
-		ob, err := h.ex.Depth(exchange.WithClass(ctx, exchange.ClassJobs), sym, h.cfg.DepthLimit)
+		ob, err := h.orderbook(ctx, sym)
 		if err != nil {
 			// One symbol's failure does not lose the others' books.
 			failed, lastFailure = append(failed, sym), err
@@ -206,6 +226,19 @@ func (h *Handlers) FetchOrderbook(ctx context.Context, job jobs.Job) error {
 		return err
 	}
 	return nil
+}
+
+// orderbook is a symbol's book: from its local book in stream mode when this replica holds it
+// live (and deep enough), else a REST depth call.
+func (h *Handlers) orderbook(ctx context.Context, sym string) (*exchange.OrderBook, error) {
+	if st := h.cfg.Streams; st != nil && h.cfg.DepthLimit <= LocalBookDepth {
+		if ob, state, _, ok := st.Book(sym, h.cfg.DepthLimit); ok && state == exchange.BookLive {
+			h.snapshots.WithLabelValues("fetch_orderbook", "stream").Inc()
+			return ob, nil
+		}
+	}
+	h.snapshots.WithLabelValues("fetch_orderbook", "rest").Inc()
+	return h.ex.Depth(exchange.WithClass(ctx, exchange.ClassJobs), sym, h.cfg.DepthLimit)
 }
 
 // levels is a side as Binance sends it: ["price", "qty"] string pairs, best first.

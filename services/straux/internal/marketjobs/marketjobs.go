@@ -58,6 +58,10 @@ type Universe interface {
 type Config struct {
 	// DepthLimit is fetch_orderbook's depth, 1..5000. Default 100.
 	DepthLimit int
+	// Streams, in stream mode, serves fetch_orderbook (up to LocalBookDepth levels) and
+	// fetch_ticker from the local books and ticker streams this replica holds; the others are
+	// fetched over REST. nil: REST only.
+	Streams Streams
 	// InitialKlines is how many candles back fetch_klines starts for a (symbol, interval)
 	// without a cursor. Default 500.
 	InitialKlines int
@@ -117,6 +121,15 @@ func (c Config) withDefaults() Config {
 }
 
 // Handlers works the market job kinds.
+// Streams is what the market jobs read from the stream feed (package feed's Feed).
+type Streams interface {
+	Book(symbol string, depth int) (ob *exchange.OrderBook, state string, age time.Duration, ok bool)
+	Ticker(symbol string) (t exchange.Ticker24h, age time.Duration, ok bool)
+}
+
+// LocalBookDepth is how many levels a side the local books keep (their snapshots' depth).
+const LocalBookDepth = 100
+
 type Handlers struct {
 	cfg Config
 	st  *store.Store
@@ -125,6 +138,7 @@ type Handlers struct {
 	log *slog.Logger
 
 	gaps       *prometheus.CounterVec
+	snapshots  *prometheus.CounterVec
 	gapCandles *prometheus.CounterVec
 	klines     *prometheus.CounterVec
 	mea        meaMetrics
@@ -137,6 +151,8 @@ func New(st *store.Store, ex Exchange, uni Universe, cfg Config) *Handlers {
 		cfg: cfg, st: st, ex: ex, uni: uni, log: cfg.Logger.With("component", "marketjobs"),
 		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_straux_kline_gaps_total",
 			Help: "Gaps (missing candles between stored ones) found by fetch_klines, by interval."}, []string{"interval"}),
+		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_straux_job_snapshots_total",
+			Help: "Books and tickers fetch_orderbook and fetch_ticker stored, by where they came from (stream: a local book or ticker stream; rest: a REST call)."}, []string{"kind", "source"}),
 		gapCandles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_straux_kline_gap_candles_total",
 			Help: "Candles missing in the gaps fetch_klines found, by interval."}, []string{"interval"}),
 		klines: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_straux_klines_stored_total",
@@ -144,7 +160,7 @@ func New(st *store.Store, ex Exchange, uni Universe, cfg Config) *Handlers {
 		mea: newMEAMetrics(),
 	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(h.gaps, h.gapCandles, h.klines)
+		cfg.Registerer.MustRegister(h.gaps, h.snapshots, h.gapCandles, h.klines)
 		h.mea.register(cfg.Registerer)
 	}
 	return h

@@ -14,6 +14,7 @@ import (
 	"cryptopill.dev/jobs/libs/simex"
 	"cryptopill.dev/jobs/libs/testkit/clocktest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
+	"cryptopill.dev/jobs/services/straux/internal/feed"
 	"cryptopill.dev/jobs/services/straux/internal/marketjobs"
 	"cryptopill.dev/jobs/services/straux/internal/store"
 )
@@ -30,6 +31,7 @@ type bundle struct {
 	st    *store.Store
 	simex *simex.Exchange
 	ex    *exchange.Client
+	url   string
 }
 
 func setup(t *testing.T, universe ...string) *bundle {
@@ -41,6 +43,7 @@ func setup(t *testing.T, universe ...string) *bundle {
 	require.NoError(t, err)
 	srv := httptest.NewServer(b.simex)
 	t.Cleanup(srv.Close)
+	b.url = srv.URL
 	b.ex, err = exchange.New(exchange.Config{BaseURL: srv.URL, Now: b.now})
 	require.NoError(t, err)
 	for _, s := range universe {
@@ -267,4 +270,44 @@ func TestHandlersWorkJobsFromTheEngine(t *testing.T) {
 		_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM ingest.jobs WHERE status = 'succeeded'`).Scan(&done)
 		return done == 6
 	}, 60*time.Second, 100*time.Millisecond, "every market kind has a worker")
+}
+
+// In stream mode fetch_orderbook and fetch_ticker take what this replica holds live from its
+// local books and ticker streams, and only the rest over REST.
+func TestFetchFromTheStreamsThisReplicaHolds(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "BTCUSDT", "ETHUSDT", "SOLUSDT")
+	url, err := exchange.StreamURLFor(b.url)
+	require.NoError(t, err)
+	held := []string{"BTCUSDT", "ETHUSDT"}
+	f, err := feed.New(feed.Config{URL: url, Snapshot: b.ex.Depth, ResyncPerSecond: 100, Now: b.now,
+		Universe: func(context.Context) ([]string, error) { return held, nil }})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool {
+		for _, s := range held {
+			if _, _, ok := f.Ticker(s); !ok {
+				return false
+			}
+		}
+		return len(f.Live()) == len(held)
+	}, 30*time.Second, 20*time.Millisecond)
+
+	h := marketjobs.New(b.st, b.ex, staticUniverse([]string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}), marketjobs.Config{Now: b.now, Streams: f})
+	at := time.Date(2025, 5, 1, 12, 0, 0, 0, time.UTC)
+	depth, tickers := b.simex.Stats().Requests["/api/v3/depth"], b.simex.Stats().Requests["/api/v3/ticker/24hr"]
+	require.NoError(t, h.FetchOrderbook(context.Background(), jobs.Job{Kind: jobs.KindFetchOrderbook, ScheduledFor: at}))
+	require.NoError(t, h.FetchTicker(context.Background(), jobs.Job{Kind: jobs.KindFetchTicker, ScheduledFor: at}))
+	require.Equal(t, depth+1, b.simex.Stats().Requests["/api/v3/depth"], "one depth call: SOLUSDT")
+	require.Equal(t, tickers+1, b.simex.Stats().Requests["/api/v3/ticker/24hr"], "one ticker batch: SOLUSDT")
+	var books, levels, tick int
+	require.NoError(t, b.db.Pool.QueryRow(context.Background(),
+		`SELECT count(*), min(jsonb_array_length(bids)) FROM market.orderbook_snapshots WHERE ts = $1`, at).Scan(&books, &levels))
+	require.NoError(t, b.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM market.tickers WHERE ts = $1 AND last_price > 0`, at).Scan(&tick))
+	require.Equal(t, 3, books)
+	require.Equal(t, 100, levels)
+	require.Equal(t, 3, tick)
 }
