@@ -218,11 +218,11 @@ func (f *Feed) refresh(ctx context.Context) error {
 		f.log.Info("stream feed: symbols held", "owned", len(next), "lingering", len(f.lingering), "universe", len(universe))
 	}
 	f.owned, f.held = next, held
-	if sc, ok := f.cfg.Members.(interface{ SetStreams(int) }); ok {
-		sc.SetStreams(len(held))
-	}
 	if changed {
 		f.feed.SetStreams(append(f.books.SetSymbols(held), f.tickers.SetSymbols(held)...))
+	}
+	if sc, ok := f.cfg.Members.(interface{ SetStreams(int) }); ok {
+		sc.SetStreams(f.feed.Stats().Streams) // each held symbol's depth and ticker streams
 	}
 	return nil
 }

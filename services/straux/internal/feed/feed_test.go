@@ -33,43 +33,9 @@ type replica struct {
 // symbols within seconds.
 func TestReplicasHoldEverySymbolOnceAndTakeOver(t *testing.T) {
 	t.Parallel()
-	db := pgtest.NewDB(t)
-	syms := make([]string, 60)
-	for i := range syms {
-		syms[i] = fmt.Sprintf("M%02dUSDT", i)
-	}
-	now := clocktest.Running(clocktest.Afternoon)
-	ex, err := simex.New(simex.Config{Symbols: syms, Seed: 3, Now: now})
-	require.NoError(t, err)
-	srv := httptest.NewServer(ex)
-	t.Cleanup(srv.Close)
-	client, err := exchange.New(exchange.Config{BaseURL: srv.URL, Now: now})
-	require.NoError(t, err)
-	url, err := exchange.StreamURLFor(srv.URL)
-	require.NoError(t, err)
-
-	start := func(name string) *replica {
-		pool, err := pgxpool.New(context.Background(), db.URL)
-		require.NoError(t, err)
-		t.Cleanup(pool.Close)
-		// Linger 0: a moved symbol is dropped at once, so "held once" is exact.
-		mem, err := members.New(pool, members.Config{Replica: name, TTL: 600 * time.Millisecond, Every: 200 * time.Millisecond})
-		require.NoError(t, err)
-		f, err := feed.New(feed.Config{URL: url, Snapshot: client.Depth, ResyncPerSecond: 200, Members: mem,
-			Universe: func(context.Context) ([]string, error) { return syms, nil }, Refresh: 100 * time.Millisecond,
-			Linger: time.Nanosecond, Now: now})
-		require.NoError(t, err)
-		r := &replica{name: name, feed: f, done: make(chan struct{})}
-		fctx, stopFeed := context.WithCancel(context.Background())
-		mctx, stopMem := context.WithCancel(context.Background())
-		r.stop = func() { stopMem(); stopFeed() }
-		// A crash: the database connection is gone, so the row is not deleted and expires.
-		r.crash = func() { pool.Close(); stopMem(); stopFeed() }
-		go func() { _ = mem.Run(mctx) }()
-		go func() { defer close(r.done); _ = f.Run(fctx) }()
-		t.Cleanup(func() { r.stop(); <-r.done })
-		return r
-	}
+	e := newEnv(t, 60)
+	syms := e.syms
+	start := func(name string) *replica { return e.start(t, name, time.Nanosecond) }
 	// held counts, per symbol, the replicas holding its book live.
 	heldOnce := func(rs ...*replica) bool {
 		n := map[string]int{}
@@ -103,3 +69,76 @@ func TestReplicasHoldEverySymbolOnceAndTakeOver(t *testing.T) {
 	require.Eventually(t, func() bool { return heldOnce(a) }, 30*time.Second, 20*time.Millisecond, "C died: A holds everything")
 	t.Logf("after a crash, covered again in %s", time.Since(took).Round(time.Millisecond))
 }
+
+// env is a database, a simulated exchange of syms and a client of it.
+type env struct {
+	dbURL, url string
+	client     *exchange.Client
+	syms       []string
+	now        func() time.Time
+}
+
+func newEnv(t *testing.T, n int) *env {
+	t.Helper()
+	e := &env{dbURL: pgtest.NewDB(t).URL, now: clocktest.Running(clocktest.Afternoon)}
+	for i := range n {
+		e.syms = append(e.syms, fmt.Sprintf("M%02dUSDT", i))
+	}
+	ex, err := simex.New(simex.Config{Symbols: e.syms, Seed: 3, Now: e.now})
+	require.NoError(t, err)
+	srv := httptest.NewServer(ex)
+	t.Cleanup(srv.Close)
+	e.client, err = exchange.New(exchange.Config{BaseURL: srv.URL, Now: e.now})
+	require.NoError(t, err)
+	e.url, err = exchange.StreamURLFor(srv.URL)
+	require.NoError(t, err)
+	return e
+}
+
+// start runs one replica's membership and feed until the test ends.
+func (e *env) start(t *testing.T, name string, linger time.Duration) *replica {
+	t.Helper()
+	dbURL, url, client, syms, now := e.dbURL, e.url, e.client, e.syms, e.now
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	mem, err := members.New(pool, members.Config{Replica: name, TTL: 2 * time.Second, Every: 300 * time.Millisecond})
+	require.NoError(t, err)
+	f, err := feed.New(feed.Config{URL: url, Snapshot: client.Depth, ResyncPerSecond: 200, Members: mem,
+		Universe: func(context.Context) ([]string, error) { return syms, nil }, Refresh: 100 * time.Millisecond,
+		Linger: linger, Now: now})
+	require.NoError(t, err)
+	r := &replica{name: name, feed: f, done: make(chan struct{})}
+	fctx, stopFeed := context.WithCancel(context.Background())
+	mctx, stopMem := context.WithCancel(context.Background())
+	r.stop = func() { stopMem(); stopFeed() }
+	// A crash: the database connection is gone, so the row is not deleted and expires.
+	r.crash = func() { pool.Close(); stopMem(); stopFeed() }
+	go func() { _ = mem.Run(mctx) }()
+	go func() { defer close(r.done); _ = f.Run(fctx) }()
+	t.Cleanup(func() { r.stop(); <-r.done })
+	return r
+}
+
+// Make before break: the symbols a joining replica takes stay held by their old holder for
+// Linger, so they are sampled from a book while the new holder syncs, and then are dropped.
+func TestMovedSymbolsLingerUntilTheNewHolderHasThem(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 40)
+	const linger = 3 * time.Second
+	a := e.start(t, "A", linger)
+	require.Eventually(t, func() bool { return len(a.feed.Live()) == len(e.syms) }, 30*time.Second, 20*time.Millisecond)
+	b := e.start(t, "B", linger)
+	var moved int
+	require.Eventually(t, func() bool {
+		o, l := a.feed.Held()
+		moved = l
+		return l > 0 && o+l == len(e.syms)
+	}, 30*time.Second, 10*time.Millisecond, "A keeps the moved symbols while lingering")
+	require.Len(t, a.feed.Live(), len(e.syms), "A still samples every symbol from a book")
+	require.Eventually(t, func() bool { bo, _ := b.feed.Held(); return bo == moved && len(b.feed.Live()) == moved },
+		30*time.Second, 10*time.Millisecond, "B holds the moved symbols live")
+	require.Eventually(t, func() bool { _, l := a.feed.Held(); return l == 0 && len(a.feed.Live()) == len(e.syms)-moved },
+		30*time.Second, 20*time.Millisecond, "A drops them after the linger")
+}
+
