@@ -141,4 +141,3 @@ func TestMovedSymbolsLingerUntilTheNewHolderHasThem(t *testing.T) {
 	require.Eventually(t, func() bool { _, l := a.feed.Held(); return l == 0 && len(a.feed.Live()) == len(e.syms)-moved },
 		30*time.Second, 20*time.Millisecond, "A drops them after the linger")
 }
-
