@@ -116,8 +116,11 @@ func TestSmokeEndToEndOnRunningStack(t *testing.T) {
 	require.Zero(t, leftJobs+leftSamples)
 
 	// The exchange failing every call: ticks are done, but without a good sample; the tick part
-	// says straux cannot sample, not that it is down.
+	// says straux cannot sample, not that it is down. straux samples from local books fed by the
+	// streams: dropping their connections while every REST call fails leaves every book without
+	// a snapshot (not live), so it falls back to REST, which fails.
 	require.NoError(t, ex.SetFaults(simex.Faults{ErrorRate: 1}))
+	ex.DropStreams()
 	code, checks, out = smoke("--e2e-timeout", "15s", "-schema=false")
 	require.Equal(t, 1, code, out)
 	require.Equal(t, statusFail, checks["e2e.tick"].Status)
