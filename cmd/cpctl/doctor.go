@@ -289,6 +289,9 @@ func doctorTickBudget(ctx context.Context, cfg doctorConfig, pool *pgxpool.Pool)
 		return f
 	}
 	plan := fmt.Sprintf("period %s: %d of %d symbols per tick, weight %d of a %d tick budget", period, planned, universe, weight, tick)
+	if weight == 0 && planned > 0 {
+		plan += " (stream mode: local books from the exchange's streams; REST only for resyncs and fallbacks)"
+	}
 	switch {
 	case overdue > time.Duration(cfg.staleTicks)*period:
 		f.Status = statusFail
