@@ -885,7 +885,7 @@ func gatherMarketData(ctx context.Context, src statusSources, problem func(strin
 	default:
 		md.Period = &period
 		if md.StreamMissed > 0 {
-			md.Problem = problem("market data: %d symbols had no sample in the period of %s: their streams were down and the tick's REST budget was spent (cp_straux_rest_fallbacks_total, services/straux/README.md)",
+			md.Problem = problem("market data: %d symbols had no sample in the period of %s: their stream books were not live and the REST fallback was over budget or failed (their sample reasons; cp_straux_rest_fallbacks_total, services/straux/README.md)",
 				md.StreamMissed, period.UTC().Format(time.RFC3339))
 		}
 	}
@@ -1193,7 +1193,7 @@ func printStatusTable(w io.Writer, r *statusReport, p painter) error {
 		if md.BookAgeP99Ms != nil {
 			age = fmt.Sprintf("%.0f ms", *md.BookAgeP99Ms)
 		}
-		fmt.Fprintf(w, "period %s: %d from books, %s over REST, %s missed (stream down, REST budget spent), %d not trading; book age p99 %s\n",
+		fmt.Fprintf(w, "period %s: %d from books, %s over REST, %s missed (stream not live, REST fallback over budget or failed), %d not trading; book age p99 %s\n",
 			md.Period.UTC().Format(time.RFC3339), md.FromStream, p.warnIf(md.FromREST > 0, strconv.Itoa(md.FromREST)),
 			p.warnIf(md.StreamMissed > 0, strconv.Itoa(md.StreamMissed)), md.NotTrading, age)
 	}

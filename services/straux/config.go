@@ -32,8 +32,8 @@ type Config struct {
 	// subscriptions, gaps, reconnects), 1..100. Default 10 (50 weight a second at depth 100).
 	ResyncPerSecond int
 	// HandoverLinger, STRAUX_HANDOVER_LINGER: how long a replica keeps the streams of symbols
-	// that moved to another replica, so they are sampled from a book while the new owner syncs.
-	// Default 2m.
+	// that moved to another replica, so they are sampled from a book while the new owner syncs
+	// (a fixed time; 0 drops them at once). Default 2m.
 	HandoverLinger time.Duration
 	// MemberTTL, STRAUX_MEMBER_TTL: a replica without a heartbeat for this long loses its share
 	// of the streams to the others. Default 3s.
@@ -118,7 +118,7 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		l.Check(err == nil && (u.Scheme == "ws" || u.Scheme == "wss") && u.Host != "" && (u.Path == "" || u.Path == "/"),
 			"BINANCE_STREAM_URL", cfg.StreamURL, "a ws:// or wss:// URL of a host, e.g. wss://stream.binance.com:9443")
 	}
-	l.Check(cfg.HandoverLinger >= 0, "STRAUX_HANDOVER_LINGER", cfg.HandoverLinger.String(), "a duration of 0 or more")
+	l.Check(cfg.HandoverLinger >= 0, "STRAUX_HANDOVER_LINGER", cfg.HandoverLinger.String(), "a duration of 0 (drop a moved symbol at once) or more")
 	l.Check(cfg.MemberTTL >= 500*time.Millisecond && cfg.MemberTTL <= time.Minute, "STRAUX_MEMBER_TTL", cfg.MemberTTL.String(), "a duration from 500ms to 1m")
 	return cfg, l.Err()
 }

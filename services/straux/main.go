@@ -108,7 +108,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 			Snapshot: func(ctx context.Context, symbol string, limit int) (*exchange.OrderBook, error) {
 				return client.Depth(exchange.WithClass(ctx, exchange.ClassTicks), symbol, limit)
 			},
-			ResyncPerSecond: float64(cfg.ResyncPerSecond), Universe: uni.Current, Linger: cfg.HandoverLinger,
+			ResyncPerSecond: float64(cfg.ResyncPerSecond), Universe: uni.Current, Linger: lingerOf(cfg.HandoverLinger),
 			Registerer: p.Registry, Logger: log, Now: cfg.Now})
 		if err != nil {
 			return err
@@ -246,4 +246,13 @@ func initExchange(ctx context.Context, client *exchange.Client, log *slog.Logger
 		case <-time.After(min(time.Duration(attempt)*2*time.Second, 30*time.Second)):
 		}
 	}
+}
+
+// lingerOf is STRAUX_HANDOVER_LINGER as feed.Config reads it: 0 there is the default, so "no
+// linger" (0 here) is negative.
+func lingerOf(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -1,6 +1,7 @@
 -- The newest closed straux period's samples by where their books came from: local books (stream),
--- REST depth calls, none because the stream was down and the tick's REST budget spent, none
--- because the symbol was not trading; and the sampled books' age p99.
+-- REST depth calls, none because the stream was not live and the REST fallback was not possible
+-- (budget spent) or failed (reasons 'stream …'), none because the symbol was not trading; and the
+-- sampled books' age p99.
 WITH p AS (
     SELECT period_start FROM str_aux.tick_periods WHERE status = 'done' ORDER BY period_start DESC LIMIT 1
 )

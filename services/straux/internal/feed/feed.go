@@ -60,7 +60,8 @@ type Config struct {
 	Members Membership
 	// Refresh is how often the universe and the share are re-read. Default 1 s.
 	Refresh time.Duration
-	// Linger is how long a symbol that moved to another replica is still held. Default 2 min.
+	// Linger is how long a symbol that moved to another replica is still held (a fixed time,
+	// meant to cover the new holder's resync). Default 2 min; negative: not at all.
 	Linger time.Duration
 	// Registerer receives the feed's metrics. nil: not registered.
 	Registerer prometheus.Registerer
@@ -80,6 +81,7 @@ type Feed struct {
 	mux     *exchange.FeedMux
 
 	mu            sync.Mutex
+	universe      []string             // the last universe read
 	owned         map[string]bool      // owned now
 	lingering     map[string]time.Time // moved away, held until
 	held          []string             // owned ∪ lingering, sorted
@@ -98,7 +100,7 @@ func New(cfg Config) (*Feed, error) {
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = time.Second
 	}
-	if cfg.Linger <= 0 {
+	if cfg.Linger == 0 {
 		cfg.Linger = 2 * time.Minute
 	}
 	if cfg.Logger == nil {
@@ -145,10 +147,14 @@ func (f *Feed) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(f.cfg.Refresh)
 	defer t.Stop()
-	var err error
+	var (
+		err      error
+		lastWarn time.Time
+	)
 	for {
-		if rerr := f.refresh(ctx); rerr != nil && ctx.Err() == nil {
-			f.log.Warn("stream feed: read the universe; holding the current streams", "err", rerr)
+		if rerr := f.refresh(ctx); rerr != nil && ctx.Err() == nil && time.Since(lastWarn) >= time.Minute {
+			lastWarn = time.Now()
+			f.log.Warn("stream feed: cannot read the universe; keeping the last one read (logged once a minute, counted in cp_straux_stream_refresh_errors_total)", "err", rerr)
 		}
 		select {
 		case <-ctx.Done():
@@ -178,9 +184,23 @@ func (f *Feed) refresh(ctx context.Context) error {
 	defer f.mu.Unlock()
 	f.refreshes++
 	if err != nil {
+		// Membership changes and lingering still apply, to the last universe read.
 		f.refreshErrors++
+		if f.universe == nil {
+			return err
+		}
+		universe = f.universe
+		if rerr := f.applyLocked(universe); rerr != nil {
+			return errors.Join(err, rerr)
+		}
 		return err
 	}
+	f.universe = universe
+	return f.applyLocked(universe)
+}
+
+// applyLocked sets the streams of this replica's share of universe (and the lingering ones).
+func (f *Feed) applyLocked(universe []string) error {
 	owned := universe
 	if f.cfg.Members != nil {
 		owned = f.cfg.Members.Owned(universe)
@@ -196,7 +216,7 @@ func (f *Feed) refresh(ctx context.Context) error {
 		delete(f.lingering, s)
 	}
 	for s := range f.owned {
-		if !next[s] && inUniverse[s] {
+		if !next[s] && inUniverse[s] && f.cfg.Linger > 0 {
 			f.lingering[s] = now.Add(f.cfg.Linger) // moved to another replica
 		}
 	}
@@ -240,11 +260,18 @@ func (f *Feed) Ticker(symbol string) (exchange.Ticker24h, time.Duration, bool) {
 // Live lists the held symbols whose books are live (ticks.Streams).
 func (f *Feed) Live() []string { return f.books.Live() }
 
+// Held lists what this replica holds, live or not (ticks.Streams).
+func (f *Feed) Held() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.held)
+}
+
 // Shared reports whether other replicas hold streams too (ticks.Streams).
 func (f *Feed) Shared() bool { return f.cfg.Members != nil && len(f.cfg.Members.Live()) > 1 }
 
-// Held is what this replica holds: its own symbols and those lingering after a move.
-func (f *Feed) Held() (owned, lingering int) {
+// HeldCounts is what this replica holds: its own symbols and those lingering after a move.
+func (f *Feed) HeldCounts() (owned, lingering int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.owned), len(f.lingering)
@@ -256,6 +283,6 @@ func (f *Feed) Stats() (exchange.FeedStats, exchange.BooksStats) {
 }
 
 func (f *Feed) String() string {
-	o, l := f.Held()
+	o, l := f.HeldCounts()
 	return fmt.Sprintf("feed(%s, owned %d, lingering %d)", f.cfg.URL, o, l)
 }

@@ -35,7 +35,7 @@ func TestReplicasHoldEverySymbolOnceAndTakeOver(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 60)
 	syms := e.syms
-	start := func(name string) *replica { return e.start(t, name, time.Nanosecond) }
+	start := func(name string) *replica { return e.start(t, name, -1) }
 	// held counts, per symbol, the replicas holding its book live.
 	heldOnce := func(rs ...*replica) bool {
 		n := map[string]int{}
@@ -43,7 +43,7 @@ func TestReplicasHoldEverySymbolOnceAndTakeOver(t *testing.T) {
 			for _, s := range r.feed.Live() {
 				n[s]++
 			}
-			if o, l := r.feed.Held(); l != 0 || o == 0 {
+			if o, l := r.feed.HeldCounts(); l != 0 || o == 0 {
 				return false
 			}
 		}
@@ -121,8 +121,8 @@ func (e *env) start(t *testing.T, name string, linger time.Duration) *replica {
 }
 
 // Make before break: the symbols a joining replica takes stay held by their old holder for
-// Linger, so they are sampled from a book while the new holder syncs, and then are dropped.
-func TestMovedSymbolsLingerUntilTheNewHolderHasThem(t *testing.T) {
+// Linger (a fixed time meant to cover the new holder's resync), and then are dropped.
+func TestMovedSymbolsLingerWithTheirOldHolder(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 40)
 	const linger = 3 * time.Second
@@ -131,13 +131,13 @@ func TestMovedSymbolsLingerUntilTheNewHolderHasThem(t *testing.T) {
 	b := e.start(t, "B", linger)
 	var moved int
 	require.Eventually(t, func() bool {
-		o, l := a.feed.Held()
+		o, l := a.feed.HeldCounts()
 		moved = l
 		return l > 0 && o+l == len(e.syms)
 	}, 30*time.Second, 10*time.Millisecond, "A keeps the moved symbols while lingering")
 	require.Len(t, a.feed.Live(), len(e.syms), "A still samples every symbol from a book")
-	require.Eventually(t, func() bool { bo, _ := b.feed.Held(); return bo == moved && len(b.feed.Live()) == moved },
+	require.Eventually(t, func() bool { bo, _ := b.feed.HeldCounts(); return bo == moved && len(b.feed.Live()) == moved },
 		30*time.Second, 10*time.Millisecond, "B holds the moved symbols live")
-	require.Eventually(t, func() bool { _, l := a.feed.Held(); return l == 0 && len(a.feed.Live()) == len(e.syms)-moved },
+	require.Eventually(t, func() bool { _, l := a.feed.HeldCounts(); return l == 0 && len(a.feed.Live()) == len(e.syms)-moved },
 		30*time.Second, 20*time.Millisecond, "A drops them after the linger")
 }

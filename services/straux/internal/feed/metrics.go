@@ -50,7 +50,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeBy
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	fs, bs := c.f.Stats()
-	owned, lingering := c.f.Held()
+	owned, lingering := c.f.HeldCounts()
 	c.f.mu.Lock()
 	refreshErrors := c.f.refreshErrors
 	c.f.mu.Unlock()

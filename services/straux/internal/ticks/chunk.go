@@ -216,7 +216,9 @@ func (r *Runner) fetch(ctx context.Context, run *periodRun, p time.Time, symbols
 	if errors.Is(err, exchange.ErrInvalidSymbol) {
 		var valid []string
 		for i, sym := range symbols {
-			if !invalid[i] && slices.Contains(restSyms, sym) {
+			// In stream mode a symbol's depth call may not have run (its fallback budget
+			// spent): only symbols with a book this tick are known to the exchange.
+			if !invalid[i] && slices.Contains(restSyms, sym) && (r.cfg.Streams == nil || f.samples[i].Valid) {
 				valid = append(valid, sym)
 			}
 		}

@@ -25,14 +25,15 @@ type metrics struct {
 	tickerErrors prometheus.Counter
 	lastDone     prometheus.Gauge
 
-	samplesBySource *prometheus.CounterVec
-	fallbacks       *prometheus.CounterVec
-	bookAge         prometheus.Histogram
-	sampledSource   *prometheus.GaugeVec
-	notTrading      prometheus.Gauge
-	statuses        *prometheus.GaugeVec
-	statusErrors    prometheus.Counter
-	zeroTickers     prometheus.Counter
+	samplesBySource  *prometheus.CounterVec
+	fallbacks        *prometheus.CounterVec
+	fallbackFailures prometheus.Counter
+	bookAge          prometheus.Histogram
+	sampledSource    *prometheus.GaugeVec
+	notTrading       prometheus.Gauge
+	statuses         *prometheus.GaugeVec
+	statusErrors     prometheus.Counter
+	zeroTickers      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -70,11 +71,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Good samples this replica took, by where the book came from (stream: a local book; rest: a depth call)."}, []string{"source"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cp_straux_rest_fallbacks_total",
 			Help: "Stream mode: symbols sampled over REST because their local book was not live, by its state (syncing, stale, down, not_held; budget_spent: not sampled, the tick's REST budget was spent)."}, []string{"reason"}),
+		fallbackFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_straux_rest_fallback_failures_total",
+			Help: "Stream mode: REST fallbacks that got no sample either (timeout, rate limit, exchange error): the symbol has none that period."}),
 		bookAge: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cp_straux_book_age_seconds",
 			Help:    "Stream mode: age of the local books sampled (time since the book's newest event).",
 			Buckets: []float64{0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1, 2, 5}}),
 		sampledSource: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_straux_sampled_source_symbols",
-			Help: "Symbols the last closed tick sampled (all replicas), by source (stream, rest)."}, []string{"source"}),
+			Help: "Symbols the last closed tick sampled (all replicas), by source (stream, rest); set by the replica that closed the period."}, []string{"source"}),
 		notTrading: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_straux_not_trading_symbols",
 			Help: "Sampled symbols the exchange last reported not TRADING (BREAK, HALT, …): marked not_trading, not sampled."}),
 		statuses: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cp_straux_symbol_status_symbols",
@@ -85,7 +88,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Tickers dropped because their last price was zero (a symbol without trades)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.samplesBySource, m.fallbacks, m.bookAge, m.sampledSource)
+		reg.MustRegister(m.samplesBySource, m.fallbacks, m.fallbackFailures, m.bookAge, m.sampledSource)
 		reg.MustRegister(m.ticks, m.tickSeconds, m.symbols, m.windows, m.universe, m.planned, m.coverage, m.sampled, m.sampledCov, m.planKept, m.rounds,
 			m.tickBudget, m.plannedW, m.skipped, m.vectorsCPU, m.backfilled, m.claimsLost, m.chunkErrors, m.tickerErrors, m.lastDone,
 			m.notTrading, m.statuses, m.statusErrors, m.zeroTickers)

@@ -313,10 +313,11 @@ func (r *Runner) HandleTick(ctx context.Context, t Tick) error {
 		}
 		bySource, err := r.st.SampledBySource(ctx, t.PeriodStart)
 		if err != nil {
-			log.WarnContext(ctx, "count the tick's samples by source", "err", err)
-		}
-		for _, src := range []string{book.SourceStream, book.SourceRest} {
-			r.m.sampledSource.WithLabelValues(src).Set(float64(bySource[src]))
+			log.WarnContext(ctx, "count the tick's samples by source; the by-source gauges keep their values", "err", err)
+		} else {
+			for _, src := range []string{book.SourceStream, book.SourceRest} {
+				r.m.sampledSource.WithLabelValues(src).Set(float64(bySource[src]))
+			}
 		}
 		log.Log(ctx, lvl, "tick done", "sampled", out.Sampled, "from_stream", bySource[book.SourceStream],
 			"from_rest", bySource[book.SourceRest], "failed", out.Failed, "abandoned", out.Abandoned,
@@ -597,24 +598,39 @@ func (r *Runner) costs() plan.Costs {
 	return plan.Costs{DepthLimit: r.cfg.DepthLimit, Snapshots: r.cfg.Snapshots, Streamed: r.cfg.Streams != nil}
 }
 
-// claim takes a chunk of the period's open symbols. In stream mode it takes the symbols whose
-// books this replica holds live first; the others only once the handover grace has passed since
-// it joined the period (their holders sample them; what is left then has no live book anywhere
-// and is sampled over REST).
+// claim takes a chunk of the period's open symbols. In stream mode, in three steps: first the
+// symbols whose books this replica holds live; then, after the handover grace (not waited when
+// no other replica holds books), the other symbols this replica holds (its own share and those
+// lingering after a move: over REST, their books not being live); and only once half the
+// period has passed since it joined, any symbol still open — their holders are gone or stuck
+// (a dead replica's claims are also taken over when their leases run out).
 func (r *Runner) claim(ctx context.Context, run *periodRun) ([]store.Claim, error) {
 	p := run.tick.PeriodStart
 	if r.cfg.Streams == nil {
 		return r.st.Claim(ctx, p, r.cfg.Replica, r.cfg.ChunkSize, r.cfg.Lease)
 	}
-	live := r.cfg.Streams.Live()
-	if live == nil {
-		live = []string{}
+	st := r.cfg.Streams
+	claims, err := r.st.ClaimAmong(ctx, p, r.cfg.Replica, r.cfg.ChunkSize, r.cfg.Lease, nonNil(st.Live()))
+	if err != nil || len(claims) > 0 {
+		return claims, err
 	}
-	claims, err := r.st.ClaimAmong(ctx, p, r.cfg.Replica, r.cfg.ChunkSize, r.cfg.Lease, live)
-	if err != nil || len(claims) > 0 || (r.cfg.Streams.Shared() && time.Since(run.joined) < r.cfg.HandoverGrace) {
+	since := time.Since(run.joined)
+	if st.Shared() && since < r.cfg.HandoverGrace {
+		return nil, nil
+	}
+	claims, err = r.st.ClaimAmong(ctx, p, r.cfg.Replica, r.cfg.ChunkSize, r.cfg.Lease, nonNil(st.Held()))
+	if err != nil || len(claims) > 0 || (st.Shared() && since < run.tick.Period/2) {
 		return claims, err
 	}
 	return r.st.Claim(ctx, p, r.cfg.Replica, r.cfg.ChunkSize, r.cfg.Lease)
+}
+
+// nonNil is ss, or an empty list for nil (ClaimAmong reads nil as "any symbol").
+func nonNil(ss []string) []string {
+	if ss == nil {
+		return []string{}
+	}
+	return ss
 }
 
 // logFallbacks logs, once per period, what this replica sampled over REST in stream mode.

@@ -24,6 +24,9 @@ type Streams interface {
 	Ticker(symbol string) (t exchange.Ticker24h, age time.Duration, ok bool)
 	// Live lists the symbols whose books this replica holds live now.
 	Live() []string
+	// Held lists the symbols whose streams this replica holds, live or not (its share of the
+	// universe, and the symbols lingering after they moved to another replica).
+	Held() []string
 	// Shared reports whether other live replicas hold books too (a replica then leaves the
 	// symbols it does not hold to them for the handover grace).
 	Shared() bool
@@ -31,7 +34,7 @@ type Streams interface {
 
 // Reasons a symbol was sampled over REST in stream mode (cp_straux_rest_fallbacks_total).
 const (
-	fallbackNotHeld = "not_held" // no replica held its book live within the handover grace
+	fallbackNotHeld = "not_held" // still open half a period in: its holder is gone or stuck
 	fallbackBudget  = "budget_spent"
 )
 
@@ -88,7 +91,9 @@ func (r *Runner) sampleSymbol(ctx context.Context, run *periodRun, p time.Time, 
 		s.Source = book.SourceStream
 		s.BookAge = slices.Max(ages)
 		r.m.bookAge.Observe(s.BookAge.Seconds())
-		r.m.samplesBySource.WithLabelValues(book.SourceStream).Inc()
+		if s.Valid {
+			r.m.samplesBySource.WithLabelValues(book.SourceStream).Inc()
+		}
 		return s, false
 	}
 	reason := why.Error()
@@ -102,6 +107,10 @@ func (r *Runner) sampleSymbol(ctx context.Context, run *periodRun, p time.Time, 
 	s, invalid = r.sampleREST(ctx, p, symbol)
 	if s.Valid {
 		s.Flags = append(s.Flags, book.FlagRestFallback)
+	} else {
+		// Named as a stream miss (cpctl status counts `stream …` reasons as missed).
+		r.m.fallbackFailures.Inc()
+		s.Reason = fmt.Sprintf("stream %s; REST fallback failed: %s", reason, s.Reason)
 	}
 	return s, invalid
 }
