@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,15 +69,38 @@ type Books struct {
 	cfg    BooksConfig
 	resync chan string
 
+	events sync.Pool // *depthEvent: decoding scratch
+
 	mu     sync.Mutex
 	books  map[string]*localBook // by upper-case symbol
 	queued map[string]bool
 	stats  BooksStats
 }
 
+// bookLevel is one price level. It holds no pointer, so the garbage collector does not scan
+// the books (hundreds of thousands of levels), and setting one allocates nothing: its texts are
+// inline up to levelTextCap bytes, longer ones (Binance sends none) in its book's long map.
 type bookLevel struct {
 	px         float64
-	price, qty string
+	price, qty levelText
+}
+
+// levelTextCap is the longest price or quantity text a level holds inline. Binance's decimals
+// have at most 8 fraction digits and fit in 20 characters.
+const levelTextCap = 23
+
+// levelText is a level's price or quantity as sent (so a book reads back exact decimals).
+type levelText struct {
+	n uint8 // its length; longText: the text is in localBook.long
+	b [levelTextCap]byte
+}
+
+const longText = 255
+
+// longKey names a text too long for a level: its side, its level's price, which text.
+type longKey struct {
+	ask, qty bool
+	px       float64
 }
 
 type localBook struct {
@@ -89,6 +112,7 @@ type localBook struct {
 	eventMs  int64     // the last applied event's time, the exchange's clock
 	bids     []bookLevel
 	asks     []bookLevel
+	long     map[longKey]string // texts longer than levelTextCap
 	buffered []depthEvent
 	// ahead are events that came before the one that follows on (see GapGrace), since aheadAt.
 	ahead   []depthEvent
@@ -96,20 +120,40 @@ type localBook struct {
 }
 
 // depthEvent is a diff-depth event. Every key has its field: encoding/json matches keys
-// case-insensitively when no field has the exact name, and "e" would land in E.
+// case-insensitively when no field has the exact name, and "e" would land in E. Its texts are
+// sub-slices of the message on the fast path: owned copies them for an event that is kept.
 type depthEvent struct {
-	Type   string     `json:"e"`
+	Type   rawText    `json:"e"`
 	E      int64      `json:"E"`
-	Symbol string     `json:"s"`
+	Symbol rawText    `json:"s"`
 	First  int64      `json:"U"`
 	Final  int64      `json:"u"`
 	Bids   []rawLevel `json:"b"`
 	Asks   []rawLevel `json:"a"`
 }
 
+// rawText is a JSON string's text (a []byte read and written as a string, not base64).
+type rawText []byte
+
+// UnmarshalJSON reads a JSON string (null leaves it as is, as for a string).
+func (t *rawText) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*t = rawText(s)
+	return nil
+}
+
+// MarshalJSON writes it as a string.
+func (t rawText) MarshalJSON() ([]byte, error) { return json.Marshal(string(t)) }
+
 // rawLevel is a ["price","qty"] pair, kept as text until a book is read: exactly two strings (a
 // Go array would take a short one silently).
-type rawLevel [2]string
+type rawLevel [2]rawText
 
 // UnmarshalJSON is the slow path's strict reading.
 func (l *rawLevel) UnmarshalJSON(b []byte) error {
@@ -120,8 +164,36 @@ func (l *rawLevel) UnmarshalJSON(b []byte) error {
 	if len(a) != 2 {
 		return fmt.Errorf("price level: %d elements, want [price, qty]", len(a))
 	}
-	l[0], l[1] = a[0], a[1]
+	l[0], l[1] = rawText(a[0]), rawText(a[1])
 	return nil
+}
+
+// owned is a copy of the event that holds its own levels' texts (in one block), for an event
+// kept past the message's call (buffered while syncing, or ahead). Type and Symbol are not kept:
+// nothing reads them after decoding.
+func (ev *depthEvent) owned() depthEvent {
+	n := 0
+	for _, side := range [2][]rawLevel{ev.Bids, ev.Asks} {
+		for _, l := range side {
+			n += len(l[0]) + len(l[1])
+		}
+	}
+	text := make([]byte, 0, n)
+	keep := func(side []rawLevel) []rawLevel {
+		if len(side) == 0 {
+			return nil
+		}
+		out := make([]rawLevel, len(side))
+		for i, l := range side {
+			for j := range l {
+				at := len(text)
+				text = append(text, l[j]...)
+				out[i][j] = rawText(text[at:len(text):len(text)])
+			}
+		}
+		return out
+	}
+	return depthEvent{E: ev.E, First: ev.First, Final: ev.Final, Bids: keep(ev.Bids), Asks: keep(ev.Asks)}
 }
 
 // NewBooks builds Books; Run serves its resyncs.
@@ -182,22 +254,49 @@ func symbolOfStream(stream string) string {
 	return strings.ToUpper(s)
 }
 
-// StreamMessage applies one diff-depth event (FeedHandler).
+// bookOfStreamLocked is b.books[symbolOfStream(stream)] without allocating the symbol (it runs
+// for every message).
+func (b *Books) bookOfStreamLocked(stream string) *localBook {
+	name, _, _ := strings.Cut(stream, "@")
+	var buf [32]byte
+	if len(name) > len(buf) {
+		return b.books[strings.ToUpper(name)]
+	}
+	up := buf[:len(name)]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 0x80:
+			return b.books[strings.ToUpper(name)]
+		case 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		}
+		up[i] = c
+	}
+	return b.books[string(up)]
+}
+
+// StreamMessage applies one diff-depth event (FeedHandler). data is read in place; an event
+// kept past the call (buffered, ahead) is copied.
 func (b *Books) StreamMessage(stream string, data []byte, received time.Time) {
-	var ev depthEvent
-	if err := decodeDepthEvent(data, &ev); err != nil || ev.Final < ev.First || ev.First <= 0 {
+	ev, _ := b.events.Get().(*depthEvent)
+	if ev == nil {
+		ev = new(depthEvent)
+	}
+	defer b.events.Put(ev)
+	if err := decodeDepthEvent(data, ev); err != nil || ev.Final < ev.First || ev.First <= 0 {
 		b.mu.Lock()
 		b.stats.BadEvents++
 		b.mu.Unlock()
 		return
 	}
-	sym := symbolOfStream(stream)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	bk := b.books[sym]
+	bk := b.bookOfStreamLocked(stream)
 	if bk == nil {
 		return
 	}
+	sym := bk.symbol
 	switch bk.state {
 	case BookSyncing, BookDown:
 		bk.state = BookSyncing
@@ -205,7 +304,7 @@ func (b *Books) StreamMessage(stream string, data []byte, received time.Time) {
 			bk.buffered = bk.buffered[:0] // the snapshot will be older than what is kept: start over
 			b.stats.Overflows++
 		}
-		bk.buffered = append(bk.buffered, ev)
+		bk.buffered = append(bk.buffered, ev.owned())
 		b.queueLocked(sym)
 		return
 	}
@@ -216,7 +315,7 @@ func (b *Books) StreamMessage(stream string, data []byte, received time.Time) {
 		if len(bk.ahead) == 0 {
 			bk.aheadAt = received
 		}
-		bk.ahead = append(bk.ahead, ev)
+		bk.ahead = append(bk.ahead, ev.owned())
 		if received.Sub(bk.aheadAt) > b.cfg.GapGrace || len(bk.ahead) > 64 {
 			b.gapLocked(bk)
 		}
@@ -239,7 +338,7 @@ func (b *Books) catchUpLocked(bk *localBook) {
 			case ev.Final <= bk.lastID:
 				b.stats.Dropped++
 			case ev.First <= bk.lastID+1:
-				bk.apply(ev)
+				bk.apply(&ev)
 				b.stats.Applied++
 				progress = true
 			default:
@@ -265,7 +364,7 @@ func (b *Books) gapLocked(bk *localBook) {
 func (b *Books) StreamDown(stream string, _ error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if bk := b.books[symbolOfStream(stream)]; bk != nil {
+	if bk := b.bookOfStreamLocked(stream); bk != nil {
 		bk.state = BookDown
 		bk.buffered = bk.buffered[:0]
 		bk.ahead = bk.ahead[:0]
@@ -355,11 +454,12 @@ func (b *Books) applySnapshot(sym string, ob *OrderBook) {
 	}
 	bk.bids = bk.bids[:0]
 	bk.asks = bk.asks[:0]
+	clear(bk.long)
 	for _, l := range ob.Bids {
-		bk.set(false, l.Price.String(), l.Qty.String())
+		bk.set(false, []byte(l.Price.String()), []byte(l.Qty.String()))
 	}
 	for _, l := range ob.Asks {
-		bk.set(true, l.Price.String(), l.Qty.String())
+		bk.set(true, []byte(l.Price.String()), []byte(l.Qty.String()))
 	}
 	bk.lastID = ob.LastUpdateID
 	bk.trim()
@@ -370,7 +470,7 @@ func (b *Books) applySnapshot(sym string, ob *OrderBook) {
 			b.queueLocked(sym)
 			return
 		}
-		bk.apply(ev)
+		bk.apply(&ev)
 		b.stats.Applied++
 	}
 	bk.buffered = bk.buffered[:0]
@@ -413,16 +513,17 @@ func (b *Books) Book(symbol string, depth int) (ob *OrderBook, state string, age
 	}
 	bids := append([]bookLevel(nil), bk.bids[:min(depth, len(bk.bids))]...)
 	asks := append([]bookLevel(nil), bk.asks[:min(depth, len(bk.asks))]...)
+	long := maps.Clone(bk.long)
 	out := &OrderBook{LastUpdateID: bk.lastID}
 	b.mu.Unlock()
-	conv := func(ls []bookLevel) ([]PriceLevel, error) {
+	conv := func(ask bool, ls []bookLevel) ([]PriceLevel, error) {
 		pl := make([]PriceLevel, len(ls))
 		for i, l := range ls {
-			p, err := decimal.NewFromString(l.price)
+			p, err := decimal.NewFromString(l.price.text(long, longKey{ask: ask, px: l.px}))
 			if err != nil {
 				return nil, err
 			}
-			q, err := decimal.NewFromString(l.qty)
+			q, err := decimal.NewFromString(l.qty.text(long, longKey{ask: ask, qty: true, px: l.px}))
 			if err != nil {
 				return nil, err
 			}
@@ -431,10 +532,10 @@ func (b *Books) Book(symbol string, depth int) (ob *OrderBook, state string, age
 		return pl, nil
 	}
 	var err error
-	if out.Bids, err = conv(bids); err != nil {
+	if out.Bids, err = conv(false, bids); err != nil {
 		return nil, state, age, false
 	}
-	if out.Asks, err = conv(asks); err != nil {
+	if out.Asks, err = conv(true, asks); err != nil {
 		return nil, state, age, false
 	}
 	return out, state, age, true
@@ -466,7 +567,7 @@ func (b *Books) Stats() BooksStats {
 	return st
 }
 
-func (bk *localBook) apply(ev depthEvent) {
+func (bk *localBook) apply(ev *depthEvent) {
 	for _, l := range ev.Bids {
 		bk.set(false, l[0], l[1])
 	}
@@ -485,47 +586,100 @@ func (bk *localBook) trim() {
 		return
 	}
 	if len(bk.bids) > bk.max {
-		clear(bk.bids[bk.max:])
+		bk.forget(false, bk.bids[bk.max:])
 		bk.bids = bk.bids[:bk.max]
 	}
 	if len(bk.asks) > bk.max {
-		clear(bk.asks[bk.max:])
+		bk.forget(true, bk.asks[bk.max:])
 		bk.asks = bk.asks[:bk.max]
 	}
 }
 
-// set puts a level into a side, or removes it when its quantity is zero.
-func (bk *localBook) set(asks bool, price, qty string) {
-	px, err := strconv.ParseFloat(price, 64)
+// forget drops the long texts of levels leaving a side.
+func (bk *localBook) forget(ask bool, ls []bookLevel) {
+	if len(bk.long) == 0 {
+		return
+	}
+	for _, l := range ls {
+		if l.price.n == longText {
+			delete(bk.long, longKey{ask: ask, px: l.px})
+		}
+		if l.qty.n == longText {
+			delete(bk.long, longKey{ask: ask, qty: true, px: l.px})
+		}
+	}
+}
+
+// set puts a level into a side, or removes it when its quantity is zero. price and qty are
+// copied.
+func (bk *localBook) set(ask bool, price, qty []byte) {
+	px, err := strconv.ParseFloat(string(price), 64)
 	if err != nil {
 		return
 	}
 	side := &bk.bids
-	at := func(i int) bool { return (*side)[i].px <= px } // bids: highest first
-	if asks {
+	if ask {
 		side = &bk.asks
-		at = func(i int) bool { return (*side)[i].px >= px }
 	}
-	i := sort.Search(len(*side), at)
-	found := i < len(*side) && (*side)[i].px == px
+	ls := *side
+	// The first level at or past px (bids: highest first, asks: lowest first).
+	lo, hi := 0, len(ls)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if (!ask && ls[m].px > px) || (ask && ls[m].px < px) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	i := lo
+	found := i < len(ls) && ls[i].px == px
 	if zeroQty(qty) {
 		if found {
-			*side = append((*side)[:i], (*side)[i+1:]...)
+			bk.forget(ask, ls[i:i+1])
+			*side = append(ls[:i], ls[i+1:]...)
 		}
 		return
 	}
 	if found {
-		(*side)[i].qty = qty
+		bk.setText(&ls[i].qty, longKey{ask: ask, qty: true, px: px}, qty)
 		return
 	}
-	*side = append(*side, bookLevel{})
-	copy((*side)[i+1:], (*side)[i:])
-	(*side)[i] = bookLevel{px: px, price: price, qty: qty}
+	ls = append(ls, bookLevel{})
+	copy(ls[i+1:], ls[i:])
+	ls[i] = bookLevel{px: px}
+	bk.setText(&ls[i].price, longKey{ask: ask, px: px}, price)
+	bk.setText(&ls[i].qty, longKey{ask: ask, qty: true, px: px}, qty)
+	*side = ls
 }
 
-func zeroQty(q string) bool {
-	for i := 0; i < len(q); i++ {
-		if q[i] != '0' && q[i] != '.' {
+// setText copies a level's text inline, or into the long map when it does not fit.
+func (bk *localBook) setText(t *levelText, key longKey, text []byte) {
+	if len(text) <= levelTextCap {
+		if t.n == longText {
+			delete(bk.long, key)
+		}
+		t.n = uint8(copy(t.b[:], text))
+		return
+	}
+	if bk.long == nil {
+		bk.long = map[longKey]string{}
+	}
+	bk.long[key] = string(text)
+	t.n = longText
+}
+
+// text is the level's text; long holds the book's long ones.
+func (t *levelText) text(long map[longKey]string, key longKey) string {
+	if t.n == longText {
+		return long[key]
+	}
+	return string(t.b[:t.n])
+}
+
+func zeroQty(q []byte) bool {
+	for _, c := range q {
+		if c != '0' && c != '.' {
 			return false
 		}
 	}

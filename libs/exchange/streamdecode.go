@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -77,19 +76,25 @@ func (s *scanner) byte(c byte) bool {
 
 // str reads a string without escapes (Binance's names and decimals have none).
 func (s *scanner) str() (string, bool) {
+	v, ok := s.text()
+	return string(v), ok
+}
+
+// text is str without a copy: a sub-slice of the message.
+func (s *scanner) text() ([]byte, bool) {
 	if !s.byte('"') {
-		return "", false
+		return nil, false
 	}
 	j := bytes.IndexByte(s.b[s.i:], '"')
 	if j < 0 {
-		return "", false
+		return nil, false
 	}
-	for _, c := range s.b[s.i : s.i+j] {
+	v := s.b[s.i : s.i+j : s.i+j]
+	for _, c := range v {
 		if c < 0x20 || c > 0x7e || c == '\\' { // printable ASCII only: the rest takes the slow path
-			return "", false
+			return nil, false
 		}
 	}
-	v := string(s.b[s.i : s.i+j])
 	s.i += j + 1
 	return v, true
 }
@@ -110,12 +115,44 @@ func (s *scanner) int() (int64, bool) {
 	if j < len(s.b) && (s.b[j] == '.' || s.b[j] == 'e' || s.b[j] == 'E') {
 		return 0, false
 	}
-	v, err := strconv.ParseInt(string(s.b[s.i:j]), 10, 64)
-	if err != nil {
+	v, ok := parseInt(s.b[s.i:j])
+	if !ok {
 		return 0, false
 	}
 	s.i = j
 	return v, true
+}
+
+// parseInt is strconv.ParseInt(string(b), 10, 64) of an optionally signed run of digits, without
+// the string.
+func parseInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return 0, false
+	}
+	var u uint64
+	for _, c := range b {
+		if c < '0' || c > '9' || u > (1<<64-1)/10 {
+			return 0, false
+		}
+		u = u*10 + uint64(c-'0')
+		if u < uint64(c-'0') {
+			return 0, false
+		}
+	}
+	if neg {
+		if u > 1<<63 {
+			return 0, false
+		}
+		return -int64(u), true
+	}
+	if u > 1<<63-1 {
+		return 0, false
+	}
+	return int64(u), true
 }
 
 func (s *scanner) levels(dst []rawLevel) ([]rawLevel, bool) {
@@ -131,10 +168,10 @@ func (s *scanner) levels(dst []rawLevel) ([]rawLevel, bool) {
 		if !s.byte('[') {
 			return dst, false
 		}
-		if l[0], ok = s.str(); !ok || !s.byte(',') {
+		if l[0], ok = s.text(); !ok || !s.byte(',') {
 			return dst, false
 		}
-		if l[1], ok = s.str(); !ok || !s.byte(']') {
+		if l[1], ok = s.text(); !ok || !s.byte(']') {
 			return dst, false
 		}
 		dst = append(dst, l)
@@ -163,15 +200,15 @@ func fastDepthEvent(data []byte, ev *depthEvent) error {
 		if !first && !s.byte(',') {
 			return errSlowPath
 		}
-		key, ok := s.str()
+		key, ok := s.text()
 		if !ok || !s.byte(':') {
 			return errSlowPath
 		}
-		switch key {
+		switch string(key) {
 		case "e":
-			ev.Type, ok = s.str()
+			ev.Type, ok = s.text()
 		case "s":
-			ev.Symbol, ok = s.str()
+			ev.Symbol, ok = s.text()
 		case "E":
 			ev.E, ok = s.int()
 		case "U":
@@ -251,7 +288,7 @@ func fastTickerEvent(data []byte, ev *tickerEvent) error {
 		if !first && !s.byte(',') {
 			return errSlowPath
 		}
-		key, ok := s.str()
+		key, ok := s.text()
 		if !ok || !s.byte(':') || len(key) != 1 {
 			return errSlowPath
 		}
