@@ -77,11 +77,18 @@ type Books struct {
 	stats  BooksStats
 }
 
-// bookLevel is one price level. It holds no pointer, so the garbage collector does not scan
-// the books (hundreds of thousands of levels), and setting one allocates nothing: its texts are
-// inline up to levelTextCap bytes, longer ones (Binance sends none) in its book's long map.
+// bookLevel is one price level of a side, kept sorted: its price as a number and where its
+// texts are. Books hold no pointer, so the garbage collector does not scan them (hundreds of
+// thousands of levels), and setting a level allocates nothing. The texts live apart in
+// localBook.texts so that an insert or a removal shifts 16 bytes a level, not 64.
 type bookLevel struct {
-	px         float64
+	px float64
+	at int32 // index in localBook.texts
+}
+
+// levelTexts are a level's price and quantity as sent (so a book reads back exact decimals):
+// inline up to levelTextCap bytes, longer ones (Binance sends none) in the book's long map.
+type levelTexts struct {
 	price, qty levelText
 }
 
@@ -112,6 +119,8 @@ type localBook struct {
 	eventMs  int64     // the last applied event's time, the exchange's clock
 	bids     []bookLevel
 	asks     []bookLevel
+	texts    []levelTexts       // of the levels of both sides, by bookLevel.at
+	free     []int32            // unused texts
 	long     map[longKey]string // texts longer than levelTextCap
 	buffered []depthEvent
 	// ahead are events that came before the one that follows on (see GapGrace), since aheadAt.
@@ -454,6 +463,8 @@ func (b *Books) applySnapshot(sym string, ob *OrderBook) {
 	}
 	bk.bids = bk.bids[:0]
 	bk.asks = bk.asks[:0]
+	bk.texts = bk.texts[:0]
+	bk.free = bk.free[:0]
 	clear(bk.long)
 	for _, l := range ob.Bids {
 		bk.set(false, []byte(l.Price.String()), []byte(l.Qty.String()))
@@ -511,12 +522,12 @@ func (b *Books) Book(symbol string, depth int) (ob *OrderBook, state string, age
 		b.mu.Unlock()
 		return nil, state, age, false
 	}
-	bids := append([]bookLevel(nil), bk.bids[:min(depth, len(bk.bids))]...)
-	asks := append([]bookLevel(nil), bk.asks[:min(depth, len(bk.asks))]...)
+	bids := bk.copyLevels(bk.bids[:min(depth, len(bk.bids))])
+	asks := bk.copyLevels(bk.asks[:min(depth, len(bk.asks))])
 	long := maps.Clone(bk.long)
 	out := &OrderBook{LastUpdateID: bk.lastID}
 	b.mu.Unlock()
-	conv := func(ask bool, ls []bookLevel) ([]PriceLevel, error) {
+	conv := func(ask bool, ls []copiedLevel) ([]PriceLevel, error) {
 		pl := make([]PriceLevel, len(ls))
 		for i, l := range ls {
 			p, err := decimal.NewFromString(l.price.text(long, longKey{ask: ask, px: l.px}))
@@ -595,26 +606,27 @@ func (bk *localBook) trim() {
 	}
 }
 
-// forget drops the long texts of levels leaving a side.
+// forget releases the texts of levels leaving a side.
 func (bk *localBook) forget(ask bool, ls []bookLevel) {
-	if len(bk.long) == 0 {
-		return
-	}
 	for _, l := range ls {
-		if l.price.n == longText {
-			delete(bk.long, longKey{ask: ask, px: l.px})
+		if len(bk.long) > 0 {
+			t := &bk.texts[l.at]
+			if t.price.n == longText {
+				delete(bk.long, longKey{ask: ask, px: l.px})
+			}
+			if t.qty.n == longText {
+				delete(bk.long, longKey{ask: ask, qty: true, px: l.px})
+			}
 		}
-		if l.qty.n == longText {
-			delete(bk.long, longKey{ask: ask, qty: true, px: l.px})
-		}
+		bk.free = append(bk.free, l.at)
 	}
 }
 
 // set puts a level into a side, or removes it when its quantity is zero. price and qty are
 // copied.
 func (bk *localBook) set(ask bool, price, qty []byte) {
-	px, err := strconv.ParseFloat(string(price), 64)
-	if err != nil {
+	px, ok := parsePrice(price)
+	if !ok {
 		return
 	}
 	side := &bk.bids
@@ -642,15 +654,77 @@ func (bk *localBook) set(ask bool, price, qty []byte) {
 		return
 	}
 	if found {
-		bk.setText(&ls[i].qty, longKey{ask: ask, qty: true, px: px}, qty)
+		bk.setText(&bk.texts[ls[i].at].qty, longKey{ask: ask, qty: true, px: px}, qty)
 		return
 	}
+	var at int32
+	if n := len(bk.free); n > 0 {
+		at, bk.free = bk.free[n-1], bk.free[:n-1]
+	} else {
+		at = int32(len(bk.texts))
+		bk.texts = append(bk.texts, levelTexts{})
+	}
+	t := &bk.texts[at]
+	t.price.n, t.qty.n = 0, 0
+	bk.setText(&t.price, longKey{ask: ask, px: px}, price)
+	bk.setText(&t.qty, longKey{ask: ask, qty: true, px: px}, qty)
 	ls = append(ls, bookLevel{})
 	copy(ls[i+1:], ls[i:])
-	ls[i] = bookLevel{px: px}
-	bk.setText(&ls[i].price, longKey{ask: ask, px: px}, price)
-	bk.setText(&ls[i].qty, longKey{ask: ask, qty: true, px: px}, qty)
+	ls[i] = bookLevel{px: px, at: at}
 	*side = ls
+}
+
+// exactPow10 are the powers of ten a float64 holds exactly.
+var exactPow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parsePrice is strconv.ParseFloat(string(b), 64), the same number, quicker for the plain
+// decimals Binance sends: digits with at most 2^53 as their integer and at most 22 after the
+// point divide exactly-rounded (Clinger's fast path, as strconv's own). Anything else goes to
+// strconv.
+func parsePrice(b []byte) (float64, bool) {
+	var m uint64
+	scale, digits, dot := 0, 0, false
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			m = m*10 + uint64(c-'0')
+			digits++
+			if dot {
+				scale++
+			}
+			if m > 1<<53 {
+				return parseFloat(b)
+			}
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return parseFloat(b)
+		}
+	}
+	if digits == 0 || scale >= len(exactPow10) {
+		return parseFloat(b)
+	}
+	return float64(m) / exactPow10[scale], true
+}
+
+func parseFloat(b []byte) (float64, bool) {
+	f, err := strconv.ParseFloat(string(b), 64)
+	return f, err == nil
+}
+
+// copiedLevel is a level with its texts, read out of a book.
+type copiedLevel struct {
+	px float64
+	levelTexts
+}
+
+func (bk *localBook) copyLevels(ls []bookLevel) []copiedLevel {
+	out := make([]copiedLevel, len(ls))
+	for i, l := range ls {
+		out[i] = copiedLevel{px: l.px, levelTexts: bk.texts[l.at]}
+	}
+	return out
 }
 
 // setText copies a level's text inline, or into the long map when it does not fit.

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -152,11 +153,12 @@ type Feed struct {
 	h        FeedHandler
 	attempts *rate.Limiter
 
-	mu      sync.Mutex
-	want    map[string]*feedConn // stream → the connection that holds it (nil: unassigned)
-	conns   map[*feedConn]struct{}
-	changed chan struct{}
-	stats   FeedStats
+	mu       sync.Mutex
+	want     map[string]*feedConn // stream → the connection that holds it (nil: unassigned)
+	conns    map[*feedConn]struct{}
+	changed  chan struct{}
+	stats    FeedStats
+	messages atomic.Int64 // FeedStats.Messages, counted without the lock
 }
 
 // NewFeed builds a Feed; Run holds its connections.
@@ -208,6 +210,7 @@ func (f *Feed) Stats() FeedStats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st := f.stats
+	st.Messages = f.messages.Load()
 	st.Connections = len(f.conns)
 	st.Streams = len(f.want)
 	return st
@@ -440,9 +443,8 @@ func (c *feedConn) session(ctx context.Context) (delivered bool, err error) {
 
 	var got atomic.Bool
 	defer func() { delivered = got.Load() }()
-	var lastMsg time.Time
-	var lmu sync.Mutex
-	lastMsg = f.cfg.Now()
+	var lastMsg atomic.Int64 // UnixNano of the last message's arrival
+	lastMsg.Store(f.cfg.Now().UnixNano())
 	errc := make(chan error, 2)
 	go func() { errc <- c.sendLoop(sctx, ws) }()
 	go func() {
@@ -454,9 +456,7 @@ func (c *feedConn) session(ctx context.Context) (delivered bool, err error) {
 				return
 			case <-t.C:
 			}
-			lmu.Lock()
-			quiet := f.cfg.Now().Sub(lastMsg)
-			lmu.Unlock()
+			quiet := f.cfg.Now().Sub(time.Unix(0, lastMsg.Load()))
 			f.mu.Lock()
 			retire := c.retiring
 			f.mu.Unlock()
@@ -470,37 +470,7 @@ func (c *feedConn) session(ctx context.Context) (delivered bool, err error) {
 			}
 		}
 	}()
-	go func() {
-		for {
-			_, data, err := ws.Read(sctx)
-			if err != nil {
-				errc <- err
-				return
-			}
-			now := f.cfg.Now()
-			lmu.Lock()
-			lastMsg = now
-			lmu.Unlock()
-			stream, payload, err := UnwrapCombined(data)
-			if err != nil {
-				f.mu.Lock()
-				f.stats.BadMessages++
-				f.mu.Unlock()
-				f.cfg.Logger.Warn("stream message refused or unreadable", "err", err)
-				continue
-			}
-			if stream == "" {
-				continue // a request's answer
-			}
-			if !got.Swap(true) {
-				c.promoted()
-			}
-			f.mu.Lock()
-			f.stats.Messages++
-			f.mu.Unlock()
-			f.h.StreamMessage(stream, payload, now)
-		}
-	}()
+	go func() { errc <- c.readLoop(sctx, ws, &got, &lastMsg) }()
 	err = <-errc
 	if errors.Is(err, errRetired) {
 		_ = ws.Close(websocket.StatusNormalClosure, "rotated")
@@ -509,6 +479,57 @@ func (c *feedConn) session(ctx context.Context) (delivered bool, err error) {
 }
 
 var errRetired = errors.New("replaced by a fresh connection")
+
+// maxKeptReadBuffer: a read buffer grown past this by a large message is not kept for the next.
+const maxKeptReadBuffer = 1 << 20
+
+// readLoop hands each stream message to the feed's handler until the connection fails. Messages
+// are read into one buffer, reused (handlers get data valid only during the call), and stream
+// names are interned, so a message allocates nothing here.
+func (c *feedConn) readLoop(ctx context.Context, ws *websocket.Conn, got *atomic.Bool, lastMsg *atomic.Int64) error {
+	f := c.f
+	var buf bytes.Buffer
+	names := map[string]string{}
+	for {
+		_, r, err := ws.Reader(ctx)
+		if err != nil {
+			return err
+		}
+		if buf.Cap() > maxKeptReadBuffer {
+			buf = bytes.Buffer{}
+		}
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			return err
+		}
+		now := f.cfg.Now()
+		lastMsg.Store(now.UnixNano())
+		name, payload, err := unwrapCombined(buf.Bytes())
+		if err != nil {
+			f.mu.Lock()
+			f.stats.BadMessages++
+			f.mu.Unlock()
+			f.cfg.Logger.Warn("stream message refused or unreadable", "err", err)
+			continue
+		}
+		if len(name) == 0 {
+			continue // a request's answer
+		}
+		stream, ok := names[string(name)]
+		if !ok {
+			if len(names) >= 4*MaxStreamsPerConnection {
+				clear(names) // names the connection does not hold: do not keep them all
+			}
+			stream = string(name)
+			names[stream] = stream
+		}
+		if !got.Load() && !got.Swap(true) {
+			c.promoted()
+		}
+		f.messages.Add(1)
+		f.h.StreamMessage(stream, payload, now)
+	}
+}
 
 // promoted retires the predecessor once this (rotating) connection delivers.
 func (c *feedConn) promoted() {

@@ -19,24 +19,30 @@ var combinedPrefix = []byte(`{"stream":"`)
 // UnwrapCombined splits a combined-stream message into its stream name and its data. A message
 // that is not a stream message (a request's answer) returns an empty stream.
 func UnwrapCombined(msg []byte) (stream string, data []byte, err error) {
+	name, data, err := unwrapCombined(msg)
+	return string(name), data, err
+}
+
+// unwrapCombined is UnwrapCombined with the name as a sub-slice of msg on the fast path.
+func unwrapCombined(msg []byte) (stream, data []byte, err error) {
 	if rest, ok := bytes.CutPrefix(msg, combinedPrefix); ok {
 		if i := bytes.IndexByte(rest, '"'); i > 0 && bytes.IndexByte(rest[:i], '\\') < 0 {
 			if d, ok := bytes.CutPrefix(rest[i+1:], []byte(`,"data":`)); ok {
 				d = bytes.TrimRight(d, " \t\r\n")
 				if len(d) > 1 && d[len(d)-1] == '}' {
-					return string(rest[:i]), d[:len(d)-1], nil
+					return rest[:i], d[:len(d)-1], nil
 				}
 			}
 		}
 	}
 	var m combinedMessage
 	if err := json.Unmarshal(msg, &m); err != nil {
-		return "", nil, fmt.Errorf("stream message: %w", err)
+		return nil, nil, fmt.Errorf("stream message: %w", err)
 	}
 	if m.Error != nil {
-		return "", nil, fmt.Errorf("stream request refused: code %d: %s", m.Error.Code, m.Error.Msg)
+		return nil, nil, fmt.Errorf("stream request refused: code %d: %s", m.Error.Code, m.Error.Msg)
 	}
-	return m.Stream, m.Data, nil
+	return []byte(m.Stream), m.Data, nil
 }
 
 var errSlowPath = errors.New("not the usual shape")

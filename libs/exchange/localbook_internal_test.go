@@ -1,0 +1,145 @@
+package exchange
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/require"
+
+	"cryptopill.dev/jobs/libs/testkit/clocktest"
+)
+
+type booksBundle struct {
+	books *Books
+	now   time.Time
+}
+
+// setupBooks is Books over one symbol, S1USDT, whose snapshots the test applies itself.
+func setupBooks(t *testing.T) booksBundle {
+	t.Helper()
+	clock := clocktest.NewClock(clocktest.Afternoon)
+	b, err := NewBooks(BooksConfig{Now: clock.Now, Snapshot: func(context.Context, string, int) (*OrderBook, error) {
+		return nil, context.Canceled
+	}})
+	require.NoError(t, err)
+	b.SetSymbols([]string{"S1USDT"})
+	return booksBundle{books: b, now: clock.Now()}
+}
+
+func level(price, qty string) PriceLevel {
+	return PriceLevel{Price: decimal.RequireFromString(price), Qty: decimal.RequireFromString(qty)}
+}
+
+func requireSide(t *testing.T, want []PriceLevel, got []PriceLevel, side string) {
+	t.Helper()
+	require.Len(t, got, len(want), side)
+	for i := range want {
+		require.True(t, want[i].Price.Equal(got[i].Price) && want[i].Qty.Equal(got[i].Qty),
+			"%s %d: want %v got %v", side, i, want[i], got[i])
+		require.Equal(t, want[i].Price.String(), got[i].Price.String(), "%s %d price", side, i)
+		require.Equal(t, want[i].Qty.String(), got[i].Qty.String(), "%s %d qty", side, i)
+	}
+}
+
+// The feed reuses its read buffer: an event buffered while the book waits for its snapshot must
+// not read what the next message wrote over it.
+func TestBooksKeepBufferedEventsPastTheirMessage(t *testing.T) {
+	t.Parallel()
+	bb := setupBooks(t)
+	msg := []byte(`{"e":"depthUpdate","E":1,"s":"S1USDT","U":11,"u":12,"b":[["10.50000000","2.00000000"]],"a":[["11.25000000","3.00000000"]]}`)
+	buf := bytes.Clone(msg)
+	bb.books.StreamMessage("s1usdt@depth@100ms", buf, bb.now)
+	// The next message lands in the same buffer.
+	copy(buf, bytes.Repeat([]byte("9"), len(buf)))
+	bb.books.applySnapshot("S1USDT", &OrderBook{LastUpdateID: 10,
+		Bids: []PriceLevel{level("10.4", "1")}, Asks: []PriceLevel{level("11.3", "1")}})
+	ob, state, _, ok := bb.books.Book("S1USDT", 10)
+	require.True(t, ok, state)
+	require.Equal(t, int64(12), ob.LastUpdateID)
+	requireSide(t, []PriceLevel{level("10.50000000", "2.00000000"), level("10.4", "1")}, ob.Bids, "bids")
+	requireSide(t, []PriceLevel{level("11.25000000", "3.00000000"), level("11.3", "1")}, ob.Asks, "asks")
+}
+
+// A price or quantity longer than a level holds inline reads back exactly, and leaves nothing
+// behind once its level goes.
+func TestBooksKeepLongTexts(t *testing.T) {
+	t.Parallel()
+	bb := setupBooks(t)
+	longPx := "10.5000000000000000000000000001" // 31 characters
+	longQty := "2.000000000000000000000000000007"
+	bb.books.applySnapshot("S1USDT", &OrderBook{LastUpdateID: 10,
+		Bids: []PriceLevel{level("10.4", "1")}, Asks: []PriceLevel{level("11.3", "1")}})
+	bb.books.StreamMessage("s1usdt@depth@100ms",
+		[]byte(`{"e":"depthUpdate","E":1,"s":"S1USDT","U":11,"u":11,"b":[["`+longPx+`","`+longQty+`"]],"a":[]}`), bb.now)
+	ob, _, _, ok := bb.books.Book("S1USDT", 10)
+	require.True(t, ok)
+	requireSide(t, []PriceLevel{level(longPx, longQty), level("10.4", "1")}, ob.Bids, "bids")
+
+	// A short quantity replaces the long one.
+	bb.books.StreamMessage("s1usdt@depth@100ms",
+		[]byte(`{"e":"depthUpdate","E":2,"s":"S1USDT","U":12,"u":12,"b":[["`+longPx+`","5"]],"a":[]}`), bb.now)
+	ob, _, _, ok = bb.books.Book("S1USDT", 10)
+	require.True(t, ok)
+	requireSide(t, []PriceLevel{level(longPx, "5"), level("10.4", "1")}, ob.Bids, "bids")
+
+	bb.books.StreamMessage("s1usdt@depth@100ms",
+		[]byte(`{"e":"depthUpdate","E":3,"s":"S1USDT","U":13,"u":13,"b":[["10.5","0"]],"a":[]}`), bb.now)
+	ob, _, _, ok = bb.books.Book("S1USDT", 10)
+	require.True(t, ok)
+	requireSide(t, []PriceLevel{level("10.4", "1")}, ob.Bids, "bids")
+	bb.books.mu.Lock()
+	defer bb.books.mu.Unlock()
+	require.Empty(t, bb.books.books["S1USDT"].long)
+	require.Equal(t, int64(3), bb.books.stats.Applied)
+}
+
+// Levels beyond the snapshot's depth are trimmed and their texts reused.
+func TestBooksTrimReusesTexts(t *testing.T) {
+	t.Parallel()
+	bb := setupBooks(t)
+	bb.books.cfg.SnapshotLimit = 2
+	bb.books.books["S1USDT"].max = 2
+	bb.books.applySnapshot("S1USDT", &OrderBook{LastUpdateID: 10,
+		Bids: []PriceLevel{level("10.4", "1"), level("10.3", "1")}, Asks: []PriceLevel{level("11.3", "1")}})
+	for i := range 50 {
+		px := strconv.FormatFloat(10.41+float64(i)*0.01, 'f', 2, 64)
+		bb.books.StreamMessage("s1usdt@depth@100ms", []byte(`{"e":"depthUpdate","E":1,"s":"S1USDT","U":`+
+			strconv.Itoa(11+i)+`,"u":`+strconv.Itoa(11+i)+`,"b":[["`+px+`","`+strconv.Itoa(i+1)+`"]],"a":[]}`), bb.now)
+	}
+	ob, _, _, ok := bb.books.Book("S1USDT", 10)
+	require.True(t, ok)
+	requireSide(t, []PriceLevel{level("10.90", "50"), level("10.89", "49")}, ob.Bids, "bids")
+	bb.books.mu.Lock()
+	defer bb.books.mu.Unlock()
+	require.LessOrEqual(t, len(bb.books.books["S1USDT"].texts), 5, "texts of trimmed levels are reused")
+}
+
+func TestParsePriceAgreesWithStrconv(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"12.34560000", "0.00000001", "0", "0.0", "1.", ".5", "", ".", "..1", "1.2.3", "1e5", "-1",
+		"+1", "00012.5", "9007199254740992", "9007199254740993", "123456789.123456789012345", "0.0000000000000000000001",
+		"0.00000000000000000000001", "NaN", "inf", "62280.21000000", "34287562.91948610", "1_0", "0x10"} {
+		checkParsePrice(t, []byte(s))
+	}
+}
+
+func FuzzParsePrice(f *testing.F) {
+	for _, s := range []string{"12.34560000", "0.00000001", "9007199254740993", "1e5", ".5"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkParsePrice(t, b) })
+}
+
+func checkParsePrice(t *testing.T, b []byte) {
+	t.Helper()
+	want, err := strconv.ParseFloat(string(b), 64)
+	got, ok := parsePrice(b)
+	if ok != (err == nil) || (ok && math.Float64bits(got) != math.Float64bits(want)) {
+		t.Fatalf("%q: parsePrice %v %v, strconv %v %v", b, got, ok, want, err)
+	}
+}
