@@ -3,7 +3,10 @@ package exchange
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -141,5 +144,64 @@ func checkParsePrice(t *testing.T, b []byte) {
 	got, ok := parsePrice(b)
 	if ok != (err == nil) || (ok && math.Float64bits(got) != math.Float64bits(want)) {
 		t.Fatalf("%q: parsePrice %v %v, strconv %v %v", b, got, ok, want, err)
+	}
+}
+
+// diffMessages are n diff events of a book around 1000.00: each touches 30 levels of the best
+// 120 per side, in the side's order (updates, new levels and 30 % removals), as the simulated
+// exchange sends them.
+func diffMessages(n int) [][]byte {
+	r := rand.New(rand.NewPCG(1, 2))
+	side := func(buf []byte, ask bool) []byte {
+		ks := r.Perm(120)[:30]
+		slices.Sort(ks)
+		for i, k := range ks {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			px := 100000 - k
+			if ask {
+				px = 100001 + k
+			}
+			qty := "0.00000000"
+			if r.IntN(10) >= 3 {
+				qty = strconv.FormatFloat(float64(r.IntN(1_000_000))/1e4, 'f', 8, 64)
+			}
+			buf = fmt.Appendf(buf, `["%d.%02d000000","%s"]`, px/100, px%100, qty)
+		}
+		return buf
+	}
+	out := make([][]byte, n)
+	for i := range out {
+		b := fmt.Appendf(nil, `{"e":"depthUpdate","E":1773759845100,"s":"S1USDT","U":%d,"u":%d,"b":[`, 2*i+1, 2*i+2)
+		b = side(b, false)
+		b = append(b, `],"a":[`...)
+		b = side(b, true)
+		out[i] = append(b, "]}"...)
+	}
+	return out
+}
+
+// BenchmarkBooksApplyDiffs is a live book of 100 levels a side taking diff events of 60 levels.
+func BenchmarkBooksApplyDiffs(b *testing.B) {
+	bb := setupBooks(&testing.T{})
+	snap := &OrderBook{LastUpdateID: 0}
+	for k := range 100 {
+		snap.Bids = append(snap.Bids, level(fmt.Sprintf("%d.%02d", (100000-k)/100, (100000-k)%100), "1.5"))
+		snap.Asks = append(snap.Asks, level(fmt.Sprintf("%d.%02d", (100001+k)/100, (100001+k)%100), "1.5"))
+	}
+	bb.books.applySnapshot("S1USDT", snap)
+	msgs := diffMessages(1000)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if i%len(msgs) == 0 {
+			bb.books.mu.Lock()
+			bb.books.books["S1USDT"].lastID = 0
+			bb.books.mu.Unlock()
+		}
+		bb.books.StreamMessage("s1usdt@depth@100ms", msgs[i%len(msgs)], bb.now)
+	}
+	if st := bb.books.Stats(); st.BadEvents != 0 || st.Gaps != 0 {
+		b.Fatalf("%+v", st)
 	}
 }

@@ -488,11 +488,18 @@ const maxKeptReadBuffer = 1 << 20
 // names are interned, so a message allocates nothing here.
 func (c *feedConn) readLoop(ctx context.Context, ws *websocket.Conn, got *atomic.Bool, lastMsg *atomic.Int64) error {
 	f := c.f
+	// One close when ctx ends, rather than a read bound to ctx, which registers and drops a
+	// context.AfterFunc for every message.
+	defer context.AfterFunc(ctx, func() { _ = ws.CloseNow() })()
+	rctx := context.WithoutCancel(ctx)
 	var buf bytes.Buffer
 	names := map[string]string{}
 	for {
-		_, r, err := ws.Reader(ctx)
+		_, r, err := ws.Reader(rctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return err
 		}
 		if buf.Cap() > maxKeptReadBuffer {
