@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,18 +112,22 @@ type longKey struct {
 }
 
 type localBook struct {
-	symbol   string
-	max      int // levels kept per side (the snapshot's limit)
-	state    string
-	lastID   int64
-	updated  time.Time // when the last event (or the snapshot) was applied
-	eventMs  int64     // the last applied event's time, the exchange's clock
-	bids     []bookLevel
-	asks     []bookLevel
-	texts    []levelTexts       // of the levels of both sides, by bookLevel.at
-	free     []int32            // unused texts
-	long     map[longKey]string // texts longer than levelTextCap
-	buffered []depthEvent
+	symbol  string
+	max     int // levels kept per side (the snapshot's limit)
+	state   string
+	lastID  int64
+	updated time.Time // when the last event (or the snapshot) was applied
+	eventMs int64     // the last applied event's time, the exchange's clock
+	bids    []bookLevel
+	asks    []bookLevel
+	// spareBids and spareAsks are the sides' second buffers: applySide merges into them and
+	// swaps. pxs is its scratch of an event side's prices.
+	spareBids, spareAsks []bookLevel
+	pxs                  []float64
+	texts                []levelTexts       // of the levels of both sides, by bookLevel.at
+	free                 []int32            // unused texts
+	long                 map[longKey]string // texts longer than levelTextCap
+	buffered             []depthEvent
 	// ahead are events that came before the one that follows on (see GapGrace), since aheadAt.
 	ahead   []depthEvent
 	aheadAt time.Time
@@ -579,12 +584,8 @@ func (b *Books) Stats() BooksStats {
 }
 
 func (bk *localBook) apply(ev *depthEvent) {
-	for _, l := range ev.Bids {
-		bk.set(false, l[0], l[1])
-	}
-	for _, l := range ev.Asks {
-		bk.set(true, l[0], l[1])
-	}
+	bk.applySide(false, ev.Bids)
+	bk.applySide(true, ev.Asks)
 	bk.lastID = ev.Final
 	bk.eventMs = ev.E
 	bk.trim()
@@ -604,6 +605,95 @@ func (bk *localBook) trim() {
 		bk.forget(true, bk.asks[bk.max:])
 		bk.asks = bk.asks[:bk.max]
 	}
+}
+
+// applySide sets an event's levels of one side. Levels of distinct prices give the same book in
+// any order, so when the event's prices are distinct, readable and in the side's order (or its
+// reverse), as the exchange sends them, they are merged with the side in one pass; otherwise
+// they are set one by one, each a search and a shift.
+func (bk *localBook) applySide(ask bool, ls []rawLevel) {
+	if len(ls) < 4 {
+		for _, l := range ls {
+			bk.set(ask, l[0], l[1])
+		}
+		return
+	}
+	pxs := bk.pxs[:0]
+	// before: x is nearer the spread than y. A sign, not a branch on the side, in the hot loop.
+	sign := 1.0
+	if ask {
+		sign = -1
+	}
+	before := func(x, y float64) bool { return x*sign > y*sign }
+	forward, backward := true, true
+	for i, l := range ls {
+		px, ok := parsePrice(l[0])
+		if !ok || math.IsNaN(px) || math.IsInf(px, 0) {
+			forward, backward = false, false
+			break
+		}
+		if i > 0 {
+			prev := pxs[i-1]
+			forward = forward && before(prev, px)
+			backward = backward && before(px, prev)
+		}
+		pxs = append(pxs, px)
+	}
+	bk.pxs = pxs
+	if !forward && !backward {
+		for _, l := range ls {
+			bk.set(ask, l[0], l[1])
+		}
+		return
+	}
+	side, spare := &bk.bids, &bk.spareBids
+	if ask {
+		side, spare = &bk.asks, &bk.spareAsks
+	}
+	old, out := *side, (*spare)[:0]
+	i := 0
+	for n := range ls {
+		k := n
+		if !forward {
+			k = len(ls) - 1 - n
+		}
+		px, qty := pxs[k], ls[k][1]
+		for i < len(old) && before(old[i].px, px) {
+			out = append(out, old[i])
+			i++
+		}
+		if i < len(old) && old[i].px == px {
+			if zeroQty(qty) {
+				bk.forget(ask, old[i:i+1])
+			} else {
+				bk.setText(&bk.texts[old[i].at].qty, longKey{ask: ask, qty: true, px: px}, qty)
+				out = append(out, old[i])
+			}
+			i++
+			continue
+		}
+		if !zeroQty(qty) {
+			out = append(out, bookLevel{px: px, at: bk.newTexts(ask, px, ls[k][0], qty)})
+		}
+	}
+	out = append(out, old[i:]...)
+	*side, *spare = out, old[:0]
+}
+
+// newTexts stores a new level's texts and returns where.
+func (bk *localBook) newTexts(ask bool, px float64, price, qty []byte) int32 {
+	var at int32
+	if n := len(bk.free); n > 0 {
+		at, bk.free = bk.free[n-1], bk.free[:n-1]
+	} else {
+		at = int32(len(bk.texts))
+		bk.texts = append(bk.texts, levelTexts{})
+	}
+	t := &bk.texts[at]
+	t.price.n, t.qty.n = 0, 0
+	bk.setText(&t.price, longKey{ask: ask, px: px}, price)
+	bk.setText(&t.qty, longKey{ask: ask, qty: true, px: px}, qty)
+	return at
 }
 
 // forget releases the texts of levels leaving a side.
@@ -657,17 +747,7 @@ func (bk *localBook) set(ask bool, price, qty []byte) {
 		bk.setText(&bk.texts[ls[i].at].qty, longKey{ask: ask, qty: true, px: px}, qty)
 		return
 	}
-	var at int32
-	if n := len(bk.free); n > 0 {
-		at, bk.free = bk.free[n-1], bk.free[:n-1]
-	} else {
-		at = int32(len(bk.texts))
-		bk.texts = append(bk.texts, levelTexts{})
-	}
-	t := &bk.texts[at]
-	t.price.n, t.qty.n = 0, 0
-	bk.setText(&t.price, longKey{ask: ask, px: px}, price)
-	bk.setText(&t.qty, longKey{ask: ask, qty: true, px: px}, qty)
+	at := bk.newTexts(ask, px, price, qty)
 	ls = append(ls, bookLevel{})
 	copy(ls[i+1:], ls[i:])
 	ls[i] = bookLevel{px: px, at: at}

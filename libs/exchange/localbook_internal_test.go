@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -204,4 +205,47 @@ func BenchmarkBooksApplyDiffs(b *testing.B) {
 	if st := bb.books.Stats(); st.BadEvents != 0 || st.Gaps != 0 {
 		b.Fatalf("%+v", st)
 	}
+}
+
+// The one-pass merge of an event's side gives the book that setting its levels one by one
+// gives, whatever their order.
+func TestBooksMergeAgreesWithSettingLevelsOneByOne(t *testing.T) {
+	t.Parallel()
+	merged := &localBook{symbol: "S1USDT", max: 100}
+	oneByOne := &localBook{symbol: "S1USDT", max: 100}
+	r := rand.New(rand.NewPCG(3, 4))
+	for i, msg := range diffMessages(300) {
+		var ev depthEvent
+		require.NoError(t, decodeDepthEvent(msg, &ev))
+		switch i % 3 {
+		case 1: // the reverse order merges too
+			slices.Reverse(ev.Bids)
+		case 2: // any other order is set one by one
+			r.Shuffle(len(ev.Asks), func(a, b int) { ev.Asks[a], ev.Asks[b] = ev.Asks[b], ev.Asks[a] })
+		}
+		merged.apply(&ev)
+		for _, l := range ev.Bids {
+			oneByOne.set(false, l[0], l[1])
+		}
+		for _, l := range ev.Asks {
+			oneByOne.set(true, l[0], l[1])
+		}
+		oneByOne.trim()
+		require.Equal(t, sideText(oneByOne, false), sideText(merged, false), "event %d bids", i)
+		require.Equal(t, sideText(oneByOne, true), sideText(merged, true), "event %d asks", i)
+	}
+	require.NotEmpty(t, merged.bids)
+}
+
+// sideText renders a side as "price qty" lines.
+func sideText(bk *localBook, ask bool) string {
+	ls := bk.bids
+	if ask {
+		ls = bk.asks
+	}
+	var b strings.Builder
+	for _, l := range bk.copyLevels(ls) {
+		fmt.Fprintf(&b, "%v %s %s\n", l.px, l.price.text(bk.long, longKey{ask: ask, px: l.px}), l.qty.text(bk.long, longKey{ask: ask, qty: true, px: l.px}))
+	}
+	return b.String()
 }

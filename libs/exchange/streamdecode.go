@@ -91,18 +91,18 @@ func (s *scanner) text() ([]byte, bool) {
 	if !s.byte('"') {
 		return nil, false
 	}
-	j := bytes.IndexByte(s.b[s.i:], '"')
-	if j < 0 {
-		return nil, false
-	}
-	v := s.b[s.i : s.i+j : s.i+j]
-	for _, c := range v {
-		if c < 0x20 || c > 0x7e || c == '\\' { // printable ASCII only: the rest takes the slow path
+	b := s.b
+	for j := s.i; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			v := b[s.i:j:j]
+			s.i = j + 1
+			return v, true
+		case c < 0x20 || c > 0x7e || c == '\\': // printable ASCII only: the rest takes the slow path
 			return nil, false
 		}
 	}
-	s.i += j + 1
-	return v, true
+	return nil, false
 }
 
 func (s *scanner) int() (int64, bool) {
