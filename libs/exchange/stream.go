@@ -78,6 +78,10 @@ type FeedConfig struct {
 	// QuietTimeout: a connection that has delivered nothing for this long is replaced. Default
 	// 30 s.
 	QuietTimeout time.Duration
+	// ReadBurstWait: after a read that drained a connection's socket, it waits this long before
+	// the next, so one read (and one wake-up) takes a burst of messages instead of one: at most
+	// this much more latency for a fraction of the CPU. Default 2 ms; negative: no wait.
+	ReadBurstWait time.Duration
 	// MinBackoff and MaxBackoff bound the reconnect backoff. Defaults 250 ms and 30 s.
 	MinBackoff, MaxBackoff time.Duration
 	// Logger receives connects, disconnects and rotations. Default: discard.
@@ -111,6 +115,9 @@ func (c FeedConfig) withDefaults() (FeedConfig, error) {
 	}
 	def(&c.Rotate, ConnectionMaxAge-30*time.Minute)
 	def(&c.QuietTimeout, 30*time.Second)
+	if c.ReadBurstWait == 0 {
+		c.ReadBurstWait = 2 * time.Millisecond
+	}
 	def(&c.MinBackoff, 250*time.Millisecond)
 	def(&c.MaxBackoff, 30*time.Second)
 	if c.Logger == nil {
@@ -152,6 +159,7 @@ type Feed struct {
 	cfg      FeedConfig
 	h        FeedHandler
 	attempts *rate.Limiter
+	dial     *websocket.DialOptions
 
 	mu       sync.Mutex
 	want     map[string]*feedConn // stream → the connection that holds it (nil: unassigned)
@@ -170,7 +178,7 @@ func NewFeed(cfg FeedConfig, h FeedHandler) (*Feed, error) {
 	if h == nil {
 		return nil, errors.New("exchange: feed handler is required")
 	}
-	return &Feed{cfg: cfg, h: h,
+	return &Feed{cfg: cfg, h: h, dial: &websocket.DialOptions{HTTPClient: streamHTTPClient(cfg.ReadBurstWait)},
 		attempts: rate.NewLimiter(rate.Limit(float64(ConnectionAttempts)/ConnectionAttemptWindow.Seconds()), 10),
 		want:     map[string]*feedConn{}, conns: map[*feedConn]struct{}{}, changed: make(chan struct{}, 1)}, nil
 }
@@ -417,7 +425,7 @@ type combinedMessage struct {
 func (c *feedConn) session(ctx context.Context) (delivered bool, err error) {
 	f := c.f
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	ws, _, err := websocket.Dial(dctx, f.cfg.URL+"/stream", nil)
+	ws, _, err := websocket.Dial(dctx, f.cfg.URL+"/stream", f.dial)
 	cancel()
 	if err != nil {
 		f.mu.Lock()
