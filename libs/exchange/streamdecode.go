@@ -161,6 +161,40 @@ func parseInt(b []byte) (int64, bool) {
 	return int64(u), true
 }
 
+// compactLevel reads a level written without spaces, ["price","qty"], as the exchange writes
+// them, at s.i without moving it: next is where it ends. Anything else is not ok, for levels to
+// read the general way.
+func (s *scanner) compactLevel() (l rawLevel, next int, ok bool) {
+	b, i := s.b, s.i
+	if i+1 >= len(b) || b[i] != '[' || b[i+1] != '"' {
+		return l, 0, false
+	}
+	i += 2
+	for k := range l {
+		start := i
+		for i < len(b) && b[i] != '"' {
+			if c := b[i]; c < 0x20 || c > 0x7e || c == '\\' {
+				return l, 0, false
+			}
+			i++
+		}
+		if i+1 >= len(b) {
+			return l, 0, false
+		}
+		l[k] = rawText(b[start:i:i])
+		i++ // the closing quote
+		switch {
+		case k == 0 && b[i] == ',' && i+1 < len(b) && b[i+1] == '"':
+			i += 2
+		case k == 1 && b[i] == ']':
+			i++
+		default:
+			return l, 0, false
+		}
+	}
+	return l, i, true
+}
+
 func (s *scanner) levels(dst []rawLevel) ([]rawLevel, bool) {
 	if !s.byte('[') {
 		return dst, false
@@ -169,6 +203,17 @@ func (s *scanner) levels(dst []rawLevel) ([]rawLevel, bool) {
 		return dst, true
 	}
 	for {
+		if l, next, ok := s.compactLevel(); ok {
+			dst = append(dst, l)
+			s.i = next
+			if s.byte(']') {
+				return dst, true
+			}
+			if !s.byte(',') {
+				return dst, false
+			}
+			continue
+		}
 		var l rawLevel
 		var ok bool
 		if !s.byte('[') {
