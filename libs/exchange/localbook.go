@@ -78,13 +78,13 @@ type Books struct {
 	stats  BooksStats
 }
 
-// bookLevel is one price level of a side, kept sorted: its price as a number and where its
-// texts are. Books hold no pointer, so the garbage collector does not scan them (hundreds of
+// bookLevel is one price level of a side, kept sorted: its price as a number (its key) and
+// where its texts are. Books hold no pointer, so the garbage collector does not scan them (hundreds of
 // thousands of levels), and setting a level allocates nothing. The texts live apart in
 // localBook.texts so that an insert or a removal shifts 16 bytes a level, not 64.
 type bookLevel struct {
-	px float64
-	at int32 // index in localBook.texts
+	key float64 // the price for bids, its negation for asks: both sides sort by key, best (highest) first
+	at  int32   // index in localBook.texts
 }
 
 // levelTexts are a level's price and quantity as sent (so a book reads back exact decimals):
@@ -108,7 +108,7 @@ const longText = 255
 // longKey names a text too long for a level: its side, its level's price, which text.
 type longKey struct {
 	ask, qty bool
-	px       float64
+	key      float64 // the level's bookLevel.key
 }
 
 type localBook struct {
@@ -121,9 +121,9 @@ type localBook struct {
 	bids    []bookLevel
 	asks    []bookLevel
 	// spareBids and spareAsks are the sides' second buffers: applySide merges into them and
-	// swaps. pxs is its scratch of an event side's prices.
+	// swaps. keys is its scratch of an event side's level keys.
 	spareBids, spareAsks []bookLevel
-	pxs                  []float64
+	keys                 []float64
 	texts                []levelTexts       // of the levels of both sides, by bookLevel.at
 	free                 []int32            // unused texts
 	long                 map[longKey]string // texts longer than levelTextCap
@@ -535,11 +535,11 @@ func (b *Books) Book(symbol string, depth int) (ob *OrderBook, state string, age
 	conv := func(ask bool, ls []copiedLevel) ([]PriceLevel, error) {
 		pl := make([]PriceLevel, len(ls))
 		for i, l := range ls {
-			p, err := decimal.NewFromString(l.price.text(long, longKey{ask: ask, px: l.px}))
+			p, err := decimal.NewFromString(l.price.text(long, longKey{ask: ask, key: l.key}))
 			if err != nil {
 				return nil, err
 			}
-			q, err := decimal.NewFromString(l.qty.text(long, longKey{ask: ask, qty: true, px: l.px}))
+			q, err := decimal.NewFromString(l.qty.text(long, longKey{ask: ask, qty: true, key: l.key}))
 			if err != nil {
 				return nil, err
 			}
@@ -618,13 +618,7 @@ func (bk *localBook) applySide(ask bool, ls []rawLevel) {
 		}
 		return
 	}
-	pxs := bk.pxs[:0]
-	// before: x is nearer the spread than y. A sign, not a branch on the side, in the hot loop.
-	sign := 1.0
-	if ask {
-		sign = -1
-	}
-	before := func(x, y float64) bool { return x*sign > y*sign }
+	keys := bk.keys[:0]
 	forward, backward := true, true
 	for i, l := range ls {
 		px, ok := parsePrice(l[0])
@@ -632,14 +626,17 @@ func (bk *localBook) applySide(ask bool, ls []rawLevel) {
 			forward, backward = false, false
 			break
 		}
-		if i > 0 {
-			prev := pxs[i-1]
-			forward = forward && before(prev, px)
-			backward = backward && before(px, prev)
+		key := px
+		if ask {
+			key = -px
 		}
-		pxs = append(pxs, px)
+		if i > 0 {
+			forward = forward && keys[i-1] > key
+			backward = backward && key > keys[i-1]
+		}
+		keys = append(keys, key)
 	}
-	bk.pxs = pxs
+	bk.keys = keys
 	if !forward && !backward {
 		for _, l := range ls {
 			bk.set(ask, l[0], l[1])
@@ -657,23 +654,23 @@ func (bk *localBook) applySide(ask bool, ls []rawLevel) {
 		if !forward {
 			k = len(ls) - 1 - n
 		}
-		px, qty := pxs[k], ls[k][1]
-		for i < len(old) && before(old[i].px, px) {
+		key, qty := keys[k], ls[k][1]
+		for i < len(old) && old[i].key > key {
 			out = append(out, old[i])
 			i++
 		}
-		if i < len(old) && old[i].px == px {
+		if i < len(old) && old[i].key == key {
 			if zeroQty(qty) {
 				bk.forget(ask, old[i:i+1])
 			} else {
-				bk.setText(&bk.texts[old[i].at].qty, longKey{ask: ask, qty: true, px: px}, qty)
+				bk.setText(&bk.texts[old[i].at].qty, longKey{ask: ask, qty: true, key: key}, qty)
 				out = append(out, old[i])
 			}
 			i++
 			continue
 		}
 		if !zeroQty(qty) {
-			out = append(out, bookLevel{px: px, at: bk.newTexts(ask, px, ls[k][0], qty)})
+			out = append(out, bookLevel{key: key, at: bk.newTexts(ask, key, ls[k][0], qty)})
 		}
 	}
 	out = append(out, old[i:]...)
@@ -681,7 +678,7 @@ func (bk *localBook) applySide(ask bool, ls []rawLevel) {
 }
 
 // newTexts stores a new level's texts and returns where.
-func (bk *localBook) newTexts(ask bool, px float64, price, qty []byte) int32 {
+func (bk *localBook) newTexts(ask bool, key float64, price, qty []byte) int32 {
 	var at int32
 	if n := len(bk.free); n > 0 {
 		at, bk.free = bk.free[n-1], bk.free[:n-1]
@@ -691,8 +688,8 @@ func (bk *localBook) newTexts(ask bool, px float64, price, qty []byte) int32 {
 	}
 	t := &bk.texts[at]
 	t.price.n, t.qty.n = 0, 0
-	bk.setText(&t.price, longKey{ask: ask, px: px}, price)
-	bk.setText(&t.qty, longKey{ask: ask, qty: true, px: px}, qty)
+	bk.setText(&t.price, longKey{ask: ask, key: key}, price)
+	bk.setText(&t.qty, longKey{ask: ask, qty: true, key: key}, qty)
 	return at
 }
 
@@ -702,10 +699,10 @@ func (bk *localBook) forget(ask bool, ls []bookLevel) {
 		if len(bk.long) > 0 {
 			t := &bk.texts[l.at]
 			if t.price.n == longText {
-				delete(bk.long, longKey{ask: ask, px: l.px})
+				delete(bk.long, longKey{ask: ask, key: l.key})
 			}
 			if t.qty.n == longText {
-				delete(bk.long, longKey{ask: ask, qty: true, px: l.px})
+				delete(bk.long, longKey{ask: ask, qty: true, key: l.key})
 			}
 		}
 		bk.free = append(bk.free, l.at)
@@ -715,27 +712,27 @@ func (bk *localBook) forget(ask bool, ls []bookLevel) {
 // set puts a level into a side, or removes it when its quantity is zero. price and qty are
 // copied.
 func (bk *localBook) set(ask bool, price, qty []byte) {
-	px, ok := parsePrice(price)
+	key, ok := parsePrice(price)
 	if !ok {
 		return
 	}
 	side := &bk.bids
 	if ask {
-		side = &bk.asks
+		side, key = &bk.asks, -key
 	}
 	ls := *side
-	// The first level at or past px (bids: highest first, asks: lowest first).
+	// The first level at or past key.
 	lo, hi := 0, len(ls)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if (!ask && ls[m].px > px) || (ask && ls[m].px < px) {
+		if ls[m].key > key {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
 	i := lo
-	found := i < len(ls) && ls[i].px == px
+	found := i < len(ls) && ls[i].key == key
 	if zeroQty(qty) {
 		if found {
 			bk.forget(ask, ls[i:i+1])
@@ -744,13 +741,13 @@ func (bk *localBook) set(ask bool, price, qty []byte) {
 		return
 	}
 	if found {
-		bk.setText(&bk.texts[ls[i].at].qty, longKey{ask: ask, qty: true, px: px}, qty)
+		bk.setText(&bk.texts[ls[i].at].qty, longKey{ask: ask, qty: true, key: key}, qty)
 		return
 	}
-	at := bk.newTexts(ask, px, price, qty)
+	at := bk.newTexts(ask, key, price, qty)
 	ls = append(ls, bookLevel{})
 	copy(ls[i+1:], ls[i:])
-	ls[i] = bookLevel{px: px, at: at}
+	ls[i] = bookLevel{key: key, at: at}
 	*side = ls
 }
 
@@ -795,14 +792,14 @@ func parseFloat(b []byte) (float64, bool) {
 
 // copiedLevel is a level with its texts, read out of a book.
 type copiedLevel struct {
-	px float64
+	key float64
 	levelTexts
 }
 
 func (bk *localBook) copyLevels(ls []bookLevel) []copiedLevel {
 	out := make([]copiedLevel, len(ls))
 	for i, l := range ls {
-		out[i] = copiedLevel{px: l.px, levelTexts: bk.texts[l.at]}
+		out[i] = copiedLevel{key: l.key, levelTexts: bk.texts[l.at]}
 	}
 	return out
 }

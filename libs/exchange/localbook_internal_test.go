@@ -245,7 +245,7 @@ func sideText(bk *localBook, ask bool) string {
 	}
 	var b strings.Builder
 	for _, l := range bk.copyLevels(ls) {
-		fmt.Fprintf(&b, "%v %s %s\n", l.px, l.price.text(bk.long, longKey{ask: ask, px: l.px}), l.qty.text(bk.long, longKey{ask: ask, qty: true, px: l.px}))
+		fmt.Fprintf(&b, "%v %s %s\n", l.key, l.price.text(bk.long, longKey{ask: ask, key: l.key}), l.qty.text(bk.long, longKey{ask: ask, qty: true, key: l.key}))
 	}
 	return b.String()
 }

@@ -206,6 +206,10 @@ func (s *scanner) levels(dst []rawLevel) ([]rawLevel, bool) {
 		if l, next, ok := s.compactLevel(); ok {
 			dst = append(dst, l)
 			s.i = next
+			if next < len(s.b) && s.b[next] == ',' { // the next level, without spaces between
+				s.i++
+				continue
+			}
 			if s.byte(']') {
 				return dst, true
 			}
