@@ -72,10 +72,11 @@ type Books struct {
 
 	events sync.Pool // *depthEvent: decoding scratch
 
-	mu     sync.Mutex
-	books  map[string]*localBook // by upper-case symbol
-	queued map[string]bool
-	stats  BooksStats
+	mu      sync.Mutex
+	scratch mergeScratch          // the books' (see localBook.scratch)
+	books   map[string]*localBook // by upper-case symbol
+	queued  map[string]bool
+	stats   BooksStats
 }
 
 // bookLevel is one price level of a side, kept sorted: its price as a number (its key) and
@@ -111,6 +112,12 @@ type longKey struct {
 	key      float64 // the level's bookLevel.key
 }
 
+// mergeScratch is applySide's scratch: the merged side and an event side's level keys.
+type mergeScratch struct {
+	levels []bookLevel
+	keys   []float64
+}
+
 type localBook struct {
 	symbol  string
 	max     int // levels kept per side (the snapshot's limit)
@@ -120,14 +127,13 @@ type localBook struct {
 	eventMs int64     // the last applied event's time, the exchange's clock
 	bids    []bookLevel
 	asks    []bookLevel
-	// spareBids and spareAsks are the sides' second buffers: applySide merges into them and
-	// swaps. keys is its scratch of an event side's level keys.
-	spareBids, spareAsks []bookLevel
-	keys                 []float64
-	texts                []levelTexts       // of the levels of both sides, by bookLevel.at
-	free                 []int32            // unused texts
-	long                 map[longKey]string // texts longer than levelTextCap
-	buffered             []depthEvent
+	// scratch is where applySide merges: its Books', shared by all books under the lock, so it
+	// stays in cache (a second buffer per book would double the memory a message touches).
+	scratch  *mergeScratch
+	texts    []levelTexts       // of the levels of both sides, by bookLevel.at
+	free     []int32            // unused texts
+	long     map[longKey]string // texts longer than levelTextCap
+	buffered []depthEvent
 	// ahead are events that came before the one that follows on (see GapGrace), since aheadAt.
 	ahead   []depthEvent
 	aheadAt time.Time
@@ -252,7 +258,7 @@ func (b *Books) SetSymbols(symbols []string) []string {
 		keep[s] = true
 		streams = append(streams, DepthStream(s))
 		if b.books[s] == nil {
-			b.books[s] = &localBook{symbol: s, state: BookSyncing, max: b.cfg.SnapshotLimit}
+			b.books[s] = &localBook{symbol: s, state: BookSyncing, max: b.cfg.SnapshotLimit, scratch: &b.scratch}
 		}
 	}
 	for s := range b.books {
@@ -618,7 +624,10 @@ func (bk *localBook) applySide(ask bool, ls []rawLevel) {
 		}
 		return
 	}
-	keys := bk.keys[:0]
+	if bk.scratch == nil {
+		bk.scratch = &mergeScratch{}
+	}
+	keys := bk.scratch.keys[:0]
 	forward, backward := true, true
 	for i, l := range ls {
 		px, ok := parsePrice(l[0])
@@ -636,18 +645,18 @@ func (bk *localBook) applySide(ask bool, ls []rawLevel) {
 		}
 		keys = append(keys, key)
 	}
-	bk.keys = keys
+	bk.scratch.keys = keys
 	if !forward && !backward {
 		for _, l := range ls {
 			bk.set(ask, l[0], l[1])
 		}
 		return
 	}
-	side, spare := &bk.bids, &bk.spareBids
+	side := &bk.bids
 	if ask {
-		side, spare = &bk.asks, &bk.spareAsks
+		side = &bk.asks
 	}
-	old, out := *side, (*spare)[:0]
+	old, out := *side, bk.scratch.levels[:0]
 	i := 0
 	for n := range ls {
 		k := n
@@ -674,7 +683,8 @@ func (bk *localBook) applySide(ask bool, ls []rawLevel) {
 		}
 	}
 	out = append(out, old[i:]...)
-	*side, *spare = out, old[:0]
+	*side = append(old[:0], out...)
+	bk.scratch.levels = out[:0]
 }
 
 // newTexts stores a new level's texts and returns where.
