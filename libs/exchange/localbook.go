@@ -119,14 +119,17 @@ type mergeScratch struct {
 }
 
 type localBook struct {
-	symbol  string
-	max     int // levels kept per side (the snapshot's limit)
-	state   string
-	lastID  int64
-	updated time.Time // when the last event (or the snapshot) was applied
-	eventMs int64     // the last applied event's time, the exchange's clock
-	bids    []bookLevel
-	asks    []bookLevel
+	symbol   string
+	max      int // levels kept per side (the snapshot's limit)
+	state    string
+	lastID   int64
+	updated  time.Time // when the last event (or the snapshot) was applied
+	created  time.Time // when SetSymbols added it
+	failures int       // snapshots failed in a row (their retries back off)
+	backoff  bool      // waiting for its retry timer: not queued before it
+	eventMs  int64     // the last applied event's time, the exchange's clock
+	bids     []bookLevel
+	asks     []bookLevel
 	// scratch is where applySide merges: its Books', shared by all books under the lock, so it
 	// stays in cache (a second buffer per book would double the memory a message touches).
 	scratch  *mergeScratch
@@ -258,7 +261,7 @@ func (b *Books) SetSymbols(symbols []string) []string {
 		keep[s] = true
 		streams = append(streams, DepthStream(s))
 		if b.books[s] == nil {
-			b.books[s] = &localBook{symbol: s, state: BookSyncing, max: b.cfg.SnapshotLimit, scratch: &b.scratch}
+			b.books[s] = &localBook{symbol: s, state: BookSyncing, max: b.cfg.SnapshotLimit, scratch: &b.scratch, created: b.cfg.Now()}
 		}
 	}
 	for s := range b.books {
@@ -395,6 +398,9 @@ func (b *Books) queueLocked(sym string) {
 	if b.queued[sym] {
 		return
 	}
+	if bk := b.books[sym]; bk != nil && bk.backoff {
+		return // its retry timer queues it
+	}
 	select {
 	case b.resync <- sym:
 		b.queued[sym] = true
@@ -404,6 +410,8 @@ func (b *Books) queueLocked(sym string) {
 
 // Run serves resyncs, paced at ResyncPerSecond, and marks books stale, until ctx ends.
 func (b *Books) Run(ctx context.Context) error {
+	// Books nobody keeps any more are not live: a reader must not sample frozen levels.
+	defer b.markAllDown()
 	lim := rate.NewLimiter(rate.Limit(b.cfg.ResyncPerSecond), 1)
 	go func() {
 		t := time.NewTicker(200 * time.Millisecond)
@@ -440,11 +448,32 @@ func (b *Books) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			// Retried after a backoff of its own (250 ms doubling to a minute), so one symbol the
+			// exchange refuses (unknown, halted) does not take the resync pace from the others.
 			b.mu.Lock()
 			b.stats.ResyncFailures++
-			b.queueLocked(sym)
+			n := 0
+			if bk := b.books[sym]; bk != nil {
+				bk.failures++
+				bk.backoff = true
+				n = bk.failures
+			}
 			b.mu.Unlock()
-			b.cfg.Logger.Warn("order book snapshot failed; queued again", "symbol", sym, "err", err)
+			delay := min(time.Minute, 250*time.Millisecond<<min(n, 8))
+			if n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th… failure in a row
+				b.cfg.Logger.Warn("order book snapshot failed; retrying after a backoff", "symbol", sym,
+					"failures_in_a_row", n, "retry_in", delay, "err", err)
+			}
+			time.AfterFunc(delay, func() {
+				b.mu.Lock()
+				defer b.mu.Unlock()
+				if bk := b.books[sym]; bk != nil {
+					bk.backoff = false
+					if bk.state == BookSyncing {
+						b.queueLocked(sym)
+					}
+				}
+			})
 			continue
 		}
 		b.applySnapshot(sym, ob)
@@ -498,7 +527,26 @@ func (b *Books) applySnapshot(sym string, ob *OrderBook) {
 	bk.buffered = bk.buffered[:0]
 	bk.state = BookLive
 	bk.updated = b.cfg.Now()
+	bk.failures = 0
 	b.stats.Resyncs++
+}
+
+// markAllDown marks every book down (Run has ended: no resyncs, no staleness sweep).
+func (b *Books) markAllDown() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, bk := range b.books {
+		bk.state = BookDown
+	}
+}
+
+// stateLocked is a book's state as of now: a live book without an event for StaleAfter is stale
+// even before the sweep (markStale) sees it, or when the sweep has stopped.
+func (b *Books) stateLocked(bk *localBook, now time.Time) string {
+	if bk.state == BookLive && now.Sub(bk.updated) > b.cfg.StaleAfter {
+		bk.state = BookStale
+	}
+	return bk.state
 }
 
 func (b *Books) markStale() {
@@ -510,8 +558,11 @@ func (b *Books) markStale() {
 			b.gapLocked(bk)
 			continue
 		}
-		if bk.state == BookLive && now.Sub(bk.updated) > b.cfg.StaleAfter {
-			bk.state = BookStale
+		b.stateLocked(bk, now)
+		// A new book whose stream has sent nothing yet (a symbol without changes): take its
+		// snapshot anyway, or it would wait for a first event forever.
+		if bk.state == BookSyncing && len(bk.buffered) == 0 && !b.queued[bk.symbol] && now.Sub(bk.created) > b.cfg.StaleAfter {
+			b.queueLocked(bk.symbol)
 		}
 	}
 }
@@ -525,9 +576,10 @@ func (b *Books) Book(symbol string, depth int) (ob *OrderBook, state string, age
 		b.mu.Unlock()
 		return nil, "", 0, false
 	}
-	state = bk.state
+	now := b.cfg.Now()
+	state = b.stateLocked(bk, now)
 	if !bk.updated.IsZero() {
-		age = b.cfg.Now().Sub(bk.updated)
+		age = now.Sub(bk.updated)
 	}
 	if state != BookLive {
 		b.mu.Unlock()
@@ -554,11 +606,20 @@ func (b *Books) Book(symbol string, depth int) (ob *OrderBook, state string, age
 		return pl, nil
 	}
 	var err error
-	if out.Bids, err = conv(false, bids); err != nil {
-		return nil, state, age, false
+	if out.Bids, err = conv(false, bids); err == nil {
+		out.Asks, err = conv(true, asks)
 	}
-	if out.Asks, err = conv(true, asks); err != nil {
-		return nil, state, age, false
+	if err != nil {
+		// A level the book cannot give back as a decimal: resync it rather than serve it.
+		b.mu.Lock()
+		if cur := b.books[symbol]; cur == bk && bk.state == BookLive {
+			bk.state = BookSyncing
+			b.stats.BadEvents++
+			b.queueLocked(symbol)
+		}
+		b.mu.Unlock()
+		b.cfg.Logger.Warn("local book level unreadable; resyncing the book", "symbol", symbol, "err", err)
+		return nil, BookSyncing, age, false
 	}
 	return out, state, age, true
 }
@@ -567,8 +628,9 @@ func (b *Books) Book(symbol string, depth int) (ob *OrderBook, state string, age
 func (b *Books) Live() []string {
 	b.mu.Lock()
 	out := make([]string, 0, len(b.books))
+	now := b.cfg.Now()
 	for sym, bk := range b.books {
-		if bk.state == BookLive {
+		if b.stateLocked(bk, now) == BookLive {
 			out = append(out, sym)
 		}
 	}

@@ -283,3 +283,53 @@ func TestExchangeClosesAClientThatDoesNotPong(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	require.Equal(t, int64(1), ex.StreamStats().Closed["pong timeout"], "the reading client stays")
 }
+
+// A book whose stream never sends (a symbol without changes) still gets its snapshot; a book is
+// judged stale when it is read, not only by the sweep; and once the books stop running, nothing
+// is served as live.
+func TestBookStatesAreCurrentWhenRead(t *testing.T) {
+	t.Parallel()
+	syms := []string{"BTCUSDT", "ETHUSDT"}
+	r := newStreamRig(t, append(syms, "BNBUSDT"), nil, nil)
+	r.waitLive(t, 3)
+	// BNBUSDT's book is kept again but its stream is no longer held: no event will ever come.
+	r.feed.SetStreams(r.books.SetSymbols(syms))
+	r.books.SetSymbols(append(syms, "BNBUSDT"))
+	resyncs := r.books.Stats().Resyncs
+	_, state, _, ok := r.books.Book("BNBUSDT", 5)
+	require.False(t, ok)
+	require.Equal(t, exchange.BookSyncing, state)
+	r.feedClock.Jump(6 * time.Second) // past StaleAfter
+	require.Eventually(t, func() bool { _, _, _, ok := r.books.Book("BNBUSDT", 5); return ok }, 20*time.Second, 10*time.Millisecond,
+		"a book without events is snapshotted")
+	require.Equal(t, resyncs+1, r.books.Stats().Resyncs)
+
+	r.feedClock.Jump(6 * time.Second)
+	_, state, age, ok := r.books.Book("BNBUSDT", 5)
+	require.False(t, ok)
+	require.Equal(t, exchange.BookStale, state)
+	require.GreaterOrEqual(t, age, 6*time.Second)
+	require.NotContains(t, r.books.Live(), "BNBUSDT")
+
+	r.cancel()
+	r.wg.Wait()
+	_, state, _, ok = r.books.Book("BTCUSDT", 5)
+	require.False(t, ok)
+	require.Equal(t, exchange.BookDown, state)
+	require.Empty(t, r.books.Live())
+}
+
+// A symbol whose snapshot the exchange refuses is retried after a growing backoff: it does not
+// take the resync pace (and the weight) from the others, and its log does not flood.
+func TestRefusedSnapshotsBackOff(t *testing.T) {
+	t.Parallel()
+	r := newStreamRig(t, []string{"BTCUSDT"}, nil, nil)
+	r.waitLive(t, 1)
+	r.books.SetSymbols([]string{"BTCUSDT", "NOPEUSDT"}) // unknown to the exchange
+	r.feedClock.Jump(6 * time.Second)                   // past StaleAfter: its snapshot is due
+	require.Eventually(t, func() bool { return r.books.Stats().ResyncFailures >= 2 }, 20*time.Second, 10*time.Millisecond)
+	time.Sleep(2 * time.Second)
+	// At 50 resyncs a second it would have failed about 100 times; backing off 250 ms, 500 ms,
+	// 1 s, 2 s…: a handful.
+	require.LessOrEqual(t, r.books.Stats().ResyncFailures, int64(6))
+}

@@ -154,7 +154,8 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
-	// The feed outlives ctx until the runner has drained: the chunks in flight read its books.
+	// The feed outlives ctx until the runner and the job engine have drained: the chunks and
+	// jobs in flight read its books.
 	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
 	feedDone := make(chan struct{})
 	go func() {
@@ -192,13 +193,14 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	// redelivered to a replica that stays; chunks in flight are written.
 	runner.Stop()
 	wg.Wait()
-	stopFeed()
-	<-feedDone
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
 	defer cancel()
 	if err := engine.Stop(stopCtx); err != nil {
 		log.Warn("job engine stop", "err", err)
 	}
+	// Last: the chunks and jobs in flight read the books until they are done.
+	stopFeed()
+	<-feedDone
 	return runErr
 }
 
