@@ -39,7 +39,7 @@ func TestDiffsRebuildTheBook(t *testing.T) {
 					t.Fatalf("%s %s: updateID %d after %d", name, m.symbol, to.updateID, from.updateID)
 				}
 				for _, asks := range []bool{false, true} {
-					for _, l := range diffSide(nil, from, to, asks, band, &scratch) {
+					for _, l := range diffSide(nil, from, to, asks, band, &scratch, nil) {
 						if l.qty == 0 {
 							delete(book[asks], l.price)
 						} else {
@@ -85,7 +85,7 @@ func TestFoldedDiffFitsAnyStartInItsWindow(t *testing.T) {
 		from := snapOf(clocktest.Afternoon.UnixMilli())
 		for _, width := range []int64{2, 10, 37} {
 			to := from + width
-			bids, asks := f.diff(m, from, to, band, &scratch)
+			bids, asks := f.diff(m, from, to, band, &scratch, nil)
 			want := m.bookAt(to)
 			for start := from; start < to; start++ {
 				for i, asksSide := range []bool{false, true} {
@@ -125,5 +125,45 @@ func BenchmarkTickerEvent(b *testing.B) {
 	for b.Loop() {
 		ms += 1000
 		buf = m.appendTickerEvent(buf[:0], false, ms)
+	}
+}
+
+// TestLevelCacheIsTheBook: levels through a stream's level cache are the book's levels, for
+// consecutive snapshots, repeats, jumps far ahead and back, dense and sparse books.
+func TestLevelCacheIsTheBook(t *testing.T) {
+	t.Parallel()
+	e, err := New(Config{Symbols: []string{"BTCUSDT", "ETHBTC", "XRPUSDT", "SHIBUSDT", "PEPEUSDT"}, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, at := range clocktest.Instants() {
+		for _, m := range e.symbols {
+			lc := new(levelCache)
+			s := snapOf(at.UnixMilli())
+			for step := range 400 {
+				switch {
+				case step%97 == 0:
+					s += 36000 // an hour ahead
+				case step%61 == 0:
+					s -= 500
+				case step%5 != 0: // else the same snapshot again
+					s += int64(1 + step%3)
+				}
+				bk := m.bookAt(s)
+				for _, asks := range []bool{false, true} {
+					for _, n := range []int{100, 20} {
+						got, want := bk.levelsVia(lc, nil, asks, n), bk.levels(nil, asks, n)
+						if len(got) != len(want) {
+							t.Fatalf("%s %s snapshot %d asks=%v n=%d: %d levels, want %d", name, m.symbol, s, asks, n, len(got), len(want))
+						}
+						for i := range want {
+							if got[i] != want[i] {
+								t.Fatalf("%s %s snapshot %d asks=%v n=%d level %d: %v, want %v", name, m.symbol, s, asks, n, i, got[i], want[i])
+							}
+						}
+					}
+				}
+			}
+		}
 	}
 }

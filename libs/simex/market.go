@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -134,6 +135,10 @@ type market struct {
 	volPerSec           float64 // typical traded volume, base units per second
 	marketTradeMs       int64   // mean spacing of market trades, for ticker trade ids
 	accountTradeMs      int64   // slot length of the account's trades (myTrades)
+
+	// streamMu guards levels, the diff-depth streams' level cache (nil until streamed).
+	streamMu sync.Mutex
+	levels   *levelCache
 }
 
 func newMarket(seed uint64, symbol string, walks map[string]*walk, accountTradeEvery time.Duration) (*market, error) {

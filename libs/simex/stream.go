@@ -549,7 +549,12 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 					// the client sees a gap, as after a real stall.
 					from = to - maxCatchUp
 				}
-				bids, asks = fold.diff(s.m, from, to, h.cfg.Band, &scratch)
+				s.m.streamMu.Lock()
+				if s.m.levels == nil {
+					s.m.levels = new(levelCache)
+				}
+				bids, asks = fold.diff(s.m, from, to, h.cfg.Band, &scratch, s.m.levels)
+				s.m.streamMu.Unlock()
 				buf = append(buf, `{"e":"depthUpdate","E":`...)
 				buf = appendInt(buf, now.UnixMilli())
 				buf = append(buf, `,"s":"`...)
@@ -606,10 +611,11 @@ func newDiffFold() *diffFold {
 	return &diffFold{sides: [2]map[int64]int64{{}, {}}}
 }
 
-func (f *diffFold) diff(m *market, from, to int64, band int, scratch *[2][]level) (bids, asks []level) {
+// With lc (the market's cache, its streamMu held; nil: none) the books' levels come through it.
+func (f *diffFold) diff(m *market, from, to int64, band int, scratch *[2][]level, lc *levelCache) (bids, asks []level) {
 	if to-from == 1 {
 		a, b := m.bookAt(from), m.bookAt(to)
-		return diffSide(nil, a, b, false, band, scratch), diffSide(nil, a, b, true, band, scratch)
+		return diffSide(nil, a, b, false, band, scratch, lc), diffSide(nil, a, b, true, band, scratch, lc)
 	}
 	for i := range f.sides {
 		clear(f.sides[i])
@@ -618,7 +624,7 @@ func (f *diffFold) diff(m *market, from, to int64, band int, scratch *[2][]level
 	for sn := from + 1; sn <= to; sn++ {
 		next := m.bookAt(sn)
 		for i, isAsk := range []bool{false, true} {
-			f.tmp = diffSide(f.tmp[:0], prev, next, isAsk, band, scratch)
+			f.tmp = diffSide(f.tmp[:0], prev, next, isAsk, band, scratch, lc)
 			for _, l := range f.tmp {
 				f.sides[i][l.price] = l.qty
 			}
