@@ -261,6 +261,7 @@ func floorMod(a, b int64) int64 { return a - floorDiv(a, b)*b }
 type streamConn struct {
 	e        *Exchange
 	ws       *websocket.Conn
+	cork     *corkConn // under ws: writeLoop batches each interval's events
 	combined bool
 	opened   time.Time
 	cancel   context.CancelFunc
@@ -305,7 +306,8 @@ func (e *Exchange) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 		c.subs[n] = s
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	cw := &corkingWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
 		OnPingReceived: func(context.Context, []byte) bool {
 			h.mu.Lock()
 			defer h.mu.Unlock()
@@ -316,7 +318,7 @@ func (e *Exchange) serveStream(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered the request
 	}
 	ws.SetReadLimit(1 << 20)
-	c.ws = ws
+	c.ws, c.cork = ws, cw.conn
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	c.cancel = cancel
 	h.mu.Lock()
@@ -350,7 +352,10 @@ func (c *streamConn) close(code websocket.StatusCode, reason string) {
 	h.mu.Unlock()
 	c.e.cfg.Logger.Debug("simex stream closed", slog.String("reason", reason))
 	// Close waits for the client's close frame for up to 5 s; the loops stop at once.
-	go func() { _ = c.ws.Close(code, reason) }()
+	go func() {
+		_ = c.cork.release() // the events held before the close frame
+		_ = c.ws.Close(code, reason)
+	}()
 	c.cancel()
 }
 
@@ -465,6 +470,36 @@ func (c *streamConn) send(ctx context.Context, b []byte) bool {
 	return true
 }
 
+// sendHeld writes one event while the connection is corked: the library's write only copies
+// it (the batch's write timeout is uncork's), and a large batch is written out at once.
+func (c *streamConn) sendHeld(ctx context.Context, b []byte) bool {
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		if !errors.Is(err, context.Canceled) {
+			c.close(websocket.StatusInternalError, "write failed")
+		}
+		return false
+	}
+	if c.cork.heldBytes() >= maxHeld {
+		if !c.flushHeld() {
+			return false
+		}
+		c.cork.cork()
+	}
+	return true
+}
+
+// maxHeld is how many bytes of events a connection holds before writing them.
+const maxHeld = 256 << 10
+
+// flushHeld writes the held events and uncorks the connection.
+func (c *streamConn) flushHeld() bool {
+	if err := c.cork.uncork(); err != nil {
+		c.close(websocket.StatusInternalError, "write failed")
+		return false
+	}
+	return true
+}
+
 // pingLoop pings every PingInterval and closes the connection when a pong does not come in time.
 func (c *streamConn) pingLoop(ctx context.Context) {
 	cfg := c.e.streams.cfg
@@ -524,6 +559,7 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 		}
 		c.mu.Unlock()
 		var n int64
+		c.cork.cork()
 		for _, s := range due {
 			to := snap - floorMod(snap, s.every)
 			buf = buf[:0]
@@ -584,10 +620,13 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 			c.mu.Lock()
 			s.last = to
 			c.mu.Unlock()
-			if !c.send(ctx, buf) {
+			if !c.sendHeld(ctx, buf) {
 				return
 			}
 			n++
+		}
+		if !c.flushHeld() {
+			return
 		}
 		h.mu.Lock()
 		h.events += n
