@@ -115,7 +115,7 @@ const levelCacheSize = 256
 // book is the next event's old one.
 type levelCache struct {
 	sides [2][levelCacheSize]levelSlot
-	books [2][2]cachedLevels
+	books [2][2]cachedLevels // per side
 }
 
 type levelSlot struct {
@@ -131,8 +131,14 @@ type levelSlot struct {
 type cachedLevels struct {
 	snap   int64
 	n      int
-	levels []level
+	dense  bool // the book had a level at every tick
+	levels []bandLevel
 	set    bool
+}
+
+// bandLevel is a cached level: its size holds from snapshot lo to before hi.
+type bandLevel struct {
+	price, qty, lo, hi int64
 }
 
 // slot is price p's slot on one side, filled with the price's fixed values.
@@ -151,7 +157,22 @@ func (lc *levelCache) slot(m *market, asks bool, p int64) *levelSlot {
 	return sl
 }
 
-// levelsVia is levels, through lc.
+// sized is the level at price p (which has one) at bk's snapshot, its size from p's slot.
+func (lc *levelCache) sized(bk bookState, asks bool, p int64) bandLevel {
+	sl := lc.slot(bk.m, asks, p)
+	if bk.snap < sl.lo || bk.snap >= sl.hi {
+		period, phase := int64(sl.period), int64(sl.phase)
+		epoch := floorDiv(bk.snap+phase, period)
+		sl.lo, sl.hi = epoch*period-phase, (epoch+1)*period-phase
+		sl.qty = bk.qtyIn(asks, p, epoch)
+	}
+	return bandLevel{p, sl.qty, sl.lo, sl.hi}
+}
+
+// levelsVia is levels, through lc. A side's levels are built from the newer cached book of the
+// side where the two books' price ranges overlap (which prices have a level is fixed per price,
+// so the old book lists every level of its range), each size taken on while its epoch lasts;
+// prices outside the old range are walked tick by tick through the slots.
 func (bk bookState) levelsVia(lc *levelCache, dst []level, asks bool, n int) []level {
 	if lc == nil {
 		return bk.levels(dst, asks, n)
@@ -161,37 +182,76 @@ func (bk bookState) levelsVia(lc *levelCache, dst []level, asks bool, n int) []l
 		side = 1
 	}
 	books := &lc.books[side]
+	dense := bk.midTicks <= 10000
+	base := -1
 	for i := range books {
-		if c := &books[i]; c.set && c.snap == bk.snap && c.n == n {
-			return append(dst, c.levels...)
+		c := &books[i]
+		if !c.set || c.n != n {
+			continue
+		}
+		if c.snap == bk.snap {
+			for _, l := range c.levels {
+				dst = append(dst, level{l.price, l.qty})
+			}
+			return dst
+		}
+		if c.dense == dense && len(c.levels) > 0 && (base < 0 || books[base].snap < c.snap) {
+			base = i
 		}
 	}
-	start := len(dst)
+	// The older entry is replaced (an unset one first); built apart when it is the base.
+	ci := 0
+	if !books[1].set || (books[0].set && books[1].snap < books[0].snap) {
+		ci = 1
+	}
+	c := &books[ci]
+	out := c.levels[:0]
+	var old []bandLevel
+	if base >= 0 {
+		old = books[base].levels
+		if base == ci {
+			out = make([]bandLevel, 0, n)
+		}
+	}
+	// Ranks grow away from the spread on both sides.
+	rank := func(p int64) int64 {
+		if asks {
+			return p
+		}
+		return -p
+	}
+	var lo, hi int64 // old's rank range
+	if len(old) > 0 {
+		lo, hi = rank(old[0].price), rank(old[len(old)-1].price)
+	}
 	p, step := bk.bestBid, int64(-1)
 	if asks {
 		p, step = bk.bestAsk, 1
 	}
-	dense := bk.midTicks <= 10000
-	for len(dst)-start < n && p > 0 {
-		sl := lc.slot(bk.m, asks, p)
-		if dense || sl.hashed {
-			if bk.snap < sl.lo || bk.snap >= sl.hi {
-				period, phase := int64(sl.period), int64(sl.phase)
-				epoch := floorDiv(bk.snap+phase, period)
-				sl.lo, sl.hi = epoch*period-phase, (epoch+1)*period-phase
-				sl.qty = bk.qtyIn(asks, p, epoch)
+	i := 0
+	for len(out) < n && p > 0 {
+		if r := rank(p); len(old) > 0 && r >= lo && r <= hi {
+			for i < len(old) && rank(old[i].price) < r {
+				i++
 			}
-			dst = append(dst, level{p, sl.qty})
+			l := old[i] // r <= hi: some level of old is at or beyond p
+			if bk.snap < l.lo || bk.snap >= l.hi {
+				l = lc.sized(bk, asks, l.price)
+			}
+			out = append(out, l)
+			p = l.price + step
+			i++
+			continue
+		}
+		if sl := lc.slot(bk.m, asks, p); dense || sl.hashed {
+			out = append(out, lc.sized(bk, asks, p))
 		}
 		p += step
 	}
-	// Replace the older of the two.
-	c := &books[0]
-	if books[1].snap < c.snap || !books[1].set {
-		c = &books[1]
+	c.snap, c.n, c.dense, c.set, c.levels = bk.snap, n, dense, true, out
+	for _, l := range out {
+		dst = append(dst, level{l.price, l.qty})
 	}
-	c.snap, c.n, c.set = bk.snap, n, true
-	c.levels = append(c.levels[:0], dst[start:]...)
 	return dst
 }
 
