@@ -532,6 +532,7 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 	var bids, asks []level
 	fold := newDiffFold()
 	buf := make([]byte, 0, 4096)
+	var due []*stream
 	for {
 		select {
 		case <-ctx.Done():
@@ -551,7 +552,7 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 		}
 		snap := snapOf(now.UnixMilli())
 		c.mu.Lock()
-		due := make([]*stream, 0, len(c.subs))
+		due = due[:0]
 		for _, s := range c.subs {
 			if snap-s.last >= s.every && !stalled[s.m.symbol] {
 				due = append(due, s)
@@ -644,6 +645,7 @@ const maxCatchUp = 100
 type diffFold struct {
 	sides [2]map[int64]int64
 	tmp   []level
+	out   [2][]level // the last diff's sides, reused
 }
 
 func newDiffFold() *diffFold {
@@ -654,7 +656,9 @@ func newDiffFold() *diffFold {
 func (f *diffFold) diff(m *market, from, to int64, band int, scratch *[2][]level, lc *levelCache) (bids, asks []level) {
 	if to-from == 1 {
 		a, b := m.bookAt(from), m.bookAt(to)
-		return diffSide(nil, a, b, false, band, scratch, lc), diffSide(nil, a, b, true, band, scratch, lc)
+		f.out[0] = diffSide(f.out[0][:0], a, b, false, band, scratch, lc)
+		f.out[1] = diffSide(f.out[1][:0], a, b, true, band, scratch, lc)
+		return f.out[0], f.out[1]
 	}
 	for i := range f.sides {
 		clear(f.sides[i])
@@ -670,8 +674,9 @@ func (f *diffFold) diff(m *market, from, to int64, band int, scratch *[2][]level
 		}
 		prev = next
 	}
-	out := [2][]level{}
+	out := &f.out
 	for i := range f.sides {
+		out[i] = out[i][:0]
 		for p, q := range f.sides[i] {
 			out[i] = append(out[i], level{p, q})
 		}
