@@ -111,11 +111,12 @@ const levelCacheSize = 256
 // next snapshot costs a lookup per level, not three hashes and a rounding: sizes change every 5
 // to 50 snapshots. Direct-mapped by price; a slot holds the last price that used it. A cache is
 // one market's; its user holds the market's streamMu.
-// It also keeps each side's levels at the last two snapshots it was asked for: an event's new
-// book is the next event's old one.
+// It also keeps each side's levels at the last three snapshots it was asked for: an event's
+// new book is the next event's old one.
 type levelCache struct {
 	sides [2][levelCacheSize]levelSlot
-	books [2][2]cachedLevels // per side
+	books [2][3]cachedLevels // per side
+	last  [2]int             // per side: the book levelsVia returned last
 }
 
 type levelSlot struct {
@@ -132,21 +133,16 @@ type cachedLevels struct {
 	snap   int64
 	n      int
 	dense  bool // the book had a level at every tick
-	levels []bandLevel
 	set    bool
+	levels []level
+	spans  []span // per level: its size's epoch
 }
 
-// bandLevel is a cached level: its size holds from snapshot lo to before hi.
-type bandLevel struct {
-	price, qty, lo, hi int64
-}
+// span is a level size's epoch: from snapshot lo to before hi.
+type span struct{ lo, hi int64 }
 
 // slot is price p's slot on one side, filled with the price's fixed values.
-func (lc *levelCache) slot(m *market, asks bool, p int64) *levelSlot {
-	side := 0
-	if asks {
-		side = 1
-	}
+func (lc *levelCache) slot(m *market, side int, p int64) *levelSlot {
 	sl := &lc.sides[side][uint64(p)%levelCacheSize]
 	if sl.price != p {
 		h := hash3(m.key^uint64(side+1), uint64(p), 0x9e37)
@@ -157,22 +153,21 @@ func (lc *levelCache) slot(m *market, asks bool, p int64) *levelSlot {
 	return sl
 }
 
-// sized is the level at price p (which has one) at bk's snapshot, its size from p's slot.
-func (lc *levelCache) sized(bk bookState, asks bool, p int64) bandLevel {
-	sl := lc.slot(bk.m, asks, p)
-	if bk.snap < sl.lo || bk.snap >= sl.hi {
+// size brings a slot's size to snapshot snap.
+func (sl *levelSlot) size(bk *bookState, asks bool, snap int64) {
+	if snap < sl.lo || snap >= sl.hi {
 		period, phase := int64(sl.period), int64(sl.phase)
-		epoch := floorDiv(bk.snap+phase, period)
+		epoch := floorDiv(snap+phase, period)
 		sl.lo, sl.hi = epoch*period-phase, (epoch+1)*period-phase
-		sl.qty = bk.qtyIn(asks, p, epoch)
+		sl.qty = bk.qtyIn(asks, sl.price, epoch)
 	}
-	return bandLevel{p, sl.qty, sl.lo, sl.hi}
 }
 
-// levelsVia is levels, through lc. A side's levels are built from the newer cached book of the
-// side where the two books' price ranges overlap (which prices have a level is fixed per price,
-// so the old book lists every level of its range), each size taken on while its epoch lasts;
-// prices outside the old range are walked tick by tick through the slots.
+// levelsVia is levels, through lc; with lc it returns the cache's own slice, which the caller
+// only reads, and only until its next call for the side but one. A side's levels are built from
+// the newest cached book of the side where their price ranges overlap (which prices have a level
+// is fixed per price, so the old book lists every level of its range), each size taken on while
+// its epoch lasts; prices outside the old range are walked tick by tick through the slots.
 func (bk bookState) levelsVia(lc *levelCache, dst []level, asks bool, n int) []level {
 	if lc == nil {
 		return bk.levels(dst, asks, n)
@@ -186,73 +181,72 @@ func (bk bookState) levelsVia(lc *levelCache, dst []level, asks bool, n int) []l
 	base := -1
 	for i := range books {
 		c := &books[i]
-		if !c.set || c.n != n {
+		if c.set && c.n == n {
+			if c.snap == bk.snap {
+				lc.last[side] = i
+				return c.levels
+			}
+			if c.dense == dense && len(c.levels) > 0 && (base < 0 || books[base].snap < c.snap) {
+				base = i
+			}
+		}
+	}
+	// The entry replaced: an unset one, else the oldest; never the base, nor the one last
+	// returned (its caller may still read it).
+	oldest := -1
+	for i := range books {
+		if i == base || i == lc.last[side] {
 			continue
 		}
-		if c.snap == bk.snap {
-			for _, l := range c.levels {
-				dst = append(dst, level{l.price, l.qty})
-			}
-			return dst
+		if oldest < 0 || !books[i].set || (books[oldest].set && books[i].snap < books[oldest].snap) {
+			oldest = i
 		}
-		if c.dense == dense && len(c.levels) > 0 && (base < 0 || books[base].snap < c.snap) {
-			base = i
+		if !books[i].set {
+			break
 		}
 	}
-	// The older entry is replaced (an unset one first); built apart when it is the base.
-	ci := 0
-	if !books[1].set || (books[0].set && books[1].snap < books[0].snap) {
-		ci = 1
-	}
-	c := &books[ci]
-	out := c.levels[:0]
-	var old []bandLevel
+	c := &books[oldest]
+	out, spans := c.levels[:0], c.spans[:0]
+	var old []level
+	var oldSpans []span
 	if base >= 0 {
-		old = books[base].levels
-		if base == ci {
-			out = make([]bandLevel, 0, n)
-		}
+		old, oldSpans = books[base].levels, books[base].spans
 	}
 	// Ranks grow away from the spread on both sides.
-	rank := func(p int64) int64 {
-		if asks {
-			return p
-		}
-		return -p
-	}
-	var lo, hi int64 // old's rank range
-	if len(old) > 0 {
-		lo, hi = rank(old[0].price), rank(old[len(old)-1].price)
-	}
 	p, step := bk.bestBid, int64(-1)
 	if asks {
 		p, step = bk.bestAsk, 1
 	}
+	var lo, hi int64 // old's rank range
+	if len(old) > 0 {
+		lo, hi = old[0].price*step, old[len(old)-1].price*step
+	}
 	i := 0
 	for len(out) < n && p > 0 {
-		if r := rank(p); len(old) > 0 && r >= lo && r <= hi {
-			for i < len(old) && rank(old[i].price) < r {
+		if r := p * step; len(old) > 0 && r >= lo && r <= hi {
+			for old[i].price*step < r { // r <= hi: some level of old is at or beyond p
 				i++
 			}
-			l := old[i] // r <= hi: some level of old is at or beyond p
-			if bk.snap < l.lo || bk.snap >= l.hi {
-				l = lc.sized(bk, asks, l.price)
+			l, sp := old[i], oldSpans[i]
+			if bk.snap < sp.lo || bk.snap >= sp.hi {
+				sl := lc.slot(bk.m, side, l.price)
+				sl.size(&bk, asks, bk.snap)
+				l.qty, sp = sl.qty, span{sl.lo, sl.hi}
 			}
-			out = append(out, l)
+			out, spans = append(out, l), append(spans, sp)
 			p = l.price + step
 			i++
 			continue
 		}
-		if sl := lc.slot(bk.m, asks, p); dense || sl.hashed {
-			out = append(out, lc.sized(bk, asks, p))
+		if sl := lc.slot(bk.m, side, p); dense || sl.hashed {
+			sl.size(&bk, asks, bk.snap)
+			out, spans = append(out, level{p, sl.qty}), append(spans, span{sl.lo, sl.hi})
 		}
 		p += step
 	}
-	c.snap, c.n, c.dense, c.set, c.levels = bk.snap, n, dense, true, out
-	for _, l := range out {
-		dst = append(dst, level{l.price, l.qty})
-	}
-	return dst
+	c.snap, c.n, c.dense, c.set, c.levels, c.spans = bk.snap, n, dense, true, out, spans
+	lc.last[side] = oldest
+	return out
 }
 
 // appendSide appends up to n [price, qty] levels of one side, best first, as JSON.
@@ -292,7 +286,9 @@ func (bk bookState) levelQtyUnits(_ *market, asks bool) int64 {
 func diffSide(dst []level, from, to bookState, asks bool, band int, scratch *[2][]level, lc *levelCache) []level {
 	a := from.levelsVia(lc, scratch[0][:0], asks, band)
 	b := to.levelsVia(lc, scratch[1][:0], asks, band)
-	scratch[0], scratch[1] = a, b
+	if lc == nil { // else a and b are the cache's
+		scratch[0], scratch[1] = a, b
+	}
 	better := func(x, y int64) bool { // x is nearer the spread than y
 		if asks {
 			return x < y

@@ -1,6 +1,7 @@
 package simex
 
 import (
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -139,6 +140,7 @@ func TestLevelCacheIsTheBook(t *testing.T) {
 	for name, at := range clocktest.Instants() {
 		for _, m := range e.symbols {
 			lc := new(levelCache)
+			var prev [2]struct{ got, want []level }
 			s := snapOf(at.UnixMilli())
 			for step := range 400 {
 				switch {
@@ -150,9 +152,15 @@ func TestLevelCacheIsTheBook(t *testing.T) {
 					s += int64(1 + step%3)
 				}
 				bk := m.bookAt(s)
-				for _, asks := range []bool{false, true} {
+				for side, asks := range []bool{false, true} {
 					for _, n := range []int{100, 20} {
 						got, want := bk.levelsVia(lc, nil, asks, n), bk.levels(nil, asks, n)
+						// The side's previous answer still reads as it did (diffSide reads the
+						// old book's after asking for the new one).
+						if p := prev[side]; p.got != nil && !slices.Equal(p.got, p.want) {
+							t.Fatalf("%s %s snapshot %d asks=%v: the previous answer changed", name, m.symbol, s, asks)
+						}
+						prev[side] = struct{ got, want []level }{got, want}
 						if len(got) != len(want) {
 							t.Fatalf("%s %s snapshot %d asks=%v n=%d: %d levels, want %d", name, m.symbol, s, asks, n, len(got), len(want))
 						}
