@@ -2,6 +2,8 @@ package simex
 
 import (
 	"bufio"
+	"encoding/binary"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -13,6 +15,11 @@ import (
 // cost), so the connection underneath holds the flushed bytes while corked and writes them at
 // once when uncorked, as TCP_CORK would. Frames keep their order: everything the library writes
 // goes through the corked connection, and the batch is written under the lock direct writes take.
+
+// The stream's text messages are framed here, not by the library (whose per-message write
+// costs a context timer and two copies): a final, unmasked, uncompressed text frame is what a
+// server sends, and the library writes only control frames (pings, pongs, a close), each in a
+// single Write, so a frame appended here never lands inside one of its frames.
 
 // corkWriteTimeout bounds the write of one batch: a client that reads nothing for this long has
 // its connection cut, as the library's 10 s write timeout did per message.
@@ -36,6 +43,38 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return c.Conn.Write(p)
+}
+
+// writeText writes one text message: held while corked, else at once (within
+// corkWriteTimeout). errReleased: the connection is closing.
+func (c *corkConn) writeText(p []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.released {
+		return errReleased
+	}
+	c.held = appendTextFrame(c.held, p)
+	if c.corked {
+		return nil
+	}
+	return c.writeHeldLocked()
+}
+
+var errReleased = errors.New("stream connection closing")
+
+// appendTextFrame appends p as one final, unmasked text frame (RFC 6455 section 5.2).
+func appendTextFrame(b, p []byte) []byte {
+	b = append(b, 0x81)
+	switch n := len(p); {
+	case n < 126:
+		b = append(b, byte(n))
+	case n <= 0xffff:
+		b = append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, p...)
 }
 
 // cork holds the writes from now on.
@@ -65,6 +104,11 @@ func (c *corkConn) uncork() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = false
+	return c.writeHeldLocked()
+}
+
+// writeHeldLocked writes what is held; c.mu is held.
+func (c *corkConn) writeHeldLocked() error {
 	if len(c.held) == 0 {
 		return nil
 	}

@@ -388,10 +388,10 @@ func (c *streamConn) readLoop(ctx context.Context) {
 		}
 		var req request
 		if err := json.Unmarshal(data, &req); err != nil || len(req.ID) == 0 {
-			c.send(ctx, []byte(`{"error":{"code":3,"msg":"Invalid JSON: expected an object with method and id"},"id":null}`))
+			c.send([]byte(`{"error":{"code":3,"msg":"Invalid JSON: expected an object with method and id"},"id":null}`))
 			continue
 		}
-		c.send(ctx, c.handle(req, snapOf(now.UnixMilli())))
+		c.send(c.handle(req, snapOf(now.UnixMilli())))
 	}
 }
 
@@ -458,23 +458,11 @@ func (c *streamConn) handle(req request, snap int64) []byte {
 	return fail(1, fmt.Sprintf("Invalid request: unknown method %q", req.Method))
 }
 
-func (c *streamConn) send(ctx context.Context, b []byte) bool {
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := c.ws.Write(wctx, websocket.MessageText, b); err != nil {
-		if !errors.Is(err, context.Canceled) {
-			c.close(websocket.StatusInternalError, "write failed")
-		}
-		return false
-	}
-	return true
-}
-
-// sendHeld writes one event while the connection is corked: the library's write only copies
-// it (the batch's write timeout is uncork's), and a large batch is written out at once.
-func (c *streamConn) sendHeld(ctx context.Context, b []byte) bool {
-	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
-		if !errors.Is(err, context.Canceled) {
+// send writes one reply, or an event while the connection is corked (held, then written in
+// the interval's batch; a large batch is written out at once).
+func (c *streamConn) send(b []byte) bool {
+	if err := c.cork.writeText(b); err != nil {
+		if !errors.Is(err, errReleased) {
 			c.close(websocket.StatusInternalError, "write failed")
 		}
 		return false
@@ -621,7 +609,7 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 			c.mu.Lock()
 			s.last = to
 			c.mu.Unlock()
-			if !c.sendHeld(ctx, buf) {
+			if !c.send(buf) {
 				return
 			}
 			n++
