@@ -117,6 +117,20 @@ type levelCache struct {
 	sides [2][levelCacheSize]levelSlot
 	books [2][3]cachedLevels // per side
 	last  [2]int             // per side: the book levelsVia returned last
+	state [2]bookState       // the last two books asked of book
+	next  int                // the state replaced next
+}
+
+// book is m.bookAt(snap), kept for the next event (whose old book it is).
+func (lc *levelCache) book(m *market, snap int64) bookState {
+	for _, bk := range lc.state {
+		if bk.m == m && bk.snap == snap {
+			return bk
+		}
+	}
+	bk := m.bookAt(snap)
+	lc.state[lc.next], lc.next = bk, 1-lc.next
+	return bk
 }
 
 type levelSlot struct {

@@ -561,7 +561,6 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 			case s.ticker:
 				buf = s.m.appendTickerEvent(buf, s.mini, now.UnixMilli())
 			case s.diff:
-				bk := s.m.bookAt(to)
 				c.mu.Lock()
 				from := s.last
 				if s.skip > 0 {
@@ -587,7 +586,7 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 				buf = append(buf, `","U":`...)
 				buf = appendInt(buf, s.m.updateIDOf(from)+1)
 				buf = append(buf, `,"u":`...)
-				buf = appendInt(buf, bk.updateID)
+				buf = appendInt(buf, s.m.updateIDOf(to))
 				buf = append(buf, `,"b":[`...)
 				buf = appendLevels(buf, s.m, bids)
 				buf = append(buf, `],"a":[`...)
@@ -623,6 +622,14 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 	}
 }
 
+// bookVia is m's book at snap, through lc (nil: none).
+func bookVia(lc *levelCache, m *market, snap int64) bookState {
+	if lc == nil {
+		return m.bookAt(snap)
+	}
+	return lc.book(m, snap)
+}
+
 // maxCatchUp is how many snapshots one diff event may fold: 10 s.
 const maxCatchUp = 100
 
@@ -643,7 +650,7 @@ func newDiffFold() *diffFold {
 // With lc (the market's cache, its streamMu held; nil: none) the books' levels come through it.
 func (f *diffFold) diff(m *market, from, to int64, band int, scratch *[2][]level, lc *levelCache) (bids, asks []level) {
 	if to-from == 1 {
-		a, b := m.bookAt(from), m.bookAt(to)
+		a, b := bookVia(lc, m, from), bookVia(lc, m, to)
 		f.out[0] = diffSide(f.out[0][:0], a, b, false, band, scratch, lc)
 		f.out[1] = diffSide(f.out[1][:0], a, b, true, band, scratch, lc)
 		return f.out[0], f.out[1]
@@ -651,9 +658,9 @@ func (f *diffFold) diff(m *market, from, to int64, band int, scratch *[2][]level
 	for i := range f.sides {
 		clear(f.sides[i])
 	}
-	prev := m.bookAt(from)
+	prev := bookVia(lc, m, from)
 	for sn := from + 1; sn <= to; sn++ {
-		next := m.bookAt(sn)
+		next := bookVia(lc, m, sn)
 		for i, isAsk := range []bool{false, true} {
 			f.tmp = diffSide(f.tmp[:0], prev, next, isAsk, band, scratch, lc)
 			for _, l := range f.tmp {
