@@ -102,19 +102,12 @@ func (bk bookState) levels(dst []level, asks bool, n int) []level {
 	return dst
 }
 
-// levelCacheSize is the slots of each side of a levelCache: more than the prices a 100-level
-// band spans (about 150 ticks where two prices in three have a level), a power of two.
-const levelCacheSize = 256
-
-// levelCache keeps, per side and price, what a level's size depends on (its existence, period
-// and phase, all fixed per price) and its size in its current epoch, so a stream's book at the
-// next snapshot costs a lookup per level, not three hashes and a rounding: sizes change every 5
-// to 50 snapshots. Direct-mapped by price; a slot holds the last price that used it. A cache is
-// one market's; its user holds the market's streamMu.
-// It also keeps each side's levels at the last three snapshots it was asked for: an event's
-// new book is the next event's old one.
+// levelCache keeps each side's levels at the last three snapshots a market's diff-depth
+// streams asked for, with each level's size epoch: an event's new book is the next event's old
+// one, and most of a book's levels are the last book's (which prices have a level is fixed per
+// price, and sizes change every 5 to 50 snapshots). A cache is one market's; its user holds the
+// market's streamMu.
 type levelCache struct {
-	sides [2][levelCacheSize]levelSlot
 	books [2][3]cachedLevels // per side
 	last  [2]int             // per side: the book levelsVia returned last
 	state [2]bookState       // the last two books asked of book
@@ -155,33 +148,24 @@ type cachedLevels struct {
 // span is a level size's epoch: from snapshot lo to before hi.
 type span struct{ lo, hi int64 }
 
-// slot is price p's slot on one side, filled with the price's fixed values.
-func (lc *levelCache) slot(m *market, side int, p int64) *levelSlot {
-	sl := &lc.sides[side][uint64(p)%levelCacheSize]
-	if sl.price != p {
-		h := hash3(m.key^uint64(side+1), uint64(p), 0x9e37)
-		period := int64(minLevelPeriod + h%levelPeriods)
-		*sl = levelSlot{price: p, period: int32(period), phase: int32((h >> 16) % uint64(period)),
-			hashed: hash2(m.key^0x5eed, uint64(p))%3 != 0}
+// sizedLevel is the level at price p (which has one) at bk's snapshot, with its size's epoch.
+func (bk *bookState) sizedLevel(asks bool, p int64) (level, span) {
+	side := uint64(1)
+	if asks {
+		side = 2
 	}
-	return sl
-}
-
-// size brings a slot's size to snapshot snap.
-func (sl *levelSlot) size(bk *bookState, asks bool, snap int64) {
-	if snap < sl.lo || snap >= sl.hi {
-		period, phase := int64(sl.period), int64(sl.phase)
-		epoch := floorDiv(snap+phase, period)
-		sl.lo, sl.hi = epoch*period-phase, (epoch+1)*period-phase
-		sl.qty = bk.qtyIn(asks, sl.price, epoch)
-	}
+	h := hash3(bk.m.key^side, uint64(p), 0x9e37)
+	period := int64(minLevelPeriod + h%levelPeriods)
+	phase := int64((h >> 16) % uint64(period))
+	epoch := floorDiv(bk.snap+phase, period)
+	return level{p, bk.qtyIn(asks, p, epoch)}, span{epoch*period - phase, (epoch+1)*period - phase}
 }
 
 // levelsVia is levels, through lc; with lc it returns the cache's own slice, which the caller
 // only reads, and only until its next call for the side but one. A side's levels are built from
 // the newest cached book of the side where their price ranges overlap (which prices have a level
 // is fixed per price, so the old book lists every level of its range), each size taken on while
-// its epoch lasts; prices outside the old range are walked tick by tick through the slots.
+// its epoch lasts; prices outside the old range are walked tick by tick.
 func (bk bookState) levelsVia(lc *levelCache, dst []level, asks bool, n int) []level {
 	if lc == nil {
 		return bk.levels(dst, asks, n)
@@ -243,18 +227,16 @@ func (bk bookState) levelsVia(lc *levelCache, dst []level, asks bool, n int) []l
 			}
 			l, sp := old[i], oldSpans[i]
 			if bk.snap < sp.lo || bk.snap >= sp.hi {
-				sl := lc.slot(bk.m, side, l.price)
-				sl.size(&bk, asks, bk.snap)
-				l.qty, sp = sl.qty, span{sl.lo, sl.hi}
+				l, sp = bk.sizedLevel(asks, l.price)
 			}
 			out, spans = append(out, l), append(spans, sp)
 			p = l.price + step
 			i++
 			continue
 		}
-		if sl := lc.slot(bk.m, side, p); dense || sl.hashed {
-			sl.size(&bk, asks, bk.snap)
-			out, spans = append(out, level{p, sl.qty}), append(spans, span{sl.lo, sl.hi})
+		if dense || bk.exists(p) {
+			l, sp := bk.sizedLevel(asks, p)
+			out, spans = append(out, l), append(spans, sp)
 		}
 		p += step
 	}
