@@ -218,7 +218,7 @@ func appendFixed(b []byte, units int64, dec int) []byte {
 		b = append(b, '-')
 		units = -units
 	}
-	if units > maxScaled/ipow10[8-dec] {
+	if units > maxScaledUnits[dec] {
 		// Too large to scale to 10^-8 units in an int64: integer part and fraction apart.
 		b = appendInt(b, units/ipow10[dec])
 		return appendFraction(b, uint64(units%ipow10[dec]*ipow10[8-dec]))
@@ -228,18 +228,25 @@ func appendFixed(b []byte, units int64, dec int) []byte {
 	return appendFraction(b, v%1e8)
 }
 
-const maxScaled = 1<<63 - 1
+// maxScaledUnits[dec] is the most units of 10^-dec that scale to 10^-8 units in an int64.
+var maxScaledUnits = func() (m [9]int64) {
+	for dec := range m {
+		m[dec] = (1<<63 - 1) / ipow10[8-dec]
+	}
+	return m
+}()
 
 // appendFraction appends '.' and eight digits of f < 10^8, two at a time.
 func appendFraction(b []byte, f uint64) []byte {
-	var d [9]byte
-	d[0] = '.'
-	for i := 7; i > 0; i -= 2 {
-		q := f % 100
-		f /= 100
-		d[i], d[i+1] = digitPairs[2*q], digitPairs[2*q+1]
-	}
-	return append(b, d[:]...)
+	n := len(b)
+	b = append(b, ".00000000"...)
+	d := b[n+1 : n+9]
+	hi, lo := f/10000, f%10000
+	d[0], d[1] = digitPairs[2*(hi/100)], digitPairs[2*(hi/100)+1]
+	d[2], d[3] = digitPairs[2*(hi%100)], digitPairs[2*(hi%100)+1]
+	d[4], d[5] = digitPairs[2*(lo/100)], digitPairs[2*(lo/100)+1]
+	d[6], d[7] = digitPairs[2*(lo%100)], digitPairs[2*(lo%100)+1]
+	return b
 }
 
 const digitPairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
