@@ -296,16 +296,22 @@ func diffSide(dst []level, from, to bookState, asks bool, band int, scratch *[2]
 		worst = b[len(b)-1].price
 	}
 	full := len(b) == band
+	// Ranks grow away from the spread: x is better than y when its rank is lower.
+	dir := int64(-1)
+	if asks {
+		dir = 1
+	}
+	worstRank := worst * dir
 	i, j := 0, 0
 	for i < len(a) || j < len(b) {
 		switch {
-		case j == len(b) || (i < len(a) && better(a[i].price, b[j].price)):
+		case j == len(b) || (i < len(a) && a[i].price*dir < b[j].price*dir):
 			// Gone from the new band: crossed, unless it only sank below the band's edge.
-			if !full || better(a[i].price, worst) {
+			if !full || a[i].price*dir < worstRank {
 				dst = append(dst, level{a[i].price, 0})
 			}
 			i++
-		case i == len(a) || better(b[j].price, a[i].price):
+		case i == len(a) || b[j].price*dir < a[i].price*dir:
 			dst = append(dst, b[j])
 			j++
 		default:

@@ -175,3 +175,27 @@ func TestLevelCacheIsTheBook(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDiffEvent is one <symbol>@depth@100ms event's diff over 2,000 markets in turn (each
+// market's cache cold, as a stream's is between its events).
+func BenchmarkDiffEvent(b *testing.B) {
+	e, err := New(Config{Symbols: GeneratedSymbols(2000), Seed: 7})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var scratch [2][]level
+	f := newDiffFold()
+	for _, m := range e.symbols {
+		m.levels = new(levelCache)
+	}
+	snap := snapOf(clocktest.Afternoon.UnixMilli())
+	i := 0
+	for b.Loop() {
+		m := e.symbols[i%len(e.symbols)]
+		if i%len(e.symbols) == 0 {
+			snap++
+		}
+		f.diff(m, snap-1, snap, 100, &scratch, m.levels)
+		i++
+	}
+}
