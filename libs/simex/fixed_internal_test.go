@@ -40,3 +40,28 @@ func TestAppendFixedIsStrconv(t *testing.T) {
 		}
 	}
 }
+
+// TestWalkMemoIsTheWalk: prices through a walk memo, over a ticker's sample series and denser
+// ones, are the walk's own, bit for bit.
+func TestWalkMemoIsTheWalk(t *testing.T) {
+	t.Parallel()
+	e, err := New(Config{Symbols: []string{"BTCUSDT", "ETHBTC", "PEPEUSDT", "SOLETH"}, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range e.symbols {
+		for _, spacing := range []int64{msDay / (tickerSamples + 1), 997, 1, 3_600_000} {
+			var memo [2]walkMemo
+			start := int64(1_748_000_000_123) - 50*spacing
+			for i := range int64(200) {
+				ms := start + i*spacing
+				if got, want := m.ticksVia(ms, &memo), m.ticks(ms); got != want {
+					t.Fatalf("%s spacing %d point %d: %d, want %d", m.symbol, spacing, i, got, want)
+				}
+				if got, want := m.baseW.logAtVia(ms, &memo[0]), m.baseW.logAt(ms); math.Float64bits(got) != math.Float64bits(want) {
+					t.Fatalf("%s spacing %d point %d: log %v, want %v", m.symbol, spacing, i, got, want)
+				}
+			}
+		}
+	}
+}

@@ -134,7 +134,11 @@ func (w *walk) logAtVia(ms int64, memo *walkMemo) float64 {
 		} else {
 			// One mix per lattice point: level and index occupy disjoint bits (index < 2^56).
 			lk := w.key ^ uint64(l)<<56
-			a = unit(mix(lk^uint64(i)))*2 - 1
+			if memo != nil && memo.cells[l].set && memo.cells[l].i == i-1 {
+				a = memo.cells[l].b // the next cell's first corner is the last one's second
+			} else {
+				a = unit(mix(lk^uint64(i)))*2 - 1
+			}
 			b = unit(mix(lk^uint64(i+1)))*2 - 1
 			if memo != nil {
 				memo.cells[l].i, memo.cells[l].a, memo.cells[l].b, memo.cells[l].set = i, a, b, true
