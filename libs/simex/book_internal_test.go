@@ -199,3 +199,48 @@ func BenchmarkDiffEvent(b *testing.B) {
 		i++
 	}
 }
+
+// TestFoldedDiffIsEachPriceLastChange: a folded event holds each price's last change over its
+// window, best first, through the level cache or not.
+func TestFoldedDiffIsEachPriceLastChange(t *testing.T) {
+	t.Parallel()
+	const band = 100
+	e, err := New(Config{Symbols: []string{"BTCUSDT", "ETHBTC", "SHIBUSDT"}, Seed: 13})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scratch [2][]level
+	f := newDiffFold()
+	for _, m := range e.symbols {
+		lc := new(levelCache)
+		from := snapOf(clocktest.Afternoon.UnixMilli())
+		for _, width := range []int64{2, 3, 10, 100} {
+			to := from + width
+			want := [2]map[int64]int64{{}, {}}
+			for sn := from + 1; sn <= to; sn++ {
+				for i, asks := range []bool{false, true} {
+					for _, l := range diffSide(nil, m.bookAt(sn-1), m.bookAt(sn), asks, band, &scratch, nil) {
+						want[i][l.price] = l.qty
+					}
+				}
+			}
+			for _, c := range []*levelCache{nil, lc} {
+				bids, asks := f.diff(m, from, to, band, &scratch, c)
+				for i, got := range [][]level{bids, asks} {
+					if len(got) != len(want[i]) {
+						t.Fatalf("%s window %d side %d: %d levels, want %d", m.symbol, width, i, len(got), len(want[i]))
+					}
+					for j, l := range got {
+						if q, ok := want[i][l.price]; !ok || q != l.qty {
+							t.Fatalf("%s window %d side %d level %d: %v, want qty %d (listed %v)", m.symbol, width, i, j, l, q, ok)
+						}
+						if j > 0 && (l.price > got[j-1].price) != (i == 1) {
+							t.Fatalf("%s window %d side %d level %d: %v after %v, not best first", m.symbol, width, i, j, l, got[j-1])
+						}
+					}
+				}
+			}
+			from = to
+		}
+	}
+}

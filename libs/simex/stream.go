@@ -638,14 +638,10 @@ const maxCatchUp = 100
 // snapshot in the window, the event gives the window's last book (a diff of the two end books
 // alone would miss a level that came and went in between).
 type diffFold struct {
-	sides [2]map[int64]int64
-	tmp   []level
-	out   [2][]level // the last diff's sides, reused
+	out [2][]level // the last diff's sides, reused
 }
 
-func newDiffFold() *diffFold {
-	return &diffFold{sides: [2]map[int64]int64{{}, {}}}
-}
+func newDiffFold() *diffFold { return &diffFold{} }
 
 // With lc (the market's cache, its streamMu held; nil: none) the books' levels come through it.
 func (f *diffFold) diff(m *market, from, to int64, band int, scratch *[2][]level, lc *levelCache) (bids, asks []level) {
@@ -655,33 +651,33 @@ func (f *diffFold) diff(m *market, from, to int64, band int, scratch *[2][]level
 		f.out[1] = diffSide(f.out[1][:0], a, b, true, band, scratch, lc)
 		return f.out[0], f.out[1]
 	}
-	for i := range f.sides {
-		clear(f.sides[i])
-	}
+	// Every snapshot's changes in order, then each price's last: a stable sort by price keeps
+	// a price's changes in time order.
+	out := &f.out
+	out[0], out[1] = out[0][:0], out[1][:0]
 	prev := bookVia(lc, m, from)
 	for sn := from + 1; sn <= to; sn++ {
 		next := bookVia(lc, m, sn)
-		for i, isAsk := range []bool{false, true} {
-			f.tmp = diffSide(f.tmp[:0], prev, next, isAsk, band, scratch, lc)
-			for _, l := range f.tmp {
-				f.sides[i][l.price] = l.qty
-			}
-		}
+		out[0] = diffSide(out[0], prev, next, false, band, scratch, lc)
+		out[1] = diffSide(out[1], prev, next, true, band, scratch, lc)
 		prev = next
 	}
-	out := &f.out
-	for i := range f.sides {
-		out[i] = out[i][:0]
-		for p, q := range f.sides[i] {
-			out[i] = append(out[i], level{p, q})
-		}
+	for i := range out {
 		asc := i == 1
-		slices.SortFunc(out[i], func(x, y level) int {
+		slices.SortStableFunc(out[i], func(x, y level) int {
 			if asc {
 				return cmp.Compare(x.price, y.price)
 			}
 			return cmp.Compare(y.price, x.price)
 		})
+		ls := out[i][:0]
+		for j, l := range out[i] {
+			if j+1 < len(out[i]) && out[i][j+1].price == l.price {
+				continue // a later change of the price follows
+			}
+			ls = append(ls, l)
+		}
+		out[i] = ls
 	}
 	return out[0], out[1]
 }
