@@ -1,6 +1,7 @@
 package simex
 
 import (
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestDiffsRebuildTheBook(t *testing.T) {
 					t.Fatalf("%s %s: updateID %d after %d", name, m.symbol, to.updateID, from.updateID)
 				}
 				for _, asks := range []bool{false, true} {
-					for _, l := range diffSide(nil, from, to, asks, band, &scratch) {
+					for _, l := range diffSide(nil, from, to, asks, band, &scratch, nil) {
 						if l.qty == 0 {
 							delete(book[asks], l.price)
 						} else {
@@ -85,7 +86,7 @@ func TestFoldedDiffFitsAnyStartInItsWindow(t *testing.T) {
 		from := snapOf(clocktest.Afternoon.UnixMilli())
 		for _, width := range []int64{2, 10, 37} {
 			to := from + width
-			bids, asks := f.diff(m, from, to, band, &scratch)
+			bids, asks := f.diff(m, from, to, band, &scratch, nil)
 			want := m.bookAt(to)
 			for start := from; start < to; start++ {
 				for i, asksSide := range []bool{false, true} {
@@ -125,5 +126,121 @@ func BenchmarkTickerEvent(b *testing.B) {
 	for b.Loop() {
 		ms += 1000
 		buf = m.appendTickerEvent(buf[:0], false, ms)
+	}
+}
+
+// TestLevelCacheIsTheBook: levels through a stream's level cache are the book's levels, for
+// consecutive snapshots, repeats, jumps far ahead and back, dense and sparse books.
+func TestLevelCacheIsTheBook(t *testing.T) {
+	t.Parallel()
+	e, err := New(Config{Symbols: []string{"BTCUSDT", "ETHBTC", "XRPUSDT", "SHIBUSDT", "PEPEUSDT"}, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, at := range clocktest.Instants() {
+		for _, m := range e.symbols {
+			lc := new(levelCache)
+			var prev [2]struct{ got, want []level }
+			s := snapOf(at.UnixMilli())
+			for step := range 400 {
+				switch {
+				case step%97 == 0:
+					s += 36000 // an hour ahead
+				case step%61 == 0:
+					s -= 500
+				case step%5 != 0: // else the same snapshot again
+					s += int64(1 + step%3)
+				}
+				bk := m.bookAt(s)
+				for side, asks := range []bool{false, true} {
+					for _, n := range []int{100, 20} {
+						got, want := bk.levelsVia(lc, nil, asks, n), bk.levels(nil, asks, n)
+						// The side's previous answer still reads as it did (diffSide reads the
+						// old book's after asking for the new one).
+						if p := prev[side]; p.got != nil && !slices.Equal(p.got, p.want) {
+							t.Fatalf("%s %s snapshot %d asks=%v: the previous answer changed", name, m.symbol, s, asks)
+						}
+						prev[side] = struct{ got, want []level }{got, want}
+						if len(got) != len(want) {
+							t.Fatalf("%s %s snapshot %d asks=%v n=%d: %d levels, want %d", name, m.symbol, s, asks, n, len(got), len(want))
+						}
+						for i := range want {
+							if got[i] != want[i] {
+								t.Fatalf("%s %s snapshot %d asks=%v n=%d level %d: %v, want %v", name, m.symbol, s, asks, n, i, got[i], want[i])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkDiffEvent is one <symbol>@depth@100ms event's diff over 2,000 markets in turn (each
+// market's cache cold, as a stream's is between its events).
+func BenchmarkDiffEvent(b *testing.B) {
+	e, err := New(Config{Symbols: GeneratedSymbols(2000), Seed: 7})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var scratch [2][]level
+	f := newDiffFold()
+	for _, m := range e.symbols {
+		m.levels = new(levelCache)
+	}
+	snap := snapOf(clocktest.Afternoon.UnixMilli())
+	i := 0
+	for b.Loop() {
+		m := e.symbols[i%len(e.symbols)]
+		if i%len(e.symbols) == 0 {
+			snap++
+		}
+		f.diff(m, snap-1, snap, 100, &scratch, m.levels)
+		i++
+	}
+}
+
+// TestFoldedDiffIsEachPriceLastChange: a folded event holds each price's last change over its
+// window, best first, through the level cache or not.
+func TestFoldedDiffIsEachPriceLastChange(t *testing.T) {
+	t.Parallel()
+	const band = 100
+	e, err := New(Config{Symbols: []string{"BTCUSDT", "ETHBTC", "SHIBUSDT"}, Seed: 13})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scratch [2][]level
+	f := newDiffFold()
+	for _, m := range e.symbols {
+		lc := new(levelCache)
+		from := snapOf(clocktest.Afternoon.UnixMilli())
+		for _, width := range []int64{2, 3, 10, 100} {
+			to := from + width
+			want := [2]map[int64]int64{{}, {}}
+			for sn := from + 1; sn <= to; sn++ {
+				for i, asks := range []bool{false, true} {
+					for _, l := range diffSide(nil, m.bookAt(sn-1), m.bookAt(sn), asks, band, &scratch, nil) {
+						want[i][l.price] = l.qty
+					}
+				}
+			}
+			for _, c := range []*levelCache{nil, lc} {
+				bids, asks := f.diff(m, from, to, band, &scratch, c)
+				for i, got := range [][]level{bids, asks} {
+					if len(got) != len(want[i]) {
+						t.Fatalf("%s window %d side %d: %d levels, want %d", m.symbol, width, i, len(got), len(want[i]))
+					}
+					for j, l := range got {
+						if q, ok := want[i][l.price]; !ok || q != l.qty {
+							t.Fatalf("%s window %d side %d level %d: %v, want qty %d (listed %v)", m.symbol, width, i, j, l, q, ok)
+						}
+						if j > 0 && (l.price > got[j-1].price) != (i == 1) {
+							t.Fatalf("%s window %d side %d level %d: %v after %v, not best first", m.symbol, width, i, j, l, got[j-1])
+						}
+					}
+				}
+			}
+			from = to
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -104,19 +105,45 @@ func newWalk(seed uint64, asset string) *walk {
 }
 
 // logAt is the log dollar price at Unix millisecond ms.
-func (w *walk) logAt(ms int64) float64 {
+func (w *walk) logAt(ms int64) float64 { return w.logAtVia(ms, nil) }
+
+// walkMemo keeps the lattice values of a walk's last point per level, for a series of points
+// in time order (a ticker's samples): points a lattice cell apart share its corners.
+type walkMemo struct {
+	cells [walkLevels]struct {
+		i    int64
+		a, b float64
+		set  bool
+	}
+}
+
+// logAtVia is logAt, through memo (nil: none).
+func (w *walk) logAtVia(ms int64, memo *walkMemo) float64 {
 	x := w.logP0
 	if w.fixed {
 		return x
 	}
+	sec := floorDiv(ms, 1000)
 	for l := range walkLevels {
 		period := int64(1000) << l
-		i := floorDiv(ms, period)
+		i := sec >> l // floorDiv(ms, period)
 		frac := float64(ms-i*period) / float64(period)
-		// One mix per lattice point: level and index occupy disjoint bits (index < 2^56).
-		lk := w.key ^ uint64(l)<<56
-		a := unit(mix(lk^uint64(i)))*2 - 1
-		b := unit(mix(lk^uint64(i+1)))*2 - 1
+		var a, b float64
+		if memo != nil && memo.cells[l].set && memo.cells[l].i == i {
+			a, b = memo.cells[l].a, memo.cells[l].b
+		} else {
+			// One mix per lattice point: level and index occupy disjoint bits (index < 2^56).
+			lk := w.key ^ uint64(l)<<56
+			if memo != nil && memo.cells[l].set && memo.cells[l].i == i-1 {
+				a = memo.cells[l].b // the next cell's first corner is the last one's second
+			} else {
+				a = unit(mix(lk^uint64(i)))*2 - 1
+			}
+			b = unit(mix(lk^uint64(i+1)))*2 - 1
+			if memo != nil {
+				memo.cells[l].i, memo.cells[l].a, memo.cells[l].b, memo.cells[l].set = i, a, b, true
+			}
+		}
 		x += w.amp[l] * (a + (b-a)*frac)
 	}
 	return x
@@ -134,6 +161,10 @@ type market struct {
 	volPerSec           float64 // typical traded volume, base units per second
 	marketTradeMs       int64   // mean spacing of market trades, for ticker trade ids
 	accountTradeMs      int64   // slot length of the account's trades (myTrades)
+
+	// streamMu guards levels, the diff-depth streams' level cache (nil until streamed).
+	streamMu sync.Mutex
+	levels   *levelCache
 }
 
 func newMarket(seed uint64, symbol string, walks map[string]*walk, accountTradeEvery time.Duration) (*market, error) {
@@ -167,8 +198,17 @@ func (m *market) price(ms int64) float64 {
 }
 
 // ticks is the price at ms in tick units (at least one tick).
-func (m *market) ticks(ms int64) int64 {
-	return max(1, int64(math.Round(m.price(ms)*pow10[m.priceDec])))
+func (m *market) ticks(ms int64) int64 { return m.ticksVia(ms, nil) }
+
+// ticksVia is ticks, the walks through memo (nil: none; else one per walk, base then quote).
+func (m *market) ticksVia(ms int64, memo *[2]walkMemo) int64 {
+	var p float64
+	if memo == nil {
+		p = m.price(ms)
+	} else {
+		p = math.Exp(m.baseW.logAtVia(ms, &memo[0]) - m.quoteW.logAtVia(ms, &memo[1]))
+	}
+	return max(1, int64(math.Round(p*pow10[m.priceDec])))
 }
 
 // qtyUnits converts a base quantity to lot units (at least one).
@@ -182,32 +222,61 @@ func appendFixed(b []byte, units int64, dec int) []byte {
 		b = append(b, '-')
 		units = -units
 	}
-	ip, fp := units/ipow10[dec], units%ipow10[dec]
-	b = appendInt(b, ip)
-	b = append(b, '.')
-	frac := fp * ipow10[8-dec]
-	var digits [8]byte
-	for i := 7; i >= 0; i-- {
-		digits[i] = byte('0' + frac%10)
-		frac /= 10
+	if units > maxScaledUnits[dec] {
+		// Too large to scale to 10^-8 units in an int64: integer part and fraction apart.
+		b = appendInt(b, units/ipow10[dec])
+		return appendFraction(b, uint64(units%ipow10[dec]*ipow10[8-dec]))
 	}
-	return append(b, digits[:]...)
+	v := uint64(units * ipow10[8-dec]) // in 10^-8
+	b = appendInt(b, int64(v/1e8))
+	return appendFraction(b, v%1e8)
 }
+
+// maxScaledUnits[dec] is the most units of 10^-dec that scale to 10^-8 units in an int64.
+var maxScaledUnits = func() (m [9]int64) {
+	for dec := range m {
+		m[dec] = (1<<63 - 1) / ipow10[8-dec]
+	}
+	return m
+}()
+
+// appendFraction appends '.' and eight digits of f < 10^8, two at a time.
+func appendFraction(b []byte, f uint64) []byte {
+	n := len(b)
+	b = append(b, ".00000000"...)
+	d := b[n+1 : n+9]
+	hi, lo := f/10000, f%10000
+	d[0], d[1] = digitPairs[2*(hi/100)], digitPairs[2*(hi/100)+1]
+	d[2], d[3] = digitPairs[2*(hi%100)], digitPairs[2*(hi%100)+1]
+	d[4], d[5] = digitPairs[2*(lo/100)], digitPairs[2*(lo/100)+1]
+	d[6], d[7] = digitPairs[2*(lo%100)], digitPairs[2*(lo%100)+1]
+	return b
+}
+
+const digitPairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
 
 func appendInt(b []byte, v int64) []byte {
 	if v < 0 {
 		b = append(b, '-')
 		v = -v
 	}
+	u := uint64(v)
 	var d [20]byte
 	i := len(d)
-	for {
+	for u >= 100 {
+		q := u % 100
+		u /= 100
+		i -= 2
+		d[i], d[i+1] = digitPairs[2*q], digitPairs[2*q+1]
+	}
+	if u >= 10 {
+		i -= 2
+		d[i], d[i+1] = digitPairs[2*u], digitPairs[2*u+1]
+	} else {
 		i--
-		d[i] = byte('0' + v%10)
-		v /= 10
-		if v == 0 {
-			break
-		}
+		d[i] = byte('0' + u)
 	}
 	return append(b, d[i:]...)
 }

@@ -261,6 +261,7 @@ func floorMod(a, b int64) int64 { return a - floorDiv(a, b)*b }
 type streamConn struct {
 	e        *Exchange
 	ws       *websocket.Conn
+	cork     *corkConn // under ws: writeLoop batches each interval's events
 	combined bool
 	opened   time.Time
 	cancel   context.CancelFunc
@@ -305,7 +306,8 @@ func (e *Exchange) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 		c.subs[n] = s
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	cw := &corkingWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
 		OnPingReceived: func(context.Context, []byte) bool {
 			h.mu.Lock()
 			defer h.mu.Unlock()
@@ -316,7 +318,7 @@ func (e *Exchange) serveStream(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered the request
 	}
 	ws.SetReadLimit(1 << 20)
-	c.ws = ws
+	c.ws, c.cork = ws, cw.conn
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	c.cancel = cancel
 	h.mu.Lock()
@@ -350,7 +352,10 @@ func (c *streamConn) close(code websocket.StatusCode, reason string) {
 	h.mu.Unlock()
 	c.e.cfg.Logger.Debug("simex stream closed", slog.String("reason", reason))
 	// Close waits for the client's close frame for up to 5 s; the loops stop at once.
-	go func() { _ = c.ws.Close(code, reason) }()
+	go func() {
+		_ = c.cork.release() // the events held before the close frame
+		_ = c.ws.Close(code, reason)
+	}()
 	c.cancel()
 }
 
@@ -383,10 +388,10 @@ func (c *streamConn) readLoop(ctx context.Context) {
 		}
 		var req request
 		if err := json.Unmarshal(data, &req); err != nil || len(req.ID) == 0 {
-			c.send(ctx, []byte(`{"error":{"code":3,"msg":"Invalid JSON: expected an object with method and id"},"id":null}`))
+			c.send([]byte(`{"error":{"code":3,"msg":"Invalid JSON: expected an object with method and id"},"id":null}`))
 			continue
 		}
-		c.send(ctx, c.handle(req, snapOf(now.UnixMilli())))
+		c.send(c.handle(req, snapOf(now.UnixMilli())))
 	}
 }
 
@@ -453,13 +458,31 @@ func (c *streamConn) handle(req request, snap int64) []byte {
 	return fail(1, fmt.Sprintf("Invalid request: unknown method %q", req.Method))
 }
 
-func (c *streamConn) send(ctx context.Context, b []byte) bool {
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := c.ws.Write(wctx, websocket.MessageText, b); err != nil {
-		if !errors.Is(err, context.Canceled) {
+// send writes one reply, or an event while the connection is corked (held, then written in
+// the interval's batch; a large batch is written out at once).
+func (c *streamConn) send(b []byte) bool {
+	if err := c.cork.writeText(b); err != nil {
+		if !errors.Is(err, errReleased) {
 			c.close(websocket.StatusInternalError, "write failed")
 		}
+		return false
+	}
+	if c.cork.heldBytes() >= maxHeld {
+		if !c.flushHeld() {
+			return false
+		}
+		c.cork.cork()
+	}
+	return true
+}
+
+// maxHeld is how many bytes of events a connection holds before writing them.
+const maxHeld = 256 << 10
+
+// flushHeld writes the held events and uncorks the connection.
+func (c *streamConn) flushHeld() bool {
+	if err := c.cork.uncork(); err != nil {
+		c.close(websocket.StatusInternalError, "write failed")
 		return false
 	}
 	return true
@@ -497,6 +520,7 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 	var bids, asks []level
 	fold := newDiffFold()
 	buf := make([]byte, 0, 4096)
+	var due []*stream
 	for {
 		select {
 		case <-ctx.Done():
@@ -516,7 +540,7 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 		}
 		snap := snapOf(now.UnixMilli())
 		c.mu.Lock()
-		due := make([]*stream, 0, len(c.subs))
+		due = due[:0]
 		for _, s := range c.subs {
 			if snap-s.last >= s.every && !stalled[s.m.symbol] {
 				due = append(due, s)
@@ -524,6 +548,7 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 		}
 		c.mu.Unlock()
 		var n int64
+		c.cork.cork()
 		for _, s := range due {
 			to := snap - floorMod(snap, s.every)
 			buf = buf[:0]
@@ -536,7 +561,6 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 			case s.ticker:
 				buf = s.m.appendTickerEvent(buf, s.mini, now.UnixMilli())
 			case s.diff:
-				bk := s.m.bookAt(to)
 				c.mu.Lock()
 				from := s.last
 				if s.skip > 0 {
@@ -549,7 +573,12 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 					// the client sees a gap, as after a real stall.
 					from = to - maxCatchUp
 				}
-				bids, asks = fold.diff(s.m, from, to, h.cfg.Band, &scratch)
+				s.m.streamMu.Lock()
+				if s.m.levels == nil {
+					s.m.levels = new(levelCache)
+				}
+				bids, asks = fold.diff(s.m, from, to, h.cfg.Band, &scratch, s.m.levels)
+				s.m.streamMu.Unlock()
 				buf = append(buf, `{"e":"depthUpdate","E":`...)
 				buf = appendInt(buf, now.UnixMilli())
 				buf = append(buf, `,"s":"`...)
@@ -557,7 +586,7 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 				buf = append(buf, `","U":`...)
 				buf = appendInt(buf, s.m.updateIDOf(from)+1)
 				buf = append(buf, `,"u":`...)
-				buf = appendInt(buf, bk.updateID)
+				buf = appendInt(buf, s.m.updateIDOf(to))
 				buf = append(buf, `,"b":[`...)
 				buf = appendLevels(buf, s.m, bids)
 				buf = append(buf, `],"a":[`...)
@@ -579,15 +608,26 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 			c.mu.Lock()
 			s.last = to
 			c.mu.Unlock()
-			if !c.send(ctx, buf) {
+			if !c.send(buf) {
 				return
 			}
 			n++
+		}
+		if !c.flushHeld() {
+			return
 		}
 		h.mu.Lock()
 		h.events += n
 		h.mu.Unlock()
 	}
+}
+
+// bookVia is m's book at snap, through lc (nil: none).
+func bookVia(lc *levelCache, m *market, snap int64) bookState {
+	if lc == nil {
+		return m.bookAt(snap)
+	}
+	return lc.book(m, snap)
 }
 
 // maxCatchUp is how many snapshots one diff event may fold: 10 s.
@@ -598,45 +638,46 @@ const maxCatchUp = 100
 // snapshot in the window, the event gives the window's last book (a diff of the two end books
 // alone would miss a level that came and went in between).
 type diffFold struct {
-	sides [2]map[int64]int64
-	tmp   []level
+	out [2][]level // the last diff's sides, reused
 }
 
-func newDiffFold() *diffFold {
-	return &diffFold{sides: [2]map[int64]int64{{}, {}}}
-}
+func newDiffFold() *diffFold { return &diffFold{} }
 
-func (f *diffFold) diff(m *market, from, to int64, band int, scratch *[2][]level) (bids, asks []level) {
+// With lc (the market's cache, its streamMu held; nil: none) the books' levels come through it.
+func (f *diffFold) diff(m *market, from, to int64, band int, scratch *[2][]level, lc *levelCache) (bids, asks []level) {
 	if to-from == 1 {
-		a, b := m.bookAt(from), m.bookAt(to)
-		return diffSide(nil, a, b, false, band, scratch), diffSide(nil, a, b, true, band, scratch)
+		a, b := bookVia(lc, m, from), bookVia(lc, m, to)
+		f.out[0] = diffSide(f.out[0][:0], a, b, false, band, scratch, lc)
+		f.out[1] = diffSide(f.out[1][:0], a, b, true, band, scratch, lc)
+		return f.out[0], f.out[1]
 	}
-	for i := range f.sides {
-		clear(f.sides[i])
-	}
-	prev := m.bookAt(from)
+	// Every snapshot's changes in order, then each price's last: a stable sort by price keeps
+	// a price's changes in time order.
+	out := &f.out
+	out[0], out[1] = out[0][:0], out[1][:0]
+	prev := bookVia(lc, m, from)
 	for sn := from + 1; sn <= to; sn++ {
-		next := m.bookAt(sn)
-		for i, isAsk := range []bool{false, true} {
-			f.tmp = diffSide(f.tmp[:0], prev, next, isAsk, band, scratch)
-			for _, l := range f.tmp {
-				f.sides[i][l.price] = l.qty
-			}
-		}
+		next := bookVia(lc, m, sn)
+		out[0] = diffSide(out[0], prev, next, false, band, scratch, lc)
+		out[1] = diffSide(out[1], prev, next, true, band, scratch, lc)
 		prev = next
 	}
-	out := [2][]level{}
-	for i := range f.sides {
-		for p, q := range f.sides[i] {
-			out[i] = append(out[i], level{p, q})
-		}
+	for i := range out {
 		asc := i == 1
-		slices.SortFunc(out[i], func(x, y level) int {
+		slices.SortStableFunc(out[i], func(x, y level) int {
 			if asc {
 				return cmp.Compare(x.price, y.price)
 			}
 			return cmp.Compare(y.price, x.price)
 		})
+		ls := out[i][:0]
+		for j, l := range out[i] {
+			if j+1 < len(out[i]) && out[i][j+1].price == l.price {
+				continue // a later change of the price follows
+			}
+			ls = append(ls, l)
+		}
+		out[i] = ls
 	}
 	return out[0], out[1]
 }

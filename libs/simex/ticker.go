@@ -27,8 +27,9 @@ func (m *market) tickerAt(nowMs int64) tickerStats {
 	o, last := m.ticks(openMs), m.ticks(nowMs)
 	hi, lo := max(o, last), min(o, last)
 	var sum float64
+	var memo [2]walkMemo // the samples are in time order
 	for i := int64(1); i <= tickerSamples; i++ {
-		t := m.ticks(openMs + msDay*i/(tickerSamples+1))
+		t := m.ticksVia(openMs+msDay*i/(tickerSamples+1), &memo)
 		hi, lo = max(hi, t), min(lo, t)
 		sum += float64(t)
 	}
