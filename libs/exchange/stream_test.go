@@ -333,3 +333,24 @@ func TestRefusedSnapshotsBackOff(t *testing.T) {
 	// 1 s, 2 s…: a handful.
 	require.LessOrEqual(t, r.books.Stats().ResyncFailures, int64(6))
 }
+
+// A symbol the exchange takes out of TRADING streams nothing (its REST book is empty): its local
+// book ages while the others' stay fresh, and it comes back when trading resumes.
+func TestHaltedSymbolStreamsNothing(t *testing.T) {
+	t.Parallel()
+	syms := []string{"BTCUSDT", "ETHUSDT"}
+	r := newStreamRig(t, syms, nil, nil)
+	r.waitLive(t, len(syms))
+	require.NoError(t, r.ex.SetSymbolStatus("ETHUSDT", "HALT"))
+	require.Eventually(t, func() bool {
+		_, _, eth, _ := r.books.Book("ETHUSDT", 5)
+		_, _, btc, ok := r.books.Book("BTCUSDT", 5)
+		return ok && eth > time.Second && btc < 500*time.Millisecond
+	}, 20*time.Second, 10*time.Millisecond, "ETHUSDT's book gets no events; BTCUSDT's does")
+	require.NoError(t, r.ex.SetSymbolStatus("ETHUSDT", "TRADING"))
+	require.Eventually(t, func() bool {
+		_, _, eth, ok := r.books.Book("ETHUSDT", 5)
+		return ok && eth < 500*time.Millisecond
+	}, 20*time.Second, 10*time.Millisecond, "events again once it trades")
+	r.requireSameAsREST(t, syms, 20)
+}

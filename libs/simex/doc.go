@@ -23,8 +23,8 @@
 // CANCEL_ONLY, END_OF_DAY, …; Config.Statuses, SetSymbolStatus) are reported so by exchangeInfo
 // (filterable with symbolStatus) and have an empty REST book that keeps its lastUpdateId, zero
 // tickers (as for a symbol without trades) and no candles after trading stopped; only the
-// current spell is remembered, so candles of a past one reappear once trading resumes, and the
-// streams do not see statuses. Past Config.MaxInFlight concurrent requests it is overloaded
+// current spell is remembered, so candles of a past one reappear once trading resumes; its
+// streams send nothing while it is not trading. Past Config.MaxInFlight concurrent requests it is overloaded
 // (503, -1008); its CDN firewall answers 403 with an HTML page (SetFirewall,
 // Faults.FirewallRate), and its gateway 502/504 pages and 500 -1000 (Faults.GatewayErrorRate).
 package simex

@@ -32,8 +32,8 @@ func validStatus(status string) error {
 
 // SetSymbolStatus changes a symbol's status from now on. Leaving TRADING freezes its REST
 // market at this instant (the depth keeps its lastUpdateId, klines end here); returning to it
-// resumes the price path where it would be had trading never stopped. The streams are not
-// affected.
+// resumes the price path where it would be had trading never stopped. Its streams send nothing
+// while it is not trading.
 func (e *Exchange) SetSymbolStatus(symbol, status string) error {
 	if err := validStatus(status); err != nil {
 		return fmt.Errorf("simex: set status of %s: %w", symbol, err)
@@ -72,6 +72,20 @@ func (e *Exchange) SymbolStatus(symbol string) string {
 		return h.status
 	}
 	return StatusTrading
+}
+
+// haltedSymbols is the set of symbols out of TRADING now (nil when none).
+func (e *Exchange) haltedSymbols() map[string]bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.halted) == 0 {
+		return nil
+	}
+	out := make(map[string]bool, len(e.halted))
+	for s := range e.halted {
+		out[s] = true
+	}
+	return out
 }
 
 // halt is a symbol out of TRADING: its status, and since when (Unix ms, the exchange clock).

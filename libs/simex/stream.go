@@ -535,6 +535,7 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 		h.mu.Lock()
 		stallAll, stalled := h.faults.Stall, h.stalled
 		h.mu.Unlock()
+		halted := c.e.haltedSymbols()
 		if stallAll {
 			continue
 		}
@@ -542,7 +543,9 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 		c.mu.Lock()
 		due = due[:0]
 		for _, s := range c.subs {
-			if snap-s.last >= s.every && !stalled[s.m.symbol] {
+			// A symbol out of TRADING has no market: its streams send nothing (its REST book
+			// is empty, its ticker idle).
+			if snap-s.last >= s.every && !stalled[s.m.symbol] && !halted[s.m.symbol] {
 				due = append(due, s)
 			}
 		}
