@@ -64,6 +64,7 @@ type options struct {
 	chunk       int
 	workers     int
 	cpuprofile  string
+	tickprofile string
 }
 
 func main() {
@@ -78,6 +79,7 @@ func main() {
 	flag.IntVar(&o.chunk, "chunk", 0, "symbols per claim (0: the runner's default)")
 	flag.IntVar(&o.workers, "workers", 0, "chunks worked at once (0: the runner's default)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the feed-alone window to this file")
+	flag.StringVar(&o.tickprofile, "tickprofile", "", "write a CPU profile of the ticks to this file")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -320,6 +322,16 @@ func run(ctx context.Context, o options) (err error) {
 		weights   []int64
 	)
 	p := time.Now().Truncate(o.interval).Add(o.interval)
+	if o.tickprofile != "" {
+		f, err := os.Create(o.tickprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cpuTicks0, wallTicks0 := cpuTime(), time.Now()
 	for end := p.Add(o.duration); p.Before(end); p = p.Add(o.interval) {
 		select {

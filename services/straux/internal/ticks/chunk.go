@@ -182,6 +182,21 @@ func (r *Runner) fetch(ctx context.Context, run *periodRun, p time.Time, symbols
 	invalid := make([]bool, len(symbols))
 	var books sync.WaitGroup
 	for i, sym := range symbols {
+		// A live local book with one snapshot a tick is read in place (no I/O, no wait); only
+		// REST calls and spaced snapshots get a goroutine each.
+		if r.cfg.Streams != nil && r.cfg.Snapshots == 1 {
+			s, why := r.sampleStream(ctx, p, sym)
+			if why == nil {
+				f.samples[i] = s
+				continue
+			}
+			books.Add(1)
+			go func() {
+				defer books.Done()
+				f.samples[i], invalid[i] = r.fallback(ctx, run, p, sym, why)
+			}()
+			continue
+		}
 		books.Add(1)
 		go func() {
 			defer books.Done()

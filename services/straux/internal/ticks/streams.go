@@ -71,13 +71,22 @@ func (f *fallbacks) total() (n int, byReason map[string]int, first []string) {
 // sampleSymbol samples one symbol: from its local book in stream mode, else (or when the book is
 // not live) by REST depth calls. invalid reports an exchange that does not know the symbol.
 func (r *Runner) sampleSymbol(ctx context.Context, run *periodRun, p time.Time, symbol string) (s book.Sample, invalid bool) {
-	st := r.cfg.Streams
-	if st == nil {
+	if r.cfg.Streams == nil {
 		return r.sampleREST(ctx, p, symbol)
 	}
+	s, why := r.sampleStream(ctx, p, symbol)
+	if why == nil {
+		return s, false
+	}
+	return r.fallback(ctx, run, p, symbol, why)
+}
+
+// sampleStream samples a symbol from its local book; why says why it could not (the book not
+// live, or not held here).
+func (r *Runner) sampleStream(ctx context.Context, p time.Time, symbol string) (s book.Sample, why error) {
 	var ages []time.Duration
-	s, _, why := r.takeSnapshots(ctx, p, symbol, func() (*exchange.OrderBook, error) {
-		ob, state, age, ok := st.Book(symbol, r.cfg.DepthLimit)
+	s, _, why = r.takeSnapshots(ctx, p, symbol, func() (*exchange.OrderBook, error) {
+		ob, state, age, ok := r.cfg.Streams.Book(symbol, r.cfg.DepthLimit)
 		switch {
 		case !ok && state == "":
 			return nil, errNotLive(fallbackNotHeld)
@@ -87,15 +96,21 @@ func (r *Runner) sampleSymbol(ctx context.Context, run *periodRun, p time.Time, 
 		ages = append(ages, age)
 		return ob, nil
 	})
-	if why == nil {
-		s.Source = book.SourceStream
-		s.BookAge = slices.Max(ages)
-		r.m.bookAge.Observe(s.BookAge.Seconds())
-		if s.Valid {
-			r.m.samplesBySource.WithLabelValues(book.SourceStream).Inc()
-		}
-		return s, false
+	if why != nil {
+		return s, why
 	}
+	s.Source = book.SourceStream
+	s.BookAge = slices.Max(ages)
+	r.m.bookAge.Observe(s.BookAge.Seconds())
+	if s.Valid {
+		r.m.samplesBySource.WithLabelValues(book.SourceStream).Inc()
+	}
+	return s, nil
+}
+
+// fallback samples over REST a symbol whose local book could not be sampled (why), within the
+// tick's REST fallback budget.
+func (r *Runner) fallback(ctx context.Context, run *periodRun, p time.Time, symbol string, why error) (s book.Sample, invalid bool) {
 	reason := why.Error()
 	if run.fallbackLeft.Add(-1) < 0 {
 		r.m.fallbacks.WithLabelValues(fallbackBudget).Inc()
