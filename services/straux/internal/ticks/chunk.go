@@ -185,7 +185,7 @@ func (r *Runner) fetch(ctx context.Context, run *periodRun, p time.Time, symbols
 		// A live local book with one snapshot a tick is read in place (no I/O, no wait); only
 		// REST calls and spaced snapshots get a goroutine each.
 		if r.cfg.Streams != nil && r.cfg.Snapshots == 1 {
-			s, why := r.sampleStream(ctx, p, sym)
+			s, why := run.presampled(r, ctx, sym)
 			if why == nil {
 				f.samples[i] = s
 				continue

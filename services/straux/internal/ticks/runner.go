@@ -429,6 +429,8 @@ type periodRun struct {
 	backfillLeft atomic.Int64
 	fallbackLeft atomic.Int64 // stream mode: REST samples this replica may still take
 	fallbacks    fallbacks
+	preOnce      sync.Once
+	pre          map[string]book.Sample // stream mode: its live books, read at once (presampled)
 
 	mu      sync.Mutex
 	changed chan struct{} // closed (and replaced) when a local chunk finishes

@@ -108,6 +108,26 @@ func (r *Runner) sampleStream(ctx context.Context, p time.Time, symbol string) (
 	return s, nil
 }
 
+// presampled is a symbol's sample from its local book as of when this replica first needed one
+// in the period: every live book it holds is read in one pass then, so the universe is sampled
+// at one instant (not over the seconds the chunks take) and the books' ages are those of that
+// instant. A symbol without a presample (not live then) is sampled now.
+func (run *periodRun) presampled(r *Runner, ctx context.Context, symbol string) (book.Sample, error) {
+	run.preOnce.Do(func() {
+		live := r.cfg.Streams.Live()
+		run.pre = make(map[string]book.Sample, len(live))
+		for _, sym := range live {
+			if s, why := r.sampleStream(ctx, run.tick.PeriodStart, sym); why == nil {
+				run.pre[sym] = s
+			}
+		}
+	})
+	if s, ok := run.pre[symbol]; ok {
+		return s, nil
+	}
+	return r.sampleStream(ctx, run.tick.PeriodStart, symbol)
+}
+
 // fallback samples over REST a symbol whose local book could not be sampled (why), within the
 // tick's REST fallback budget.
 func (r *Runner) fallback(ctx context.Context, run *periodRun, p time.Time, symbol string, why error) (s book.Sample, invalid bool) {
