@@ -3,9 +3,9 @@ package exchange_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"cryptopill.dev/jobs/libs/exchange"
+	"cryptopill.dev/jobs/libs/testkit/clocktest"
 )
 
 // A combined-stream diff event as the simulated exchange sends it at depth 100: a dozen levels.
@@ -16,12 +16,12 @@ var benchEvent = []byte(`{"stream":"s0001usdt@depth@100ms","data":{"e":"depthUpd
 func BenchmarkBooksStreamMessage(b *testing.B) {
 	books, err := exchange.NewBooks(exchange.BooksConfig{Snapshot: func(context.Context, string, int) (*exchange.OrderBook, error) {
 		return &exchange.OrderBook{LastUpdateID: 1}, nil
-	}})
+	}, Now: clocktest.Fixed(clocktest.Afternoon)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	books.SetSymbols([]string{"S0001USDT"})
-	now := time.Now()
+	now := clocktest.Afternoon
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		stream, data, err := exchange.UnwrapCombined(benchEvent)
@@ -42,13 +42,13 @@ var benchTickerEvent = []byte(`{"stream":"btcusdt@ticker","data":{"e":"24hrTicke
 // BenchmarkTickersStreamMessage is the per-message cost of a ticker event after the socket: the
 // combined wrapper unwrapped, the event decoded and checked, the ticker kept, through a FeedMux.
 func BenchmarkTickersStreamMessage(b *testing.B) {
-	tickers := exchange.NewTickers(exchange.TickersConfig{})
+	tickers := exchange.NewTickers(exchange.TickersConfig{Now: clocktest.Fixed(clocktest.Afternoon)})
 	tickers.SetSymbols([]string{"BTCUSDT"})
 	mux, err := exchange.NewFeedMux(map[string]exchange.FeedHandler{exchange.TickerStreamKind: tickers}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	now := time.Now()
+	now := clocktest.Afternoon
 	b.ReportAllocs()
 	for b.Loop() {
 		stream, data, err := exchange.UnwrapCombined(benchTickerEvent)
