@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"embed"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,17 +21,6 @@ import (
 
 // `cpctl jobs`: list, show, retry, cancel, prune, pause and resume the jobs of ingest.jobs. The
 // actions are libs/jobs' (the web console calls the same); this file parses, prints and exits.
-
-//go:embed sql/jobs_*.sql
-var jobsSQL embed.FS
-
-func mustJobsSQL(name string) string {
-	b, err := jobsSQL.ReadFile("sql/" + name + ".sql")
-	if err != nil {
-		panic(fmt.Sprintf("cpctl: embedded sql/%s.sql: %v", name, err))
-	}
-	return string(b)
-}
 
 const jobsUsage = `usage: cpctl jobs <action> [flags]
 
@@ -243,7 +231,7 @@ func jobsList(ctx context.Context, c *jobsCmd) error {
 	if err := c.connect(ctx); err != nil {
 		return err
 	}
-	rows, err := c.pool.Query(ctx, mustJobsSQL("jobs_list"), kind, status, symbol, sinceAt, withinUS, limit)
+	rows, err := c.pool.Query(ctx, mustSQL("jobs_list"), kind, status, symbol, sinceAt, withinUS, limit)
 	if err != nil {
 		return fmt.Errorf("list jobs: %w", err)
 	}
@@ -379,7 +367,7 @@ func jobsShow(ctx context.Context, c *jobsCmd) error {
 	}
 	rep := jobsShowReport{Occurrences: []occurrenceView{}, Runs: []jobRunView{}}
 	j := &rep.Job
-	err = c.pool.QueryRow(ctx, mustJobsSQL("jobs_show"), id).Scan(append(j.listFields(), &j.Payload, &j.CreatedAt,
+	err = c.pool.QueryRow(ctx, mustSQL("jobs_show"), id).Scan(append(j.listFields(), &j.Payload, &j.CreatedAt,
 		&j.LockedBy, &j.LeaseExpiresAt, &j.LastFailedAt)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("show job %d: %w", id, jobs.ErrJobNotFound)
@@ -387,7 +375,7 @@ func jobsShow(ctx context.Context, c *jobsCmd) error {
 	if err != nil {
 		return fmt.Errorf("show job %d: %w", id, err)
 	}
-	rows, err := c.pool.Query(ctx, mustJobsSQL("jobs_occurrences"), id, runs)
+	rows, err := c.pool.Query(ctx, mustSQL("jobs_occurrences"), id, runs)
 	if err != nil {
 		return fmt.Errorf("show job %d: occurrences: %w", id, err)
 	}
@@ -398,7 +386,7 @@ func jobsShow(ctx context.Context, c *jobsCmd) error {
 	}); err != nil {
 		return fmt.Errorf("show job %d: occurrences: %w", id, err)
 	}
-	rows, err = c.pool.Query(ctx, mustJobsSQL("jobs_runs"), id, runs)
+	rows, err = c.pool.Query(ctx, mustSQL("jobs_runs"), id, runs)
 	if err != nil {
 		return fmt.Errorf("show job %d: runs: %w", id, err)
 	}
@@ -537,7 +525,7 @@ func jobsRetry(ctx context.Context, c *jobsCmd) error {
 		return err
 	}
 	var total int64
-	if err := c.pool.QueryRow(ctx, mustJobsSQL("jobs_failed_count"), string(k)).Scan(&total); err != nil {
+	if err := c.pool.QueryRow(ctx, mustSQL("jobs_failed_count"), string(k)).Scan(&total); err != nil {
 		return fmt.Errorf("count failed %s jobs: %w", k, err)
 	}
 	// Progress on stderr, so --json's stdout stays one document.

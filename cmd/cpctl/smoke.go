@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"embed"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -22,17 +21,6 @@ import (
 // density, window coverage and gaps (smoke_straux.go), numbers stuck at a clamp or a bound, and
 // vectors that stopped having values; then an end-to-end pass over the running stack
 // (smoke_e2e.go) that drives one mini cycle and removes what it created.
-
-//go:embed sql/smoke_*.sql
-var smokeSQL embed.FS
-
-func mustSmokeSQL(name string) string {
-	b, err := smokeSQL.ReadFile("sql/" + name + ".sql")
-	if err != nil {
-		panic(fmt.Sprintf("cpctl: embedded sql/%s.sql: %v", name, err))
-	}
-	return string(b)
-}
 
 // boundTolerance is how close (relative) a value must be to a bound to count as at it: a
 // saturated tanh only approaches ±1 (S·tanh(15) is 1e-11 short of S).
@@ -259,7 +247,7 @@ func checkMEAClamp(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions) sm
 		since, newest         *time.Time
 		before                *bool
 	)
-	err := smokeQuery(ctx, pool, mustSmokeSQL("smoke_mea"), []any{opt.periods, opt.history, boundTolerance},
+	err := smokeQuery(ctx, pool, mustSQL("smoke_mea"), []any{opt.periods, opt.history, boundTolerance},
 		[]any{&series, &run, &bound, &since, &newest, &moodID, &before, &grids}, func() error {
 			if series != nil { // else the row that only counts grids
 				findings = append(findings, smokeFinding{Series: *series, Bound: *bound, Run: *run, Since: *since,
@@ -297,7 +285,7 @@ func checkVectorClamps(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions
 		kind   string
 		symbol *string
 	)
-	err := smokeQuery(ctx, pool, mustSmokeSQL("smoke_vectors"), []any{opt.periods, opt.history, boundTolerance},
+	err := smokeQuery(ctx, pool, mustSQL("smoke_vectors"), []any{opt.periods, opt.history, boundTolerance},
 		[]any{&kind, &f.Window, &symbol, &f.Series, &f.Run, &f.Bound, &f.Since, &f.Newest, &f.Symbols, &f.SinceBefore},
 		func() error {
 			g := f
@@ -343,7 +331,7 @@ func checkNullVectors(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions)
 		worst    float64
 		findings []smokeFinding
 	)
-	err := smokeQuery(ctx, pool, mustSmokeSQL("smoke_null_vectors"), []any{opt.periods},
+	err := smokeQuery(ctx, pool, mustSQL("smoke_null_vectors"), []any{opt.periods},
 		[]any{&f.Window, &f.Rows, &without, &reason, &f.Newest}, func() error {
 			windows++
 			f.Share = float64(without) / float64(f.Rows)

@@ -131,7 +131,7 @@ func (r *e2eRun) tick(ctx context.Context, started time.Time) smokeCheck {
 		emptyDone        int // periods done without one good sample (the exchange refusing)
 	)
 	ok, err := poll(ctx, func(ctx context.Context) (bool, error) {
-		err := r.pool.QueryRow(ctx, mustSmokeSQL("smoke_e2e_tick"), started).Scan(&period, &length, &sampled, &vectors, &emptyDone)
+		err := r.pool.QueryRow(ctx, mustSQL("smoke_e2e_tick"), started).Scan(&period, &length, &sampled, &vectors, &emptyDone)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return false, nil
 		}
@@ -158,7 +158,7 @@ func (r *e2eRun) tick(ctx context.Context, started time.Time) smokeCheck {
 func (r *e2eRun) sessionMoves(ctx context.Context, started time.Time) smokeCheck {
 	const name = "e2e.session"
 	var symbol, quote string
-	err := r.pool.QueryRow(ctx, mustSmokeSQL("smoke_e2e_market")).Scan(&symbol, &quote)
+	err := r.pool.QueryRow(ctx, mustSQL("smoke_e2e_market")).Scan(&symbol, &quote)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return smokeCheck{Name: name, Status: statusSkip, Detail: "no enabled symbol in the universe to trade"}
 	}
@@ -167,10 +167,10 @@ func (r *e2eRun) sessionMoves(ctx context.Context, started time.Time) smokeCheck
 	}
 	// Trades first, then the session: its opening imports them at once, and the trades' own
 	// insert events import again, finding nothing new.
-	if _, err := r.pool.Exec(ctx, mustSmokeSQL("smoke_e2e_trades"), symbol, r.scope, started); err != nil {
+	if _, err := r.pool.Exec(ctx, mustSQL("smoke_e2e_trades"), symbol, r.scope, started); err != nil {
 		return errorCheck(name, fmt.Errorf("insert smoke trades (scope %s): %w", r.scope, err))
 	}
-	if err := r.pool.QueryRow(ctx, mustSmokeSQL("smoke_e2e_session"), r.scope, started.Add(-time.Minute)).Scan(&r.session); err != nil {
+	if err := r.pool.QueryRow(ctx, mustSQL("smoke_e2e_session"), r.scope, started.Add(-time.Minute)).Scan(&r.session); err != nil {
 		return errorCheck(name, fmt.Errorf("open smoke session (scope %s): %w", r.scope, err))
 	}
 	var moves int
@@ -197,7 +197,7 @@ func (r *e2eRun) universeSeeds(ctx context.Context, _ time.Time) smokeCheck {
 	if err := r.pool.QueryRow(ctx, "SELECT count(*) FROM settings.windows WHERE enabled").Scan(&windows); err != nil {
 		return errorCheck(name, err)
 	}
-	if _, err := r.pool.Exec(ctx, mustSmokeSQL("smoke_e2e_symbol"), r.symbol, r.base); err != nil {
+	if _, err := r.pool.Exec(ctx, mustSQL("smoke_e2e_symbol"), r.symbol, r.base); err != nil {
 		return errorCheck(name, fmt.Errorf("enable smoke symbol %s: %w", r.symbol, err))
 	}
 	var jobs int
@@ -266,10 +266,10 @@ func (r *e2eRun) cleanup(ctx context.Context) smokeCheck {
 	defer cancel()
 	var removed, withSession int64
 	err := pgx.BeginTxFunc(ctx, r.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, mustSmokeSQL("smoke_e2e_cleanup"), r.session, r.scope, r.symbol).Scan(&removed); err != nil {
+		if err := tx.QueryRow(ctx, mustSQL("smoke_e2e_cleanup"), r.session, r.scope, r.symbol).Scan(&removed); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, mustSmokeSQL("smoke_e2e_cleanup_session"), r.session).Scan(&withSession)
+		return tx.QueryRow(ctx, mustSQL("smoke_e2e_cleanup_session"), r.session).Scan(&withSession)
 	})
 	if err != nil {
 		return errorCheck(name, fmt.Errorf("remove smoke rows (session %d, scope %s, symbol %s): %w", r.session, r.scope, r.symbol, err))
@@ -277,7 +277,7 @@ func (r *e2eRun) cleanup(ctx context.Context) smokeCheck {
 	var left []string
 	var tbl string
 	var n int64
-	rows, err := r.pool.Query(ctx, mustSmokeSQL("smoke_e2e_leftovers"), r.session, r.scope, r.symbol)
+	rows, err := r.pool.Query(ctx, mustSQL("smoke_e2e_leftovers"), r.session, r.scope, r.symbol)
 	if err == nil {
 		_, err = pgx.ForEachRow(rows, []any{&tbl, &n}, func() error { left = append(left, fmt.Sprintf("%s: %d", tbl, n)); return nil })
 	}

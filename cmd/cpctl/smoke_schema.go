@@ -108,7 +108,7 @@ func referenceCatalog(ctx context.Context, pool *pgxpool.Pool, databaseURL strin
 		return nil, fmt.Errorf("open scratch database %s: %w", scratch, db.Redact(err, scratchURL))
 	}
 	defer sp.Close()
-	rows, err := sp.Query(ctx, mustSmokeSQL("smoke_schema_names"))
+	rows, err := sp.Query(ctx, mustSQL("smoke_schema_names"))
 	if err != nil {
 		return nil, fmt.Errorf("scratch schemas: %w", err)
 	}
@@ -122,7 +122,7 @@ func referenceCatalog(ctx context.Context, pool *pgxpool.Pool, databaseURL strin
 func readCatalog(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, schemas []string) ([]schemaObject, error) {
-	rows, err := q.Query(ctx, mustSmokeSQL("smoke_schema_catalog"), schemas)
+	rows, err := q.Query(ctx, mustSQL("smoke_schema_catalog"), schemas)
 	if err != nil {
 		return nil, fmt.Errorf("read catalog: %w", err)
 	}

@@ -27,7 +27,7 @@ func checkSampling(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions) []
 		symbols, young, checked int
 		worst                   = 1.0
 	)
-	err := smokeQuery(ctx, pool, mustSmokeSQL("smoke_sampling"), []any{now},
+	err := smokeQuery(ctx, pool, mustSQL("smoke_sampling"), []any{now},
 		[]any{&symbol, &added, &spacing, &newest, &first, &lastHour, &expected}, func() error {
 			symbols++
 			limit := time.Duration(opt.stalePeriods) * spacing
@@ -93,7 +93,7 @@ func checkCoverage(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions) []
 		worst          = 1.0
 		longest        time.Duration
 	)
-	err := smokeQuery(ctx, pool, mustSmokeSQL("smoke_coverage"), []any{opt.now()},
+	err := smokeQuery(ctx, pool, mustSQL("smoke_coverage"), []any{opt.now()},
 		[]any{&f.Symbol, &f.Window, &spacing, &n, &expected, &gap, &gapEnd}, func() error {
 			pairs++
 			if expected >= 2 {

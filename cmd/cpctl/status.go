@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"embed"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -29,17 +28,6 @@ import (
 
 // `cpctl status`: the whole system on one screen. gatherStatus builds one statusReport from
 // Postgres and NATS; the table, JSON and the console's HTML all render that struct.
-
-//go:embed sql/status_*.sql
-var statusSQL embed.FS
-
-func mustStatusSQL(name string) string {
-	b, err := statusSQL.ReadFile("sql/" + name + ".sql")
-	if err != nil {
-		panic(fmt.Sprintf("cpctl: embedded sql/%s.sql: %v", name, err))
-	}
-	return string(b)
-}
 
 // statusServices are the services a deployment runs; each needs a live replica.
 var statusServices = []string{events.ServiceOrchestrator, events.ServiceStraux, events.ServiceCinimport, events.ServiceSeeder}
@@ -367,7 +355,7 @@ func gatherServices(ctx context.Context, src statusSources, opt statusOptions, n
 		get(n)
 	}
 	// Sessions first: a replica the services API lists is joined to its session by session_id.
-	rows, err := src.Pool.Query(ctx, mustStatusSQL("status_sessions"), now.Add(-opt.LostWindow))
+	rows, err := src.Pool.Query(ctx, mustSQL("status_sessions"), now.Add(-opt.LostWindow))
 	if err == nil {
 		var (
 			rs       replicaStatus
@@ -554,7 +542,7 @@ func gatherTickPeriods(ctx context.Context, src statusSources, opt statusOptions
 		p   tickPeriod
 		rot int
 	)
-	rows, err := src.Pool.Query(ctx, mustStatusSQL("status_tick_periods"), opt.Periods)
+	rows, err := src.Pool.Query(ctx, mustSQL("status_tick_periods"), opt.Periods)
 	if err == nil {
 		_, err = pgx.ForEachRow(rows, []any{&p.Start, &p.Period, &p.Status, &rot, &p.Planned, &p.Sampled, &p.Failed, &p.Abandoned, &p.Reason}, func() error {
 			out = append(out, p)
@@ -597,7 +585,7 @@ func gatherFreshness(ctx context.Context, src statusSources, opt statusOptions, 
 	f.Threshold = time.Duration(opt.StaleRounds*rounds) * period
 	f.Basis = fmt.Sprintf("%d × period %s × %d rotation rounds (%s)", opt.StaleRounds, period, rounds, basis)
 
-	rows, err := src.Pool.Query(ctx, mustStatusSQL("status_freshness"))
+	rows, err := src.Pool.Query(ctx, mustSQL("status_freshness"))
 	if err != nil {
 		problem("freshness: %v", err)
 		return f
@@ -752,7 +740,7 @@ func gatherJobs(ctx context.Context, src statusSources, opt statusOptions, now t
 		b      jobBacklog
 		oldest *time.Time
 	)
-	rows, err := src.Pool.Query(ctx, mustStatusSQL("status_jobs"), now)
+	rows, err := src.Pool.Query(ctx, mustSQL("status_jobs"), now)
 	if err == nil {
 		_, err = pgx.ForEachRow(rows, []any{&b.Kind, &b.Status, &b.Count, &oldest, &b.ConsecutiveFailures}, func() error {
 			j := b
@@ -780,7 +768,7 @@ func gatherJobs(ctx context.Context, src statusSources, opt statusOptions, now t
 	sort.Strings(kinds)
 	var fails []jobFailure
 	var f jobFailure
-	rows, err = src.Pool.Query(ctx, mustStatusSQL("status_job_failures"), opt.Failures)
+	rows, err = src.Pool.Query(ctx, mustSQL("status_job_failures"), opt.Failures)
 	if err == nil {
 		_, err = pgx.ForEachRow(rows, []any{&f.ID, &f.Kind, &f.Payload, &f.Attempts, &f.Error, &f.At}, func() error {
 			fails = append(fails, f)
@@ -808,7 +796,7 @@ func gatherJobRuns(ctx context.Context, src statusSources, opt statusOptions, pr
 		out []jobRun
 		j   jobRun
 	)
-	rows, err := src.Pool.Query(ctx, mustStatusSQL("status_job_runs"), opt.Failures)
+	rows, err := src.Pool.Query(ctx, mustSQL("status_job_runs"), opt.Failures)
 	if err == nil {
 		_, err = pgx.ForEachRow(rows, []any{&j.ID, &j.Kind, &j.Name, &j.Status, &j.Started, &j.Finished, &j.Error}, func() error {
 			out = append(out, j)
@@ -826,7 +814,7 @@ func gatherRunningJobs(ctx context.Context, src statusSources, opt statusOptions
 		out []runningJob
 		j   runningJob
 	)
-	rows, err := src.Pool.Query(ctx, mustStatusSQL("status_running_jobs"), opt.Failures)
+	rows, err := src.Pool.Query(ctx, mustSQL("status_running_jobs"), opt.Failures)
 	if err == nil {
 		_, err = pgx.ForEachRow(rows, []any{&j.ID, &j.Kind, &j.Key, &j.Attempts, &j.Started, &j.Worker}, func() error {
 			out = append(out, j)
@@ -844,7 +832,7 @@ func gatherSessions(ctx context.Context, src statusSources, problem func(string,
 		out []openSession
 		s   openSession
 	)
-	rows, err := src.Pool.Query(ctx, mustStatusSQL("status_open_sessions"))
+	rows, err := src.Pool.Query(ctx, mustSQL("status_open_sessions"))
 	if err == nil {
 		_, err = pgx.ForEachRow(rows, []any{&s.ID, &s.Scope, &s.Label, &s.Started, &s.LastImport, &s.Moves}, func() error {
 			out = append(out, s)
@@ -865,7 +853,7 @@ func gatherMarketData(ctx context.Context, src statusSources, problem func(strin
 		md marketDataStatus
 		m  streamMember
 	)
-	rows, err := src.Pool.Query(ctx, mustStatusSQL("status_stream_members"))
+	rows, err := src.Pool.Query(ctx, mustSQL("status_stream_members"))
 	if err == nil {
 		_, err = pgx.ForEachRow(rows, []any{&m.Replica, &m.Host, &m.Streams, &m.Live, &m.SeenAgo}, func() error {
 			md.Members = append(md.Members, m)
@@ -876,7 +864,7 @@ func gatherMarketData(ctx context.Context, src statusSources, problem func(strin
 		problem("market data: read str_aux.stream_members: %v", err)
 	}
 	var period time.Time
-	err = src.Pool.QueryRow(ctx, mustStatusSQL("status_market_data")).
+	err = src.Pool.QueryRow(ctx, mustSQL("status_market_data")).
 		Scan(&period, &md.FromStream, &md.FromREST, &md.StreamMissed, &md.NotTrading, &md.BookAgeP99Ms)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
