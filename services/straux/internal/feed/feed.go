@@ -85,7 +85,6 @@ type Feed struct {
 	owned         map[string]bool      // owned now
 	lingering     map[string]time.Time // moved away, held until
 	held          []string             // owned ∪ lingering, sorted
-	refreshes     int64
 	refreshErrors int64
 }
 
@@ -182,25 +181,21 @@ func (f *Feed) refresh(ctx context.Context) error {
 	cancel()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.refreshes++
 	if err != nil {
 		// Membership changes and lingering still apply, to the last universe read.
 		f.refreshErrors++
-		if f.universe == nil {
-			return err
-		}
-		universe = f.universe
-		if rerr := f.applyLocked(universe); rerr != nil {
-			return errors.Join(err, rerr)
+		if f.universe != nil {
+			f.applyLocked(f.universe)
 		}
 		return err
 	}
 	f.universe = universe
-	return f.applyLocked(universe)
+	f.applyLocked(universe)
+	return nil
 }
 
 // applyLocked sets the streams of this replica's share of universe (and the lingering ones).
-func (f *Feed) applyLocked(universe []string) error {
+func (f *Feed) applyLocked(universe []string) {
 	owned := universe
 	if f.cfg.Members != nil {
 		owned = f.cfg.Members.Owned(universe)
@@ -244,7 +239,6 @@ func (f *Feed) applyLocked(universe []string) error {
 	if sc, ok := f.cfg.Members.(interface{ SetStreams(int) }); ok {
 		sc.SetStreams(f.feed.Stats().Streams) // each held symbol's depth and ticker streams
 	}
-	return nil
 }
 
 // Book is a held symbol's local book (ticks.Streams).
