@@ -571,17 +571,8 @@ func (b *Books) markStale() {
 // (since its last update). ok is false unless the book is live.
 func (b *Books) Book(symbol string, depth int) (ob *OrderBook, state string, age time.Duration, ok bool) {
 	b.mu.Lock()
-	bk := b.books[symbol]
-	if bk == nil {
-		b.mu.Unlock()
-		return nil, "", 0, false
-	}
-	now := b.cfg.Now()
-	state = b.stateLocked(bk, now)
-	if !bk.updated.IsZero() {
-		age = now.Sub(bk.updated)
-	}
-	if state != BookLive {
+	bk, state, age, live := b.liveLocked(symbol)
+	if !live {
 		b.mu.Unlock()
 		return nil, state, age, false
 	}
@@ -610,18 +601,38 @@ func (b *Books) Book(symbol string, depth int) (ob *OrderBook, state string, age
 		out.Asks, err = conv(true, asks)
 	}
 	if err != nil {
-		// A level the book cannot give back as a decimal: resync it rather than serve it.
-		b.mu.Lock()
-		if cur := b.books[symbol]; cur == bk && bk.state == BookLive {
-			bk.state = BookSyncing
-			b.stats.BadEvents++
-			b.queueLocked(symbol)
-		}
-		b.mu.Unlock()
-		b.cfg.Logger.Warn("local book level unreadable; resyncing the book", "symbol", symbol, "err", err)
+		b.unreadable(symbol, bk, err)
 		return nil, BookSyncing, age, false
 	}
 	return out, state, age, true
+}
+
+// liveLocked is a symbol's book, its state as of now and its age (since its last update); live
+// is false unless it is live (bk is nil when there is no book of symbol). b.mu held.
+func (b *Books) liveLocked(symbol string) (bk *localBook, state string, age time.Duration, live bool) {
+	bk = b.books[symbol]
+	if bk == nil {
+		return nil, "", 0, false
+	}
+	now := b.cfg.Now()
+	state = b.stateLocked(bk, now)
+	if !bk.updated.IsZero() {
+		age = now.Sub(bk.updated)
+	}
+	return bk, state, age, state == BookLive
+}
+
+// unreadable resyncs a book with a level that cannot be read back as a decimal, rather than
+// serve it.
+func (b *Books) unreadable(symbol string, bk *localBook, err error) {
+	b.mu.Lock()
+	if cur := b.books[symbol]; cur == bk && bk.state == BookLive {
+		bk.state = BookSyncing
+		b.stats.BadEvents++
+		b.queueLocked(symbol)
+	}
+	b.mu.Unlock()
+	b.cfg.Logger.Warn("local book level unreadable; resyncing the book", "symbol", symbol, "err", err)
 }
 
 // Live lists the symbols whose books are live, sorted.

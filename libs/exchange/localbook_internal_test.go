@@ -24,7 +24,7 @@ type booksBundle struct {
 }
 
 // setupBooks is Books over one symbol, S1USDT, whose snapshots the test applies itself.
-func setupBooks(t *testing.T) booksBundle {
+func setupBooks(t testing.TB) booksBundle {
 	t.Helper()
 	clock := clocktest.NewClock(clocktest.Afternoon)
 	b, err := NewBooks(BooksConfig{Now: clock.Now, Snapshot: func(context.Context, string, int) (*OrderBook, error) {

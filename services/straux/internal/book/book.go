@@ -49,7 +49,31 @@ func Measure(ob *exchange.OrderBook) (s Snapshot, ok bool) {
 	if ob == nil || len(ob.Bids) == 0 || len(ob.Asks) == 0 {
 		return s, false
 	}
-	bid, ask := ob.Bids[0].Price, ob.Asks[0].Price
+	var sums exchange.BookSums
+	sums.BidLevels, sums.AskLevels = len(ob.Bids), len(ob.Asks)
+	sums.BestBid, sums.BestAsk = ob.Bids[0].Price, ob.Asks[0].Price
+	for i, l := range ob.Bids {
+		sums.BidQty = sums.BidQty.Add(l.Qty)
+		if i < TopLevels {
+			sums.TopBidQty = sums.TopBidQty.Add(l.Qty)
+		}
+	}
+	for i, l := range ob.Asks {
+		sums.AskQty = sums.AskQty.Add(l.Qty)
+		if i < TopLevels {
+			sums.TopAskQty = sums.TopAskQty.Add(l.Qty)
+		}
+	}
+	return MeasureSums(sums)
+}
+
+// MeasureSums is Measure of a book read as sums (exchange.Books.Sums over TopLevels top levels):
+// the same snapshot, without a decimal per level.
+func MeasureSums(b exchange.BookSums) (s Snapshot, ok bool) {
+	if b.BidLevels == 0 || b.AskLevels == 0 {
+		return s, false
+	}
+	bid, ask := b.BestBid, b.BestAsk
 	if !bid.IsPositive() || !ask.IsPositive() {
 		return s, false
 	}
@@ -58,21 +82,9 @@ func Measure(ob *exchange.OrderBook) (s Snapshot, ok bool) {
 	mid, _ := s.Mid.Float64()
 	spread, _ := ask.Sub(bid).Float64()
 	s.SpreadBps = 10000 * spread / mid
-	var topBid, topAsk decimal.Decimal
-	for i, l := range ob.Bids {
-		s.BidVol = s.BidVol.Add(l.Qty)
-		if i < TopLevels {
-			topBid = topBid.Add(l.Qty)
-		}
-	}
-	for i, l := range ob.Asks {
-		s.AskVol = s.AskVol.Add(l.Qty)
-		if i < TopLevels {
-			topAsk = topAsk.Add(l.Qty)
-		}
-	}
-	if tot := topBid.Add(topAsk); tot.IsPositive() {
-		s.Imbalance, _ = topBid.Sub(topAsk).Div(tot).Float64()
+	s.BidVol, s.AskVol = b.BidQty, b.AskQty
+	if tot := b.TopBidQty.Add(b.TopAskQty); tot.IsPositive() {
+		s.Imbalance, _ = b.TopBidQty.Sub(b.TopAskQty).Div(tot).Float64()
 	}
 	return s, true
 }

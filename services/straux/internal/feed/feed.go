@@ -246,6 +246,11 @@ func (f *Feed) Book(symbol string, depth int) (*exchange.OrderBook, string, time
 	return f.books.Book(symbol, depth)
 }
 
+// Sums is a held symbol's local book read as sums (ticks.Streams).
+func (f *Feed) Sums(symbol string, depth, top int) (exchange.BookSums, string, time.Duration, bool) {
+	return f.books.Sums(symbol, depth, top)
+}
+
 // Ticker is a held symbol's 24-hour ticker from its stream (ticks.Streams).
 func (f *Feed) Ticker(symbol string) (exchange.Ticker24h, time.Duration, bool) {
 	return f.tickers.Ticker(symbol)

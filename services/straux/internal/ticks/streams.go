@@ -16,9 +16,10 @@ import (
 // claims the symbols it holds live first; a symbol whose book is not live is sampled over REST
 // (flag rest_fallback), within what the tick's weight budget allows.
 type Streams interface {
-	// Book is a symbol's local book, best levels first, up to depth a side, its state
-	// (exchange.BookLive, …) and its age; ok is false when this replica holds no book of it.
-	Book(symbol string, depth int) (ob *exchange.OrderBook, state string, age time.Duration, ok bool)
+	// Sums is a symbol's local book read as sums over up to depth levels a side (top for the
+	// top sums), its state (exchange.BookLive, …) and its age; ok is false unless it is live
+	// (state is "" when this replica holds no book of it).
+	Sums(symbol string, depth, top int) (b exchange.BookSums, state string, age time.Duration, ok bool)
 	// Ticker is the symbol's newest 24-hour ticker from its stream; ok is false when there is
 	// none live.
 	Ticker(symbol string) (t exchange.Ticker24h, age time.Duration, ok bool)
@@ -85,16 +86,17 @@ func (r *Runner) sampleSymbol(ctx context.Context, run *periodRun, p time.Time, 
 // live, or not held here).
 func (r *Runner) sampleStream(ctx context.Context, p time.Time, symbol string) (s book.Sample, why error) {
 	var ages []time.Duration
-	s, _, why = r.takeSnapshots(ctx, p, symbol, func() (*exchange.OrderBook, error) {
-		ob, state, age, ok := r.cfg.Streams.Book(symbol, r.cfg.DepthLimit)
+	s, _, why = r.takeSnapshots(ctx, p, symbol, func() (book.Snapshot, bool, error) {
+		b, state, age, ok := r.cfg.Streams.Sums(symbol, r.cfg.DepthLimit, book.TopLevels)
 		switch {
 		case !ok && state == "":
-			return nil, errNotLive(fallbackNotHeld)
+			return book.Snapshot{}, false, errNotLive(fallbackNotHeld)
 		case !ok || state != exchange.BookLive:
-			return nil, errNotLive(state)
+			return book.Snapshot{}, false, errNotLive(state)
 		}
 		ages = append(ages, age)
-		return ob, nil
+		sn, ok := book.MeasureSums(b)
+		return sn, ok, nil
 	})
 	if why != nil {
 		return s, why
@@ -157,7 +159,14 @@ func (e errNotLive) Error() string { return string(e) }
 
 // sampleREST takes the configured snapshots of one symbol's book by REST depth calls.
 func (r *Runner) sampleREST(ctx context.Context, p time.Time, symbol string) (s book.Sample, invalid bool) {
-	s, lastErr, _ := r.takeSnapshots(ctx, p, symbol, func() (*exchange.OrderBook, error) { return r.depth(ctx, symbol) })
+	s, lastErr, _ := r.takeSnapshots(ctx, p, symbol, func() (book.Snapshot, bool, error) {
+		ob, err := r.depth(ctx, symbol)
+		if err != nil {
+			return book.Snapshot{}, false, err
+		}
+		sn, ok := book.Measure(ob)
+		return sn, ok, nil
+	})
 	if !s.Valid && s.Reason == "" {
 		return book.Failed(symbol, p, failureReason(lastErr)), isInvalid(lastErr)
 	}
@@ -168,11 +177,11 @@ func (r *Runner) sampleREST(ctx context.Context, p time.Time, symbol string) (s 
 	return s, false
 }
 
-// takeSnapshots takes the configured snapshots of a symbol's book from get, SnapshotSpacing apart,
-// and aggregates them. A stream book that is not live fails the whole sample at once (notLive),
+// takeSnapshots takes the configured snapshots of a symbol's book from get (hasMid false: an
+// empty book), SnapshotSpacing apart, and aggregates them. A stream book that is not live fails the whole sample at once (notLive),
 // so it falls back to REST; other errors are retried at the next snapshot and the last one is
 // returned when no snapshot succeeded (s then has neither Valid nor a Reason).
-func (r *Runner) takeSnapshots(ctx context.Context, p time.Time, symbol string, get func() (*exchange.OrderBook, error)) (s book.Sample, lastErr, notLive error) {
+func (r *Runner) takeSnapshots(ctx context.Context, p time.Time, symbol string, get func() (sn book.Snapshot, hasMid bool, err error)) (s book.Sample, lastErr, notLive error) {
 	var (
 		snaps []book.Snapshot
 		empty int
@@ -184,7 +193,7 @@ func (r *Runner) takeSnapshots(ctx context.Context, p time.Time, symbol string, 
 			case <-ctx.Done():
 			}
 		}
-		ob, err := get()
+		sn, hasMid, err := get()
 		if nl, ok := err.(errNotLive); ok {
 			if len(snaps) == 0 && empty == 0 {
 				return s, nil, nl
@@ -195,7 +204,7 @@ func (r *Runner) takeSnapshots(ctx context.Context, p time.Time, symbol string, 
 			lastErr = err
 			continue
 		}
-		if sn, ok := book.Measure(ob); ok {
+		if hasMid {
 			snaps = append(snaps, sn)
 		} else {
 			empty++
