@@ -46,7 +46,7 @@ type Config struct {
 	SnapshotsPerTick int
 	SnapshotSpacing  time.Duration
 	// ChunkSize, STRAUX_CHUNK_SIZE: symbols per claim and per ticker call. Default 20 (the
-	// cheapest ticker batch) in REST mode, 100 in stream mode.
+	// cheapest ticker batch) in REST mode, 500 in stream mode.
 	ChunkSize int
 	// Workers, STRAUX_WORKERS: chunks worked at once per replica. Default 4.
 	Workers int

@@ -18,7 +18,9 @@
 // second tick to the end of the run, divided by those ticks (resyncs, fallbacks and the
 // once-a-minute symbol status read included; the most any one tick took is printed above it); book_age_p99_ms the 99th percentile of the
 // sampled books' ages; tick_seconds_p99 that of the ticks' durations, from receipt to the period
-// closed. Run it with `make bench-straux-stream`.
+// closed. Each tick's line also gives its book ages (p50, p99, max). BENCH_PG_SETTINGS adds
+// postgresql.conf lines to the private cluster, "name=value;name=value" (e.g. to log every
+// statement's duration). Run it with `make bench-straux-stream`.
 package main
 
 import (
@@ -203,7 +205,14 @@ func cpuTime() time.Duration {
 
 func run(ctx context.Context, o options) (err error) {
 	t := time.Now()
-	scratch, err := pgtest.StartScratch(ctx, pgtest.ScratchConfig{Name: "bench_straux_stream"})
+	pgs := map[string]string{}
+	if v := os.Getenv("BENCH_PG_SETTINGS"); v != "" {
+		for _, kv := range strings.Split(v, ";") {
+			k, val, _ := strings.Cut(kv, "=")
+			pgs[k] = val
+		}
+	}
+	scratch, err := pgtest.StartScratch(ctx, pgtest.ScratchConfig{Name: "bench_straux_stream", Settings: pgs})
 	if err != nil {
 		return err
 	}
@@ -357,15 +366,19 @@ func run(ctx context.Context, o options) (err error) {
 	coverage := 1.0
 	for i, p := range periods {
 		var fromStream, rest, failed int
+		var ageP50, ageP99, ageMax float64
 		if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE source = 'stream' AND mid IS NOT NULL),
-			count(*) FILTER (WHERE source = 'rest' AND mid IS NOT NULL), count(*) FILTER (WHERE mid IS NULL)
-			FROM str_aux.samples WHERE period_start = $1`, p).Scan(&fromStream, &rest, &failed); err != nil {
+			count(*) FILTER (WHERE source = 'rest' AND mid IS NOT NULL), count(*) FILTER (WHERE mid IS NULL),
+			coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY book_age_ms) FILTER (WHERE source = 'stream'), 'NaN'),
+			coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY book_age_ms) FILTER (WHERE source = 'stream'), 'NaN'),
+			coalesce(max(book_age_ms) FILTER (WHERE source = 'stream'), 'NaN')
+			FROM str_aux.samples WHERE period_start = $1`, p).Scan(&fromStream, &rest, &failed, &ageP50, &ageP99, &ageMax); err != nil {
 			return err
 		}
 		c := float64(fromStream) / float64(len(symbols))
 		coverage = min(coverage, c)
-		fmt.Printf("tick %2d %s: %.3fs, %d from books, %d over REST, %d without a sample, REST weight %d\n",
-			i+1, p.Format("15:04:05"), durations[i], fromStream, rest, failed, weights[i])
+		fmt.Printf("tick %2d %s: %.3fs, %d from books, %d over REST, %d without a sample, REST weight %d, book age p50 %.0f p99 %.0f max %.0f ms\n",
+			i+1, p.Format("15:04:05"), durations[i], fromStream, rest, failed, weights[i], ageP50, ageP99, ageMax)
 	}
 	var ageP99 float64
 	if err := pool.QueryRow(ctx, `SELECT coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY book_age_ms), 'NaN')

@@ -54,7 +54,7 @@ type Config struct {
 	Snapshots       int
 	SnapshotSpacing time.Duration
 	// ChunkSize is how many symbols one claim takes (and one ticker call carries). Default 20
-	// (the cheapest ticker batch); 100 in stream mode.
+	// (the cheapest ticker batch); 500 in stream mode.
 	ChunkSize int
 	// Workers is how many chunks this process works at once. Default 4.
 	Workers int
@@ -126,7 +126,7 @@ func (c Config) withDefaults() (Config, error) {
 		// fewer, larger chunks cost fewer database round trips.
 		c.ChunkSize = plan.TickerBatch
 		if c.Streams != nil {
-			c.ChunkSize = 100
+			c.ChunkSize = 500
 		}
 	}
 	if c.Workers <= 0 {
