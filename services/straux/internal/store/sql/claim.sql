@@ -2,14 +2,15 @@
 -- and those whose lease ran out (their replica died or stalled). SKIP LOCKED lets replicas claim
 -- side by side without waiting on each other. The database clock times every lease. With $5 (not
 -- NULL) only those symbols are claimed: a replica in stream mode first claims the symbols whose
--- local books it holds.
+-- local books it holds. The list is matched through a hashed subplan: `symbol = ANY ($5)` walks the
+-- whole array for every open claim under a cached generic plan (2,000 × 2,000 in a tick).
 WITH pick AS (
     SELECT period_start, symbol
       FROM str_aux.tick_claims
      WHERE period_start = $1
        AND done_at IS NULL
        AND (lease_until IS NULL OR lease_until < now())
-       AND ($5::text[] IS NULL OR symbol = ANY ($5::text[]))
+       AND ($5::text[] IS NULL OR symbol IN (SELECT unnest($5::text[])))
      ORDER BY symbol
      LIMIT $3
        FOR UPDATE SKIP LOCKED
