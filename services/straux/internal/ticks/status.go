@@ -36,25 +36,40 @@ type symbolStatuses struct {
 	now     func() time.Time
 	timeout time.Duration
 
-	// mu is held across a refresh: callers wanting one at the same time wait for it and use
-	// its answer.
-	mu      sync.Mutex
-	status  map[string]string // symbol → status, nil until a read succeeds
-	readAt  time.Time         // last read attempt, successful or not
-	watched map[string]bool   // symbols the runner asked about: what the gauges count
+	// mu is held across a refresh a caller waits for: callers wanting one at the same time
+	// wait for it and use its answer. A refresh behind the ticks holds it only to install.
+	mu     sync.Mutex
+	status map[string]string // symbol → status, nil until a read succeeds
+	readAt time.Time         // last read attempt, successful or not
+	// refreshing is set while a refresh runs behind the ticks (one at a time).
+	refreshing bool
+	watched    map[string]bool // symbols the runner asked about: what the gauges count
 }
 
 func newSymbolStatuses(ex Exchange, log *slog.Logger, m *metrics, now func() time.Time, timeout time.Duration) *symbolStatuses {
 	return &symbolStatuses{ex: ex, log: log, m: m, now: now, timeout: timeout, watched: map[string]bool{}}
 }
 
-// split separates symbols that are trading (or of unknown status) from those that are not,
-// refreshing the statuses first when they are older than statusRefreshEvery.
+// split separates symbols that are trading (or of unknown status) from those that are not.
+// Statuses older than statusRefreshEvery are read again: in the background while every one of
+// symbols is known to be trading (a tick does not wait on a 2,000-symbol exchangeInfo once a
+// minute; a symbol that stopped trading meanwhile answers an empty book, which forces a read
+// in settle), and before answering when there are none yet or one of symbols is not trading
+// (so a symbol trading again is sampled in this tick, not the next).
 func (c *symbolStatuses) split(ctx context.Context, symbols []string) (trading []string, notTrading map[string]string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.readAt.IsZero() || c.now().Sub(c.readAt) >= statusRefreshEvery {
-		c.refreshLocked(ctx)
+		switch {
+		case c.status == nil || slices.ContainsFunc(symbols, func(s string) bool {
+			st, ok := c.status[s]
+			return ok && st != exchange.SymbolTrading
+		}):
+			c.refreshLocked(ctx)
+		case !c.refreshing:
+			c.refreshing, c.readAt = true, c.now()
+			go c.refreshBehind(context.WithoutCancel(ctx))
+		}
 	}
 	grew := false
 	for _, s := range symbols {
@@ -136,13 +151,30 @@ func (c *symbolStatuses) refreshForced(ctx context.Context) map[string]string {
 	return c.status
 }
 
-// refreshLocked reads every symbol's status with one exchangeInfo call. A failure keeps what
-// was known.
+// refreshLocked reads every symbol's status with one exchangeInfo call, c.mu held. A failure
+// keeps what was known.
 func (c *symbolStatuses) refreshLocked(ctx context.Context) {
 	c.readAt = c.now()
+	info, err := c.read(ctx)
+	c.installLocked(ctx, info, err)
+}
+
+// refreshBehind is a refresh while the runner goes on with the statuses it has.
+func (c *symbolStatuses) refreshBehind(ctx context.Context) {
+	info, err := c.read(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refreshing = false
+	c.installLocked(ctx, info, err)
+}
+
+func (c *symbolStatuses) read(ctx context.Context) (*exchange.ExchangeInfo, error) {
 	ictx, cancel := context.WithTimeout(exchange.WithClass(ctx, exchange.ClassTicks), c.timeout)
 	defer cancel()
-	info, err := c.ex.ExchangeInfo(ictx)
+	return c.ex.ExchangeInfo(ictx)
+}
+
+func (c *symbolStatuses) installLocked(ctx context.Context, info *exchange.ExchangeInfo, err error) {
 	if err != nil {
 		c.m.statusErrors.Inc()
 		c.log.WarnContext(ctx, "symbol statuses not refreshed; keeping the last known", "known", len(c.status), "err", err)

@@ -3,6 +3,8 @@ package ticks_test
 import (
 	"context"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,4 +118,50 @@ func TestFirewallFailureReason(t *testing.T) {
 		`SELECT reason FROM str_aux.samples WHERE period_start = $1 AND symbol = 'BTCUSDT' AND mid IS NULL`, b.p).Scan(&reason))
 	require.True(t, strings.HasPrefix(reason, "firewall: "), reason)
 	require.NotContains(t, reason, "<")
+}
+
+// heldInfoExchange answers exchangeInfo at once the first time, and later only once released
+// (ignoring its context, as a hung exchange would).
+type heldInfoExchange struct {
+	ticks.Exchange
+	calls   *atomic.Int32
+	release chan struct{}
+}
+
+func (e heldInfoExchange) ExchangeInfo(ctx context.Context, symbols ...string) (*exchange.ExchangeInfo, error) {
+	if e.calls.Add(1) > 1 {
+		<-e.release
+	}
+	return e.Exchange.ExchangeInfo(ctx, symbols...)
+}
+
+// Statuses gone stale while every symbol trades are read again behind the ticks: a tick does not
+// wait on the exchangeInfo read (2,000 symbols of it once a minute), and the answer is used once
+// it comes.
+func TestStaleStatusesAreReadBehindTheTick(t *testing.T) {
+	t.Parallel()
+	syms := []string{"BTCUSDT", "ETHUSDT"}
+	b := setup(t, syms, syms)
+	ex := heldInfoExchange{Exchange: b.client, calls: &atomic.Int32{}, release: make(chan struct{})}
+	var once sync.Once
+	release := func() { once.Do(func() { close(ex.release) }) }
+	t.Cleanup(release)
+	reg := prometheus.NewRegistry()
+	b.startReplica(t, replicaOpts{exchange: ex, cfg: ticks.Config{Registerer: reg}})
+	tick := func(k int) time.Time {
+		p := b.p.Add(time.Duration(k) * interval)
+		b.setNow(p.Add(time.Second))
+		b.publishTick(t, p, "")
+		b.waitStatus(t, p, store.StatusDone)
+		return p
+	}
+	tick(0) // the first read, waited for
+	require.Equal(t, int32(1), ex.calls.Load())
+	require.NoError(t, b.simex.SetSymbolStatus("ETHUSDT", simex.StatusBreak))
+	p2 := tick(2) // 80 s on: stale, read behind the tick, which is written meanwhile
+	require.Equal(t, int32(2), ex.calls.Load())
+	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM str_aux.samples WHERE period_start = $1`, p2))
+	release()
+	require.Eventually(t, func() bool { return gauge(t, reg, "cp_straux_not_trading_symbols") == 1 },
+		10*time.Second, 10*time.Millisecond, "the read's answer is used once it comes")
 }
