@@ -206,11 +206,13 @@ func New(base context.Context, st *store.Store, ex Exchange, uni Universe, cfg C
 	}
 	log := cfg.Logger.With("component", "ticks", "replica", cfg.Replica)
 	m := newMetrics(cfg.Registerer)
+	status := newSymbolStatuses(ex, log, m, cfg.Now, cfg.SymbolTimeout)
+	status.prime(base)
 	return &Runner{
 		cfg: cfg, st: st, ex: ex, uni: uni,
 		log:      log,
 		m:        m,
-		status:   newSymbolStatuses(ex, log, m, cfg.Now, cfg.SymbolTimeout),
+		status:   status,
 		tracer:   cfg.TracerProvider.Tracer("cryptopill.dev/jobs/services/straux/ticks"),
 		slots:    make(chan struct{}, cfg.FetchConcurrency),
 		base:     base,

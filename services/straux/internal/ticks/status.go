@@ -41,9 +41,9 @@ type symbolStatuses struct {
 	mu     sync.Mutex
 	status map[string]string // symbol → status, nil until a read succeeds
 	readAt time.Time         // last read attempt, successful or not
-	// refreshing is set while a refresh runs behind the ticks (one at a time).
-	refreshing bool
-	watched    map[string]bool // symbols the runner asked about: what the gauges count
+	// inflight is closed when the read running behind the ticks ends (nil: none runs).
+	inflight chan struct{}
+	watched  map[string]bool // symbols the runner asked about: what the gauges count
 }
 
 func newSymbolStatuses(ex Exchange, log *slog.Logger, m *metrics, now func() time.Time, timeout time.Duration) *symbolStatuses {
@@ -55,21 +55,38 @@ func newSymbolStatuses(ex Exchange, log *slog.Logger, m *metrics, now func() tim
 // symbols is known to be trading (a tick does not wait on a 2,000-symbol exchangeInfo once a
 // minute; a symbol that stopped trading meanwhile answers an empty book, which forces a read
 // in settle), and before answering when there are none yet or one of symbols is not trading
-// (so a symbol trading again is sampled in this tick, not the next).
+// (so a symbol trading again is sampled in this tick, not the next). A read already running
+// is waited for rather than doubled.
 func (c *symbolStatuses) split(ctx context.Context, symbols []string) (trading []string, notTrading map[string]string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.readAt.IsZero() || c.now().Sub(c.readAt) >= statusRefreshEvery {
-		switch {
-		case c.status == nil || slices.ContainsFunc(symbols, func(s string) bool {
+	for {
+		stale := c.readAt.IsZero() || c.now().Sub(c.readAt) >= statusRefreshEvery
+		needNow := c.status == nil || (stale && slices.ContainsFunc(symbols, func(s string) bool {
 			st, ok := c.status[s]
 			return ok && st != exchange.SymbolTrading
-		}):
-			c.refreshLocked(ctx)
-		case !c.refreshing:
-			c.refreshing, c.readAt = true, c.now()
-			go c.refreshBehind(context.WithoutCancel(ctx))
+		}))
+		if c.inflight != nil && needNow {
+			ch := c.inflight
+			c.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+			}
+			c.mu.Lock()
+			if ctx.Err() != nil {
+				break
+			}
+			continue
 		}
+		if stale {
+			if needNow {
+				c.refreshLocked(ctx)
+			} else {
+				c.behindLocked(context.WithoutCancel(ctx)) // the read outlives the chunk that wanted it
+			}
+		}
+		break
 	}
 	grew := false
 	for _, s := range symbols {
@@ -159,13 +176,28 @@ func (c *symbolStatuses) refreshLocked(ctx context.Context) {
 	c.installLocked(ctx, info, err)
 }
 
-// refreshBehind is a refresh while the runner goes on with the statuses it has.
-func (c *symbolStatuses) refreshBehind(ctx context.Context) {
-	info, err := c.read(ctx)
+// prime starts the first read behind the runner, so its first tick need not wait for all of it.
+func (c *symbolStatuses) prime(ctx context.Context) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.refreshing = false
-	c.installLocked(ctx, info, err)
+	if c.readAt.IsZero() && c.inflight == nil {
+		c.behindLocked(ctx)
+	}
+}
+
+// behindLocked starts a read while the runner goes on with the statuses it has, c.mu held.
+func (c *symbolStatuses) behindLocked(ctx context.Context) {
+	c.readAt = c.now()
+	done := make(chan struct{})
+	c.inflight = done
+	go func() {
+		info, err := c.read(ctx)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.installLocked(ctx, info, err)
+		c.inflight = nil
+		close(done)
+	}()
 }
 
 func (c *symbolStatuses) read(ctx context.Context) (*exchange.ExchangeInfo, error) {
