@@ -28,13 +28,7 @@ func TestNotTradingSymbolIsMarkedNotSampled(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	b.startReplica(t, replicaOpts{cfg: ticks.Config{Registerer: reg}})
 	ctx := context.Background()
-	tick := func(k int) time.Time {
-		p := b.p.Add(time.Duration(k) * interval)
-		b.setNow(p.Add(time.Second))
-		b.publishTick(t, p, "")
-		b.waitStatus(t, p, store.StatusDone)
-		return p
-	}
+	tick := func(k int) time.Time { return tickDone(t, b, k) }
 	reason := func(p time.Time) string {
 		var r string
 		require.NoError(t, b.db.Pool.QueryRow(ctx,
@@ -73,6 +67,16 @@ func TestNotTradingSymbolIsMarkedNotSampled(t *testing.T) {
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM str_aux.samples WHERE period_start = $1 AND symbol = 'SOLUSDT' AND mid > 0`, p5))
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM market.tickers WHERE ts = $1 AND symbol = 'SOLUSDT' AND last_price > 0`, p5))
 	require.Equal(t, 0.0, gauge(t, reg, "cp_straux_not_trading_symbols"))
+}
+
+// tickDone runs the k-th period after b.p, its clock a second into it, to its end.
+func tickDone(t *testing.T, b *bundle, k int) time.Time {
+	t.Helper()
+	p := b.p.Add(time.Duration(k) * interval)
+	b.setNow(p.Add(time.Second))
+	b.publishTick(t, p, "")
+	b.waitStatus(t, p, store.StatusDone)
+	return p
 }
 
 // zeroPriceExchange answers one symbol's ticker with a zero last price, as the exchange does for
@@ -148,13 +152,7 @@ func TestStaleStatusesAreReadBehindTheTick(t *testing.T) {
 	t.Cleanup(release)
 	reg := prometheus.NewRegistry()
 	b.startReplica(t, replicaOpts{exchange: ex, cfg: ticks.Config{Registerer: reg}})
-	tick := func(k int) time.Time {
-		p := b.p.Add(time.Duration(k) * interval)
-		b.setNow(p.Add(time.Second))
-		b.publishTick(t, p, "")
-		b.waitStatus(t, p, store.StatusDone)
-		return p
-	}
+	tick := func(k int) time.Time { return tickDone(t, b, k) }
 	tick(0) // the first read, waited for
 	require.Equal(t, int32(1), ex.calls.Load())
 	require.NoError(t, b.simex.SetSymbolStatus("ETHUSDT", simex.StatusBreak))
