@@ -564,18 +564,28 @@ func (r *Runner) worker(ctx context.Context, run *periodRun, windows []window.Wi
 		if len(claims) > 0 {
 			continue
 		}
-		open, _, err := r.st.OpenClaims(ctx, p)
-		if err != nil {
-			failures++
-			continue
-		}
-		if open == 0 {
-			return nil
-		}
-		// Claims held by this process's other workers or by other replicas: wait for a local
-		// chunk to finish, else poll for the others to finish or their leases to run out.
-		if !r.sleepOr(ctx, poll, wake) {
-			return ctx.Err()
+		// Nothing this replica may claim now. Wait for a local chunk to finish, else poll (for
+		// other replicas to finish, their leases to run out, or the handover grace to pass),
+		// rechecking with one count each time, until the period is done or a claim is not
+		// leased, for the claim round to try again.
+		for first := true; ; first = false {
+			if !first {
+				if !r.sleepOr(ctx, poll, wake) {
+					return ctx.Err()
+				}
+				wake = run.wait()
+			}
+			open, leased, err := r.st.OpenClaims(ctx, p)
+			if err != nil {
+				failures++
+				break
+			}
+			if open == 0 {
+				return nil
+			}
+			if !first && open > leased {
+				break
+			}
 		}
 	}
 }
