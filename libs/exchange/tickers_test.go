@@ -2,6 +2,7 @@ package exchange_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,15 +36,17 @@ func requireSameTicker(t *testing.T, want, got exchange.Ticker24h) {
 	require.Equal(t, [3]int64{want.FirstID, want.LastID, want.Count}, [3]int64{got.FirstID, got.LastID, got.Count}, want.Symbol)
 }
 
-// requireTickersAreREST stops the exchange's clock on a whole second (when ticker events are
-// sent), waits for each symbol's ticker of that instant, and compares it with REST ticker/24hr
-// at the same instant.
+// requireTickersAreREST stops the exchange's clock, for each symbol in turn, on an instant its
+// ticker event is sent (its stream's phase past a whole second), waits for its ticker of that
+// instant, and compares it with REST ticker/24hr at the same instant.
 func (r *streamRig) requireTickersAreREST(t *testing.T, symbols []string) {
 	t.Helper()
 	r.clock.Pause()
 	defer r.clock.Resume()
-	r.clock.Set(r.clock.Now().Truncate(time.Second).Add(time.Second))
+	second := r.clock.Now().Truncate(time.Second)
 	for _, sym := range symbols {
+		second = second.Add(time.Second)
+		r.clock.Set(second.Add(simex.StreamPhase(strings.ToLower(sym) + "@ticker")))
 		rest, err := r.client.Ticker24h(context.Background(), sym)
 		require.NoError(t, err)
 		var got exchange.Ticker24h

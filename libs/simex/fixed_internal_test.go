@@ -3,7 +3,9 @@ package simex
 import (
 	"math"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestAppendFixedIsStrconv: the formatted numbers are strconv's, at every decimal count, at the
@@ -62,6 +64,57 @@ func TestWalkMemoIsTheWalk(t *testing.T) {
 					t.Fatalf("%s spacing %d point %d: log %v, want %v", m.symbol, spacing, i, got, want)
 				}
 			}
+		}
+	}
+}
+
+// Every write round lands just past a boundary of the exchange's clock, wherever the last one
+// ended, so a 100 ms stream's rounds never fall on either side of a boundary by jitter.
+func TestWriteRoundsFollowTheClocksBoundaries(t *testing.T) {
+	const iv = 100 * time.Millisecond
+	base := time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC)
+	for _, off := range []time.Duration{0, time.Millisecond, 5 * time.Millisecond, 50 * time.Millisecond,
+		94 * time.Millisecond, 96 * time.Millisecond, 99*time.Millisecond + 999*time.Microsecond} {
+		now := base.Add(off)
+		d := nextRound(now, iv)
+		at := now.Add(d)
+		if got := at.Sub(at.Truncate(iv)); got != iv/20 {
+			t.Errorf("from +%v: round at +%v past a boundary, want %v", off, got, iv/20)
+		}
+		if d < iv/10 || d > iv+iv/10 {
+			t.Errorf("from +%v: next round in %v", off, d)
+		}
+	}
+}
+
+// The 1 s streams of a connection spread over its rounds, and StreamPhase says where each is.
+func TestOneSecondStreamsSpreadOverTheRounds(t *testing.T) {
+	e, err := New(Config{Symbols: GeneratedSymbols(200)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	phases := map[int64]int{}
+	for _, sym := range GeneratedSymbols(200) {
+		name := strings.ToLower(sym) + "@ticker"
+		s, err := e.parseStream(name, 12345)
+		if err != nil {
+			t.Fatal(err)
+		}
+		phases[s.phase]++
+		if got := StreamPhase(name); got != time.Duration(s.phase)*snapMs*time.Millisecond {
+			t.Errorf("%s: StreamPhase %v, phase %d", name, got, s.phase)
+		}
+		if floorMod(s.last-s.phase, s.every) != 0 {
+			t.Errorf("%s: last %d off its phase %d", name, s.last, s.phase)
+		}
+	}
+	if len(phases) < 10 {
+		t.Errorf("200 ticker streams fall on %d of 10 rounds: %v", len(phases), phases)
+	}
+	for n := range 5 {
+		s, err := e.parseStream(strings.ToLower(GeneratedSymbols(1)[0])+"@depth@100ms", int64(n))
+		if err != nil || s.phase != 0 {
+			t.Errorf("a 100 ms stream: phase %v, %v", s, err)
 		}
 	}
 }

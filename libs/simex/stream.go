@@ -33,7 +33,9 @@ import (
 // book built by Binance's procedure from a snapshot of at least Band levels holds the REST book's
 // best Band levels exactly. And <symbol>@ticker and <symbol>@miniTicker (the 24-hour rolling
 // window ticker, full and mini, every 1 s), whose values are REST ticker/24hr's at the event's
-// time E.
+// time E. Events go out in rounds just past each 100 ms boundary of the exchange's clock; each
+// 1 s stream has its own phase within the second (StreamPhase), so a connection's rounds carry
+// even loads.
 
 // StreamConfig holds the stream endpoints' rules; the zero value is Binance's.
 type StreamConfig struct {
@@ -215,8 +217,12 @@ type stream struct {
 	mini   bool
 	depth  int   // partial depth levels
 	every  int64 // snapshots between events: 1 (100 ms) or 10 (1 s)
-	last   int64 // the snapshot the last event (or the subscription) was at
-	skip   int   // updates to skip once (InjectStreamGap)
+	// phase is the snapshot within every a stream's events fall on: the 1 s streams of a
+	// connection spread over its rounds (by name) instead of all landing in one every second,
+	// which then took long enough to hold back the 100 ms streams' events written with it.
+	phase int64
+	last  int64 // the snapshot the last event (or the subscription) was at
+	skip  int   // updates to skip once (InjectStreamGap)
 }
 
 // parseStream reads a stream name; names are lower case, as Binance's are.
@@ -251,7 +257,8 @@ func (e *Exchange) parseStream(name string, snap int64) (*stream, error) {
 	default:
 		return nil, fmt.Errorf("unsupported stream %q (served: <symbol>@depth[@100ms], <symbol>@depth<5|10|20>[@100ms], <symbol>@ticker, <symbol>@miniTicker)", name)
 	}
-	s.last = snap - floorMod(snap, s.every)
+	s.phase = int64(hashString(name) % uint64(s.every))
+	s.last = snap - floorMod(snap-s.phase, s.every)
 	return s, nil
 }
 
@@ -511,10 +518,14 @@ func (c *streamConn) pingLoop(ctx context.Context) {
 	}
 }
 
-// writeLoop writes every stream's events at Interval until the connection ends or reaches MaxAge.
+// writeLoop writes every stream's events at Interval until the connection ends or reaches MaxAge,
+// each round just after a boundary of the exchange's clock (a multiple of Interval), as the
+// books change at those boundaries. A free-running ticker's phase would put some rounds on
+// either side of a boundary by jitter alone: one round would then find nothing due and the
+// streams would skip an update, as Binance's 100 ms streams do not.
 func (c *streamConn) writeLoop(ctx context.Context) {
 	h := c.e.streams
-	t := time.NewTicker(h.cfg.Interval)
+	t := time.NewTimer(nextRound(c.e.now(), h.cfg.Interval))
 	defer t.Stop()
 	var scratch [2][]level
 	var bids, asks []level
@@ -528,6 +539,7 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		now := c.e.now()
+		t.Reset(nextRound(now, h.cfg.Interval))
 		if now.Sub(c.opened) >= h.cfg.MaxAge {
 			c.close(websocket.StatusGoingAway, "24-hour cutoff")
 			return
@@ -553,7 +565,7 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 		var n int64
 		c.cork.cork()
 		for _, s := range due {
-			to := snap - floorMod(snap, s.every)
+			to := snap - floorMod(snap-s.phase, s.every)
 			buf = buf[:0]
 			if c.combined {
 				buf = append(buf, `{"stream":"`...)
@@ -625,6 +637,17 @@ func (c *streamConn) writeLoop(ctx context.Context) {
 	}
 }
 
+// nextRound is how long after now the next write round is due: a twentieth of interval past the
+// next multiple of interval on the exchange's clock, and never sooner than a tenth of interval
+// (a clock held still or moved by hand still gets rounds at about interval).
+func nextRound(now time.Time, interval time.Duration) time.Duration {
+	d := interval - time.Duration(now.UnixNano()%int64(interval)) + interval/20
+	if d < interval/10 {
+		d += interval
+	}
+	return d
+}
+
 // bookVia is m's book at snap, through lc (nil: none).
 func bookVia(lc *levelCache, m *market, snap int64) bookState {
 	if lc == nil {
@@ -683,4 +706,15 @@ func (f *diffFold) diff(m *market, from, to int64, band int, scratch *[2][]level
 		out[i] = ls
 	}
 	return out[0], out[1]
+}
+
+// StreamPhase is when within its pace a stream's events are sent: a 1 s stream (a ticker, or a
+// depth stream without @100ms) sends at that offset past each whole second of the exchange's
+// clock; a 100 ms stream has none. 0 for a name that is not a stream.
+func StreamPhase(name string) time.Duration {
+	_, kind, ok := strings.Cut(name, "@")
+	if !ok || strings.HasSuffix(kind, "@100ms") {
+		return 0
+	}
+	return time.Duration(hashString(name)%10) * snapMs * time.Millisecond
 }
