@@ -91,6 +91,9 @@ type StreamFaults struct {
 	StallSymbols []string
 	// IgnorePings leaves the client's pings unanswered (a half-dead connection).
 	IgnorePings bool
+	// UserStreamDown closes every user data stream connection and refuses new ones (503)
+	// while set; the listenKeys stay valid.
+	UserStreamDown bool
 }
 
 // StreamStats counts what the stream endpoints have done.
