@@ -79,7 +79,7 @@ type UserStreamHandler interface {
 	UserStreamDown(err error)
 	// UserTrade receives each trade of an executionReport with execution type TRADE, as
 	// myTrades would return it (Raw is the event's JSON).
-	UserTrade(t Trade)
+	UserTrade(ctx context.Context, t Trade)
 }
 
 // UserStreamStats counts what a UserStream did.
@@ -227,7 +227,7 @@ func (u *UserStream) session(ctx context.Context) (connected bool, err error) {
 				u.down(m.err)
 				return true, m.err
 			}
-			if err := u.handle(m.data); err != nil {
+			if err := u.handle(ctx, m.data); err != nil {
 				u.down(err)
 				return true, err
 			}
@@ -336,7 +336,7 @@ func (u *UserStream) connect(ctx context.Context, key string, msgs chan<- userMs
 }
 
 // handle decodes one event; an expired key ends the session.
-func (u *UserStream) handle(data []byte) error {
+func (u *UserStream) handle(ctx context.Context, data []byte) error {
 	ev, err := decodeUserEvent(data)
 	if err != nil {
 		u.count(func(s *UserStreamStats) { s.BadMessages++ })
@@ -350,7 +350,7 @@ func (u *UserStream) handle(data []byte) error {
 		return errKeyExpired
 	case ev.trade != nil:
 		u.count(func(s *UserStreamStats) { s.Trades++ })
-		u.h.UserTrade(*ev.trade)
+		u.h.UserTrade(ctx, *ev.trade)
 	default:
 		u.count(func(s *UserStreamStats) { s.OtherEvents++ })
 	}

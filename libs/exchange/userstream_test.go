@@ -37,7 +37,7 @@ func (r *userRecorder) UserStreamDown(err error) {
 	r.downs = append(r.downs, err)
 }
 
-func (r *userRecorder) UserTrade(t exchange.Trade) {
+func (r *userRecorder) UserTrade(_ context.Context, t exchange.Trade) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.trades = append(r.trades, t)
