@@ -177,27 +177,31 @@ func (s *StreamSync) Run(ctx context.Context) error {
 			return nil
 		}
 		s.record(ctx, reason, began, res, err)
-		timer := time.NewTimer(s.cfg.ReconcileInterval)
+		// The interval is read from the clock (checked every second), not a timer: an injected
+		// clock that jumps must bring the sweep along.
+		tick := time.NewTicker(time.Second)
 		reason = ""
 		for reason == "" {
 			if s.gapSince(began) {
 				reason = ReasonReconnect
 				break
 			}
+			if s.cfg.Now().Sub(began) >= s.cfg.ReconcileInterval {
+				reason = ReasonInterval
+				break
+			}
 			select {
 			case <-ctx.Done():
-				timer.Stop()
+				tick.Stop()
 				return nil
-			case <-timer.C:
-				reason = ReasonInterval
+			case <-tick.C:
 			case <-s.gapKick:
 			}
 		}
-		timer.Stop()
+		tick.Stop()
 	}
 }
 
-// gapSince takes the marked gap: true when it is not covered by a sweep that began at began.
 func (s *StreamSync) gapSince(began time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
