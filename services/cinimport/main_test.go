@@ -226,6 +226,9 @@ func TestOnceExitCodes(t *testing.T) {
 	code, output = once("DATABASE_URL="+d.URL, "CIN_PRICE_MAX_AGE=soon")
 	require.Equal(t, 2, code, output)
 	require.True(t, strings.Contains(output, "CIN_PRICE_MAX_AGE"), output)
+	code, output = once("DATABASE_URL="+d.URL, "CIN_TRADE_SOURCE=poll")
+	require.Equal(t, 2, code, output)
+	require.True(t, strings.Contains(output, "CIN_TRADE_SOURCE"), output)
 }
 
 // The exchange credentials come from mounted secret files as well as from the variables; either

@@ -124,7 +124,9 @@ func TestStreamedTradesAreStoredWithoutPolling(t *testing.T) {
 	// Fifty minutes, in steps under the keepalive period: trades arrive from the stream only.
 	for range 5 {
 		b.clock.Jump(10 * time.Minute)
-		require.Eventually(t, func() bool { return b.ex.UserStreamStats().Events > 0 && b.stored(t) == bootstrapped+b.ex.UserStreamStats().Events },
+		require.Eventually(t, func() bool {
+			return b.ex.UserStreamStats().Events > 0 && b.stored(t) == bootstrapped+b.ex.UserStreamStats().Events
+		},
 			10*time.Second, 5*time.Millisecond)
 		time.Sleep(1100 * time.Millisecond) // the stream's once-a-second keepalive check runs
 	}
