@@ -307,6 +307,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer cancel()
 	// Stream connections are hijacked: Shutdown does not see them.
 	s.ex.DropStreams()
+	s.ex.DropUserStreams()
 	if err := s.hs.Shutdown(sctx); err != nil {
 		return fmt.Errorf("simex: shutdown: %w", err)
 	}
