@@ -163,8 +163,31 @@ func (s *TradeSync) syncSymbol(ctx context.Context, symbol string, res *Result) 
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return 0, time.Time{}, fmt.Errorf("read cursor of %s: %w", symbol, err)
 	}
-	// Bootstrap: walk the look-back in the 24-hour windows Binance allows, until the first trade
-	// gives an id to continue from.
+	// Bootstrap. First the symbol's oldest trades (fromId 0): none means the account never
+	// traded it, and oldest ones inside the look-back are where to start; one call either way,
+	// the usual case for a universe the account trades little of.
+	if !hasCursor {
+		now := s.cfg.Now()
+		since := now.Add(-s.cfg.Lookback)
+		var zero int64
+		trades, err := s.myTrades(ctx, exchange.MyTradesRequest{Symbol: symbol, FromID: &zero, Limit: s.cfg.PageSize}, res)
+		if err != nil {
+			return stored, earliest, fmt.Errorf("myTrades %s from id 0: %w", symbol, err)
+		}
+		switch {
+		case len(trades) == 0:
+			return stored, earliest, nil // never traded
+		case !trades[0].Time.Before(since):
+			n, e, err := s.store(ctx, symbol, trades, true)
+			stored, earliest = stored+n, earlier(earliest, e)
+			if err != nil || len(trades) < s.cfg.PageSize {
+				return stored, earliest, err // a partial page: every trade there is
+			}
+			last, hasCursor = trades[len(trades)-1].ID, true
+		}
+	}
+	// Older trades exist: walk the look-back in the 24-hour windows Binance allows, until the
+	// first trade in it gives an id to continue from.
 	if !hasCursor {
 		now := s.cfg.Now()
 		for from := now.Add(-s.cfg.Lookback); from.Before(now); from = from.Add(24 * time.Hour) {
