@@ -209,7 +209,8 @@ func (s *StreamSync) gapSince(began time.Time) bool {
 		return false
 	}
 	s.hasGap = false
-	return !s.gapAt.Before(began)
+	// A sweep that began at the gap's instant fetches every symbol after it: covered.
+	return s.gapAt.After(began)
 }
 
 func (s *StreamSync) record(ctx context.Context, reason string, began time.Time, res Result, err error) {

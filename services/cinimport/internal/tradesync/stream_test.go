@@ -326,3 +326,71 @@ func TestBootstrapFromTheOldestTrades(t *testing.T) {
 	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT max(trade_id) - min(trade_id) + 1 - count(*) FROM market.account_trades`).Scan(&holes))
 	require.Zero(t, holes)
 }
+
+// The measured problem: 200 symbols polled every minute cost ~4,000 weight a minute. In stream
+// mode the bootstrap is one paced call a symbol, and after it the REST weight is the listenKey's.
+func TestTwoHundredSymbolsCostAlmostNoWeightAfterStart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := pgtest.NewDB(t)
+	clock := clocktest.NewClock(clocktest.Afternoon)
+	clock.Pause() // time passes only by the pacing's and the test's jumps
+	syms := simex.GeneratedSymbols(200)
+	ex, err := simex.New(simex.Config{Symbols: syms, APIKey: "k", APISecret: "s",
+		TradesSince: clocktest.Afternoon.Add(-time.Hour), TradeEvery: 10 * time.Minute, WeightLimit: -1, Now: clock.Now})
+	require.NoError(t, err)
+	srv := httptest.NewServer(ex)
+	t.Cleanup(srv.Close)
+	client, err := exchange.New(exchange.Config{BaseURL: srv.URL, APIKey: "k", APISecret: "s", WeightLimit: 6000, Now: clock.Now})
+	require.NoError(t, err)
+	var slept time.Duration
+	var sleptMu sync.Mutex
+	ts := tradesync.New(d.Pool, client, tradesync.Config{Symbols: syms, WeightPerMinute: 300, Now: clock.Now,
+		Sleep: func(_ context.Context, d time.Duration) error {
+			sleptMu.Lock()
+			slept += d
+			sleptMu.Unlock()
+			clock.Jump(d)
+			return nil
+		}})
+	sweeps := make(chan tradesync.Result, 4)
+	ss := tradesync.NewStreamSync(ts, tradesync.StreamConfig{Now: clock.Now,
+		OnSweep: func(_ context.Context, reason string, res tradesync.Result) { t.Logf("sweep %s: %d calls", reason, res.Calls); sweeps <- res }})
+	wsURL, err := exchange.StreamURLFor(srv.URL)
+	require.NoError(t, err)
+	us, err := exchange.NewUserStream(client, exchange.UserStreamConfig{URL: wsURL, Now: clock.Now}, ss)
+	require.NoError(t, err)
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = us.Run(rctx) }()
+	go func() { defer wg.Done(); _ = ss.Run(rctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	var boot tradesync.Result
+	select {
+	case boot = <-sweeps:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no bootstrap sweep")
+	}
+	require.Empty(t, boot.Failed)
+	require.Equal(t, 200, boot.Calls, "one call a symbol")
+	sleptMu.Lock()
+	require.Equal(t, 199*4*time.Second, slept, "paced to 300 weight a minute")
+	sleptMu.Unlock()
+	after := ex.Stats().Requests
+	weight := func() int64 {
+		now := ex.Stats().Requests
+		return 20*(now["/api/v3/myTrades"]-after["/api/v3/myTrades"]) + 2*(now["/api/v3/userDataStream"]-after["/api/v3/userDataStream"])
+	}
+
+	// Forty minutes after start: trades arrive from the stream; REST weight is one keepalive.
+	events := ex.UserStreamStats().Events
+	for range 2 {
+		clock.Jump(20 * time.Minute)
+		time.Sleep(1100 * time.Millisecond) // the stream's once-a-second keepalive check
+	}
+	require.Eventually(t, func() bool { return ex.UserStreamStats().Events > events+500 }, 30*time.Second, 10*time.Millisecond)
+	require.LessOrEqual(t, weight(), int64(2), "at most a keepalive's weight in forty minutes")
+	t.Logf("after start: %d REST weight in 40 minutes; %d trades streamed", weight(), ex.UserStreamStats().Events-events)
+}
