@@ -355,7 +355,10 @@ func TestTwoHundredSymbolsCostAlmostNoWeightAfterStart(t *testing.T) {
 		}})
 	sweeps := make(chan tradesync.Result, 4)
 	ss := tradesync.NewStreamSync(ts, tradesync.StreamConfig{Now: clock.Now,
-		OnSweep: func(_ context.Context, reason string, res tradesync.Result) { t.Logf("sweep %s: %d calls", reason, res.Calls); sweeps <- res }})
+		OnSweep: func(_ context.Context, reason string, res tradesync.Result) {
+			t.Logf("sweep %s: %d calls", reason, res.Calls)
+			sweeps <- res
+		}})
 	wsURL, err := exchange.StreamURLFor(srv.URL)
 	require.NoError(t, err)
 	us, err := exchange.NewUserStream(client, exchange.UserStreamConfig{URL: wsURL, Now: clock.Now}, ss)
