@@ -3,6 +3,7 @@ package exchange_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -145,9 +146,30 @@ func TestUserStreamKeepsItsKeyAlive(t *testing.T) {
 	require.Zero(t, st.KeepAliveFailures)
 }
 
+// lockedBuffer is a log sink for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func TestUserStreamReconnectsAfterADrop(t *testing.T) {
 	t.Parallel()
-	r := newUserRig(t, time.Hour)
+	var logs lockedBuffer
+	r := newUserRig(t, time.Hour, func(c *exchange.UserStreamConfig) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
 	r.ex.SetStreamFaults(simex.StreamFaults{UserStreamDown: true})
 	require.Eventually(t, func() bool { _, _, d := r.rec.snapshot(); return len(d) == 1 }, 5*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool { return r.stream.Stats().DialFailures > 0 }, 5*time.Second, 5*time.Millisecond)
@@ -155,6 +177,17 @@ func TestUserStreamReconnectsAfterADrop(t *testing.T) {
 	r.ex.SetStreamFaults(simex.StreamFaults{})
 	require.Eventually(t, func() bool { _, n, _ := r.rec.snapshot(); return n == 2 }, 5*time.Second, 5*time.Millisecond)
 	require.True(t, r.stream.Stats().Up)
+
+	// The listenKey (the account's live one, which creating gives back) is in no log line and
+	// no error.
+	key, err := r.client.CreateListenKey(context.Background())
+	require.NoError(t, err)
+	require.Contains(t, logs.String(), "user data stream lost")
+	require.NotContains(t, logs.String(), key)
+	_, _, downs := r.rec.snapshot()
+	for _, d := range downs {
+		require.NotContains(t, d.Error(), key)
+	}
 }
 
 func TestUserStreamRotatesBeforeTheCutoff(t *testing.T) {

@@ -158,9 +158,12 @@ type userConn struct {
 }
 
 func (c *userConn) close(code websocket.StatusCode, reason string) {
+	// The close handshake first (the client sees the code and reason), then the loops stop.
 	c.once.Do(func() {
-		c.cancel()
-		go func() { _ = c.ws.Close(code, reason) }()
+		go func() {
+			_ = c.ws.Close(code, reason)
+			c.cancel()
+		}()
 	})
 }
 
