@@ -98,11 +98,10 @@ type UserStreamStats struct {
 	DialFailures      int64
 }
 
-// ListenKeys are the user data stream's REST calls; *Client has them.
+// ListenKeys are the user data stream's REST calls a UserStream makes; *Client has them.
 type ListenKeys interface {
 	CreateListenKey(ctx context.Context) (string, error)
 	KeepAliveListenKey(ctx context.Context, listenKey string) error
-	CloseListenKey(ctx context.Context, listenKey string) error
 }
 
 // UserStream holds the account's user data stream (<URL>/ws/<listenKey>): it creates the
@@ -214,10 +213,8 @@ func (u *UserStream) session(ctx context.Context) (connected bool, err error) {
 	for {
 		select {
 		case <-ctx.Done():
-			// A key left open expires on its own; closing it is polite, and best effort.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			_ = u.keys.CloseListenKey(cctx, key)
-			cancel()
+			// The key is not closed: an account has one live key, which other processes of the
+			// same account (replicas) hold too; left alone it lapses within the hour.
 			return true, ctx.Err()
 		case m := <-msgs:
 			if m.c != cur {
