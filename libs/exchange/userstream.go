@@ -182,10 +182,11 @@ type userConn struct {
 	cancel context.CancelFunc
 }
 
+// userMsg is what a connection said: a message, or its read's (or ping's) failure.
 type userMsg struct {
 	c    *userConn
 	data []byte
-	err  error // the connection's read failed; data is nil
+	err  error
 }
 
 // session is one listenKey's life: create it, connect, keep it alive, rotate connections,
@@ -209,7 +210,7 @@ func (u *UserStream) session(ctx context.Context) (connected bool, err error) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	nextPing := u.cfg.Now().Add(u.cfg.PingInterval)
-	pings := make(chan error, 1)
+	pings := make(chan userMsg, 1) // ping results, by connection
 	for {
 		select {
 		case <-ctx.Done():
@@ -228,9 +229,9 @@ func (u *UserStream) session(ctx context.Context) (connected bool, err error) {
 				u.down(err)
 				return true, err
 			}
-		case err := <-pings:
-			if err != nil {
-				err = fmt.Errorf("ping: %w", err)
+		case p := <-pings:
+			if p.c == cur && p.err != nil {
+				err := fmt.Errorf("ping: %w", p.err)
 				u.down(err)
 				return true, err
 			}
@@ -267,12 +268,12 @@ func (u *UserStream) session(ctx context.Context) (connected bool, err error) {
 			}
 			if !now.Before(nextPing) {
 				nextPing = now.Add(u.cfg.PingInterval)
-				ws := cur.ws
+				c := cur
 				go func() {
 					pctx, cancel := context.WithTimeout(sctx, u.cfg.PingTimeout)
 					defer cancel()
 					select {
-					case pings <- ws.Ping(pctx):
+					case pings <- userMsg{c: c, err: redactErr(c.ws.Ping(pctx), key)}:
 					default:
 					}
 				}()
@@ -310,11 +311,8 @@ func (u *UserStream) connect(ctx context.Context, key string, msgs chan<- userMs
 		for {
 			_, data, err := ws.Read(cctx)
 			if err != nil {
-				if cctx.Err() == nil {
-					err = redactErr(err, key)
-				}
 				select {
-				case msgs <- userMsg{c: c, err: err}:
+				case msgs <- userMsg{c: c, err: redactErr(err, key)}:
 				case <-cctx.Done():
 				}
 				return

@@ -190,6 +190,19 @@ func TestUserStreamReconnectsAfterADrop(t *testing.T) {
 	}
 }
 
+// A connection that delivers nothing and answers no ping is replaced.
+func TestUserStreamReplacesAHalfDeadConnection(t *testing.T) {
+	t.Parallel()
+	r := newUserRig(t, time.Hour, func(c *exchange.UserStreamConfig) { c.PingTimeout = 200 * time.Millisecond })
+	r.ex.SetStreamFaults(simex.StreamFaults{IgnorePings: true})
+	r.clock.Jump(time.Minute + time.Second) // a ping is due
+	require.Eventually(t, func() bool { _, _, d := r.rec.snapshot(); return len(d) == 1 }, 5*time.Second, 5*time.Millisecond)
+	_, _, downs := r.rec.snapshot()
+	require.ErrorContains(t, downs[0], "ping")
+	r.ex.SetStreamFaults(simex.StreamFaults{})
+	require.Eventually(t, func() bool { _, n, _ := r.rec.snapshot(); return n == 2 }, 5*time.Second, 5*time.Millisecond)
+}
+
 func TestUserStreamRotatesBeforeTheCutoff(t *testing.T) {
 	t.Parallel()
 	r := newUserRig(t, time.Hour, func(c *exchange.UserStreamConfig) { c.Rotate = 20 * time.Minute })

@@ -89,7 +89,8 @@ type StreamFaults struct {
 	Stall bool
 	// StallSymbols stops the events of these symbols only.
 	StallSymbols []string
-	// IgnorePings leaves the client's pings unanswered (a half-dead connection).
+	// IgnorePings leaves the client's pings unanswered (a half-dead connection), on market and
+	// user data streams.
 	IgnorePings bool
 	// UserStreamDown closes every user data stream connection and refuses new ones (503)
 	// while set; the listenKeys stay valid.

@@ -190,7 +190,13 @@ func (e *Exchange) serveUserStream(w http.ResponseWriter, r *http.Request, key s
 		e.reply(w, r, http.StatusBadRequest, errBody(-1125, "This listenKey does not exist."))
 		return
 	}
-	ws, err := websocket.Accept(w, r, nil)
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OnPingReceived: func(context.Context, []byte) bool {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return !h.faults.IgnorePings
+		},
+	})
 	if err != nil {
 		return
 	}
