@@ -257,7 +257,8 @@ func (u *UserStream) session(ctx context.Context) (connected bool, err error) {
 			if now.Sub(cur.opened) >= u.cfg.Rotate {
 				next, err := u.connect(sctx, key, msgs)
 				if err != nil {
-					u.cfg.Logger.Warn("user data stream rotation failed; keeping the old connection", "err", err)
+					u.cfg.Logger.Warn("user data stream rotation failed; keeping the old connection, retrying in a minute", "err", err)
+					cur.opened = cur.opened.Add(time.Minute)
 				} else {
 					u.count(func(s *UserStreamStats) { s.Rotations++ })
 					u.cfg.Logger.Info("user data stream connection rotated ahead of the 24-hour cutoff", "age", now.Sub(cur.opened).Round(time.Second).String())
