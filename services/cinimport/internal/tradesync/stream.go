@@ -48,6 +48,8 @@ type StreamSync struct {
 	mu      sync.Mutex
 	gapAt   time.Time // the latest moment events may have been missed from
 	hasGap  bool
+	// sweeping is the reason of the sweep running (the weight metric's label).
+	sweeping string
 	gapKick chan struct{}
 	// firstConnect closes at the stream's first connection.
 	firstConnect chan struct{}
@@ -103,6 +105,13 @@ func NewStreamSync(s *TradeSync, cfg StreamConfig) *StreamSync {
 		for _, res := range []string{"ok", "partial", "error"} {
 			ss.sweeps.WithLabelValues(r, res)
 		}
+	}
+	// The weight is counted as each call spends it, so a long paced sweep shows as it goes.
+	s.onCall = func(w int) {
+		ss.mu.Lock()
+		reason := ss.sweeping
+		ss.mu.Unlock()
+		ss.weight.WithLabelValues(reason).Add(float64(w))
 	}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(ss.up, ss.connects, ss.disconnects, ss.trades, ss.sweeps, ss.weight, ss.recovered, ss.lastSweep)
@@ -172,6 +181,9 @@ func (s *StreamSync) Run(ctx context.Context) error {
 	reason := ReasonStart
 	for {
 		began := s.cfg.Now()
+		s.mu.Lock()
+		s.sweeping = reason
+		s.mu.Unlock()
 		res, err := s.sync.Sync(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -214,7 +226,6 @@ func (s *StreamSync) gapSince(began time.Time) bool {
 }
 
 func (s *StreamSync) record(ctx context.Context, reason string, began time.Time, res Result, err error) {
-	s.weight.WithLabelValues(reason).Add(float64(res.Weight))
 	s.recovered.Add(float64(res.Stored))
 	took := s.cfg.Now().Sub(began).Round(time.Millisecond).String()
 	switch {

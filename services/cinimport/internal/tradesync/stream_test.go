@@ -119,7 +119,9 @@ func TestStreamedTradesAreStoredWithoutPolling(t *testing.T) {
 	b := setupStream(t)
 	bootstrapped, calls, cursors := b.stored(t), b.requests("/api/v3/myTrades"), b.cursorSum(t)
 	require.Positive(t, bootstrapped)
-	require.GreaterOrEqual(t, calls, int64(2*len(streamSymbols)), "the bootstrap: a look-back window and fromId pages per symbol")
+	require.GreaterOrEqual(t, calls, int64(len(streamSymbols)), "the bootstrap: a call or more per symbol")
+	require.Equal(t, float64(exchange.MyTradesWeight*calls),
+		testutil.ToFloat64(mustCounter(t, b.reg, "cp_cinimport_reconcile_weight_total", tradesync.ReasonStart)))
 
 	// Fifty minutes, in steps under the keepalive period: trades arrive from the stream only.
 	for range 5 {

@@ -50,6 +50,8 @@ type TradeSync struct {
 
 	mu   sync.Mutex
 	next time.Time // pacing: when the next call may go
+	// onCall hears of each myTrades call's weight as it is spent (StreamSync's metrics).
+	onCall func(weight int)
 }
 
 // New returns a TradeSync; ex must be a client with credentials.
@@ -106,6 +108,9 @@ func (s *TradeSync) myTrades(ctx context.Context, req exchange.MyTradesRequest, 
 	}
 	res.Calls++
 	res.Weight += exchange.MyTradesWeight
+	if s.onCall != nil {
+		s.onCall(exchange.MyTradesWeight)
+	}
 	return s.ex.MyTrades(ctx, req)
 }
 
