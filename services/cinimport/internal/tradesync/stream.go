@@ -45,12 +45,12 @@ type StreamSync struct {
 	sync *TradeSync
 	cfg  StreamConfig
 
-	mu      sync.Mutex
-	gapAt   time.Time // the latest moment events may have been missed from
-	hasGap  bool
+	mu     sync.Mutex
+	gapAt  time.Time // the latest moment events may have been missed from
+	hasGap bool
 	// sweeping is the reason of the sweep running (the weight metric's label).
 	sweeping string
-	gapKick chan struct{}
+	gapKick  chan struct{}
 	// firstConnect closes at the stream's first connection.
 	firstConnect chan struct{}
 	connected    sync.Once
