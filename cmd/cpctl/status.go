@@ -85,6 +85,7 @@ type statusReport struct {
 	Paused      []jobs.KindPause  `json:"paused_kinds"`
 	DeadLetters []deadLetterCount `json:"dead_letters"`
 	Sessions    []openSession     `json:"open_sessions"`
+	Trades      []accountTrades   `json:"account_trades"`
 	MarketData  marketDataStatus  `json:"market_data"`
 }
 
@@ -269,6 +270,16 @@ type openSession struct {
 	Moves      int64      `json:"moves_imported"`
 }
 
+// accountTrades is cinimport's trade sync of one account scope: its myTrades cursors and its
+// newest trade.
+type accountTrades struct {
+	Scope         string     `json:"account_scope"`
+	Symbols       int        `json:"symbols"`
+	CursorUpdated time.Time  `json:"cursor_updated"`
+	NewestTrade   *time.Time `json:"newest_trade,omitempty"`
+	NewestStored  *time.Time `json:"newest_stored,omitempty"`
+}
+
 // statusSources are the connections status reads.
 type statusSources struct {
 	Pool *pgxpool.Pool
@@ -299,6 +310,7 @@ func gatherStatus(ctx context.Context, src statusSources, opt statusOptions) *st
 		problem("jobs: read paused kinds: %v", err)
 	}
 	r.Sessions = gatherSessions(ctx, src, problem)
+	r.Trades = gatherAccountTrades(ctx, src, problem)
 	r.MarketData = gatherMarketData(ctx, src, problem)
 	r.Healthy = len(r.Problems) == 0
 	return r
@@ -845,6 +857,24 @@ func gatherSessions(ctx context.Context, src statusSources, problem func(string,
 	return out
 }
 
+func gatherAccountTrades(ctx context.Context, src statusSources, problem func(string, ...any) string) []accountTrades {
+	var (
+		out []accountTrades
+		a   accountTrades
+	)
+	rows, err := src.Pool.Query(ctx, mustSQL("status_account_trades"))
+	if err == nil {
+		_, err = pgx.ForEachRow(rows, []any{&a.Scope, &a.Symbols, &a.CursorUpdated, &a.NewestTrade, &a.NewestStored}, func() error {
+			out = append(out, a)
+			return nil
+		})
+	}
+	if err != nil {
+		problem("account trades: read market.trade_cursors: %v", err)
+	}
+	return out
+}
+
 // gatherMarketData reads straux's stream members and the newest closed period's sources. Symbols
 // left without a sample because their stream was down and the REST fallback budget was spent are
 // a problem; REST fallbacks alone are not (they are shown).
@@ -1193,6 +1223,24 @@ func printStatusTable(w io.Writer, r *statusReport, p painter) error {
 		t = newTable(w, "SESSION", "SCOPE", "LABEL", "STARTED", "LAST IMPORT", "MOVES")
 		for _, s := range r.Sessions {
 			t.row(strconv.FormatInt(s.ID, 10), s.Scope, s.Label, s.Started.UTC().Format(time.RFC3339), ageOf(s.LastImport, r.At), strconv.FormatInt(s.Moves, 10))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+
+	section("account trades (cinimport)")
+	if len(r.Trades) == 0 {
+		fmt.Fprintln(w, "none synced (no exchange credentials, or no sweep yet)")
+	} else {
+		t = newTable(w, "SCOPE", "SYMBOLS", "LAST SWEEP", "NEWEST TRADE", "STORED AFTER")
+		for _, a := range r.Trades {
+			newest, lag := "none", "n/a"
+			if a.NewestTrade != nil && a.NewestStored != nil {
+				newest = ageOf(a.NewestTrade, r.At)
+				lag = roundAge(max(0, a.NewestStored.Sub(*a.NewestTrade)))
+			}
+			t.row(a.Scope, strconv.Itoa(a.Symbols), ageOf(&a.CursorUpdated, r.At), newest, lag)
 		}
 		if err := t.flush(); err != nil {
 			return err

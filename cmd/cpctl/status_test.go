@@ -226,6 +226,26 @@ func TestStatusHealthyThenUnhealthy(t *testing.T) {
 	s.exec(`UPDATE str_aux.samples SET mid = 100, reason = NULL WHERE symbol = 'BTCUSDT'`)
 	s.exec(`DELETE FROM str_aux.stream_members`)
 
+	// cinimport's trade sync: cursors of two symbols, a trade stored 2 s after it happened (the
+	// user data stream's delivery).
+	require.Empty(t, r.Trades)
+	s.exec(`INSERT INTO market.trade_cursors (account_scope, symbol, last_trade_id, updated_at)
+		VALUES ('default', 'BTCUSDT', 7, $1::timestamptz - interval '20 minutes'), ('default', 'ETHUSDT', 3, $1::timestamptz - interval '25 minutes')`, s.now)
+	s.exec(`INSERT INTO market.account_trades (symbol, trade_id, order_id, price, qty, quote_qty, commission, commission_asset,
+		trade_time, is_buyer, is_maker, fetched_at)
+		VALUES ('BTCUSDT', 9, 9, 100, 1, 100, 0, 'USDT', $1::timestamptz - interval '62 seconds', true, false, $1::timestamptz - interval '60 seconds')`, s.now)
+	code, r = s.status()
+	require.Equal(t, exitHealthy, code, "%q", r.Problems)
+	require.Len(t, r.Trades, 1)
+	require.Equal(t, 2, r.Trades[0].Symbols)
+	require.Equal(t, s.now.Add(-20*time.Minute), r.Trades[0].CursorUpdated.UTC())
+	require.Equal(t, 2*time.Second, r.Trades[0].NewestStored.Sub(*r.Trades[0].NewestTrade))
+	out.Reset()
+	require.Equal(t, exitHealthy, statusCommand(ctx, nil, s.env, opt))
+	require.Contains(t, out.String(), "ACCOUNT TRADES (CINIMPORT)")
+	s.exec(`DELETE FROM market.account_trades`)
+	s.exec(`DELETE FROM market.trade_cursors`)
+
 	// A dead letter.
 	_, err := s.js.Publish(ctx, events.DeadLetterSubject(events.ConsumerStrauxTicks), []byte(`{"reason":"REASON_UNDECODABLE"}`))
 	require.NoError(t, err)

@@ -149,10 +149,14 @@ func (c *Client) ensureLimit(ctx context.Context) error {
 
 // call is one request: path, parameters and weight.
 type call struct {
+	// method is the HTTP method; default GET.
+	method string
 	path   string
 	query  url.Values
 	weight int
 	signed bool
+	// keyed calls send the API key (X-MBX-APIKEY) without a signature: the user data stream's.
+	keyed bool
 	// noInit marks the calls that must not trigger the lazy exchangeInfo read (time, and
 	// exchangeInfo itself).
 	noInit bool
@@ -160,8 +164,14 @@ type call struct {
 
 // do sends a call through the limiter, with retries, and decodes a 2xx body into out.
 func (c *Client) do(ctx context.Context, cl call, out any) error {
+	if cl.method == "" {
+		cl.method = http.MethodGet
+	}
 	if cl.signed && c.sign == nil {
-		return fmt.Errorf("exchange: GET %s: %w", cl.path, ErrMissingCredentials)
+		return fmt.Errorf("exchange: %s %s: %w", cl.method, cl.path, ErrMissingCredentials)
+	}
+	if cl.keyed && c.apiKey == "" {
+		return fmt.Errorf("exchange: %s %s: %w", cl.method, cl.path, ErrMissingCredentials)
 	}
 	if !cl.noInit {
 		if err := c.ensureLimit(ctx); err != nil {
@@ -240,10 +250,7 @@ func (c *Client) send(ctx context.Context, cl call) (body []byte, name string, r
 		q[k] = v
 	}
 	payload := q.Encode()
-	name = "GET " + cl.path
-	if payload != "" {
-		name += "?" + payload
-	}
+	name = requestName(cl.method, cl.path, payload)
 	// Wait for the weight first: a signed request's timestamp is taken after the wait, or a
 	// long wait would make it older than recvWindow (-1021).
 	r, err := c.lim.acquire(ctx, cl.weight)
@@ -254,18 +261,18 @@ func (c *Client) send(ctx context.Context, cl call) (body []byte, name string, r
 		q.Set("recvWindow", strconv.FormatInt(c.recvWindow.Milliseconds(), 10))
 		q.Set("timestamp", strconv.FormatInt(c.now().Add(c.ClockOffset()).UnixMilli(), 10))
 		payload = q.Encode()
-		name = "GET " + cl.path + "?" + payload
+		name = requestName(cl.method, cl.path, payload)
 		payload += "&signature=" + c.sign(payload)
 	}
 	u := *c.base
 	u.Path = cl.path
 	u.RawQuery = payload
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, cl.method, u.String(), nil)
 	if err != nil {
 		c.lim.finish(r, 0, nil)
 		return nil, name, false, fmt.Errorf("exchange: %s: %w", name, stripURL(err))
 	}
-	if cl.signed {
+	if cl.signed || cl.keyed {
 		req.Header.Set("X-MBX-APIKEY", c.apiKey)
 	}
 	req.Header.Set("Accept", "application/json")
@@ -285,6 +292,17 @@ func (c *Client) send(ctx context.Context, cl call) (body []byte, name string, r
 		return body, name, false, nil
 	}
 	return nil, name, retryableStatus(resp.StatusCode), apiError(name, resp, body, c.now())
+}
+
+// requestName is a request as errors and logs may show it: method, path and query, with the
+// listenKey (a bearer secret) redacted.
+func requestName(method, path, query string) string {
+	name := method + " " + path
+	if query != "" {
+		q, _ := redactSecrets(query)
+		name += "?" + q
+	}
+	return name
 }
 
 // stripURL unwraps a *url.Error, whose message carries the full URL with its signature.

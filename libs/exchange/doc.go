@@ -1,6 +1,6 @@
 // Package exchange is the Binance Spot REST client the services share: public market data (server
-// time, exchangeInfo, klines, 24h tickers, prices, order books) and the signed account call
-// myTrades.
+// time, exchangeInfo, klines, 24h tickers, prices, order books), the signed account call
+// myTrades, and the account's user data stream.
 //
 // Every price and quantity is a decimal.Decimal (github.com/shopspring/decimal), never a float64.
 //
@@ -29,6 +29,13 @@
 // books from diff-depth streams (DepthStream), Tickers the newest 24-hour ticker per symbol from
 // ticker streams (TickerStream), the values ticker/24hr gives, without its weight; a FeedMux lets
 // one Feed carry both, routing each stream by its kind.
+//
+// The account's user data stream: CreateListenKey, KeepAliveListenKey and CloseListenKey are
+// POST/PUT/DELETE /api/v3/userDataStream (API key, no signature, weight 2); a UserStream holds
+// <stream URL>/ws/<listenKey>, keeps the key alive, replaces it when it expires, reconnects and
+// rotates its connection, hands each TRADE executionReport to a UserStreamHandler as a Trade,
+// and reports every (re)connect, since events may have been missed. The listenKey never
+// appears in a log line, an error or a span.
 //
 // The simulated exchange in package simex speaks the same protocol, for tests and the dev stack.
 package exchange

@@ -37,6 +37,9 @@ var (
 	// ErrMissingCredentials: a signed call on a Client without APIKey and APISecret; nothing is
 	// sent.
 	ErrMissingCredentials = errors.New("exchange: signed call needs APIKey and APISecret")
+	// ErrListenKeyNotFound: code -1125, the user data stream's listenKey expired or never
+	// existed; create a new one.
+	ErrListenKeyNotFound = errors.New("exchange: listenKey does not exist")
 	// ErrInvalidArgument: the request was rejected before sending (missing symbol, bad interval,
 	// limit out of range).
 	ErrInvalidArgument = errors.New("exchange: invalid argument")
@@ -91,6 +94,8 @@ func (e *APIError) Is(target error) bool {
 		return e.Code == -2014 || e.Code == -2015
 	case ErrClockSkew:
 		return e.Code == -1021
+	case ErrListenKeyNotFound:
+		return e.Code == -1125
 	}
 	return false
 }

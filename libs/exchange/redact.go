@@ -6,21 +6,22 @@ import (
 	"strings"
 )
 
-// A signed request's query carries its signature (and the key's timestamp), which the HTTP client
-// spans would record in url.full: the span sees a copy whose signature is redacted, and the request
-// sent is the original. redactQuery wraps the otelhttp transport, restoreQuery the one it wraps.
+// A signed request's query carries its signature (and the key's timestamp), a user data stream
+// request its listenKey, which the HTTP client spans would record in url.full: the span sees a
+// copy whose signature and listenKey are redacted, and the request sent is the original.
+// redactQuery wraps the otelhttp transport, restoreQuery the one it wraps.
 
 type signedQueryKey struct{}
 
 const redactedSignature = "REDACTED"
 
-// redactSignature replaces the value of the signature parameter.
-func redactSignature(q string) (string, bool) {
+// redactSecrets replaces the values of the signature and listenKey parameters.
+func redactSecrets(q string) (string, bool) {
 	parts := strings.Split(q, "&")
 	found := false
 	for i, p := range parts {
-		if k, _, ok := strings.Cut(p, "="); ok && k == "signature" {
-			parts[i], found = "signature="+redactedSignature, true
+		if k, _, ok := strings.Cut(p, "="); ok && (k == "signature" || k == "listenKey") {
+			parts[i], found = k+"="+redactedSignature, true
 		}
 	}
 	return strings.Join(parts, "&"), found
@@ -29,7 +30,7 @@ func redactSignature(q string) (string, bool) {
 type redactQuery struct{ next http.RoundTripper }
 
 func (t redactQuery) RoundTrip(r *http.Request) (*http.Response, error) {
-	q, ok := redactSignature(r.URL.RawQuery)
+	q, ok := redactSecrets(r.URL.RawQuery)
 	if !ok {
 		return t.next.RoundTrip(r)
 	}

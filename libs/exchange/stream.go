@@ -129,6 +129,18 @@ func (c FeedConfig) withDefaults() (FeedConfig, error) {
 	return c, nil
 }
 
+// newAttemptLimiter paces connection attempts under the exchange's per-IP limit.
+func newAttemptLimiter() *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(float64(ConnectionAttempts)/ConnectionAttemptWindow.Seconds()), 10)
+}
+
+// reconnectBackoff is the pause before reconnect attempt n (0 after a connection that
+// delivered): exponential from lo, capped at hi, the upper half drawn at random.
+func reconnectBackoff(lo, hi time.Duration, attempt int) time.Duration {
+	d := min(hi, lo<<min(attempt, 16))
+	return d/2 + rand.N(d/2+1)
+}
+
 // FeedHandler receives every stream message: the stream's name, its payload (the combined
 // stream's "data"; valid only during the call) and when it was received. Calls for one
 // connection are sequential; different connections call concurrently.
@@ -179,7 +191,7 @@ func NewFeed(cfg FeedConfig, h FeedHandler) (*Feed, error) {
 		return nil, errors.New("exchange: feed handler is required")
 	}
 	return &Feed{cfg: cfg, h: h, dial: &websocket.DialOptions{HTTPClient: streamHTTPClient(cfg.ReadBurstWait)},
-		attempts: rate.NewLimiter(rate.Limit(float64(ConnectionAttempts)/ConnectionAttemptWindow.Seconds()), 10),
+		attempts: newAttemptLimiter(),
 		want:     map[string]*feedConn{}, conns: map[*feedConn]struct{}{}, changed: make(chan struct{}, 1)}, nil
 }
 
@@ -397,8 +409,7 @@ func (c *feedConn) run(ctx context.Context) {
 		if delivered {
 			attempt = 0
 		}
-		d := min(f.cfg.MaxBackoff, f.cfg.MinBackoff<<min(attempt, 16))
-		d = d/2 + rand.N(d/2+1)
+		d := reconnectBackoff(f.cfg.MinBackoff, f.cfg.MaxBackoff, attempt)
 		f.cfg.Logger.Warn("stream connection lost; reconnecting", "err", err, "streams", c.count(), "backoff", d.String())
 		select {
 		case <-ctx.Done():

@@ -11,12 +11,15 @@ const KlinesWeight = 2
 // ExchangeInfoWeight is the weight of one GET /api/v3/exchangeInfo call, for any symbols.
 const ExchangeInfoWeight = 20
 
+// MyTradesWeight is the weight of one signed GET /api/v3/myTrades call.
+const MyTradesWeight = 20
+
 // Request weights of the calls, from Binance's Spot API documentation.
 const (
 	weightTime         = 1
 	weightExchangeInfo = ExchangeInfoWeight
 	weightKlines       = KlinesWeight
-	weightMyTrades     = 20
+	weightMyTrades     = MyTradesWeight
 )
 
 // Ticker24hWeight is the weight of GET /api/v3/ticker/24hr for n symbols (0: all of them).

@@ -12,7 +12,11 @@
 // values are ticker/24hr's at the event's time.
 //
 // myTrades serves a configured key and secret, verifies the HMAC-SHA256 signature and the
-// timestamp/recvWindow, and produces new account trades over time with increasing ids.
+// timestamp/recvWindow, and produces new account trades over time with increasing ids. The same
+// account has a user data stream (userstream.go): listenKeys from POST/PUT/DELETE
+// /api/v3/userDataStream, valid 60 minutes on the exchange's clock, and /ws/<listenKey> pushing
+// an executionReport for each of those trades as its time passes, then listenKeyExpired when the
+// key lapses (StreamFaults.UserStreamDown, DropUserStreams and ExpireListenKeys break it).
 //
 // Each client (remote IP) has a REQUEST_WEIGHT budget per window (6000 per minute by default),
 // reported in X-MBX-USED-WEIGHT-* headers; a client over it gets 429 with Retry-After, and one

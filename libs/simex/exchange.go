@@ -25,6 +25,8 @@ type Exchange struct {
 	symbols []*market // in Config order
 	weights *weightBook
 	streams *streamHub
+	// listenKeys are the user data stream's keys and connections.
+	listenKeys *listenKeys
 
 	inFlight atomic.Int64 // REST requests being answered
 
@@ -58,6 +60,7 @@ func New(cfg Config) (*Exchange, error) {
 	}
 	e.weights = newWeightBook(cfg)
 	e.streams = newStreamHub(cfg.Streams)
+	e.listenKeys = newListenKeys()
 	walks := map[string]*walk{}
 	for _, s := range cfg.Symbols {
 		if e.markets[s] != nil {
@@ -118,27 +121,37 @@ func (e *Exchange) Stats() Stats {
 // Symbols returns the configured symbols.
 func (e *Exchange) Symbols() []string { return slices.Clone(e.cfg.Symbols) }
 
-// endpoint is one path: its weight for a query and its handler.
+// endpoint is one path: its weight for a query, its handler and its methods (nil: GET).
 type endpoint struct {
-	weight func(q url.Values) int
-	handle func(e *Exchange, r *http.Request, q url.Values, now time.Time) (int, []byte)
+	weight  func(q url.Values) int
+	handle  func(e *Exchange, r *http.Request, q url.Values, now time.Time) (int, []byte)
+	methods []string
 }
 
 var endpoints = map[string]endpoint{
-	"/api/v3/ping":         {constWeight(1), (*Exchange).ping},
-	"/api/v3/time":         {constWeight(1), (*Exchange).serverTime},
-	"/api/v3/exchangeInfo": {constWeight(20), (*Exchange).exchangeInfo},
-	"/api/v3/klines":       {constWeight(2), (*Exchange).klines},
-	"/api/v3/ticker/24hr":  {ticker24hWeight, (*Exchange).ticker24h},
-	"/api/v3/ticker/price": {tickerPriceWeight, (*Exchange).tickerPrice},
-	"/api/v3/depth":        {depthWeight, (*Exchange).depth},
-	"/api/v3/myTrades":     {constWeight(20), (*Exchange).myTrades},
+	"/api/v3/ping":         {constWeight(1), (*Exchange).ping, nil},
+	"/api/v3/time":         {constWeight(1), (*Exchange).serverTime, nil},
+	"/api/v3/exchangeInfo": {constWeight(20), (*Exchange).exchangeInfo, nil},
+	"/api/v3/klines":       {constWeight(2), (*Exchange).klines, nil},
+	"/api/v3/ticker/24hr":  {ticker24hWeight, (*Exchange).ticker24h, nil},
+	"/api/v3/ticker/price": {tickerPriceWeight, (*Exchange).tickerPrice, nil},
+	"/api/v3/depth":        {depthWeight, (*Exchange).depth, nil},
+	"/api/v3/myTrades":     {constWeight(20), (*Exchange).myTrades, nil},
+	"/api/v3/userDataStream": {constWeight(2), (*Exchange).userDataStream,
+		[]string{http.MethodPost, http.MethodPut, http.MethodDelete}},
 }
 
 // ServeHTTP answers one request: overload, the firewall, weight accounting, then faults, then
 // the endpoint.
 func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
+	if rest, ok := strings.CutPrefix(path, "/ws/"); ok && isListenKeyPath(rest) {
+		e.mu.Lock()
+		e.requests["(user stream)"]++
+		e.mu.Unlock()
+		e.serveUserStream(w, r, rest)
+		return
+	}
 	if path == "/stream" || path == "/ws" || strings.HasPrefix(path, "/ws/") {
 		e.mu.Lock()
 		e.requests["(stream)"]++
@@ -170,7 +183,7 @@ func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.reply(w, r, http.StatusNotFound, errBody(-1000, "Unknown path "+r.URL.Path+"."))
 		return
 	}
-	if r.Method != http.MethodGet {
+	if !(ep.methods == nil && r.Method == http.MethodGet) && !slices.Contains(ep.methods, r.Method) {
 		e.reply(w, r, http.StatusMethodNotAllowed, errBody(-1000, "Method "+r.Method+" not allowed."))
 		return
 	}
@@ -294,6 +307,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer cancel()
 	// Stream connections are hijacked: Shutdown does not see them.
 	s.ex.DropStreams()
+	s.ex.DropUserStreams()
 	if err := s.hs.Shutdown(sctx); err != nil {
 		return fmt.Errorf("simex: shutdown: %w", err)
 	}

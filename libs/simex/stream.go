@@ -91,8 +91,12 @@ type StreamFaults struct {
 	Stall bool
 	// StallSymbols stops the events of these symbols only.
 	StallSymbols []string
-	// IgnorePings leaves the client's pings unanswered (a half-dead connection).
+	// IgnorePings leaves the client's pings unanswered (a half-dead connection), on market and
+	// user data streams.
 	IgnorePings bool
+	// UserStreamDown closes every user data stream connection and refuses new ones (503)
+	// while set; the listenKeys stay valid.
+	UserStreamDown bool
 }
 
 // StreamStats counts what the stream endpoints have done.

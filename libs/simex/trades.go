@@ -162,42 +162,58 @@ func (e *Exchange) myTrades(r *http.Request, q url.Values, now time.Time) (int, 
 
 var commissionRate = decimal.New(1, -3) // 0.1%
 
-func (m *market) appendTrade(b []byte, k int64) []byte {
-	t := m.tradeTime(k)
+// accountTrade is trade id k of the account in m: what myTrades and the user data stream's
+// executionReport both describe.
+type accountTrade struct {
+	id, orderID, timeMs  int64
+	priceTicks, qtyUnits int64
+	price, qty, quoteQty decimal.Decimal
+	commission           decimal.Decimal
+	commissionAsset      string
+	isBuyer, isMaker     bool
+}
+
+func (m *market) accountTrade(k int64) accountTrade {
+	t := accountTrade{id: k, orderID: orderIDBase + k/2, timeMs: m.tradeTime(k)}
 	h := hash3(m.key, 0x7b, uint64(k))
 	order := hash3(m.key, 0x7c, uint64(k/2))
-	isBuyer := order&1 == 1
-	priceTicks := m.ticks(t)
-	qtyUnits := m.qtyUnits(m.levelQty * (0.02 + 0.5*unit(h)))
-	price := decimal.New(priceTicks, -int32(m.priceDec))
-	qty := decimal.New(qtyUnits, -int32(m.qtyDec))
-	quoteQty := price.Mul(qty)
-	commission, commissionAsset := qty.Mul(commissionRate).Truncate(8), m.base
-	if !isBuyer {
-		commission, commissionAsset = quoteQty.Mul(commissionRate).Truncate(8), m.quote
+	t.isBuyer, t.isMaker = order&1 == 1, h>>63 == 1
+	t.priceTicks = m.ticks(t.timeMs)
+	t.qtyUnits = m.qtyUnits(m.levelQty * (0.02 + 0.5*unit(h)))
+	t.price = decimal.New(t.priceTicks, -int32(m.priceDec))
+	t.qty = decimal.New(t.qtyUnits, -int32(m.qtyDec))
+	t.quoteQty = t.price.Mul(t.qty)
+	t.commission, t.commissionAsset = t.qty.Mul(commissionRate).Truncate(8), m.base
+	if !t.isBuyer {
+		t.commission, t.commissionAsset = t.quoteQty.Mul(commissionRate).Truncate(8), m.quote
 	}
+	return t
+}
+
+func (m *market) appendTrade(b []byte, k int64) []byte {
+	t := m.accountTrade(k)
 	b = append(b, `{"symbol":"`...)
 	b = append(b, m.symbol...)
 	b = append(b, `","id":`...)
 	b = appendInt(b, k)
 	b = append(b, `,"orderId":`...)
-	b = appendInt(b, orderIDBase+k/2)
+	b = appendInt(b, t.orderID)
 	b = append(b, `,"orderListId":-1,"price":"`...)
-	b = appendFixed(b, priceTicks, m.priceDec)
+	b = appendFixed(b, t.priceTicks, m.priceDec)
 	b = append(b, `","qty":"`...)
-	b = appendFixed(b, qtyUnits, m.qtyDec)
+	b = appendFixed(b, t.qtyUnits, m.qtyDec)
 	b = append(b, `","quoteQty":"`...)
-	b = append(b, quoteQty.StringFixed(8)...)
+	b = append(b, t.quoteQty.StringFixed(8)...)
 	b = append(b, `","commission":"`...)
-	b = append(b, commission.StringFixed(8)...)
+	b = append(b, t.commission.StringFixed(8)...)
 	b = append(b, `","commissionAsset":"`...)
-	b = append(b, commissionAsset...)
+	b = append(b, t.commissionAsset...)
 	b = append(b, `","time":`...)
-	b = appendInt(b, t)
+	b = appendInt(b, t.timeMs)
 	b = append(b, `,"isBuyer":`...)
-	b = appendBool(b, isBuyer)
+	b = appendBool(b, t.isBuyer)
 	b = append(b, `,"isMaker":`...)
-	b = appendBool(b, h>>63 == 1)
+	b = appendBool(b, t.isMaker)
 	return append(b, `,"isBestMatch":true}`...)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +17,10 @@ import (
 	"cryptopill.dev/jobs/libs/config"
 	"cryptopill.dev/jobs/libs/events"
 	"cryptopill.dev/jobs/libs/events/eventstest"
+	"cryptopill.dev/jobs/libs/exchange"
 	"cryptopill.dev/jobs/libs/service"
+	"cryptopill.dev/jobs/libs/simex"
+	"cryptopill.dev/jobs/libs/testkit/clocktest"
 	"cryptopill.dev/jobs/libs/testkit/metrictest"
 	"cryptopill.dev/jobs/libs/testkit/pgtest"
 	"cryptopill.dev/jobs/libs/testkit/proctest"
@@ -46,12 +50,22 @@ func setup(t *testing.T, orchEnv ...string) *stack {
 		"DATABASE_URL=" + s.db.RoleURL(t, "cp_orchestrator"), "CDC_DATABASE_URL=" + s.db.RoleURL(t, pgtest.ReplicationRole),
 		"NATS_NKEY_SEED_FILE=" + s.bus.Auth.Keys.SeedFile(events.ServiceOrchestrator)}, orchEnv...)...)
 
+	// The trade stream runs against the simulated exchange, whose account never trades (its
+	// trading begins after its fixed clock), so its metrics are on /metrics and the test's
+	// sessions see only the test's trades.
+	ex, err := simex.New(simex.Config{Symbols: []string{"SOLUSDT"}, APIKey: "k", APISecret: "s",
+		Now: clocktest.Fixed(clocktest.Afternoon), TradesSince: clocktest.Afternoon.Add(24 * time.Hour)})
+	require.NoError(t, err)
+	exSrv := httptest.NewServer(ex)
+	t.Cleanup(exSrv.Close)
+
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := Config{
 		Common: config.Common{Env: config.EnvDev, DatabaseURL: s.db.RoleURL(t, "cp_cinimport"), NATSURL: s.bus.Server.URL,
 			NATS:     config.NATSAuth{NkeySeedFile: s.bus.Auth.Keys.SeedFile(events.ServiceCinimport)},
 			HTTPAddr: "127.0.0.1:0", ShutdownGrace: 20 * time.Second, LogLevel: "info"},
 		PriceMaxAge: time.Hour, Debounce: 100 * time.Millisecond,
+		BaseURL: exSrv.URL, APIKey: "k", APISecret: exchange.Secret("s"), TradeLookback: time.Hour,
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -226,6 +240,9 @@ func TestOnceExitCodes(t *testing.T) {
 	code, output = once("DATABASE_URL="+d.URL, "CIN_PRICE_MAX_AGE=soon")
 	require.Equal(t, 2, code, output)
 	require.True(t, strings.Contains(output, "CIN_PRICE_MAX_AGE"), output)
+	code, output = once("DATABASE_URL="+d.URL, "CIN_TRADE_SOURCE=poll")
+	require.Equal(t, 2, code, output)
+	require.True(t, strings.Contains(output, "CIN_TRADE_SOURCE"), output)
 }
 
 // The exchange credentials come from mounted secret files as well as from the variables; either

@@ -62,7 +62,7 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	runPart := func(f func() error) {
 		wg.Add(1)
 		go func() {
@@ -82,10 +82,14 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 			return err
 		}
 		p.Registry.MustRegister(exchange.NewCollector(client.Limiter()))
-		sync := tradesync.New(p.Pool, client, tradesync.Config{Scope: cfg.Scope, Symbols: cfg.TradeSymbols, Lookback: cfg.TradeLookback, Logger: p.Logger})
-		runPart(func() error { return syncLoop(ctx, p, cfg, sync, trig) })
-		p.Logger.Info("trade sync on", "exchange", cfg.BaseURL, "scope", cfg.Scope,
-			"interval", cfg.TradeSyncInterval.String(), "lookback", cfg.TradeLookback.String())
+		if cfg.TradeSource == TradeSourceREST {
+			sync := tradesync.New(p.Pool, client, tradesync.Config{Scope: cfg.Scope, Symbols: cfg.TradeSymbols, Lookback: cfg.TradeLookback, Logger: p.Logger})
+			runPart(func() error { return syncLoop(ctx, p, cfg, sync, trig) })
+			p.Logger.Info("trade sync on, polling myTrades", "exchange", cfg.BaseURL, "scope", cfg.Scope,
+				"interval", cfg.TradeSyncInterval.String(), "lookback", cfg.TradeLookback.String())
+		} else if err := startTradeStream(ctx, p, cfg, client, trig, runPart); err != nil {
+			return err
+		}
 	} else {
 		p.Logger.Info("trade sync off: BINANCE_API_KEY and BINANCE_API_SECRET are not set")
 	}
@@ -96,6 +100,37 @@ func run(ctx context.Context, p *service.Process, cfg Config) error {
 		all = append(all, err)
 	}
 	return errors.Join(all...)
+}
+
+// startTradeStream runs the stream mode: trades from the user data stream, stored as they come
+// (the row changes import them), and myTrades sweeps as reconciliation at start, after every
+// reconnect and every TradeReconcileInterval, paced to TradeSyncWeightPerMinute.
+func startTradeStream(ctx context.Context, p *service.Process, cfg Config, client *exchange.Client, trig *trigger.ImportTrigger, runPart func(func() error)) error {
+	sync := tradesync.New(p.Pool, client, tradesync.Config{Scope: cfg.Scope, Symbols: cfg.TradeSymbols, Lookback: cfg.TradeLookback,
+		WeightPerMinute: cfg.TradeSyncWeightPerMinute, Logger: p.Logger})
+	ss := tradesync.NewStreamSync(sync, tradesync.StreamConfig{ReconcileInterval: cfg.TradeReconcileInterval, Registerer: p.Registry, Logger: p.Logger,
+		OnSweep: func(ctx context.Context, _ string, res tradesync.Result) {
+			if res.Stored == 0 {
+				return
+			}
+			if err := trig.ImportScope(ctx, res.Scope, eventsv1.MovesImported_TRIGGER_TRADES_INSERTED); err != nil && ctx.Err() == nil {
+				p.Logger.Warn("import after trade reconciliation failed; the sweep retries", "err", err)
+			}
+		}})
+	wsURL, err := exchange.StreamURLFor(cfg.BaseURL)
+	if err != nil {
+		return err
+	}
+	us, err := exchange.NewUserStream(client, exchange.UserStreamConfig{URL: wsURL, Logger: p.Logger}, ss)
+	if err != nil {
+		return err
+	}
+	runPart(func() error { return us.Run(ctx) })
+	runPart(func() error { return ss.Run(ctx) })
+	p.Logger.Info("trade sync on, from the user data stream", "exchange", cfg.BaseURL, "stream", wsURL, "scope", cfg.Scope,
+		"reconcile_interval", cfg.TradeReconcileInterval.String(), "sweep_weight_per_minute", cfg.TradeSyncWeightPerMinute,
+		"lookback", cfg.TradeLookback.String())
+	return nil
 }
 
 // syncLoop syncs the account's trades every interval and imports what arrived at once (the row

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,8 +30,14 @@ type Config struct {
 	Lookback time.Duration
 	// PageSize is the number of trades per request, at most 1000. Default 1000.
 	PageSize int
+	// WeightPerMinute paces the myTrades calls (weight exchange.MyTradesWeight each) to at most
+	// this much request weight a minute, so a sweep of a large universe never crowds out the
+	// rest of the IP's budget. Default 0: unpaced (only the shared limiter's budget applies).
+	WeightPerMinute int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Sleep waits d or until ctx ends (the pacing). Default: a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -40,6 +47,11 @@ type TradeSync struct {
 	ex   Exchange
 	pool *pgxpool.Pool
 	cfg  Config
+
+	mu   sync.Mutex
+	next time.Time // pacing: when the next call may go
+	// onCall hears of each myTrades call's weight as it is spent (StreamSync's metrics).
+	onCall func(weight int)
 }
 
 // New returns a TradeSync; ex must be a client with credentials.
@@ -59,7 +71,47 @@ func New(pool *pgxpool.Pool, ex Exchange, cfg Config) *TradeSync {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
 	return &TradeSync{ex: ex, pool: pool, cfg: cfg}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// myTrades is one paced call: calls are spaced so their weight stays within WeightPerMinute.
+func (s *TradeSync) myTrades(ctx context.Context, req exchange.MyTradesRequest, res *Result) ([]exchange.Trade, error) {
+	if s.cfg.WeightPerMinute > 0 {
+		s.mu.Lock()
+		now := s.cfg.Now()
+		if s.next.Before(now) {
+			s.next = now
+		}
+		wait := s.next.Sub(now)
+		s.next = s.next.Add(time.Duration(exchange.MyTradesWeight) * time.Minute / time.Duration(s.cfg.WeightPerMinute))
+		s.mu.Unlock()
+		if err := s.cfg.Sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+	}
+	res.Calls++
+	res.Weight += exchange.MyTradesWeight
+	if s.onCall != nil {
+		s.onCall(exchange.MyTradesWeight)
+	}
+	return s.ex.MyTrades(ctx, req)
 }
 
 // Result is what one Sync stored.
@@ -72,6 +124,8 @@ type Result struct {
 	Earliest time.Time
 	// Failed lists the symbols that could not be synced, with why.
 	Failed map[string]error
+	// Calls and Weight are the myTrades calls sent and their request weight.
+	Calls, Weight int
 }
 
 // Sync fetches every symbol's new trades. A symbol that fails is reported in Result.Failed and
@@ -90,7 +144,7 @@ func (s *TradeSync) Sync(ctx context.Context) (Result, error) {
 		}
 	}
 	for _, sym := range symbols {
-		n, earliest, err := s.syncSymbol(ctx, sym)
+		n, earliest, err := s.syncSymbol(ctx, sym, &res)
 		if ctx.Err() != nil {
 			return res, ctx.Err()
 		}
@@ -107,15 +161,38 @@ func (s *TradeSync) Sync(ctx context.Context) (Result, error) {
 }
 
 // syncSymbol pages through one symbol's new trades.
-func (s *TradeSync) syncSymbol(ctx context.Context, symbol string) (stored int, earliest time.Time, err error) {
+func (s *TradeSync) syncSymbol(ctx context.Context, symbol string, res *Result) (stored int, earliest time.Time, err error) {
 	var last int64
 	err = s.pool.QueryRow(ctx, cursorSQL, s.cfg.Scope, symbol).Scan(&last)
 	hasCursor := err == nil
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return 0, time.Time{}, fmt.Errorf("read cursor of %s: %w", symbol, err)
 	}
-	// Bootstrap: walk the look-back in the 24-hour windows Binance allows, until the first trade
-	// gives an id to continue from.
+	// Bootstrap. First the symbol's oldest trades (fromId 0): none means the account never
+	// traded it, and oldest ones inside the look-back are where to start; one call either way,
+	// the usual case for a universe the account trades little of.
+	if !hasCursor {
+		now := s.cfg.Now()
+		since := now.Add(-s.cfg.Lookback)
+		var zero int64
+		trades, err := s.myTrades(ctx, exchange.MyTradesRequest{Symbol: symbol, FromID: &zero, Limit: s.cfg.PageSize}, res)
+		if err != nil {
+			return stored, earliest, fmt.Errorf("myTrades %s from id 0: %w", symbol, err)
+		}
+		switch {
+		case len(trades) == 0:
+			return stored, earliest, nil // never traded
+		case !trades[0].Time.Before(since):
+			n, e, err := s.store(ctx, symbol, trades, true)
+			stored, earliest = stored+n, earlier(earliest, e)
+			if err != nil || len(trades) < s.cfg.PageSize {
+				return stored, earliest, err // a partial page: every trade there is
+			}
+			last, hasCursor = trades[len(trades)-1].ID, true
+		}
+	}
+	// Older trades exist: walk the look-back in the 24-hour windows Binance allows, until the
+	// first trade in it gives an id to continue from.
 	if !hasCursor {
 		now := s.cfg.Now()
 		for from := now.Add(-s.cfg.Lookback); from.Before(now); from = from.Add(24 * time.Hour) {
@@ -123,14 +200,14 @@ func (s *TradeSync) syncSymbol(ctx context.Context, symbol string) (stored int, 
 			if to.After(now) {
 				to = now
 			}
-			trades, err := s.ex.MyTrades(ctx, exchange.MyTradesRequest{Symbol: symbol, StartTime: from, EndTime: to, Limit: s.cfg.PageSize})
+			trades, err := s.myTrades(ctx, exchange.MyTradesRequest{Symbol: symbol, StartTime: from, EndTime: to, Limit: s.cfg.PageSize}, res)
 			if err != nil {
 				return stored, earliest, fmt.Errorf("myTrades %s from %s: %w", symbol, from.Format(time.RFC3339), err)
 			}
 			if len(trades) == 0 {
 				continue
 			}
-			n, e, err := s.store(ctx, symbol, trades)
+			n, e, err := s.store(ctx, symbol, trades, true)
 			stored, earliest = stored+n, earlier(earliest, e)
 			if err != nil {
 				return stored, earliest, err
@@ -144,14 +221,14 @@ func (s *TradeSync) syncSymbol(ctx context.Context, symbol string) (stored int, 
 	}
 	for {
 		from := last + 1
-		trades, err := s.ex.MyTrades(ctx, exchange.MyTradesRequest{Symbol: symbol, FromID: &from, Limit: s.cfg.PageSize})
+		trades, err := s.myTrades(ctx, exchange.MyTradesRequest{Symbol: symbol, FromID: &from, Limit: s.cfg.PageSize}, res)
 		if err != nil {
 			return stored, earliest, fmt.Errorf("myTrades %s from id %d: %w", symbol, from, err)
 		}
 		if len(trades) == 0 {
 			return stored, earliest, nil
 		}
-		n, e, err := s.store(ctx, symbol, trades)
+		n, e, err := s.store(ctx, symbol, trades, true)
 		stored, earliest = stored+n, earlier(earliest, e)
 		if err != nil {
 			return stored, earliest, err
@@ -163,8 +240,19 @@ func (s *TradeSync) syncSymbol(ctx context.Context, symbol string) (stored int, 
 	}
 }
 
-// store writes one page of trades and moves the cursor, in one statement.
-func (s *TradeSync) store(ctx context.Context, symbol string, trades []exchange.Trade) (int, time.Time, error) {
+// StoreStreamed stores one trade from the user data stream, idempotently on (symbol, trade id),
+// without moving the symbol's fromId cursor; stored is false when it was already there.
+func (s *TradeSync) StoreStreamed(ctx context.Context, t exchange.Trade) (stored bool, err error) {
+	if t.Symbol == "" {
+		return false, fmt.Errorf("store streamed trade %d: no symbol", t.ID)
+	}
+	n, _, err := s.store(ctx, t.Symbol, []exchange.Trade{t}, false)
+	return n == 1, err
+}
+
+// store writes trades of one symbol and, with cursor (a fromId walk's page), moves the cursor,
+// in one statement.
+func (s *TradeSync) store(ctx context.Context, symbol string, trades []exchange.Trade, cursor bool) (int, time.Time, error) {
 	n := len(trades)
 	var (
 		ids, orders, lists          = make([]int64, n), make([]int64, n), make([]int64, n)
@@ -185,7 +273,7 @@ func (s *TradeSync) store(ctx context.Context, symbol string, trades []exchange.
 		}
 	}
 	rows, err := s.pool.Query(ctx, storeTradesSQL, s.cfg.Scope, symbol, ids, orders, lists, prices, qtys, quotes,
-		comms, assets, times, buyers, makers, best, raws)
+		comms, assets, times, buyers, makers, best, raws, cursor)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("store %d trades of %s: %w", n, symbol, err)
 	}

@@ -1,6 +1,8 @@
--- Stores fetched trades of one symbol, skipping those already stored (the natural key), and moves
--- the scope's fromId cursor to the highest id fetched, never back. Returns the trade times of the
--- trades that were new, so the importer knows where new trades start.
+-- Stores fetched trades of one symbol, skipping those already stored (the natural key), and, when
+-- $16 (trades from myTrades' fromId walk), moves the scope's fromId cursor to the highest id
+-- fetched, never back. A trade from the user data stream ($16 false) leaves the cursor alone: the
+-- stream may have missed earlier ids, which the next reconciliation must still fetch. Returns the
+-- trade times of the trades that were new, so the importer knows where new trades start.
 -- $1 scope, $2 symbol, $3.. per trade: id, order id, order list id, price, qty, quote qty,
 -- commission, commission asset, time, is buyer, is maker, is best match, raw JSON.
 WITH fetched AS (
@@ -22,7 +24,7 @@ WITH fetched AS (
     RETURNING trade_time
 ), cursor AS (
     INSERT INTO market.trade_cursors AS c (account_scope, symbol, last_trade_id)
-    SELECT $1::text, $2::text, max(trade_id) FROM fetched HAVING count(*) > 0
+    SELECT $1::text, $2::text, max(trade_id) FROM fetched WHERE $16::boolean HAVING count(*) > 0
         ON CONFLICT (account_scope, symbol) DO UPDATE
        SET last_trade_id = greatest(c.last_trade_id, excluded.last_trade_id), updated_at = now()
 )
