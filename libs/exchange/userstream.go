@@ -80,6 +80,9 @@ type UserStreamHandler interface {
 	// UserTrade receives each trade of an executionReport with execution type TRADE, as
 	// myTrades would return it (Raw is the event's JSON).
 	UserTrade(ctx context.Context, t Trade)
+	// UserStreamGap says an event was lost on an open connection (a message that could not be
+	// read, possibly a trade): the user reconciles what happened up to at through REST.
+	UserStreamGap(at time.Time)
 }
 
 // UserStreamStats counts what a UserStream did.
@@ -336,7 +339,8 @@ func (u *UserStream) handle(ctx context.Context, data []byte) error {
 	ev, err := decodeUserEvent(data)
 	if err != nil {
 		u.count(func(s *UserStreamStats) { s.BadMessages++ })
-		u.cfg.Logger.Warn("user data stream message unreadable", "err", err)
+		u.cfg.Logger.Warn("user data stream message unreadable; asking for a reconciliation", "err", err)
+		u.h.UserStreamGap(u.cfg.Now())
 		return nil
 	}
 	switch {

@@ -24,6 +24,13 @@ type userRecorder struct {
 	trades   []exchange.Trade
 	connects []time.Time
 	downs    []error
+	gaps     []time.Time
+}
+
+func (r *userRecorder) UserStreamGap(at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gaps = append(r.gaps, at)
 }
 
 func (r *userRecorder) UserStreamConnected(at time.Time) {

@@ -141,6 +141,12 @@ func (s *StreamSync) UserStreamConnected(at time.Time) {
 	s.connected.Do(func() { close(s.firstConnect) })
 }
 
+// UserStreamGap asks for a sweep: an event the stream sent could not be read.
+func (s *StreamSync) UserStreamGap(at time.Time) {
+	s.cfg.Logger.Warn("user data stream event lost; a reconciliation sweep covers it")
+	s.markGap(at)
+}
+
 // UserStreamDown records the loss; the reconnect asks for the sweep.
 func (s *StreamSync) UserStreamDown(err error) {
 	s.up.Set(0)
@@ -151,6 +157,10 @@ func (s *StreamSync) UserStreamDown(err error) {
 // UserTrade stores a streamed trade at once. One that cannot be stored is counted, logged, and
 // left to a sweep (asked for now), so it is not lost.
 func (s *StreamSync) UserTrade(ctx context.Context, t exchange.Trade) {
+	if s.sync.Include(t.Symbol) {
+		s.cfg.Logger.Info("streamed trade in a symbol the sweeps did not cover; they cover it from now on",
+			"symbol", t.Symbol)
+	}
 	stored, err := s.sync.StoreStreamed(ctx, t)
 	switch {
 	case err != nil:

@@ -329,6 +329,35 @@ func TestBootstrapFromTheOldestTrades(t *testing.T) {
 	require.Zero(t, holes)
 }
 
+// A symbol the stream brings trades of that the sweeps do not cover (here: not configured) is
+// swept from then on, so what the stream missed of it is fetched too.
+func TestStreamedSymbolOutsideTheSweepsIsSweptFromThenOn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := pgtest.NewDB(t)
+	clock := clocktest.NewClock(clocktest.Afternoon)
+	ex, err := simex.New(simex.Config{Symbols: []string{"BTCUSDT", "ETHUSDT"}, APIKey: "k", APISecret: "s",
+		TradesSince: clocktest.Afternoon.Add(-6 * time.Hour), TradeEvery: 2 * time.Minute, WeightLimit: -1, Now: clock.Now})
+	require.NoError(t, err)
+	srv := httptest.NewServer(ex)
+	t.Cleanup(srv.Close)
+	client, err := exchange.New(exchange.Config{BaseURL: srv.URL, APIKey: "k", APISecret: "s", WeightLimit: 6000, Now: clock.Now})
+	require.NoError(t, err)
+	s := tradesync.New(d.Pool, client, tradesync.Config{Symbols: []string{"BTCUSDT"}, Now: clock.Now})
+	res, err := s.Sync(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Calls)
+	require.False(t, s.Include("BTCUSDT"), "swept already")
+	require.True(t, s.Include("ETHUSDT"))
+	require.False(t, s.Include("ETHUSDT"), "added once")
+	res, err = s.Sync(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, res.Calls, "BTCUSDT from its cursor, ETHUSDT bootstrapped")
+	var eth int
+	require.NoError(t, d.Pool.QueryRow(ctx, `SELECT count(*) FROM market.account_trades WHERE symbol = 'ETHUSDT'`).Scan(&eth))
+	require.Greater(t, eth, 100)
+}
+
 // The measured problem: 200 symbols polled every minute cost ~4,000 weight a minute. In stream
 // mode the bootstrap is one paced call a symbol, and after it the REST weight is the listenKey's.
 func TestTwoHundredSymbolsCostAlmostNoWeightAfterStart(t *testing.T) {

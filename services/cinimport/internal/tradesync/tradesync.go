@@ -50,6 +50,11 @@ type TradeSync struct {
 
 	mu   sync.Mutex
 	next time.Time // pacing: when the next call may go
+	// extra are symbols the stream brought trades of that the sweep list did not hold: swept
+	// too, so what the stream missed of them is fetched.
+	extra map[string]bool
+	// swept is the last sweep's list (Include's reference until a sweep has run).
+	swept map[string]bool
 	// onCall hears of each myTrades call's weight as it is spent (StreamSync's metrics).
 	onCall func(weight int)
 }
@@ -143,6 +148,18 @@ func (s *TradeSync) Sync(ctx context.Context) (Result, error) {
 			return res, fmt.Errorf("trade sync symbols: %w", err)
 		}
 	}
+	s.mu.Lock()
+	s.swept = make(map[string]bool, len(symbols))
+	for _, sym := range symbols {
+		s.swept[sym] = true
+	}
+	for sym := range s.extra {
+		if !s.swept[sym] {
+			s.swept[sym] = true
+			symbols = append(symbols, sym)
+		}
+	}
+	s.mu.Unlock()
 	for _, sym := range symbols {
 		n, earliest, err := s.syncSymbol(ctx, sym, &res)
 		if ctx.Err() != nil {
@@ -238,6 +255,22 @@ func (s *TradeSync) syncSymbol(ctx context.Context, symbol string, res *Result) 
 			return stored, earliest, nil
 		}
 	}
+}
+
+// Include adds symbol to every later sweep unless the last one covered it; it reports whether it
+// was added to the sweeps' list. Before the first sweep it is kept for that sweep (which dedups it
+// with its list) and reported as not added.
+func (s *TradeSync) Include(symbol string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if symbol == "" || s.swept[symbol] || s.extra[symbol] {
+		return false
+	}
+	if s.extra == nil {
+		s.extra = map[string]bool{}
+	}
+	s.extra[symbol] = true
+	return s.swept != nil
 }
 
 // StoreStreamed stores one trade from the user data stream, idempotently on (symbol, trade id),
