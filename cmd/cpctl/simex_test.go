@@ -1,41 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"cryptopill.dev/jobs/libs/testkit/logtest"
 )
-
-// lockedBuffer is written by the command and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestSimexServesAndStopsOnCancel(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr lockedBuffer
+	var stdout, stderr logtest.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- simexMain(ctx, []string{"--listen", "127.0.0.1:0", "--symbols", "btcusdt,ETHBTC",
@@ -65,7 +47,7 @@ func TestSimexServesAndStopsOnCancel(t *testing.T) {
 
 func TestSimexRejectsBadFlags(t *testing.T) {
 	t.Parallel()
-	var out, errOut lockedBuffer
+	var out, errOut logtest.Buffer
 	require.Equal(t, 2, simexMain(context.Background(), []string{"--symbols", "BTCXYZ", "--listen", "127.0.0.1:0"}, &out, &errOut))
 	require.Contains(t, errOut.String(), "BTCXYZ")
 	require.Equal(t, 2, simexMain(context.Background(), []string{"--error-rate", "2", "--listen", "127.0.0.1:0"}, &out, &errOut))

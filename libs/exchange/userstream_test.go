@@ -16,6 +16,7 @@ import (
 	"cryptopill.dev/jobs/libs/exchange"
 	"cryptopill.dev/jobs/libs/simex"
 	"cryptopill.dev/jobs/libs/testkit/clocktest"
+	"cryptopill.dev/jobs/libs/testkit/logtest"
 )
 
 // userRecorder is a UserStreamHandler that keeps what it hears.
@@ -153,27 +154,9 @@ func TestUserStreamKeepsItsKeyAlive(t *testing.T) {
 	require.Zero(t, st.KeepAliveFailures)
 }
 
-// lockedBuffer is a log sink for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestUserStreamReconnectsAfterADrop(t *testing.T) {
 	t.Parallel()
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	r := newUserRig(t, time.Hour, func(c *exchange.UserStreamConfig) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
