@@ -90,15 +90,24 @@ type FeedConfig struct {
 	Now func() time.Time
 }
 
-func (c FeedConfig) withDefaults() (FeedConfig, error) {
-	if c.URL == "" {
-		c.URL = DefaultStreamURL
+// streamEndpoint is a stream endpoint's scheme and host without a trailing slash
+// (DefaultStreamURL when raw is empty); what names the setting in the error.
+func streamEndpoint(raw, what string) (string, error) {
+	if raw == "" {
+		return DefaultStreamURL, nil
 	}
-	u, err := url.Parse(c.URL)
+	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-		return c, fmt.Errorf("exchange: stream URL %q: want ws[s]://host[:port]", c.URL)
+		return raw, fmt.Errorf("exchange: %s %q: want ws[s]://host[:port]", what, raw)
 	}
-	c.URL = strings.TrimSuffix(c.URL, "/")
+	return strings.TrimSuffix(raw, "/"), nil
+}
+
+func (c FeedConfig) withDefaults() (FeedConfig, error) {
+	var err error
+	if c.URL, err = streamEndpoint(c.URL, "stream URL"); err != nil {
+		return c, err
+	}
 	if c.StreamsPerConnection <= 0 || c.StreamsPerConnection > MaxStreamsPerConnection {
 		c.StreamsPerConnection = MaxStreamsPerConnection
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -40,14 +39,10 @@ type UserStreamConfig struct {
 }
 
 func (c UserStreamConfig) withDefaults() (UserStreamConfig, error) {
-	if c.URL == "" {
-		c.URL = DefaultStreamURL
+	var err error
+	if c.URL, err = streamEndpoint(c.URL, "user stream URL"); err != nil {
+		return c, err
 	}
-	u, err := url.Parse(c.URL)
-	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-		return c, fmt.Errorf("exchange: user stream URL %q: want ws[s]://host[:port]", c.URL)
-	}
-	c.URL = strings.TrimSuffix(c.URL, "/")
 	def := func(v *time.Duration, d time.Duration) {
 		if *v <= 0 {
 			*v = d
