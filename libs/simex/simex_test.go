@@ -79,7 +79,13 @@ func (b *bundle) get(t *testing.T, path string, q url.Values) answer {
 
 func (b *bundle) do(t *testing.T, path, rawQuery, apiKey string) answer {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, b.srv.URL+path+"?"+rawQuery, nil)
+	return b.send(t, http.MethodGet, path+"?"+rawQuery, apiKey)
+}
+
+// send sends one request to target (path and query), with apiKey in X-MBX-APIKEY unless empty.
+func (b *bundle) send(t *testing.T, method, target, apiKey string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, b.srv.URL+target, nil)
 	require.NoError(t, err)
 	if apiKey != "" {
 		req.Header.Set("X-MBX-APIKEY", apiKey)

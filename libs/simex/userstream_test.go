@@ -3,7 +3,6 @@ package simex_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -19,21 +18,11 @@ import (
 
 func (b *bundle) userDataStream(t *testing.T, method, apiKey, listenKey string) answer {
 	t.Helper()
-	u := b.srv.URL + "/api/v3/userDataStream"
+	target := "/api/v3/userDataStream"
 	if listenKey != "" {
-		u += "?" + url.Values{"listenKey": {listenKey}}.Encode()
+		target += "?" + url.Values{"listenKey": {listenKey}}.Encode()
 	}
-	req, err := http.NewRequest(method, u, nil)
-	require.NoError(t, err)
-	if apiKey != "" {
-		req.Header.Set("X-MBX-APIKEY", apiKey)
-	}
-	resp, err := b.srv.Client().Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return answer{resp.StatusCode, resp.Header, body}
+	return b.send(t, method, target, apiKey)
 }
 
 func TestListenKeys(t *testing.T) {
