@@ -305,11 +305,10 @@ func (l labelled) Collect(ch chan<- prometheus.Metric) {
 	l.t.Fatalf("no series %s%v", l.name, l.labels)
 }
 
-// A symbol whose trades all fall in the look-back bootstraps from its oldest trade (fromId 0),
-// one call per page, not a walk of the look-back's days.
-func TestBootstrapFromTheOldestTrades(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
+// sixHoursOfTrades is a sync of BTCUSDT alone on an exchange where the account has traded
+// BTCUSDT and ETHUSDT every two minutes or so for six hours.
+func sixHoursOfTrades(t *testing.T) (*pgtest.DB, *tradesync.TradeSync) {
+	t.Helper()
 	d := pgtest.NewDB(t)
 	clock := clocktest.NewClock(clocktest.Afternoon)
 	ex, err := simex.New(simex.Config{Symbols: []string{"BTCUSDT", "ETHUSDT"}, APIKey: "k", APISecret: "s",
@@ -319,7 +318,15 @@ func TestBootstrapFromTheOldestTrades(t *testing.T) {
 	t.Cleanup(srv.Close)
 	client, err := exchange.New(exchange.Config{BaseURL: srv.URL, APIKey: "k", APISecret: "s", WeightLimit: 6000, Now: clock.Now})
 	require.NoError(t, err)
-	s := tradesync.New(d.Pool, client, tradesync.Config{Symbols: []string{"BTCUSDT"}, Now: clock.Now})
+	return d, tradesync.New(d.Pool, client, tradesync.Config{Symbols: []string{"BTCUSDT"}, Now: clock.Now})
+}
+
+// A symbol whose trades all fall in the look-back bootstraps from its oldest trade (fromId 0),
+// one call per page, not a walk of the look-back's days.
+func TestBootstrapFromTheOldestTrades(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, s := sixHoursOfTrades(t)
 	res, err := s.Sync(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, res.Calls, "six hours of trades: one page from id 0, not seven day windows")
@@ -334,16 +341,7 @@ func TestBootstrapFromTheOldestTrades(t *testing.T) {
 func TestStreamedSymbolOutsideTheSweepsIsSweptFromThenOn(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d := pgtest.NewDB(t)
-	clock := clocktest.NewClock(clocktest.Afternoon)
-	ex, err := simex.New(simex.Config{Symbols: []string{"BTCUSDT", "ETHUSDT"}, APIKey: "k", APISecret: "s",
-		TradesSince: clocktest.Afternoon.Add(-6 * time.Hour), TradeEvery: 2 * time.Minute, WeightLimit: -1, Now: clock.Now})
-	require.NoError(t, err)
-	srv := httptest.NewServer(ex)
-	t.Cleanup(srv.Close)
-	client, err := exchange.New(exchange.Config{BaseURL: srv.URL, APIKey: "k", APISecret: "s", WeightLimit: 6000, Now: clock.Now})
-	require.NoError(t, err)
-	s := tradesync.New(d.Pool, client, tradesync.Config{Symbols: []string{"BTCUSDT"}, Now: clock.Now})
+	d, s := sixHoursOfTrades(t)
 	res, err := s.Sync(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, res.Calls)
