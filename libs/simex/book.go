@@ -67,14 +67,8 @@ func (bk bookState) exists(p int64) bool {
 
 // qtyAt is the size of a level at a price on one side at this snapshot.
 func (bk bookState) qtyAt(asks bool, p int64) int64 {
-	side := uint64(1)
-	if asks {
-		side = 2
-	}
-	h := hash3(bk.m.key^side, uint64(p), 0x9e37)
-	period := int64(minLevelPeriod + h%levelPeriods)
-	phase := int64((h >> 16) % uint64(period))
-	return bk.qtyIn(asks, p, floorDiv(bk.snap+phase, period))
+	l, _ := bk.sizedLevel(asks, p)
+	return l.qty
 }
 
 // qtyIn is the size of a level in one of its size epochs.
