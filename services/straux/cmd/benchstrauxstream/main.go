@@ -288,14 +288,9 @@ func run(ctx context.Context, o options) (err error) {
 		len(symbols), time.Since(t).Seconds(), fs.Connections, w.weight.Load(), bs.Resyncs)
 
 	// The feed alone.
-	if o.cpuprofile != "" {
-		f, err := os.Create(o.cpuprofile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+	stopQuietProfile, err := startProfile(o.cpuprofile)
+	if err != nil {
+		return err
 	}
 	msgs0, cpu0, wall0, child0 := fs.Messages, cpuTime(), time.Now(), childCPU()
 	select {
@@ -303,9 +298,7 @@ func run(ctx context.Context, o options) (err error) {
 		return ctx.Err()
 	case <-time.After(o.quiet):
 	}
-	if o.cpuprofile != "" {
-		pprof.StopCPUProfile()
-	}
+	stopQuietProfile()
 	fs, _ = fd.Stats()
 	quietWall := time.Since(wall0)
 	feedCores := (cpuTime() - cpu0).Seconds() / quietWall.Seconds()
@@ -331,16 +324,11 @@ func run(ctx context.Context, o options) (err error) {
 		weights   []int64
 	)
 	p := time.Now().Truncate(o.interval).Add(o.interval)
-	if o.tickprofile != "" {
-		f, err := os.Create(o.tickprofile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopTickProfile, err := startProfile(o.tickprofile)
+	if err != nil {
+		return err
 	}
+	defer stopTickProfile()
 	cpuTicks0, wallTicks0 := cpuTime(), time.Now()
 	for end := p.Add(o.duration); p.Before(end); p = p.Add(o.interval) {
 		select {
@@ -399,6 +387,22 @@ func run(ctx context.Context, o options) (err error) {
 	fmt.Printf("BENCH straux_stream symbols=%d ticks=%d coverage=%s rest_weight_per_tick=%.1f book_age_p99_ms=%.0f feed_cpu_cores=%.3f tick_seconds_p99=%.3f\n",
 		len(symbols), len(periods), strconv.FormatFloat(coverage, 'f', -1, 64), restPerTick, ageP99, feedCores, p99(durations))
 	return nil
+}
+
+// startProfile writes a CPU profile to path until stop (no path: nothing, stop does nothing).
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }
 
 func p99(v []float64) float64 {
