@@ -256,17 +256,24 @@ func (p *ChangePublisher) position(ctx context.Context, m *jetstream.RawStreamMs
 			return sc, fmt.Errorf("position headers %s=%q %s=%q: %w", HeaderCommitLSN, lsn, HeaderIndexInTx, idx, err)
 		}
 		sc.CommitLSN, sc.Index = l, uint32(i)
-		return sc, nil
+	} else {
+		_, ev, err := events.Decode(ctx, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+		if err != nil {
+			return sc, err
+		}
+		rc, ok := ev.Payload.(*eventsv1.RowChange)
+		if !ok {
+			return sc, fmt.Errorf("payload %T, want RowChange", ev.Payload)
+		}
+		sc.CommitLSN, sc.Index = rc.GetCommitLsn(), rc.GetIndexInTx()
 	}
-	_, ev, err := events.Decode(ctx, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
-	if err != nil {
-		return sc, err
+	// The relay names each event after its position. A copy stored under another id (a change
+	// replayed into the stream by hand, with or without its headers) says nothing of what the
+	// relay stored, and it may stand after later changes.
+	if id, want := m.Header.Get(jetstream.MsgIDHeader), events.ChangeID(sc.CommitLSN, sc.Index); id != want {
+		return sc, fmt.Errorf("not written by the relay: %s %q is not the id of the change at its position (%d, %d)",
+			jetstream.MsgIDHeader, id, sc.CommitLSN, sc.Index)
 	}
-	rc, ok := ev.Payload.(*eventsv1.RowChange)
-	if !ok {
-		return sc, fmt.Errorf("payload %T, want RowChange", ev.Payload)
-	}
-	sc.CommitLSN, sc.Index = rc.GetCommitLsn(), rc.GetIndexInTx()
 	return sc, nil
 }
 

@@ -299,3 +299,108 @@ func TestForeignMessageOnTheStreamDoesNotWedgeTheRelay(t *testing.T) {
 	}
 	require.Equal(t, seq(1, 300), ids)
 }
+
+// foreignCopyPublisher stores, once, a copy of CP_CDC's first event under a new Nats-Msg-Id (as
+// an operator replaying a change into the stream would: every other header kept) right before
+// the relay's event number at, once every event before it is stored.
+type foreignCopyPublisher struct {
+	relay.Publisher
+	t     *testing.T
+	b     *bundle
+	at    int
+	calls int
+	mu    sync.Mutex
+	seq   uint64 // the copy's stream sequence
+}
+
+func (p *foreignCopyPublisher) PublishAsync(ctx context.Context, c *relay.Change, done func(error)) error {
+	p.mu.Lock()
+	p.calls++
+	now := p.calls == p.at
+	p.mu.Unlock()
+	if now {
+		waitFor(p.t, 10*time.Second, "the events before the copy", func() bool { return cdcCount(p.t, p.b.js) >= uint64(p.at-1) })
+		s, err := p.b.js.Stream(ctx, events.StreamCDC)
+		require.NoError(p.t, err)
+		first, err := s.GetMsg(ctx, 1)
+		require.NoError(p.t, err)
+		msg := &nats.Msg{Subject: first.Subject, Header: first.Header, Data: first.Data}
+		msg.Header.Set(events.HeaderMsgID, "replayed-by-hand")
+		ack, err := p.b.js.PublishMsg(ctx, msg)
+		require.NoError(p.t, err)
+		p.mu.Lock()
+		p.seq = ack.Sequence
+		p.mu.Unlock()
+	}
+	return p.Publisher.PublishAsync(ctx, c, done)
+}
+
+// A copy of a stored change lands in CP_CDC in the middle of a transaction the relay is
+// publishing: the relay's next event is refused (its predecessor is no longer the stream's last
+// message) and the session ends with part of the transaction stored. The next session replays
+// the transaction: what is already stored must not be published again, since the server would
+// acknowledge it as a duplicate without making it the last message, and every event chained after
+// it would be refused, session after session, until the duplicate window passed.
+func TestCopyOfAStoredChangeMidTransactionDoesNotWedgeTheRelay(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	var fp *foreignCopyPublisher
+	r, _ := b.startRelay(t, b.nc, func(c *relay.Config) {
+		c.Registerer = reg
+		fp = &foreignCopyPublisher{Publisher: c.Publisher, t: t, b: b, at: 50}
+		c.Publisher = fp
+	})
+	waitFor(t, 10*time.Second, "streaming", func() bool { return r.State() == relay.StateStreaming })
+	require.NoError(t, insertTrades(ctx, b.db.Pool, 1, 100))
+	waitFor(t, 20*time.Second, "every trade", func() bool { return cdcCount(t, b.js) >= 101 })
+	require.NoError(t, insertTrades(ctx, b.db.Pool, 101, 10))
+	waitFor(t, 20*time.Second, "the trades after it", func() bool { return cdcCount(t, b.js) >= 111 })
+
+	var relayed []received
+	fp.mu.Lock()
+	copySeq := fp.seq
+	fp.mu.Unlock()
+	require.NotZero(t, copySeq)
+	for _, m := range readCDC(t, b.js) {
+		if m.seq != copySeq {
+			relayed = append(relayed, m)
+		}
+	}
+	require.Equal(t, seq(1, 110), tradeIDs(t, requireExactlyOnceInOrder(t, relayed)["market.account_trades"]))
+	require.GreaterOrEqual(t, metrictest.Value(t, reg, "cp_relay_sessions_ended_total", "reason", "publish"), 1.0)
+	require.Equal(t, 49.0, metrictest.Value(t, reg, "cp_relay_events_skipped_total"), "the stored part of the transaction is skipped, not published again")
+	require.Equal(t, relay.StateStreaming, r.State())
+}
+
+// A message on CP_CDC that names a position but is not the relay's change there (its id is not
+// that change's id) says nothing of what the relay stored: changes it claims to cover are
+// published all the same.
+func TestMessageNamingAPositionItDoesNotHoldSkipsNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	r, stop := b.startRelay(t, b.nc, nil)
+	waitFor(t, 10*time.Second, "streaming", func() bool { return r.State() == relay.StateStreaming })
+	stop()
+	require.NoError(t, insertTrades(ctx, b.db.Pool, 1, 100)) // while no relay runs
+	// A position past the trades' commit (the next WAL segment's start) and within this WAL.
+	var wal string
+	_, err := b.db.Pool.Exec(ctx, `SELECT pg_switch_wal()`)
+	require.NoError(t, err)
+	require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint::text`).Scan(&wal))
+	msg := nats.NewMsg("cp.cdc.cin_aux.rt_session.insert")
+	msg.Header.Set(bus.HeaderCommitLSN, wal)
+	msg.Header.Set(bus.HeaderIndexInTx, "1000")
+	msg.Header.Set(events.HeaderMsgID, "not-the-relays")
+	msg.Data = []byte(`{}`)
+	_, err = b.js.PublishMsg(ctx, msg)
+	require.NoError(t, err)
+
+	reg := prometheus.NewRegistry()
+	r, _ = b.startRelay(t, b.nc, func(c *relay.Config) { c.Registerer = reg })
+	waitFor(t, 20*time.Second, "the trades", func() bool { return cdcCount(t, b.js) >= 101 })
+	require.Zero(t, metrictest.Value(t, reg, "cp_relay_events_skipped_total"))
+	require.Equal(t, relay.StateStreaming, r.State())
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,8 +29,8 @@ type Publisher interface {
 	// PublishAsync itself returns an error, done is not called.
 	PublishAsync(ctx context.Context, c *Change, done func(error)) error
 	// Stored reads what the stream already holds of tables (schema.table): the relay skips
-	// replayed changes at or before a table's last stored one, and chains its first publish to
-	// the stream's last message (Change.ExpectedLastID).
+	// replayed changes at or before the latest of the tables' last stored ones, and chains its
+	// first publish to the stream's last message (Change.ExpectedLastID).
 	Stored(ctx context.Context, tables []string) (Stored, error)
 }
 
@@ -40,9 +41,13 @@ type Stored struct {
 	LastSeq uint64
 	LastID  string
 	// Tables holds each table's last stored change; a table with none in the stream is absent.
+	// Every change up to the latest of them is in the stream: the relay's events are stored in
+	// the order it publishes them (each names its predecessor), and a session skips only what is
+	// stored.
 	Tables map[string]StoredChange
-	// Unreadable holds the tables whose last stored message names no position (not written by
-	// the relay): their replays are not skipped, and the relay says so.
+	// Unreadable holds the tables whose last stored message is not a change the relay wrote (it
+	// names no position, or it is a copy stored under another id): it does not count, and the
+	// relay says so.
 	Unreadable map[string]error
 }
 
@@ -57,6 +62,14 @@ type StoredChange struct {
 // covers reports whether the change at (commitLSN, index) is at or before s: already stored.
 func (s StoredChange) covers(commitLSN uint64, index uint32) bool {
 	return commitLSN < s.CommitLSN || commitLSN == s.CommitLSN && index <= s.Index
+}
+
+// later returns the later of s and o.
+func (s StoredChange) later(o StoredChange) StoredChange {
+	if s.covers(o.CommitLSN, o.Index) {
+		return s
+	}
+	return o
 }
 
 // PublishError is the outcome of an event the publisher could not store.
@@ -223,6 +236,13 @@ type ChangeRelay struct {
 	blocked atomic.Bool
 	// streamedAt is when the last session started streaming (unix ns), for the reconnect backoff.
 	streamedAt atomic.Int64
+	// acked is the last change of a session whose events up to it were all acknowledged (stored,
+	// or already in the stream): the next session skips it and all before it. The stream's own
+	// state cannot always say as much: a copy of an older change stored by hand hides a table's
+	// last change, and a change published again would be acknowledged as a duplicate without
+	// becoming the stream's last message, so every event chained after it would be refused.
+	ackedMu sync.Mutex
+	acked   StoredChange
 }
 
 // New validates cfg and returns a relay.
@@ -415,25 +435,31 @@ func (r *ChangeRelay) session(ctx context.Context) error {
 	s := &stream{
 		relay: r, conn: conn, dec: newDecoder(), start: start, reported: start,
 		count: semaphore.NewWeighted(int64(r.cfg.MaxInFlight)), bytes: semaphore.NewWeighted(r.cfg.MaxInFlightBytes),
-		stored: map[string]StoredChange{}, lastID: stored.LastID,
+		lastID: stored.LastID,
 	}
 	walEnd, err := r.currentWAL(ctx)
 	if err != nil {
 		return err
 	}
 	for t, err := range stored.Unreadable {
-		r.log.Warn("CP_CDC's last message of a table is not a change the relay wrote; replays of the table are not skipped", "table", t, "err", err)
+		r.log.Warn("CP_CDC's last message of a table is not a change the relay wrote; it does not count toward what replays skip", "table", t, "err", err)
 	}
 	for t, sc := range stored.Tables {
 		if sc.CommitLSN > uint64(walEnd) {
 			// Not this database's history (a restored or new cluster starts its WAL over):
 			// skipping by it would drop real changes.
-			r.log.Warn("CP_CDC's last change of a table lies beyond this database's WAL; replays of it are not skipped",
+			r.log.Warn("CP_CDC's last change of a table lies beyond this database's WAL; replays are not skipped by it",
 				"table", t, "stored_commit_lsn", pglogrepl.LSN(sc.CommitLSN).String(), "stream_seq", sc.Seq, "wal_lsn", walEnd.String())
 			continue
 		}
-		s.stored[t] = sc
+		s.skipThrough = s.skipThrough.later(sc)
 	}
+	r.ackedMu.Lock()
+	if r.acked.CommitLSN > uint64(walEnd) {
+		r.acked = StoredChange{} // another database's history, as above
+	}
+	s.skipThrough = s.skipThrough.later(r.acked)
+	r.ackedMu.Unlock()
 	r.confirmed.Store(uint64(start))
 	err = s.run(ctx, start)
 	// Whatever ended the session, let its publishes resolve before the next one reads the
@@ -622,10 +648,12 @@ type stream struct {
 	count, bytes *semaphore.Weighted
 	start        pglogrepl.LSN
 
-	// stored is each table's last change already in the stream: replayed changes at or before
-	// it are skipped (a replay can outlast the stream's duplicate window). A table leaves the
-	// map once the replay is past it.
-	stored map[string]StoredChange
+	// skipThrough is the last change known to be in the stream: replayed changes at or before
+	// it are skipped (a replay can outlast the stream's duplicate window, and within it a
+	// duplicate would break the chain of Change.ExpectedLastID). Zero once the replay is past it.
+	skipThrough StoredChange
+	// unacked is set once an event of the session failed: ChangeRelay.acked stops there.
+	unacked bool
 	// lastID is the id of the last event published (or of the stream's last message at session
 	// start): the next event names it as its predecessor.
 	lastID string
@@ -769,19 +797,17 @@ func (s *stream) handleWAL(ctx context.Context, data []byte) error {
 		s.tx = s.tracker.begin()
 		s.txTables = s.txTables[:0]
 	case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage:
-		if len(s.stored) > 0 {
+		if s.skipThrough != (StoredChange{}) {
 			if table, lsn, index, ok := s.dec.position(m); ok {
-				if last, ok := s.stored[table]; ok {
-					if last.covers(lsn, index) {
-						s.dec.skip()
-						s.relay.metrics.skipped.Inc()
-						if !slices.Contains(s.txTables, table) {
-							s.txTables = append(s.txTables, table)
-						}
-						return nil
+				if s.skipThrough.covers(lsn, index) {
+					s.dec.skip()
+					s.relay.metrics.skipped.Inc()
+					if !slices.Contains(s.txTables, table) {
+						s.txTables = append(s.txTables, table)
 					}
-					delete(s.stored, table)
+					return nil
 				}
+				s.skipThrough = StoredChange{} // changes come in commit order: the rest are new
 			}
 		}
 		c, err := s.dec.change(m)
@@ -858,20 +884,37 @@ func (s *stream) publish(ctx context.Context, c *Change) error {
 		count.Release(1)
 		bytes.Release(weight)
 	}
+	pos := StoredChange{CommitLSN: c.CommitLSN, Index: c.Index}
 	err := s.relay.cfg.Publisher.PublishAsync(ctx, c, func(err error) {
 		if err == nil {
 			m.acked.Inc()
 			m.latency.Observe(time.Since(commitTime).Seconds())
 		}
+		s.noteAck(pos, err)
 		release(err)
 	})
 	if err != nil {
+		s.noteAck(pos, err)
 		release(err)
 		return fmt.Errorf("%w: %w", errPublish, &PublishError{ID: id, Subject: subject, Bytes: n, Err: err})
 	}
 	s.lastID = c.ID
 	m.published.Inc()
 	return nil
+}
+
+// noteAck advances ChangeRelay.acked while every event of the session so far is acknowledged
+// (outcomes come in publish order).
+func (s *stream) noteAck(pos StoredChange, err error) {
+	r := s.relay
+	r.ackedMu.Lock()
+	defer r.ackedMu.Unlock()
+	if err != nil {
+		s.unacked = true
+	}
+	if !s.unacked {
+		r.acked = r.acked.later(pos)
+	}
 }
 
 // checkUnblocked ends a blocked report once the session has stored past where it started: the
