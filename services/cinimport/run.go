@@ -125,6 +125,7 @@ func startTradeStream(ctx context.Context, p *service.Process, cfg Config, clien
 	if err != nil {
 		return err
 	}
+	tradesync.RegisterStreamStats(p.Registry, us.Stats)
 	runPart(func() error { return us.Run(ctx) })
 	runPart(func() error { return ss.Run(ctx) })
 	p.Logger.Info("trade sync on, from the user data stream", "exchange", cfg.BaseURL, "stream", wsURL, "scope", cfg.Scope,

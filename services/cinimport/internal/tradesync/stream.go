@@ -3,6 +3,8 @@ package tradesync
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,12 +18,17 @@ const (
 	ReasonStart     = "start"     // the bootstrap: the first sweep of the process
 	ReasonReconnect = "reconnect" // the user data stream (re)connected or lost a trade: events may be missing
 	ReasonInterval  = "interval"  // the periodic check
+	ReasonRetry     = "retry"     // the last sweep failed, or missed symbols (then those alone are retried)
 )
 
 // StreamConfig configures a StreamSync. Zero values take the documented defaults.
 type StreamConfig struct {
 	// ReconcileInterval is how often a sweep runs when nothing asks for one. Default 1h.
 	ReconcileInterval time.Duration
+	// RetryAfter is how soon after a sweep that failed or missed symbols it is retried (the
+	// symbols it missed alone, or all when it failed as a whole); it doubles with each failure in
+	// a row, up to ReconcileInterval. Default 1m.
+	RetryAfter time.Duration
 	// FirstConnectWait is how long the start sweep waits for the stream's first connection.
 	// Default 15s.
 	FirstConnectWait time.Duration
@@ -55,6 +62,9 @@ type StreamSync struct {
 	firstConnect chan struct{}
 	connected    sync.Once
 
+	// failures counts the sweeps in a row that failed or missed symbols.
+	failures int
+
 	up          prometheus.Gauge
 	connects    prometheus.Counter
 	disconnects prometheus.Counter
@@ -63,12 +73,17 @@ type StreamSync struct {
 	weight      *prometheus.CounterVec
 	recovered   prometheus.Counter
 	lastSweep   prometheus.Gauge
+	started     prometheus.Gauge
+	interval    prometheus.Gauge
 }
 
 // NewStreamSync returns a StreamSync over s (whose WeightPerMinute paces the sweeps).
 func NewStreamSync(s *TradeSync, cfg StreamConfig) *StreamSync {
 	if cfg.ReconcileInterval <= 0 {
 		cfg.ReconcileInterval = time.Hour
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = time.Minute
 	}
 	if cfg.FirstConnectWait <= 0 {
 		cfg.FirstConnectWait = 15 * time.Second
@@ -95,12 +110,18 @@ func NewStreamSync(s *TradeSync, cfg StreamConfig) *StreamSync {
 		recovered: prometheus.NewCounter(prometheus.CounterOpts{Name: "cp_cinimport_reconcile_trades_total",
 			Help: "Trades a reconciliation sweep stored that the user data stream had not delivered (the bootstrap's included)."}),
 		lastSweep: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_cinimport_reconcile_last_success_timestamp_seconds",
-			Help: "When the last reconciliation sweep that reached every symbol finished (Unix seconds)."}),
+			Help: "When the reconciliation sweeps last reached every symbol (Unix seconds): a sweep, or the retry that completed what it missed."}),
+		started: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_cinimport_reconcile_start_timestamp_seconds",
+			Help: "When the trade sync started (Unix seconds): before its first complete sweep, trades are reconciled as of then."}),
+		interval: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cp_cinimport_reconcile_interval_seconds",
+			Help: "How often a reconciliation sweep runs when nothing asks for one (CIN_TRADE_RECONCILE_INTERVAL)."}),
 	}
+	ss.started.Set(float64(cfg.Now().UnixMilli()) / 1000)
+	ss.interval.Set(cfg.ReconcileInterval.Seconds())
 	for _, r := range []string{"stored", "duplicate", "failed"} {
 		ss.trades.WithLabelValues(r)
 	}
-	for _, r := range []string{ReasonStart, ReasonReconnect, ReasonInterval} {
+	for _, r := range []string{ReasonStart, ReasonReconnect, ReasonInterval, ReasonRetry} {
 		ss.weight.WithLabelValues(r)
 		for _, res := range []string{"ok", "partial", "error"} {
 			ss.sweeps.WithLabelValues(r, res)
@@ -114,9 +135,37 @@ func NewStreamSync(s *TradeSync, cfg StreamConfig) *StreamSync {
 		ss.weight.WithLabelValues(reason).Add(float64(w))
 	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(ss.up, ss.connects, ss.disconnects, ss.trades, ss.sweeps, ss.weight, ss.recovered, ss.lastSweep)
+		cfg.Registerer.MustRegister(ss.up, ss.connects, ss.disconnects, ss.trades, ss.sweeps, ss.weight, ss.recovered,
+			ss.lastSweep, ss.started, ss.interval)
 	}
 	return ss
+}
+
+// RegisterStreamStats exports the user data stream's own counters (what it did between the
+// handler's calls: keys, keepalives, dials, unreadable messages) to reg at each scrape.
+func RegisterStreamStats(reg prometheus.Registerer, stats func() exchange.UserStreamStats) {
+	counter := func(name, help string, v func(exchange.UserStreamStats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(stats())) })
+	}
+	reg.MustRegister(
+		counter("cp_cinimport_user_stream_listen_keys_total", "listenKeys created (at start, and after one expired).",
+			func(s exchange.UserStreamStats) int64 { return s.ListenKeys }),
+		counter("cp_cinimport_user_stream_keepalives_total", "listenKeys extended (every 30 minutes).",
+			func(s exchange.UserStreamStats) int64 { return s.KeepAlives }),
+		counter("cp_cinimport_user_stream_keepalive_failures_total", "listenKey keepalives that failed (the key is renewed or retried; a sweep covers what was missed).",
+			func(s exchange.UserStreamStats) int64 { return s.KeepAliveFailures }),
+		counter("cp_cinimport_user_stream_listen_key_expiries_total", "listenKeys the exchange no longer knew (listenKeyExpired, or a keepalive answered -1125).",
+			func(s exchange.UserStreamStats) int64 { return s.Expired }),
+		counter("cp_cinimport_user_stream_rotations_total", "Connections replaced ahead of the exchange's 24-hour cutoff.",
+			func(s exchange.UserStreamStats) int64 { return s.Rotations }),
+		counter("cp_cinimport_user_stream_dial_failures_total", "Connection attempts that failed.",
+			func(s exchange.UserStreamStats) int64 { return s.DialFailures }),
+		counter("cp_cinimport_user_stream_bad_messages_total", "Stream messages that could not be read (each asks for a sweep).",
+			func(s exchange.UserStreamStats) int64 { return s.BadMessages }),
+		counter("cp_cinimport_user_stream_other_events_total", "Stream events that are not trades (other execution types, balance updates).",
+			func(s exchange.UserStreamStats) int64 { return s.OtherEvents }),
+	)
 }
 
 // markGap asks for a sweep that starts at or after at.
@@ -175,7 +224,9 @@ func (s *StreamSync) UserTrade(ctx context.Context, t exchange.Trade) {
 }
 
 // Run sweeps at start, then whenever a gap is marked after the last sweep began, and every
-// ReconcileInterval, until ctx ends. A failed sweep is logged and counted; the next one retries.
+// ReconcileInterval, until ctx ends. A sweep that failed or missed symbols is logged, counted and
+// retried RetryAfter after it ended (doubling while it keeps failing, up to ReconcileInterval):
+// the symbols it missed alone, or every symbol when it failed as a whole.
 func (s *StreamSync) Run(ctx context.Context) error {
 	// The bootstrap sweep waits for the stream's first connection (for a while), so it covers
 	// the stream's start too instead of being followed at once by a second sweep.
@@ -188,28 +239,60 @@ func (s *StreamSync) Run(ctx context.Context) error {
 	case <-first.C:
 	}
 	first.Stop()
-	reason := ReasonStart
+	var (
+		reason = ReasonStart
+		// fullBegan is when the last sweep of every symbol began: gaps and the interval count
+		// from it. A retry of the symbols a sweep missed covers those alone.
+		fullBegan time.Time
+		// retryAt is when the pending retry is due (zero: none), and retry the symbols it
+		// sweeps (nil: every symbol).
+		retryAt time.Time
+		retry   []string
+	)
 	for {
 		began := s.cfg.Now()
 		s.mu.Lock()
 		s.sweeping = reason
 		s.mu.Unlock()
-		res, err := s.sync.Sync(ctx)
+		var (
+			res Result
+			err error
+		)
+		if reason == ReasonRetry && retry != nil {
+			res, err = s.sync.SyncSymbols(ctx, retry)
+		} else {
+			fullBegan = began
+			res, err = s.sync.Sync(ctx)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
-		s.record(ctx, reason, began, res, err)
-		// The interval is read from the clock (checked every second), not a timer: an injected
+		retryAt, retry = time.Time{}, nil
+		if s.record(ctx, reason, began, res, err) {
+			s.failures = 0
+		} else {
+			// From the sweep's end: a paced sweep takes minutes.
+			s.failures++
+			retryAt = s.cfg.Now().Add(s.retryAfter(s.failures))
+			if err == nil {
+				retry = slices.Sorted(maps.Keys(res.Failed))
+			}
+		}
+		// The waits are read from the clock (checked every second), not timers: an injected
 		// clock that jumps must bring the sweep along.
 		tick := time.NewTicker(time.Second)
 		reason = ""
 		for reason == "" {
-			if s.gapSince(began) {
+			now := s.cfg.Now()
+			switch {
+			case s.gapSince(fullBegan):
 				reason = ReasonReconnect
-				break
-			}
-			if s.cfg.Now().Sub(began) >= s.cfg.ReconcileInterval {
+			case now.Sub(fullBegan) >= s.cfg.ReconcileInterval:
 				reason = ReasonInterval
+			case !retryAt.IsZero() && !now.Before(retryAt):
+				reason = ReasonRetry
+			}
+			if reason != "" {
 				break
 			}
 			select {
@@ -224,6 +307,15 @@ func (s *StreamSync) Run(ctx context.Context) error {
 	}
 }
 
+// retryAfter is the wait before retrying after failures failed sweeps in a row.
+func (s *StreamSync) retryAfter(failures int) time.Duration {
+	d := s.cfg.RetryAfter
+	for i := 1; i < failures && d < s.cfg.ReconcileInterval; i++ {
+		d *= 2
+	}
+	return min(d, s.cfg.ReconcileInterval)
+}
+
 func (s *StreamSync) gapSince(began time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -235,18 +327,21 @@ func (s *StreamSync) gapSince(began time.Time) bool {
 	return s.gapAt.After(began)
 }
 
-func (s *StreamSync) record(ctx context.Context, reason string, began time.Time, res Result, err error) {
+// record counts and logs a finished sweep; it reports whether the sweep reached every symbol.
+func (s *StreamSync) record(ctx context.Context, reason string, began time.Time, res Result, err error) (complete bool) {
 	s.recovered.Add(float64(res.Stored))
 	took := s.cfg.Now().Sub(began).Round(time.Millisecond).String()
 	switch {
 	case err != nil:
 		s.sweeps.WithLabelValues(reason, "error").Inc()
-		s.cfg.Logger.Warn("trade reconciliation sweep failed", "reason", reason, "err", err, "weight", res.Weight)
+		s.cfg.Logger.Warn("trade reconciliation sweep failed; retried", "reason", reason, "err", err, "weight", res.Weight,
+			"retry_in", s.retryAfter(s.failures+1).String())
 	case len(res.Failed) > 0:
 		s.sweeps.WithLabelValues(reason, "partial").Inc()
-		s.cfg.Logger.Warn("trade reconciliation sweep missed symbols", "reason", reason, "failed_symbols", len(res.Failed),
-			"stored", res.Stored, "weight", res.Weight, "took", took)
+		s.cfg.Logger.Warn("trade reconciliation sweep missed symbols; retried", "reason", reason, "failed_symbols", len(res.Failed),
+			"stored", res.Stored, "weight", res.Weight, "took", took, "retry_in", s.retryAfter(s.failures+1).String())
 	default:
+		complete = true
 		s.sweeps.WithLabelValues(reason, "ok").Inc()
 		s.lastSweep.Set(float64(s.cfg.Now().UnixMilli()) / 1000)
 		level := slog.LevelDebug
@@ -259,4 +354,5 @@ func (s *StreamSync) record(ctx context.Context, reason string, began time.Time,
 	if s.cfg.OnSweep != nil && err == nil {
 		s.cfg.OnSweep(ctx, reason, res)
 	}
+	return complete
 }

@@ -66,6 +66,7 @@ func setupStream(t *testing.T) *streamBundle {
 	b.stream, err = exchange.NewUserStream(client, exchange.UserStreamConfig{URL: wsURL, Now: b.clock.Now,
 		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}, b.sync)
 	require.NoError(t, err)
+	tradesync.RegisterStreamStats(b.reg, b.stream.Stats)
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -123,15 +124,23 @@ func TestStreamedTradesAreStoredWithoutPolling(t *testing.T) {
 	require.Equal(t, float64(exchange.MyTradesWeight*calls),
 		testutil.ToFloat64(mustCounter(t, b.reg, "cp_cinimport_reconcile_weight_total", tradesync.ReasonStart)))
 
+	// Every trade stored came from a sweep or the stream (the clock runs on, so a trade can
+	// happen during the bootstrap and come by both), and every pushed event was handled.
+	counted := func(name string, labels ...string) int64 {
+		return int64(testutil.ToFloat64(mustCounter(t, b.reg, name, labels...)))
+	}
+	settled := func() bool {
+		streamed, dup := counted("cp_cinimport_stream_trades_total", "stored"), counted("cp_cinimport_stream_trades_total", "duplicate")
+		events := b.ex.UserStreamStats().Events
+		return events > 0 && streamed+dup == events && b.stored(t) == counted("cp_cinimport_reconcile_trades_total")+streamed
+	}
 	// Fifty minutes, in steps under the keepalive period: trades arrive from the stream only.
 	for range 5 {
 		b.clock.Jump(10 * time.Minute)
-		require.Eventually(t, func() bool {
-			return b.ex.UserStreamStats().Events > 0 && b.stored(t) == bootstrapped+b.ex.UserStreamStats().Events
-		},
-			10*time.Second, 5*time.Millisecond)
+		require.Eventually(t, settled, 10*time.Second, 5*time.Millisecond)
 		time.Sleep(1100 * time.Millisecond) // the stream's once-a-second keepalive check runs
 	}
+	require.Zero(t, counted("cp_cinimport_stream_trades_total", "failed"))
 	holes, latest := b.holes(t)
 	require.Zero(t, holes)
 	require.True(t, latest.After(clocktest.Afternoon.Add(45*time.Minute)), "trades up to now: %s", latest)
@@ -142,16 +151,15 @@ func TestStreamedTradesAreStoredWithoutPolling(t *testing.T) {
 
 	// Weight after start: one listenKey and one keepalive (2 each) in fifty minutes.
 	require.Equal(t, int64(2), b.requests("/api/v3/userDataStream"))
-	require.Equal(t, float64(b.stored(t)-bootstrapped), testutil.ToFloat64(mustCounter(t, b.reg, "cp_cinimport_stream_trades_total", "stored")))
 	require.Equal(t, 1.0, gauge(t, b.reg, "cp_cinimport_user_stream_up"))
 
 	// The hour passes: the periodic sweep pages from the cursors over the hour's trades, which
 	// the stream has stored already.
+	swept := counted("cp_cinimport_reconcile_trades_total")
 	b.clock.Jump(15 * time.Minute)
 	b.waitSweeps(t, tradesync.ReasonStart, tradesync.ReasonInterval)
 	require.Equal(t, calls+int64(len(streamSymbols)), b.requests("/api/v3/myTrades"), "one page per symbol")
-	require.Zero(t, testutil.ToFloat64(mustCounter(t, b.reg, "cp_cinimport_reconcile_trades_total"))-float64(bootstrapped),
-		"the periodic sweep found nothing the stream had missed")
+	require.Equal(t, swept, counted("cp_cinimport_reconcile_trades_total"), "the periodic sweep found nothing the stream had missed")
 }
 
 func TestReconnectSweepRecoversWhatTheStreamMissed(t *testing.T) {
@@ -188,6 +196,8 @@ func TestExpiredListenKeyIsReplacedAndTheGapSwept(t *testing.T) {
 	require.Equal(t, int64(2), st.ListenKeys, "a new key")
 	require.Equal(t, int64(1), st.Expired)
 	require.True(t, st.Up)
+	require.Equal(t, 2.0, testutil.ToFloat64(mustCounter(t, b.reg, "cp_cinimport_user_stream_listen_keys_total")))
+	require.Equal(t, 1.0, testutil.ToFloat64(mustCounter(t, b.reg, "cp_cinimport_user_stream_listen_key_expiries_total")))
 	before := b.stored(t)
 	b.clock.Jump(5 * time.Minute)
 	require.Eventually(t, func() bool { return b.stored(t) > before }, 10*time.Second, 5*time.Millisecond)
@@ -425,4 +435,78 @@ func TestTwoHundredSymbolsCostAlmostNoWeightAfterStart(t *testing.T) {
 	require.Eventually(t, func() bool { return ex.UserStreamStats().Events > events+500 }, 30*time.Second, 10*time.Millisecond)
 	require.LessOrEqual(t, weight(), int64(2), "at most a keepalive's weight in forty minutes")
 	t.Logf("after start: %d REST weight in 40 minutes; %d trades streamed", weight(), ex.UserStreamStats().Events-events)
+}
+
+// passMinutes moves the clock on by n minutes in steps the stream's once-a-second keepalive
+// check follows, so its listenKey stays alive.
+func (b *streamBundle) passMinutes(n int) {
+	for n > 0 {
+		step := min(n, 10)
+		b.clock.Jump(time.Duration(step) * time.Minute)
+		time.Sleep(1100 * time.Millisecond)
+		n -= step
+	}
+}
+
+// A sweep that misses a symbol is retried a minute later, then two, then four, not an hour
+// later: until it reaches every symbol, what the stream missed stays missing.
+func TestIncompleteSweepIsRetriedSoon(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupStream(t)
+	last := gauge(t, b.reg, "cp_cinimport_reconcile_last_success_timestamp_seconds")
+	require.Positive(t, last)
+	require.Equal(t, 3600.0, gauge(t, b.reg, "cp_cinimport_reconcile_interval_seconds"))
+	require.InDelta(t, float64(clocktest.Afternoon.Unix()), gauge(t, b.reg, "cp_cinimport_reconcile_start_timestamp_seconds"), 1, "when the sync started")
+
+	// A symbol the exchange does not list joins the universe: every sweep now misses it.
+	_, err := b.db.Pool.Exec(ctx, `INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ('NOPEUSDT', 'NOPE', 'USDT')`)
+	require.NoError(t, err)
+	b.passMinutes(60)
+	b.waitSweeps(t, tradesync.ReasonStart, tradesync.ReasonInterval)
+	partial := func(reason string) float64 {
+		return testutil.ToFloat64(mustCounter(t, b.reg, "cp_cinimport_reconcile_sweeps_total", reason, "partial"))
+	}
+	require.Equal(t, 1.0, partial(tradesync.ReasonInterval))
+
+	calls := b.requests("/api/v3/myTrades")
+	b.passMinutes(1)
+	b.waitSweeps(t, tradesync.ReasonStart, tradesync.ReasonInterval, tradesync.ReasonRetry)
+	require.Equal(t, calls+1, b.requests("/api/v3/myTrades"), "the retry sweeps the symbol missed alone")
+	b.passMinutes(1) // the second retry waits two minutes
+	b.waitSweeps(t, tradesync.ReasonStart, tradesync.ReasonInterval, tradesync.ReasonRetry)
+	b.passMinutes(1)
+	b.waitSweeps(t, tradesync.ReasonStart, tradesync.ReasonInterval, tradesync.ReasonRetry, tradesync.ReasonRetry)
+	require.Equal(t, 2.0, partial(tradesync.ReasonRetry))
+	require.Equal(t, last, gauge(t, b.reg, "cp_cinimport_reconcile_last_success_timestamp_seconds"), "no complete sweep yet")
+
+	// The symbol goes: the next retry (four minutes on) reaches every symbol, and then the
+	// sweeps are hourly again.
+	_, err = b.db.Pool.Exec(ctx, `UPDATE settings.coin_universe SET enabled = false WHERE symbol = 'NOPEUSDT'`)
+	require.NoError(t, err)
+	b.passMinutes(4)
+	b.waitSweeps(t, tradesync.ReasonStart, tradesync.ReasonInterval, tradesync.ReasonRetry, tradesync.ReasonRetry, tradesync.ReasonRetry)
+	require.Equal(t, 1.0, testutil.ToFloat64(mustCounter(t, b.reg, "cp_cinimport_reconcile_sweeps_total", tradesync.ReasonRetry, "ok")))
+	require.Greater(t, gauge(t, b.reg, "cp_cinimport_reconcile_last_success_timestamp_seconds"), last)
+	b.passMinutes(10)
+	b.waitSweeps(t, tradesync.ReasonStart, tradesync.ReasonInterval, tradesync.ReasonRetry, tradesync.ReasonRetry, tradesync.ReasonRetry)
+}
+
+// A symbol that always fails is retried alone, ever less often, and the hourly sweep of every
+// symbol goes on regardless.
+func TestSymbolThatAlwaysFailsDoesNotStopTheHourlySweep(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupStream(t)
+	_, err := b.db.Pool.Exec(ctx, `INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ('NOPEUSDT', 'NOPE', 'USDT')`)
+	require.NoError(t, err)
+	b.passMinutes(60)
+	b.waitSweeps(t, tradesync.ReasonStart, tradesync.ReasonInterval)
+	// The clock moves in 10-minute steps: a retry at each of the first four (each waits twice
+	// as long as the one before: 1, 2, 4, 8 minutes); the fifth (16) is not due at the fifth
+	// step, and at the sixth the hour is up: every symbol is swept again.
+	b.passMinutes(60)
+	b.waitSweeps(t, tradesync.ReasonStart, tradesync.ReasonInterval, tradesync.ReasonRetry, tradesync.ReasonRetry,
+		tradesync.ReasonRetry, tradesync.ReasonRetry, tradesync.ReasonInterval)
+	require.Equal(t, 2.0, testutil.ToFloat64(mustCounter(t, b.reg, "cp_cinimport_reconcile_sweeps_total", tradesync.ReasonInterval, "partial")))
 }

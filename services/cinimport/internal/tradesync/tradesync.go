@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -138,28 +139,57 @@ type Result struct {
 // list) or ctx ended.
 func (s *TradeSync) Sync(ctx context.Context) (Result, error) {
 	res := Result{Scope: s.cfg.Scope, Failed: map[string]error{}}
-	symbols := s.cfg.Symbols
+	symbols, err := s.symbols(ctx, true)
+	if err != nil {
+		return res, err
+	}
+	return s.syncEach(ctx, symbols, res)
+}
+
+// SyncSymbols is Sync over those of only that are still to be synced (a retry of the symbols a
+// Sync missed).
+func (s *TradeSync) SyncSymbols(ctx context.Context, only []string) (Result, error) {
+	res := Result{Scope: s.cfg.Scope, Failed: map[string]error{}}
+	symbols, err := s.symbols(ctx, false)
+	if err != nil {
+		return res, err
+	}
+	symbols = slices.DeleteFunc(symbols, func(sym string) bool { return !slices.Contains(only, sym) })
+	return s.syncEach(ctx, symbols, res)
+}
+
+// symbols lists the symbols to sync: Config.Symbols, or the enabled universe plus those with a
+// cursor, and the symbols Include added. sweep records them as the sweeps' list.
+func (s *TradeSync) symbols(ctx context.Context, sweep bool) ([]string, error) {
+	symbols := slices.Clone(s.cfg.Symbols)
 	if len(symbols) == 0 {
 		rows, err := s.pool.Query(ctx, symbolsSQL, s.cfg.Scope)
 		if err != nil {
-			return res, fmt.Errorf("trade sync symbols: %w", err)
+			return nil, fmt.Errorf("trade sync symbols: %w", err)
 		}
 		if symbols, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-			return res, fmt.Errorf("trade sync symbols: %w", err)
+			return nil, fmt.Errorf("trade sync symbols: %w", err)
 		}
 	}
 	s.mu.Lock()
-	s.swept = make(map[string]bool, len(symbols))
+	defer s.mu.Unlock()
+	listed := make(map[string]bool, len(symbols))
 	for _, sym := range symbols {
-		s.swept[sym] = true
+		listed[sym] = true
 	}
 	for sym := range s.extra {
-		if !s.swept[sym] {
-			s.swept[sym] = true
+		if !listed[sym] {
+			listed[sym] = true
 			symbols = append(symbols, sym)
 		}
 	}
-	s.mu.Unlock()
+	if sweep {
+		s.swept = listed
+	}
+	return symbols, nil
+}
+
+func (s *TradeSync) syncEach(ctx context.Context, symbols []string, res Result) (Result, error) {
 	for _, sym := range symbols {
 		n, earliest, err := s.syncSymbol(ctx, sym, &res)
 		if ctx.Err() != nil {
