@@ -151,7 +151,7 @@ func RegisterStreamStats(reg prometheus.Registerer, stats func() exchange.UserSt
 	reg.MustRegister(
 		counter("cp_cinimport_user_stream_listen_keys_total", "listenKeys created (at start, and after one expired).",
 			func(s exchange.UserStreamStats) int64 { return s.ListenKeys }),
-		counter("cp_cinimport_user_stream_keepalives_total", "listenKeys extended (every 30 minutes).",
+		counter("cp_cinimport_user_stream_keepalives_total", "listenKeys extended (every keepalive period, 30 minutes by default).",
 			func(s exchange.UserStreamStats) int64 { return s.KeepAlives }),
 		counter("cp_cinimport_user_stream_keepalive_failures_total", "listenKey keepalives that failed (the key is renewed or retried; a sweep covers what was missed).",
 			func(s exchange.UserStreamStats) int64 { return s.KeepAliveFailures }),
@@ -267,16 +267,20 @@ func (s *StreamSync) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		retryAt, retry = time.Time{}, nil
+		retried := reason == ReasonRetry
+		retryAt = time.Time{}
 		if s.record(ctx, reason, began, res, err) {
-			s.failures = 0
+			s.failures, retry = 0, nil
 		} else {
 			// From the sweep's end: a paced sweep takes minutes.
 			s.failures++
 			retryAt = s.cfg.Now().Add(s.retryAfter(s.failures))
-			if err == nil {
+			switch {
+			case err == nil:
 				retry = slices.Sorted(maps.Keys(res.Failed))
-			}
+			case !retried:
+				retry = nil // a sweep of every symbol failed as a whole: retry them all
+			} // a retry that failed as a whole retries the same symbols
 		}
 		// The waits are read from the clock (checked every second), not timers: an injected
 		// clock that jumps must bring the sweep along.

@@ -404,3 +404,43 @@ func TestMessageNamingAPositionItDoesNotHoldSkipsNothing(t *testing.T) {
 	require.Zero(t, metrictest.Value(t, reg, "cp_relay_events_skipped_total"))
 	require.Equal(t, relay.StateStreaming, r.State())
 }
+
+// After a restore the database's WAL starts over below what CP_CDC holds of its old history, and
+// an idle table's last change (here the universe's) can stay an old one. Once the new WAL passes
+// it, it must not make the relay skip newer tables' changes that are not stored: the latest
+// stored change is the newest in the stream, not the one naming the highest position.
+func TestOldHistoryOnAnIdleTableSkipsNothingNewer(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	lsn := func() uint64 {
+		var v uint64
+		require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&v))
+		return v
+	}
+	// The old history's last universe change, a WAL segment ahead of the new WAL.
+	old := lsn() + 16<<20
+	msg := nats.NewMsg("cp.cdc.settings.coin_universe.update")
+	msg.Header.Set(bus.HeaderCommitLSN, strconv.FormatUint(old, 10))
+	msg.Header.Set(bus.HeaderIndexInTx, "0")
+	msg.Header.Set(events.HeaderMsgID, events.ChangeID(old, 0))
+	msg.Data = []byte(`{}`)
+	_, err := b.js.PublishMsg(ctx, msg)
+	require.NoError(t, err)
+
+	r, stop := b.startRelay(t, b.nc, nil)
+	waitFor(t, 10*time.Second, "streaming", func() bool { return r.State() == relay.StateStreaming })
+	require.NoError(t, insertTrades(ctx, b.db.Pool, 1, 10))
+	waitFor(t, 20*time.Second, "the first trades", func() bool { return cdcCount(t, b.js) >= 11 })
+	stop()
+	require.NoError(t, insertTrades(ctx, b.db.Pool, 11, 10)) // while no relay runs
+	for lsn() <= old {
+		_, err := b.db.Pool.Exec(ctx, `SELECT pg_logical_emit_message(false, 'test', 'x'), pg_switch_wal()`)
+		require.NoError(t, err)
+	}
+
+	reg := prometheus.NewRegistry()
+	r, _ = b.startRelay(t, b.nc, func(c *relay.Config) { c.Registerer = reg })
+	waitFor(t, 20*time.Second, "the trades made while no relay ran", func() bool { return cdcCount(t, b.js) >= 21 })
+	require.Equal(t, relay.StateStreaming, r.State())
+}

@@ -29,7 +29,7 @@ type Publisher interface {
 	// PublishAsync itself returns an error, done is not called.
 	PublishAsync(ctx context.Context, c *Change, done func(error)) error
 	// Stored reads what the stream already holds of tables (schema.table): the relay skips
-	// replayed changes at or before the latest of the tables' last stored ones, and chains its
+	// replayed changes at or before the newest of the tables' last stored ones, and chains its
 	// first publish to the stream's last message (Change.ExpectedLastID).
 	Stored(ctx context.Context, tables []string) (Stored, error)
 }
@@ -41,9 +41,9 @@ type Stored struct {
 	LastSeq uint64
 	LastID  string
 	// Tables holds each table's last stored change; a table with none in the stream is absent.
-	// Every change up to the latest of them is in the stream: the relay's events are stored in
-	// the order it publishes them (each names its predecessor), and a session skips only what is
-	// stored.
+	// Every change up to the newest of them (by stream sequence) is in the stream: the relay's
+	// events are stored in the order it publishes them (each names its predecessor), and a
+	// session skips only what is stored.
 	Tables map[string]StoredChange
 	// Unreadable holds the tables whose last stored message is not a change the relay wrote (it
 	// names no position, or it is a copy stored under another id): it does not count, and the
@@ -243,6 +243,15 @@ type ChangeRelay struct {
 	// becoming the stream's last message, so every event chained after it would be refused.
 	ackedMu sync.Mutex
 	acked   StoredChange
+	// streamLastSeq is CP_CDC's last sequence at the last session start: one lower means the
+	// stream was recreated, and acked says nothing of it any more.
+	streamLastSeq uint64
+	// createdSlot is set when this relay created the slot, until the next session start reads
+	// the stream; trustAfter is CP_CDC's last sequence then. A new slot streams only changes no
+	// one has published, so what the stream held before says nothing of them (and a restored
+	// database's old history could name positions its new WAL reaches).
+	createdSlot bool
+	trustAfter  uint64
 }
 
 // New validates cfg and returns a relay.
@@ -444,6 +453,24 @@ func (r *ChangeRelay) session(ctx context.Context) error {
 	for t, err := range stored.Unreadable {
 		r.log.Warn("CP_CDC's last message of a table is not a change the relay wrote; it does not count toward what replays skip", "table", t, "err", err)
 	}
+	r.ackedMu.Lock()
+	if r.createdSlot {
+		r.createdSlot, r.trustAfter, r.acked = false, stored.LastSeq, StoredChange{}
+	}
+	if stored.LastSeq < r.streamLastSeq {
+		r.acked = StoredChange{} // the stream was recreated
+	}
+	r.streamLastSeq = stored.LastSeq
+	if r.acked.CommitLSN > uint64(walEnd) {
+		r.acked = StoredChange{} // another database's history, as below
+	}
+	s.skipThrough = r.acked
+	trustAfter := r.trustAfter
+	r.ackedMu.Unlock()
+	// The newest of the tables' last changes is the latest stored: the relay's events are stored
+	// in publish order. By stream order, not position: after a restore, an idle table's last
+	// change may be from the old history.
+	var newest StoredChange
 	for t, sc := range stored.Tables {
 		if sc.CommitLSN > uint64(walEnd) {
 			// Not this database's history (a restored or new cluster starts its WAL over):
@@ -452,14 +479,13 @@ func (r *ChangeRelay) session(ctx context.Context) error {
 				"table", t, "stored_commit_lsn", pglogrepl.LSN(sc.CommitLSN).String(), "stream_seq", sc.Seq, "wal_lsn", walEnd.String())
 			continue
 		}
-		s.skipThrough = s.skipThrough.later(sc)
+		if sc.Seq > trustAfter && sc.Seq > newest.Seq {
+			newest = sc
+		}
 	}
-	r.ackedMu.Lock()
-	if r.acked.CommitLSN > uint64(walEnd) {
-		r.acked = StoredChange{} // another database's history, as above
+	if newest.Seq > 0 {
+		s.skipThrough = s.skipThrough.later(newest)
 	}
-	s.skipThrough = s.skipThrough.later(r.acked)
-	r.ackedMu.Unlock()
 	r.confirmed.Store(uint64(start))
 	err = s.run(ctx, start)
 	// Whatever ended the session, let its publishes resolve before the next one reads the
@@ -523,6 +549,11 @@ func (r *ChangeRelay) prepare(ctx context.Context) (pglogrepl.LSN, error) {
 		}
 		if err != nil {
 			return 0, fmt.Errorf("create replication slot %s: %w", r.cfg.Slot, err)
+		}
+		if pgErr == nil {
+			r.ackedMu.Lock()
+			r.createdSlot = true
+			r.ackedMu.Unlock()
 		}
 		r.log.Info("created replication slot")
 		if err := read(); err != nil {
