@@ -49,6 +49,8 @@ type smokeOptions struct {
 	stalePeriods, maxGapPeriods int
 	// minCoverage is the smallest share of due good samples a window (and the last hour) may have.
 	minCoverage float64
+	// firstTickWithin is how long after a symbol is enabled a first tick period must be planned.
+	firstTickWithin time.Duration
 	// schema runs the schema diagnostics (they build a scratch database: CREATEDB).
 	schema bool
 	// now is the clock the ages are judged by.
@@ -130,6 +132,7 @@ func smokeMain(ctx context.Context, args []string, env cmdEnv, now func() time.T
 	fs.IntVar(&opt.stalePeriods, "stale-periods", 3, "due periods (tick period × rotation) a symbol's newest good sample may be old")
 	fs.IntVar(&opt.maxGapPeriods, "max-gap-periods", 5, "due periods a gap between two good samples of a window may span")
 	fs.Float64Var(&opt.minCoverage, "min-coverage", 0.8, "smallest share of due good samples a window, and the last hour, may hold")
+	fs.DurationVar(&opt.firstTickWithin, "first-tick-within", 10*time.Minute, "how long after the first symbol is enabled a tick period must have been planned")
 	fs.BoolVar(&opt.schema, "schema", true, "check the schema against the embedded migrations (builds and drops a scratch database: needs CREATEDB)")
 	fs.BoolVar(&opt.e2e, "e2e", true, "drive one mini cycle through the running stack (needs NATS and every service), then remove what it created")
 	fs.DurationVar(&opt.e2eOpt.timeout, "e2e-timeout", 50*time.Second, "how long each end-to-end part may wait (the dev tick period is 40s)")
@@ -152,6 +155,8 @@ func smokeMain(ctx context.Context, args []string, env cmdEnv, now func() time.T
 		err = usageErrorf("--min-coverage %v: want a share between 0 and 1", opt.minCoverage)
 	case opt.e2eOpt.timeout <= 0:
 		err = usageErrorf("--e2e-timeout %s: want more than 0", opt.e2eOpt.timeout)
+	case opt.firstTickWithin <= 0:
+		err = usageErrorf("--first-tick-within %s: want more than 0", opt.firstTickWithin)
 	case opt.stalePeriods < 1 || opt.maxGapPeriods < 1:
 		err = usageErrorf("--stale-periods %d, --max-gap-periods %d: want at least 1", opt.stalePeriods, opt.maxGapPeriods)
 	}

@@ -13,6 +13,33 @@ import (
 // tick period's length and rotation (each symbol is due every period × rotation_rounds), so the
 // same thresholds hold for a 5-symbol dev universe and a 500-symbol rotating one.
 
+// neverTicked judges a stack with no tick period planned: fine while no symbol is enabled or the
+// first was enabled under opt.firstTickWithin ago, else nothing samples it (the orchestrator does
+// not publish ticks, or no straux consumes them) and recency fails.
+func neverTicked(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions, recencyName, densityName string) []smokeCheck {
+	var (
+		enabled int
+		first   *time.Time
+	)
+	err := smokeQuery(ctx, pool, `SELECT count(*)::int, min(added_at) FROM settings.coin_universe WHERE COALESCE(enabled, true)`,
+		nil, []any{&enabled, &first}, func() error { return nil })
+	if err != nil {
+		return []smokeCheck{errorCheck(recencyName, err), errorCheck(densityName, err)}
+	}
+	skip := smokeCheck{Name: densityName, Status: statusSkip, Detail: "no tick period planned yet"}
+	switch {
+	case enabled == 0:
+		skip.Detail = "no enabled symbol"
+		return []smokeCheck{{Name: recencyName, Status: statusSkip, Detail: skip.Detail}, skip}
+	case first == nil || opt.now().Sub(*first) <= opt.firstTickWithin:
+		return []smokeCheck{{Name: recencyName, Status: statusSkip, Detail: skip.Detail}, skip}
+	}
+	return []smokeCheck{{Name: recencyName, Status: statusFail, Detail: fmt.Sprintf(
+		"no tick period planned, though %d symbols are enabled, the first since %s (over --first-tick-within %s): "+
+			"is the orchestrator publishing ticks (RUN_JOBS=1) and straux running? cpctl status shows both",
+		enabled, first.UTC().Format(time.RFC3339), opt.firstTickWithin)}, skip}
+}
+
 // checkSampling returns straux.sampling_recency and straux.sampling_density.
 func checkSampling(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions) []smokeCheck {
 	const recencyName, densityName = "straux.sampling_recency", "straux.sampling_density"
@@ -55,8 +82,7 @@ func checkSampling(ctx context.Context, pool *pgxpool.Pool, opt smokeOptions) []
 		return []smokeCheck{errorCheck(recencyName, err), errorCheck(densityName, err)}
 	}
 	if symbols == 0 {
-		skip := "no tick period planned yet (or no enabled symbol)"
-		return []smokeCheck{{Name: recencyName, Status: statusSkip, Detail: skip}, {Name: densityName, Status: statusSkip, Detail: skip}}
+		return neverTicked(ctx, pool, opt, recencyName, densityName)
 	}
 	rec := smokeCheck{Name: recencyName, Status: statusOK, Findings: stale,
 		Detail: fmt.Sprintf("%d symbols: each has a good sample within %d due periods", symbols-young, opt.stalePeriods)}

@@ -125,8 +125,29 @@ func TestSmokeHealthy(t *testing.T) {
 	require.Contains(t, out, "8 checks: healthy")
 }
 
+// A stack whose universe has been enabled for a while but that never planned a tick is not
+// healthy, even with nothing else to check; one enabled a moment ago is not judged yet.
+func TestSmokeNeverTickedFails(t *testing.T) {
+	f := setupSmoke(t)
+	f.exec(`UPDATE settings.coin_universe SET added_at = $1`, f.period(30).Add(-time.Hour))
+	code, out, errOut := f.smoke()
+	require.Equal(t, 1, code, out+errOut)
+	require.Regexp(t, `\sFAIL\s`, line(t, out, "straux.sampling_recency"), out)
+	require.Contains(t, line(t, out, "straux.sampling_recency"), "no tick period planned, though 3 symbols are enabled, the first since 2026-11-30T08:20:00Z")
+
+	f.exec(`UPDATE settings.coin_universe SET added_at = $1`, f.period(30).Add(-time.Minute))
+	code, out, errOut = f.smoke()
+	require.Equal(t, 0, code, out+errOut)
+	require.Contains(t, line(t, out, "straux.sampling_recency"), "no tick period planned yet")
+
+	f.exec(`UPDATE settings.coin_universe SET added_at = $1`, f.period(30).Add(-time.Hour))
+	code, out, errOut = f.smoke("--first-tick-within", "2h")
+	require.Equal(t, 0, code, out+errOut)
+}
+
 func TestSmokeEmptyDatabaseSkips(t *testing.T) {
 	f := setupSmoke(t)
+	f.exec(`UPDATE settings.coin_universe SET added_at = $1`, f.period(30).Add(-time.Minute))
 	code, out, errOut := f.smoke()
 	require.Equal(t, 0, code, out+errOut)
 	require.Contains(t, line(t, out, "mea.mood_clamp"), "SKIP")
