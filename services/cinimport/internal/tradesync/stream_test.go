@@ -448,6 +448,16 @@ func (b *streamBundle) passMinutes(n int) {
 	}
 }
 
+// unlistedSymbolMissed puts a symbol the exchange does not list in the universe, so every sweep
+// misses it, and waits for the hourly sweep that first does.
+func (b *streamBundle) unlistedSymbolMissed(t *testing.T) {
+	t.Helper()
+	_, err := b.db.Pool.Exec(context.Background(), `INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ('NOPEUSDT', 'NOPE', 'USDT')`)
+	require.NoError(t, err)
+	b.passMinutes(60)
+	b.waitSweeps(t, tradesync.ReasonStart, tradesync.ReasonInterval)
+}
+
 // A sweep that misses a symbol is retried a minute later, then two, then four, not an hour
 // later: until it reaches every symbol, what the stream missed stays missing.
 func TestIncompleteSweepIsRetriedSoon(t *testing.T) {
@@ -459,11 +469,7 @@ func TestIncompleteSweepIsRetriedSoon(t *testing.T) {
 	require.Equal(t, 3600.0, gauge(t, b.reg, "cp_cinimport_reconcile_interval_seconds"))
 	require.InDelta(t, float64(clocktest.Afternoon.Unix()), gauge(t, b.reg, "cp_cinimport_reconcile_start_timestamp_seconds"), 1, "when the sync started")
 
-	// A symbol the exchange does not list joins the universe: every sweep now misses it.
-	_, err := b.db.Pool.Exec(ctx, `INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ('NOPEUSDT', 'NOPE', 'USDT')`)
-	require.NoError(t, err)
-	b.passMinutes(60)
-	b.waitSweeps(t, tradesync.ReasonStart, tradesync.ReasonInterval)
+	b.unlistedSymbolMissed(t)
 	partial := func(reason string) float64 {
 		return testutil.ToFloat64(mustCounter(t, b.reg, "cp_cinimport_reconcile_sweeps_total", reason, "partial"))
 	}
@@ -482,7 +488,7 @@ func TestIncompleteSweepIsRetriedSoon(t *testing.T) {
 
 	// The symbol goes: the next retry (four minutes on) reaches every symbol, and then the
 	// sweeps are hourly again.
-	_, err = b.db.Pool.Exec(ctx, `UPDATE settings.coin_universe SET enabled = false WHERE symbol = 'NOPEUSDT'`)
+	_, err := b.db.Pool.Exec(ctx, `UPDATE settings.coin_universe SET enabled = false WHERE symbol = 'NOPEUSDT'`)
 	require.NoError(t, err)
 	b.passMinutes(4)
 	b.waitSweeps(t, tradesync.ReasonStart, tradesync.ReasonInterval, tradesync.ReasonRetry, tradesync.ReasonRetry, tradesync.ReasonRetry)
@@ -496,12 +502,8 @@ func TestIncompleteSweepIsRetriedSoon(t *testing.T) {
 // symbol goes on regardless.
 func TestSymbolThatAlwaysFailsDoesNotStopTheHourlySweep(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	b := setupStream(t)
-	_, err := b.db.Pool.Exec(ctx, `INSERT INTO settings.coin_universe (symbol, base_asset, quote_asset) VALUES ('NOPEUSDT', 'NOPE', 'USDT')`)
-	require.NoError(t, err)
-	b.passMinutes(60)
-	b.waitSweeps(t, tradesync.ReasonStart, tradesync.ReasonInterval)
+	b.unlistedSymbolMissed(t)
 	// The clock moves in 10-minute steps: a retry at each of the first four (each waits twice
 	// as long as the one before: 1, 2, 4, 8 minutes); the fifth (16) is not due at the fifth
 	// step, and at the sixth the hour is up: every symbol is swept again.
